@@ -1,0 +1,1 @@
+"""Command-line entry points: parse, build, call; nothing else."""

@@ -1,0 +1,1 @@
+"""Reading corpora, sentencepiece, batching by tokens, and the embedded toy corpus."""

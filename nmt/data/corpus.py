@@ -1,0 +1,98 @@
+"""Parallel corpora named by a path prefix and two language codes, plain or gzipped.
+
+Every problem is reported with the file (and line) it concerns; nothing is dropped silently.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from dataclasses import dataclass
+from typing import Iterator, List, Sequence, Tuple
+
+log = logging.getLogger(__name__)
+
+
+class CorpusError(ValueError):
+    """Bad input data: the message names the file, and the line where there is one."""
+
+
+def resolve(prefix: str, lang: str) -> str:
+    """``PREFIX.LANG`` if it exists, else ``PREFIX.LANG.gz``; an error naming both otherwise."""
+    plain = f"{prefix}.{lang}"
+    for path in (plain, plain + ".gz"):
+        if os.path.isfile(path):
+            return path
+    raise CorpusError(f"missing corpus file: {plain} (also tried {plain}.gz)")
+
+
+def _open_binary(path: str):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def iter_lines(path: str) -> Iterator[str]:
+    """Lines of a UTF-8 file (newline stripped); invalid UTF-8 is an error naming file and line."""
+    try:
+        with _open_binary(path) as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise CorpusError(f"{path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+                yield text.rstrip("\r\n")
+    except (OSError, EOFError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise CorpusError(f"missing corpus file: {path}") from None
+        raise CorpusError(f"{path}: cannot read ({e})") from None
+
+
+def read_lines(path: str) -> List[str]:
+    lines = list(iter_lines(path))
+    if not lines:
+        raise CorpusError(f"{path}: file is empty")
+    return lines
+
+
+@dataclass
+class ParallelCorpus:
+    src: List[str]
+    tgt: List[str]
+    src_path: str
+    tgt_path: str
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def read_parallel(prefix: str, src_lang: str, tgt_lang: str) -> ParallelCorpus:
+    """Both sides of a corpus; different line counts are an error naming both files and counts."""
+    src_path, tgt_path = resolve(prefix, src_lang), resolve(prefix, tgt_lang)
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise CorpusError(
+            f"line counts differ: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}")
+    return ParallelCorpus(src, tgt, src_path, tgt_path)
+
+
+def filter_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
+                 src_text: Sequence[str], tgt_text: Sequence[str], max_len: int,
+                 name: str = "train") -> Tuple[List[int], dict]:
+    """Indices of training pairs to keep: both sides non-blank and at most ``max_len`` pieces.
+
+    Pairs are dropped together, so source and target stay aligned; the counts are logged.
+    """
+    keep, empty, too_long = [], 0, 0
+    for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
+        if not src_text[i].strip() or not tgt_text[i].strip():
+            empty += 1
+        elif len(s) > max_len or len(t) > max_len:
+            too_long += 1
+        else:
+            keep.append(i)
+    stats = {"kept": len(keep), "empty": empty, "too_long": too_long}
+    if empty or too_long:
+        log.info("%s: dropped %d empty and %d over-long (> %d pieces) pairs; %d kept",
+                 name, empty, too_long, max_len, len(keep))
+    if not keep:
+        raise CorpusError(f"{name}: no pair left after dropping empty and over-long pairs")
+    return keep, stats

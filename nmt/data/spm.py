@@ -1,0 +1,95 @@
+"""Sentencepiece models: trained at the start of a run, stored in the run dir and in checkpoints.
+
+Ids are fixed across the toolkit: pad 0, unk 1, bos 2, eos 3.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import random
+from typing import Iterable, List, Optional, Sequence
+
+import sentencepiece as spm
+
+log = logging.getLogger(__name__)
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+def train_spm(sentences: Sequence[str], vocab_size: int, model_type: str = "unigram",
+              character_coverage: float = 1.0, max_sentences: int = 2_000_000, seed: int = 1) -> bytes:
+    """Train a sentencepiece model on ``sentences`` and return its serialized proto."""
+    if model_type not in ("unigram", "bpe"):
+        raise ValueError(f"spm model_type must be 'unigram' or 'bpe', got {model_type!r}")
+    sentences = [s for s in sentences if s.strip()]
+    if len(sentences) > max_sentences:
+        sentences = random.Random(seed).sample(sentences, max_sentences)
+    buffer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
+        model_type=model_type, character_coverage=character_coverage,
+        pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, hard_vocab_limit=False,
+        input_sentence_size=0, shuffle_input_sentence=False, num_threads=os.cpu_count() or 1,
+        minloglevel=2)
+    return buffer.getvalue()
+
+
+class Tokenizer:
+    """Source and target sentencepiece models (the same object when joint)."""
+
+    def __init__(self, src_proto: bytes, tgt_proto: Optional[bytes] = None):
+        self.src_proto = src_proto
+        self.tgt_proto = tgt_proto if tgt_proto is not None else src_proto
+        self.src = spm.SentencePieceProcessor(model_proto=self.src_proto)
+        self.tgt = self.src if tgt_proto is None else spm.SentencePieceProcessor(model_proto=self.tgt_proto)
+        for sp in (self.src, self.tgt):
+            if (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) != (PAD, UNK, BOS, EOS):
+                raise ValueError("sentencepiece model has unexpected special ids; train it with train_spm")
+
+    @property
+    def joint(self) -> bool:
+        return self.src is self.tgt
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt.get_piece_size()
+
+    def encode_src(self, lines: Iterable[str]) -> List[List[int]]:
+        return self.src.encode(list(lines))
+
+    def encode_tgt(self, lines: Iterable[str]) -> List[List[int]]:
+        return self.tgt.encode(list(lines))
+
+    def decode_tgt(self, ids: Iterable[Sequence[int]]) -> List[str]:
+        return [self.tgt.decode([int(i) for i in seq]) for seq in ids]
+
+    def src_pieces(self, line: str) -> List[str]:
+        return self.src.encode(line, out_type=str)
+
+    def tgt_pieces(self, ids: Sequence[int]) -> List[str]:
+        return [self.tgt.id_to_piece(int(i)) for i in ids]
+
+    def save(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        names = {"spm.model": self.src_proto} if self.joint else {
+            "spm.src.model": self.src_proto, "spm.tgt.model": self.tgt_proto}
+        for name, proto in names.items():
+            with open(os.path.join(directory, name), "wb") as f:
+                f.write(proto)
+
+    @classmethod
+    def train(cls, src_lines: Sequence[str], tgt_lines: Sequence[str], vocab_size: int,
+              model_type: str, joint: bool, character_coverage: float = 1.0,
+              max_sentences: int = 2_000_000, seed: int = 1) -> "Tokenizer":
+        kw = dict(vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
+                  max_sentences=max_sentences, seed=seed)
+        if joint:
+            log.info("training a joint %s sentencepiece model (%d pieces)", model_type, vocab_size)
+            return cls(train_spm(list(src_lines) + list(tgt_lines), **kw))
+        log.info("training source and target %s sentencepiece models (%d pieces each)", model_type, vocab_size)
+        return cls(train_spm(src_lines, **kw), train_spm(tgt_lines, **kw))

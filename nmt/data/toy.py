@@ -1,0 +1,143 @@
+"""A deterministic synthetic language pair for the demo and the end-to-end tests.
+
+The source side is an English-like SVO language; the target side is an SOV language with
+three noun genders, post-nominal adjectives, articles and adjectives that agree with their noun
+in gender, number and case, an accusative case on the object, and verbs conjugated for number
+and tense. Translating therefore needs reordering (verb to the end, adjective after the noun)
+and agreement across words, over a lexicon of a few thousand word forms -- more than copying.
+
+Everything is derived from a seed, so the same call always writes the same files.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+_CONSONANTS = "bdfgklmnprstvz"
+_VOWELS = "aeiou"
+
+# Target articles by (definite, number, case, gender); number 0 = singular, case 0 = subject.
+_ARTICLES = {
+    (True, 0, 0): {"m": "lo", "f": "la", "n": "le"},
+    (True, 0, 1): {"m": "lon", "f": "lan", "n": "le"},
+    (True, 1, 0): {"m": "li", "f": "li", "n": "lia"},
+    (True, 1, 1): {"m": "lis", "f": "lis", "n": "lia"},
+    (False, 0, 0): {"m": "un", "f": "una", "n": "un"},
+    (False, 0, 1): {"m": "unon", "f": "unan", "n": "un"},
+    (False, 1, 0): {"m": "dei", "f": "dei", "n": "deia"},
+    (False, 1, 1): {"m": "deis", "f": "deis", "n": "deia"},
+}
+_NOUN_PLURAL = {"m": "i", "f": "e", "n": "a"}  # replaces the stem's final vowel
+_ADJ_SUFFIX = {(0, "m"): "o", (0, "f"): "a", (0, "n"): "e", (1, "m"): "i", (1, "f"): "e", (1, "n"): "a"}
+_ADJ_ACC = "n"  # object adjectives add this
+_VERB_SUFFIX = {("pres", 0): "et", ("pres", 1): "ent", ("past", 0): "ava", ("past", 1): "avan"}
+_PREPOSITIONS = {"with": "kon", "near": "pres", "under": "sotto", "behind": "dietro", "for": "pira"}
+_SRC_ARTICLES = {(True, 0): "the", (True, 1): "the", (False, 0): "a", (False, 1): "some"}
+_NEG = ("not", "ne")
+
+
+@dataclass
+class Lexicon:
+    nouns: List[Tuple[str, str, str]]  # (source stem, target stem, gender)
+    adjectives: List[Tuple[str, str]]
+    verbs: List[Tuple[str, str]]
+
+
+def _word(rng: random.Random, syllables: int, used: set) -> str:
+    while True:
+        w = "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(syllables))
+        if w not in used:
+            used.add(w)
+            return w
+
+
+def make_lexicon(seed: int = 7, nouns: int = 300, adjectives: int = 80, verbs: int = 100) -> Lexicon:
+    rng = random.Random(seed)
+    used: set = set()
+    src_used: set = set()
+
+    def src_word(n: int) -> str:  # source words end in a consonant so English-like suffixes read well
+        while True:
+            w = "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(n)) + rng.choice("nrtlk")
+            if w not in src_used:
+                src_used.add(w)
+                return w
+
+    return Lexicon(
+        nouns=[(src_word(rng.choice((1, 2, 2))), _word(rng, rng.choice((2, 3)), used), rng.choice("mfn"))
+               for _ in range(nouns)],
+        adjectives=[(src_word(rng.choice((1, 2, 2))), _word(rng, 2, used)[:-1]) for _ in range(adjectives)],
+        verbs=[(src_word(rng.choice((1, 2, 2))), _word(rng, 2, used)[:-1]) for _ in range(verbs)],
+    )
+
+
+def _noun_phrase(rng: random.Random, lex: Lexicon, case: int) -> Tuple[List[str], List[str]]:
+    src_n, tgt_n, gender = rng.choice(lex.nouns)
+    definite, number = rng.random() < 0.6, int(rng.random() < 0.4)
+    adjs = rng.sample(lex.adjectives, k=rng.choice((0, 0, 1, 1, 2)))
+    src = [_SRC_ARTICLES[(definite, number)]] + [a[0] for a in adjs] + [src_n + ("s" if number else "")]
+    noun = tgt_n[:-1] + _NOUN_PLURAL[gender] if number else tgt_n
+    tgt_adjs = [a[1] + _ADJ_SUFFIX[(number, gender)] + (_ADJ_ACC if case else "") for a in adjs]
+    tgt = [_ARTICLES[(definite, number, case)][gender], noun] + tgt_adjs
+    return src, tgt
+
+
+def make_pair(rng: random.Random, lex: Lexicon) -> Tuple[str, str]:
+    subj_src, subj_tgt = _noun_phrase(rng, lex, case=0)
+    subj_plural = subj_src[-1].endswith("s") and subj_src[0] != "a"
+    obj_src, obj_tgt = _noun_phrase(rng, lex, case=1)
+    src_v, tgt_v = rng.choice(lex.verbs)
+    tense = "past" if rng.random() < 0.4 else "pres"
+    negated = rng.random() < 0.2
+    if tense == "past":
+        verb_src = ["did", "not", src_v] if negated else [src_v + "ed"]
+    elif negated:
+        verb_src = ["do" if subj_plural else "does", "not", src_v]
+    else:
+        verb_src = [src_v if subj_plural else src_v + "s"]
+    verb_tgt = ([_NEG[1]] if negated else []) + [tgt_v + _VERB_SUFFIX[(tense, int(subj_plural))]]
+    src, tgt = subj_src + verb_src + obj_src, subj_tgt + obj_tgt
+    if rng.random() < 0.35:
+        prep = rng.choice(sorted(_PREPOSITIONS))
+        pp_src, pp_tgt = _noun_phrase(rng, lex, case=0)
+        src += [prep] + pp_src
+        tgt += [_PREPOSITIONS[prep]] + pp_tgt
+    return " ".join(src) + ".", " ".join(tgt + verb_tgt) + "."
+
+
+def generate(out_dir: str, sizes: Dict[str, int] = None, seed: int = 7,
+             src_lang: str = "src", tgt_lang: str = "tgt") -> Dict[str, int]:
+    """Write ``{train,valid,test}.{src_lang,tgt_lang}`` under ``out_dir``; returns the line counts.
+
+    Splits hold distinct sentences. Files are written to temporaries and renamed, so a reader never
+    sees half a corpus.
+    """
+    sizes = sizes or {"train": 20000, "valid": 500, "test": 500}
+    lex = make_lexicon(seed)
+    rng = random.Random(seed + 1)
+    seen: set = set()
+    os.makedirs(out_dir, exist_ok=True)
+    for split, count in sizes.items():
+        pairs = []
+        while len(pairs) < count:
+            src, tgt = make_pair(rng, lex)
+            if src not in seen:
+                seen.add(src)
+                pairs.append((src, tgt))
+        for side, lang in ((0, src_lang), (1, tgt_lang)):
+            path = os.path.join(out_dir, f"{split}.{lang}")
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.write("".join(p[side] + "\n" for p in pairs))
+            os.replace(path + ".tmp", path)
+    return dict(sizes)
+
+
+def ensure(prefix_dir: str, src_lang: str = "src", tgt_lang: str = "tgt") -> bool:
+    """Generate the toy corpus in ``prefix_dir`` unless all its files are there; True if written."""
+    names = [f"{s}.{l}" for s in ("train", "valid", "test") for l in (src_lang, tgt_lang)]
+    if all(os.path.isfile(os.path.join(prefix_dir, n)) for n in names):
+        return False
+    generate(prefix_dir, src_lang=src_lang, tgt_lang=tgt_lang)
+    return True

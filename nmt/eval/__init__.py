@@ -1,0 +1,2 @@
+"""Scoring with sacrebleu."""
+from .bleu import score  # noqa: F401

@@ -1,0 +1,84 @@
+"""Attention over encoder outputs: none (fixed context), Bahdanau (additive), Luong (dot, general).
+
+Each module splits its work in two: ``precompute(memory)`` runs once per batch (projected keys)
+and ``forward(query, keys, values, mask)`` runs per decoding step, or once for all steps when
+``query`` holds every step (tgt_len > 1). Padded source positions get exactly zero weight.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """scores: (batch, tgt_len, src_len); mask: (batch, src_len), True at real tokens."""
+    scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.softmax(scores.float(), dim=-1).to(scores.dtype)
+
+
+class NoAttention(nn.Module):
+    """The fixed-context model: every step sees the same encoder summary (the masked mean)."""
+
+    def __init__(self, query_size: int, memory_size: int):
+        super().__init__()
+
+    def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(values.dtype)  # (batch, src_len, 1)
+        return (values * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)  # (batch, 1, memory)
+
+    def forward(self, query, keys, values, mask) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        return keys.expand(-1, query.size(1), -1), None  # (batch, tgt_len, memory)
+
+
+class BahdanauAttention(nn.Module):
+    """score(q, k_j) = v^T tanh(W_q q + W_k m_j); W_k m_j is computed once per batch."""
+
+    def __init__(self, query_size: int, memory_size: int, hidden_size: int = 0):
+        super().__init__()
+        hidden_size = hidden_size or query_size
+        self.key_proj = nn.Linear(memory_size, hidden_size, bias=False)
+        self.query_proj = nn.Linear(query_size, hidden_size, bias=True)
+        self.v = nn.Linear(hidden_size, 1, bias=False)
+
+    def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.key_proj(values)  # (batch, src_len, hidden)
+
+    def forward(self, query, keys, values, mask):
+        """query: (batch, tgt_len, query_size) -> context (batch, tgt_len, memory), weights (batch, tgt_len, src_len)."""
+        q = self.query_proj(query)  # (batch, tgt_len, hidden)
+        energy = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (batch, tgt_len, src_len, hidden)
+        scores = self.v(energy).squeeze(-1)  # (batch, tgt_len, src_len)
+        weights = masked_softmax(scores, mask)
+        return torch.bmm(weights, values), weights  # (batch, tgt_len, memory)
+
+
+class LuongAttention(nn.Module):
+    """``dot``: score = q . m_j (sizes must match); ``general``: score = q . (W m_j), W m precomputed."""
+
+    def __init__(self, query_size: int, memory_size: int, general: bool):
+        super().__init__()
+        if not general and query_size != memory_size:
+            raise ValueError(
+                f"luong_dot attention needs the decoder hidden size ({query_size}) to equal the encoder "
+                f"output size ({memory_size}); use luong_general or change the sizes")
+        self.key_proj = nn.Linear(memory_size, query_size, bias=False) if general else None
+
+    def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return values if self.key_proj is None else self.key_proj(values)  # (batch, src_len, query)
+
+    def forward(self, query, keys, values, mask):
+        scores = torch.bmm(query, keys.transpose(1, 2))  # (batch, tgt_len, src_len)
+        weights = masked_softmax(scores, mask)
+        return torch.bmm(weights, values), weights
+
+
+def build_attention(kind: str, query_size: int, memory_size: int, hidden_size: int = 0) -> nn.Module:
+    if kind == "none":
+        return NoAttention(query_size, memory_size)
+    if kind == "bahdanau":
+        return BahdanauAttention(query_size, memory_size, hidden_size)
+    if kind in ("luong_dot", "luong_general"):
+        return LuongAttention(query_size, memory_size, general=kind == "luong_general")
+    raise ValueError(f"unknown attention {kind!r}; choose none, bahdanau, luong_dot or luong_general")

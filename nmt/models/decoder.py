@@ -1,0 +1,118 @@
+"""Recurrent decoder with attention, input feeding, an attentional layer and tied embeddings.
+
+``step`` decodes one position and is what search uses; ``forward`` decodes a whole target for
+training by looping over the same computation, feeding either the gold token or the model's own
+prediction (teacher-forcing ratio, decided per sequence and per step). When nothing feeds back
+(ratio 1, no input feeding) it takes a fast path: one RNN call over the whole target and one
+batched attention over all steps, equal to the step loop (tested).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .rnn import make_rnn
+
+
+class DecoderState(NamedTuple):
+    h: torch.Tensor  # (num_layers, batch, hidden)
+    c: Optional[torch.Tensor]  # (num_layers, batch, hidden) for LSTM, else None
+    feed: Optional[torch.Tensor]  # (batch, output_size): last attentional vector, if input feeding
+
+
+class Memory(NamedTuple):
+    values: torch.Tensor  # (batch, src_len, memory): encoder outputs
+    keys: torch.Tensor  # attention keys precomputed once per batch (shape depends on the attention)
+    mask: torch.Tensor  # (batch, src_len) bool, True at real tokens
+
+
+class Decoder(nn.Module):
+    def __init__(self, vocab_size: int, pad_id: int, attention: nn.Module, memory_size: int,
+                 cell: str = "gru", embed_size: int = 256, hidden_size: int = 512, num_layers: int = 1,
+                 dropout: float = 0.0, input_feeding: bool = True, attentional_size: int = 512,
+                 tie_embeddings: bool = False):
+        super().__init__()
+        self.cell, self.input_feeding = cell, input_feeding
+        self.output_size = attentional_size or hidden_size + memory_size
+        self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = make_rnn(cell, embed_size + (self.output_size if input_feeding else 0),
+                            hidden_size, num_layers=num_layers, dropout=dropout)
+        self.attention = attention
+        self.attentional = nn.Linear(hidden_size + memory_size, attentional_size, bias=False) \
+            if attentional_size else None
+        self.output = nn.Linear(self.output_size, vocab_size)
+        if tie_embeddings:
+            if self.output_size != embed_size:
+                raise ValueError(f"tie_embeddings needs decoder embed_size ({embed_size}) to equal the "
+                                 f"attentional size ({self.output_size})")
+            self.output.weight = self.embed.weight
+
+    def init_state(self, h: torch.Tensor, c: Optional[torch.Tensor]) -> DecoderState:
+        feed = h.new_zeros(h.size(1), self.output_size) if self.input_feeding else None
+        return DecoderState(h, c if self.cell == "lstm" else None, feed)
+
+    def _rnn(self, x: torch.Tensor, state: DecoderState):
+        out, new = self.rnn(x, (state.h, state.c) if self.cell == "lstm" else state.h)
+        h, c = new if self.cell == "lstm" else (new, None)
+        return out, h, c
+
+    def _attend(self, out: torch.Tensor, memory: Memory):
+        """out: (batch, tgt_len, hidden) -> attentional vectors (batch, tgt_len, output_size), weights."""
+        context, weights = self.attention(out, memory.keys, memory.values, memory.mask)
+        combined = torch.cat([out, context], dim=-1)  # (batch, tgt_len, hidden + memory)
+        if self.attentional is not None:
+            combined = torch.tanh(self.attentional(combined))
+        return self.dropout(combined), weights
+
+    def step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
+             ) -> Tuple[torch.Tensor, DecoderState, Optional[torch.Tensor]]:
+        """prev_tokens: (batch,) -> logits (batch, vocab), new state, weights (batch, src_len) or None."""
+        attn_h, state, weights = self._step_hidden(self.dropout(self.embed(prev_tokens)), state, memory)
+        return self.output(attn_h), state, (None if weights is None else weights[:, 0])
+
+    def _step_hidden(self, emb: torch.Tensor, state: DecoderState, memory: Memory):
+        """emb: (batch, embed) -> attentional vector (batch, output_size), new state, weights."""
+        x = torch.cat([emb, state.feed], dim=-1) if self.input_feeding else emb
+        out, h, c = self._rnn(x.unsqueeze(1), state)  # out: (batch, 1, hidden)
+        attn_h, weights = self._attend(out, memory)  # (batch, 1, output_size)
+        attn_h = attn_h.squeeze(1)
+        return attn_h, DecoderState(h, c, attn_h if self.input_feeding else None), weights
+
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
+                tf_ratio: float = 1.0, feed: str = "argmax") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """tgt_in: (batch, tgt_len) BOS-prefixed gold tokens.
+
+        Returns logits (batch, tgt_len, vocab) and attention weights (batch, tgt_len, src_len)
+        (None without attention). With ``tf_ratio`` < 1, each sequence at each step takes the
+        gold token with that probability, else its own previous prediction (``feed``: argmax or
+        a sample from the softmax).
+        """
+        emb = self.dropout(self.embed(tgt_in))  # (batch, tgt_len, embed)
+        if tf_ratio >= 1.0 and not self.input_feeding:
+            out, _, _ = self._rnn(emb, state)  # (batch, tgt_len, hidden)
+            attn_h, weights = self._attend(out, memory)
+            return self.output(attn_h), weights
+        hiddens, all_weights, logits = [], [], []
+        for t in range(tgt_in.size(1)):
+            emb_t = emb[:, t]
+            if tf_ratio < 1.0 and t > 0:
+                with torch.no_grad():
+                    prev = logits[-1].float()
+                    pred = prev.argmax(-1) if feed == "argmax" else \
+                        torch.multinomial(torch.softmax(prev, -1), 1).squeeze(1)
+                    gold = torch.rand(tgt_in.size(0), device=tgt_in.device) < tf_ratio  # (batch,)
+                    # Use the gold embedding where chosen, else the prediction's.
+                token_emb = self.dropout(self.embed(pred))
+                emb_t = torch.where(gold[:, None], emb_t, token_emb)
+            attn_h, state, weights = self._step_hidden(emb_t, state, memory)
+            if tf_ratio < 1.0:
+                logits.append(self.output(attn_h))
+            hiddens.append(attn_h)
+            all_weights.append(weights)
+        weights = None if all_weights[0] is None else torch.cat(all_weights, dim=1)  # (batch, tgt_len, src_len)
+        if logits:
+            return torch.stack(logits, dim=1), weights  # (batch, tgt_len, vocab)
+        return self.output(torch.stack(hiddens, dim=1)), weights  # one matmul for all steps

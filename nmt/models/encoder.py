@@ -1,0 +1,95 @@
+"""Recurrent encoder over packed sequences, and the bridge to the decoder's initial state."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from .rnn import make_rnn
+
+
+class EncoderOutput(NamedTuple):
+    outputs: torch.Tensor  # (batch, src_len, output_size), zero at padding
+    final_h: torch.Tensor  # (num_layers, batch, directions*hidden): last state of each layer
+    final_c: Optional[torch.Tensor]  # same shape, LSTM cell state; None for RNN/GRU
+
+
+class Encoder(nn.Module):
+    """Embedding, then ``num_layers`` recurrent layers (optionally bidirectional and residual).
+
+    Layers run one by one on the packed sequence, so padding never enters the recurrence and
+    dropout and residual connections (layer 2 upward) apply between them without unpacking.
+    """
+
+    def __init__(self, vocab_size: int, pad_id: int, cell: str = "gru", embed_size: int = 256,
+                 hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
+                 dropout: float = 0.0, residual: bool = False):
+        super().__init__()
+        self.cell, self.num_layers, self.residual = cell, num_layers, residual
+        self.directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.directions
+        self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            make_rnn(cell, embed_size if i == 0 else self.output_size, hidden_size, bidirectional=bidirectional)
+            for i in range(num_layers))
+
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
+        """src: (batch, src_len) ids; src_lens: (batch,) lengths on CPU."""
+        emb = self.dropout(self.embed(src))  # (batch, src_len, embed)
+        x = pack_padded_sequence(emb, src_lens.cpu(), batch_first=True, enforce_sorted=False)
+        finals_h, finals_c = [], []
+        for i, rnn in enumerate(self.layers):
+            if i > 0:
+                x = x._replace(data=self.dropout(x.data))
+            out, state = rnn(x)
+            if self.residual and i > 0:
+                out = out._replace(data=out.data + x.data)
+            h, c = state if isinstance(state, tuple) else (state, None)
+            # (directions, batch, hidden) -> (batch, directions*hidden)
+            finals_h.append(torch.cat(list(h), dim=-1))
+            if c is not None:
+                finals_c.append(torch.cat(list(c), dim=-1))
+            x = out
+        outputs, _ = pad_packed_sequence(x, batch_first=True, total_length=src.size(1))
+        # (batch, src_len, directions*hidden)
+        final_h = torch.stack(finals_h)  # (num_layers, batch, directions*hidden)
+        final_c = torch.stack(finals_c) if finals_c else None
+        return EncoderOutput(outputs, final_h, final_c)
+
+
+class Bridge(nn.Module):
+    """Maps the encoder's top-layer final state to the decoder's initial (h, c).
+
+    ``zeros``: zero state. ``last``: the final state (directions concatenated), linearly
+    projected to every decoder layer. ``bridge``: the same projection followed by tanh.
+    Works whatever the two sides' cells, layer counts and sizes: an LSTM decoder gets its cell
+    state from the encoder's cell state if the encoder is an LSTM, else zeros.
+    """
+
+    def __init__(self, kind: str, encoder_size: int, decoder_size: int, decoder_layers: int,
+                 encoder_lstm: bool, decoder_lstm: bool):
+        super().__init__()
+        if kind not in ("zeros", "last", "bridge"):
+            raise ValueError(f"unknown bridge {kind!r}; choose zeros, last or bridge")
+        self.kind, self.size, self.layers, self.decoder_lstm = kind, decoder_size, decoder_layers, decoder_lstm
+        out = decoder_size * decoder_layers
+        self.proj_h = nn.Linear(encoder_size, out) if kind != "zeros" else None
+        self.proj_c = nn.Linear(encoder_size, out) if kind != "zeros" and encoder_lstm and decoder_lstm else None
+
+    def _map(self, proj: Optional[nn.Linear], final: Optional[torch.Tensor], batch: int,
+             like: torch.Tensor) -> torch.Tensor:
+        if proj is None or final is None:
+            return like.new_zeros(self.layers, batch, self.size)
+        x = proj(final[-1])  # (batch, layers*hidden)
+        if self.kind == "bridge":
+            x = torch.tanh(x)
+        return x.view(batch, self.layers, self.size).transpose(0, 1).contiguous()  # (layers, batch, hidden)
+
+    def forward(self, enc: EncoderOutput):
+        batch = enc.outputs.size(0)
+        h = self._map(self.proj_h, enc.final_h, batch, enc.outputs)
+        c = self._map(self.proj_c, enc.final_c, batch, enc.outputs) if self.decoder_lstm else None
+        return h, c

@@ -1,0 +1,97 @@
+"""The encoder-decoder model and ``build_model``, the one place that turns configs into modules."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from .attention import build_attention
+from .decoder import Decoder, DecoderState, Memory
+from .encoder import Bridge, Encoder
+
+
+class Seq2Seq(nn.Module):
+    """Encoder + bridge + attentional decoder, with the contract search relies on:
+
+    ``encode(src, src_lens) -> (memory, state)``, ``step(prev, state, memory)`` and
+    ``reorder(state, memory, index)``.
+    """
+
+    def __init__(self, encoder: Encoder, bridge: Bridge, decoder: Decoder):
+        super().__init__()
+        self.encoder, self.bridge, self.decoder = encoder, bridge, decoder
+
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> Tuple[Memory, DecoderState]:
+        enc = self.encoder(src, src_lens)
+        mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lens.to(src.device)[:, None]
+        # mask: (batch, src_len), True at real tokens
+        keys = self.decoder.attention.precompute(enc.outputs, mask)
+        h, c = self.bridge(enc)
+        return Memory(enc.outputs, keys, mask), self.decoder.init_state(h, c)
+
+    def forward(self, src, src_lens, tgt_in, tf_ratio: float = 1.0, feed: str = "argmax"):
+        """Logits (batch, tgt_len, vocab) and attention weights (batch, tgt_len, src_len) or None."""
+        memory, state = self.encode(src, src_lens)
+        return self.decoder(tgt_in, state, memory, tf_ratio=tf_ratio, feed=feed)
+
+    def step(self, prev_tokens, state: DecoderState, memory: Memory):
+        return self.decoder.step(prev_tokens, state, memory)
+
+    @staticmethod
+    def reorder(state: Optional[DecoderState], memory: Optional[Memory], index: torch.Tensor):
+        """Select (and repeat) batch rows of the state and/or memory: beams, and sentences still active."""
+        if state is not None:
+            state = DecoderState(state.h.index_select(1, index),
+                                 None if state.c is None else state.c.index_select(1, index),
+                                 None if state.feed is None else state.feed.index_select(0, index))
+        if memory is not None:
+            memory = Memory(*(t.index_select(0, index) for t in memory))
+        return state, memory
+
+
+def _init_weights(model: nn.Module, init: str, scale: float, forget_bias: float) -> None:
+    if init not in ("uniform", "xavier", "orthogonal"):
+        raise ValueError(f"unknown init {init!r}; choose uniform, xavier or orthogonal")
+    for name, p in model.named_parameters():
+        if init == "uniform":
+            nn.init.uniform_(p, -scale, scale)
+        elif p.dim() == 1:
+            nn.init.zeros_(p)
+        elif init == "orthogonal" and "weight_hh" in name:
+            for block in p.data.split(p.size(1), dim=0):  # one square block per gate
+                nn.init.orthogonal_(block)
+        else:
+            nn.init.xavier_uniform_(p)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+        if isinstance(module, nn.LSTM):
+            for name, p in module.named_parameters():
+                if name.startswith("bias_"):
+                    with torch.no_grad():
+                        quarter = p.size(0) // 4  # gates i, f, g, o
+                        p[quarter:2 * quarter] = forget_bias if name.startswith("bias_ih") else 0.0
+
+
+def build_model(encoder, attention, decoder, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0) -> Seq2Seq:
+    """Build the model from the three config groups (dataclasses or DictConfigs)."""
+    enc_kw = dict(asdict(encoder)) if not isinstance(encoder, dict) else dict(encoder)
+    dec_kw = dict(asdict(decoder)) if not isinstance(decoder, dict) else dict(decoder)
+    att_kw = dict(asdict(attention)) if not isinstance(attention, dict) else dict(attention)
+    enc = Encoder(src_vocab_size, pad_id, **enc_kw)
+    bridge_kind, init = dec_kw.pop("bridge"), dec_kw.pop("init")
+    scale, forget_bias = dec_kw.pop("init_scale"), dec_kw.pop("forget_bias")
+    attn = build_attention(att_kw["kind"], dec_kw["hidden_size"], enc.output_size, att_kw["hidden_size"])
+    dec = Decoder(tgt_vocab_size, pad_id, attn, enc.output_size, **dec_kw)
+    bridge = Bridge(bridge_kind, enc.output_size, dec_kw["hidden_size"], dec_kw["num_layers"],
+                    encoder_lstm=enc_kw["cell"] == "lstm", decoder_lstm=dec_kw["cell"] == "lstm")
+    model = Seq2Seq(enc, bridge, dec)
+    _init_weights(model, init, scale, forget_bias)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

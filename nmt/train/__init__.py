@@ -1,0 +1,1 @@
+"""Training: schedules, checkpoints, the loop, and distributed helpers."""
