@@ -73,7 +73,8 @@ def load_checkpoint(path: str) -> Dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        lines = [l.strip() for l in str(e).splitlines() if "Unsupported" in l or "global" in l.lower()]
+        first = lines[0] if lines else type(e).__name__
         raise CheckpointError(
             f"{path}: refused to load: the file holds Python objects other than tensors and plain "
             f"values, which could run arbitrary code ({first})") from None

@@ -259,7 +259,7 @@ def fit(cfg: Config, run_dir: str) -> Dict:
         last = os.path.join(ckpt_dir, "last.pt")
         atomic_save({"format": FORMAT, "model": model.state_dict(), "config": cfg_dict, "spm": spm_entry,
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "train_state": asdict(state), "rng": rng_state(), "torch_version": torch.__version__}, last)
+                     "train_state": asdict(state), "rng": rng_state(), "torch_version": str(torch.__version__)}, last)
         if step_copy and t.keep_last > 0:
             atomic_link(last, os.path.join(ckpt_dir, f"step_{state.step}.pt"))
             prune(ckpt_dir, t.keep_last)

@@ -1,0 +1,70 @@
+"""nmt-data: write the embedded toy corpus, or fetch Multi30k (task 1, raw) for the recipes."""
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import sys
+import urllib.request
+
+from ..data import toy
+from ..data.corpus import CorpusError, iter_lines
+
+MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
+MULTI30K_SPLITS = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
+
+
+def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> dict:
+    """Copy (``source_dir``) or download the raw gzipped files, then check their line counts."""
+    os.makedirs(out_dir, exist_ok=True)
+    counts = {}
+    for split, expected in MULTI30K_SPLITS.items():
+        for lang in langs:
+            name = f"{split}.{lang}.gz"
+            dest = os.path.join(out_dir, name)
+            tmp = dest + ".part"
+            if source_dir:
+                src = os.path.join(source_dir, name)
+                if not os.path.isfile(src):
+                    raise CorpusError(f"missing file: {src}")
+                shutil.copyfile(src, tmp)
+            else:
+                url = MULTI30K_URL.format(name=name)
+                print(f"downloading {url}", file=sys.stderr)
+                with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                    shutil.copyfileobj(r, f)
+            with gzip.open(tmp, "rb") as f:  # a truncated download fails here, not later
+                f.read()
+            os.replace(tmp, dest)
+            n = sum(1 for _ in iter_lines(dest))
+            if n != expected:
+                raise CorpusError(f"{dest}: {n} lines, expected {expected}")
+            counts[name] = n
+    return counts
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="nmt-data", description="Prepare corpora for the recipes.")
+    sub = p.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("toy", help="write the embedded synthetic corpus (deterministic)")
+    t.add_argument("--out", default="data/toy")
+    t.add_argument("--seed", type=int, default=7)
+    m = sub.add_parser("multi30k", help="Multi30k task 1 (train, val, test_2016_flickr; de, en)")
+    m.add_argument("--out", default="data/multi30k")
+    m.add_argument("--from", dest="source", help="copy from this directory instead of downloading")
+    args = p.parse_args(argv)
+    try:
+        if args.what == "toy":
+            counts = toy.generate(args.out, seed=args.seed)
+        else:
+            counts = fetch_multi30k(args.out, args.source)
+    except (CorpusError, OSError) as e:
+        sys.exit(f"nmt-data: error: {e}")
+    for name, n in counts.items():
+        print(f"{name}: {n} lines")
+    print(f"written under {args.out}")
+
+
+if __name__ == "__main__":
+    main()
