@@ -1,0 +1,59 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
+
+# Small, fast models for the tests; sizes as Hydra overrides and as constructor arguments.
+TINY_OVERRIDES = [
+    "encoder.embed_size=32", "encoder.hidden_size=32", "decoder.embed_size=32", "decoder.hidden_size=64",
+    "decoder.attentional_size=64", "attention.hidden_size=32", "data.spm.vocab_size=200",
+    "train.max_tokens=600", "train.tensorboard=false", "train.plots=false", "train.log_every=5",
+    "encoder.dropout=0.0", "decoder.dropout=0.0",
+]
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture(scope="session")
+def toy_dir(tmp_path_factory):
+    """A small toy corpus: 600 / 40 / 40 pairs."""
+    from nmt.data import toy
+    d = tmp_path_factory.mktemp("toy")
+    toy.generate(str(d), sizes={"train": 600, "valid": 40, "test": 40})
+    return d
+
+
+def compose(overrides=()):
+    """The Config object nmt-train would build from these overrides."""
+    from hydra import compose as hydra_compose, initialize_config_module
+    from omegaconf import OmegaConf
+    from nmt.config import register_configs
+    register_configs()
+    with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=list(overrides))
+    return OmegaConf.to_object(cfg)
+
+
+def toy_overrides(toy_dir, extra=()):
+    return [f"data.train={toy_dir}/train", f"data.valid={toy_dir}/valid", f"data.test={toy_dir}/test",
+            "data.generate=null", *TINY_OVERRIDES, *extra]
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+@pytest.fixture
+def multi30k_dir():
+    if not (SHARED_MULTI30K / "train.de.gz").exists():
+        pytest.skip(f"Multi30k not found at {SHARED_MULTI30K}")
+    return SHARED_MULTI30K

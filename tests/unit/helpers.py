@@ -1,0 +1,18 @@
+"""Small model builders shared by the unit tests."""
+from nmt.config import AttentionConfig, DecoderConfig, EncoderConfig
+from nmt.models import build_model
+
+
+def tiny_model(cell="gru", enc_cell=None, attention="bahdanau", input_feeding=True, bidirectional=True,
+               layers=1, dec_layers=1, dropout=0.0, vocab=30, tie=False, init="uniform", init_scale=0.1,
+               bridge="last", attentional_size=12, seed=0):
+    import torch
+    torch.manual_seed(seed)
+    enc = EncoderConfig(cell=enc_cell or cell, embed_size=8, hidden_size=6, num_layers=layers,
+                        bidirectional=bidirectional, dropout=dropout)
+    out = 12 if bidirectional else 6
+    dec = DecoderConfig(cell=cell, embed_size=attentional_size if tie else 8, hidden_size=out,
+                        num_layers=dec_layers, dropout=dropout, input_feeding=input_feeding,
+                        attentional_size=attentional_size, tie_embeddings=tie, bridge=bridge, init=init,
+                        init_scale=init_scale)
+    return build_model(enc, AttentionConfig(kind=attention, hidden_size=7), dec, vocab, vocab)

@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from nmt.models.attention import build_attention
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "luong_dot", "luong_general"])
+@pytest.mark.parametrize("tgt_len", [1, 4])
+def test_weights_sum_to_one_and_are_zero_on_padding(kind, tgt_len):
+    torch.manual_seed(0)
+    att = build_attention(kind, query_size=6, memory_size=6, hidden_size=5)
+    values = torch.randn(3, 7, 6)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5], dtype=torch.bool)
+    keys = att.precompute(values, mask)
+    context, w = att(torch.randn(3, tgt_len, 6), keys, values, mask)
+    assert context.shape == (3, tgt_len, 6) and w.shape == (3, tgt_len, 7)
+    torch.testing.assert_close(w.sum(-1), torch.ones(3, tgt_len))
+    assert torch.all(w[1, :, 4:] == 0) and torch.all(w[2, :, 2:] == 0)
+
+
+def test_bahdanau_keys_are_projected_once_per_batch():
+    att = build_attention("bahdanau", 6, 10, hidden_size=5)
+    keys = att.precompute(torch.randn(2, 7, 10), torch.ones(2, 7, dtype=torch.bool))
+    assert keys.shape == (2, 7, 5)
+
+
+def test_no_attention_is_the_masked_mean():
+    att = build_attention("none", 6, 4)
+    values = torch.randn(2, 5, 4)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1] * 5], dtype=torch.bool)
+    context, w = att(torch.randn(2, 3, 6), att.precompute(values, mask), values, mask)
+    assert w is None and context.shape == (2, 3, 4)
+    torch.testing.assert_close(context[0, 0], values[0, :3].mean(0))
+
+
+def test_luong_dot_size_mismatch_and_unknown_kind():
+    with pytest.raises(ValueError, match="luong_dot"):
+        build_attention("luong_dot", 6, 8)
+    with pytest.raises(ValueError, match="unknown attention"):
+        build_attention("transformer", 6, 6)

@@ -1,0 +1,166 @@
+import math
+from typing import NamedTuple
+
+import pytest
+import torch
+
+from nmt.data.batching import source_tensor
+from nmt.data.spm import BOS, EOS
+from nmt.search import beam_search, greedy_search, sample_search
+from nmt.search.beam import topk_step
+
+from .helpers import tiny_model
+
+A, B = 4, 5
+EPS = 1e-9
+
+
+class ScriptedState(NamedTuple):
+    prev: torch.Tensor  # (rows,)
+    t: torch.Tensor  # (rows,)
+
+
+class ScriptedModel:
+    """Next-token probabilities from a hand-written table keyed by (step, previous token)."""
+
+    vocab = 6
+
+    def __init__(self, table):
+        self.table = table
+        self.calls = 0
+
+    def encode(self, src, src_lens):
+        n = src.size(0)
+        return torch.zeros(n, 1), ScriptedState(torch.full((n,), BOS), torch.zeros(n, dtype=torch.long))
+
+    def step(self, prev, state, memory):
+        self.calls += 1
+        rows = []
+        for p, t in zip(prev.tolist(), state.t.tolist()):
+            probs = torch.full((self.vocab,), EPS)
+            for tok, pr in self.table.get((t, p), {EOS: 1.0}).items():
+                probs[tok] = pr
+            rows.append(probs.log())
+        return torch.stack(rows), ScriptedState(prev, state.t + 1), None
+
+    @staticmethod
+    def reorder(state, memory, index):
+        if state is not None:
+            state = ScriptedState(state.prev.index_select(0, index), state.t.index_select(0, index))
+        return state, None if memory is None else memory.index_select(0, index)
+
+
+# Greedy takes A (0.6) and then ends (0.4): p = 0.24. The best sequence is B EOS: p = 0.4 * 0.9 = 0.36.
+TABLE = {
+    (0, BOS): {A: 0.6, B: 0.4},
+    (1, A): {EOS: 0.4, A: 0.3, B: 0.3},
+    (1, B): {EOS: 0.9, A: 0.05, B: 0.05},
+}
+
+
+def src_of(n):
+    return source_tensor([[7, 8, 9]] * n)
+
+
+def test_scripted_greedy_and_beam_differ_as_expected():
+    src, lens = src_of(2)
+    greedy = greedy_search(ScriptedModel(TABLE), src, lens, max_len_a=0, max_len_b=5)
+    assert [h[0].tokens for h in greedy] == [[A], [A]]
+    assert greedy[0][0].score == pytest.approx(math.log(0.24), abs=1e-5)
+    beam = beam_search(ScriptedModel(TABLE), src, lens, beam_size=2, nbest=2, penalty="none", max_len_a=0, max_len_b=5)
+    for hyps in beam:
+        assert [h.tokens for h in hyps] == [[B], [A]]
+        assert hyps[0].score == pytest.approx(math.log(0.36), abs=1e-5)
+        assert hyps[1].score == pytest.approx(math.log(0.24), abs=1e-5)
+    gnmt = beam_search(ScriptedModel(TABLE), src, lens, beam_size=2, alpha=1.0, penalty="gnmt", max_len_a=0, max_len_b=5)
+    assert gnmt[0][0].score == pytest.approx(math.log(0.36) / ((5 + 2) / 6), abs=1e-5)
+
+
+def test_scripted_beam_one_is_greedy():
+    src, lens = src_of(1)
+    beam = beam_search(ScriptedModel(TABLE), src, lens, beam_size=1, penalty="none", max_len_a=0, max_len_b=5)
+    assert beam[0][0].tokens == [A] and beam[0][0].score == pytest.approx(math.log(0.24), abs=1e-5)
+
+
+def test_min_and_max_length():
+    src, lens = src_of(1)
+    long = beam_search(ScriptedModel(TABLE), src, lens, beam_size=2, min_len=3, penalty="none", max_len_a=0, max_len_b=5)
+    assert len(long[0][0].tokens) >= 3
+    capped = greedy_search(ScriptedModel({(t, p): {A: 1.0} for t in range(20) for p in (BOS, A)}), src, lens,
+                           max_len_a=0, max_len_b=4)
+    assert capped[0][0].tokens == [A] * 4
+    capped_beam = beam_search(ScriptedModel({(t, p): {A: 0.5, B: 0.5} for t in range(20) for p in (BOS, A, B)}),
+                              src, lens, beam_size=3, max_len_a=0, max_len_b=4)
+    assert len(capped_beam[0][0].tokens) == 4
+
+
+def test_topk_step_recovers_beams_and_tokens():
+    scores = torch.tensor([[0.0, -1.0]])
+    logp = torch.log(torch.tensor([[[0.1, 0.9, 0.0], [0.6, 0.4, 0.0]]]))
+    s, beams, toks = topk_step(scores, logp, 3)
+    # candidates: (0,1) log .9; (1,0) -1 + log .6; (1,1) -1 + log .4; (0,0) log .1 is fourth
+    assert beams.tolist() == [[0, 1, 1]] and toks.tolist() == [[1, 0, 1]]
+    torch.testing.assert_close(s, torch.tensor([[math.log(0.9), -1 + math.log(0.6), -1 + math.log(0.4)]]))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(beam_size=0), "beam size"), (dict(beam_size=2, nbest=3), "nbest"), (dict(nbest=0), "nbest"),
+    (dict(min_len=10, max_len_a=0, max_len_b=5), "min length"), (dict(penalty="cubic"), "length penalty")])
+def test_invalid_options_fail_before_decoding(kwargs, match):
+    model = ScriptedModel(TABLE)
+    src, lens = src_of(1)
+    with pytest.raises(ValueError, match=match):
+        beam_search(model, src, lens, **kwargs)
+    assert model.calls == 0
+
+
+def _real_batch(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(4, 30, (int(torch.randint(2, 9, (1,), generator=g)),), generator=g).tolist() for _ in range(n)]
+
+
+@pytest.mark.parametrize("input_feeding,cell", [(True, "gru"), (False, "lstm")])
+def test_real_model_beam_one_equals_greedy(input_feeding, cell):
+    model = tiny_model(cell=cell, input_feeding=input_feeding, init_scale=0.5).eval()
+    src, lens = source_tensor(_real_batch())
+    g = greedy_search(model, src, lens)
+    b = beam_search(model, src, lens, beam_size=1, penalty="none")
+    assert [h[0].tokens for h in g] == [h[0].tokens for h in b]
+    for x, y in zip(g, b):
+        assert x[0].score == pytest.approx(y[0].score, abs=1e-4)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_batch_size_invariance(search):
+    model = tiny_model(cell="gru", init_scale=0.5).eval()
+    sents = _real_batch(10, seed=2)
+    run = (lambda s, l: greedy_search(model, s, l)) if search == "greedy" else \
+        (lambda s, l: beam_search(model, s, l, beam_size=4, nbest=2))
+    together = run(*source_tensor(sents))
+    for i, sent in enumerate(sents):
+        alone = run(*source_tensor([sent]))[0]
+        assert [h.tokens for h in alone] == [h.tokens for h in together[i]]
+        for x, y in zip(alone, together[i]):
+            assert x.score == pytest.approx(y.score, abs=1e-4)
+
+
+def test_nbest_sorted_and_distinct():
+    model = tiny_model(cell="lstm", init_scale=0.5).eval()
+    out = beam_search(model, *source_tensor(_real_batch(6, seed=4)), beam_size=5, nbest=5)
+    for hyps in out:
+        scores = [h.score for h in hyps]
+        assert scores == sorted(scores, reverse=True) and len(hyps) == 5
+        assert len({tuple(h.tokens) for h in hyps}) == 5
+
+
+def test_sampling_top1_is_greedy_and_seeded_sampling_repeats():
+    model = tiny_model(cell="gru", init_scale=0.5).eval()
+    src, lens = source_tensor(_real_batch(5, seed=5))
+    g = greedy_search(model, src, lens)
+    s = sample_search(model, src, lens, top_k=1)
+    assert [h[0].tokens for h in g] == [h[0].tokens for h in s]
+    a = sample_search(model, src, lens, temperature=1.5, generator=torch.Generator().manual_seed(3))
+    b = sample_search(model, src, lens, temperature=1.5, generator=torch.Generator().manual_seed(3))
+    assert [h[0].tokens for h in a] == [h[0].tokens for h in b]
+    with pytest.raises(ValueError, match="temperature"):
+        sample_search(model, src, lens, temperature=0)
