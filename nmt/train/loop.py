@@ -122,20 +122,23 @@ def check_resume_config(saved: Dict, current: Dict, path: str) -> None:
                             f"change on resume: {details}")
 
 
-def _setup_logging(run_dir: str, main: bool) -> None:
+def _setup_logging(run_dir: str, main: bool) -> list:
     """INFO to the console and RUN_DIR/train.log on rank 0 (Hydra may already provide both)."""
     logger = logging.getLogger("nmt")
     logger.setLevel(logging.INFO if main else logging.WARNING)
     path = os.path.abspath(os.path.join(run_dir, "train.log"))
-    handlers = logging.getLogger().handlers + logger.handlers
+    handlers, added = logging.getLogger().handlers + logger.handlers, []
     if main and not any(getattr(h, "baseFilename", None) == path for h in handlers):
         handler = logging.FileHandler(path)
         handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-        logger.addHandler(handler)
+        added.append(handler)
     if not any(type(h) is logging.StreamHandler for h in handlers):
         stream = logging.StreamHandler()
         stream.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
-        logger.addHandler(stream)
+        added.append(stream)
+    for h in added:
+        logger.addHandler(h)
+    return added
 
 
 class _StopSignal:
@@ -185,7 +188,17 @@ def fit(cfg: Config, run_dir: str) -> Dict:
     if dist.main:
         os.makedirs(ckpt_dir, exist_ok=True)
     dist.barrier()
-    _setup_logging(run_dir, dist.main)
+    handlers = _setup_logging(run_dir, dist.main)
+    try:
+        return _fit(cfg, run_dir, ckpt_dir, device, dist)
+    finally:
+        for h in handlers:
+            logging.getLogger("nmt").removeHandler(h)
+            h.close()
+        dist.close()
+
+
+def _fit(cfg: Config, run_dir: str, ckpt_dir: str, device, dist: Dist) -> Dict:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     cfg_dict = json.loads(json.dumps(asdict(cfg)))
@@ -374,5 +387,4 @@ def fit(cfg: Config, run_dir: str) -> Dict:
         if t.plots:
             plots.learning_curves(read_metrics(metrics.path), os.path.join(run_dir, "plots"))
         metrics.close()
-    dist.close()
     return summary

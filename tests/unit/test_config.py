@@ -1,0 +1,72 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from nmt.models import build_model
+from nmt.models.seq2seq import count_parameters
+
+from ..conftest import ROOT, compose
+
+GROUPS = {g: sorted(p.stem for p in (ROOT / "configs" / g).glob("*.yaml"))
+          for g in ("encoder", "attention", "decoder", "teacher_forcing", "optim", "data", "experiment", "debug")}
+
+
+def test_every_group_has_the_required_options():
+    assert {"birnn", "bigru", "bilstm", "stacked_gru", "stacked_lstm"} <= set(GROUPS["encoder"])
+    assert {"none", "bahdanau", "luong_dot", "luong_general"} <= set(GROUPS["attention"])
+    assert {"constant", "linear", "exponential", "inverse_sigmoid"} <= set(GROUPS["teacher_forcing"])
+    assert {"toy", "bench_reference", "multi30k_de_en"} <= set(GROUPS["experiment"])
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_config_file_composes_and_builds(group, option):
+    cfg = compose([f"{group}={option}"])
+    if cfg.attention.kind == "luong_dot":
+        cfg.decoder.hidden_size = cfg.encoder.hidden_size * (2 if cfg.encoder.bidirectional else 1)
+    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, 100, 100)
+    assert count_parameters(model) > 0
+
+
+def test_selecting_groups_on_the_command_line():
+    cfg = compose(["encoder=bilstm", "attention=luong_general", "teacher_forcing=inverse_sigmoid", "optim.lr=5e-4"])
+    assert cfg.encoder.cell == "lstm" and cfg.encoder.bidirectional
+    assert cfg.attention.kind == "luong_general"
+    assert cfg.teacher_forcing.schedule == "inverse_sigmoid" and cfg.optim.lr == 5e-4
+    # the experiment's sizes stay
+    assert cfg.encoder.hidden_size == 128
+
+
+def test_unknown_keys_and_wrong_types_fail():
+    with pytest.raises(ConfigCompositionException):
+        compose(["train.max_stepz=3"])
+    with pytest.raises(ConfigCompositionException):
+        compose(["train.max_steps=many"])
+
+
+def test_bench_reference_has_about_12m_parameters():
+    cfg = compose(["experiment=bench_reference"])
+    n = count_parameters(build_model(cfg.encoder, cfg.attention, cfg.decoder, 8000, 8000))
+    assert 11.5e6 < n < 12.5e6, n
+
+
+@pytest.mark.slow
+def test_configs_found_after_a_regular_install(tmp_path):
+    """pip install . (not editable) into a target dir, then compose from another directory."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
+    assert (target / "nmt" / "configs" / "train.yaml").exists()
+    assert (target / "nmt" / "configs" / "encoder" / "bilstm.yaml").exists()
+    code = ("import nmt, sys; from nmt.cli.train import register_configs; "
+            "from hydra import compose, initialize_config_module; "
+            "assert 'site' in nmt.__file__, nmt.__file__\n"
+            "with initialize_config_module(config_module='nmt.configs', version_base='1.3'):\n"
+            "    c = compose('train', overrides=['encoder=bilstm']); print(c.encoder.cell)")
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "lstm"
