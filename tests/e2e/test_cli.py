@@ -1,0 +1,190 @@
+"""End to end through the real command-line programs, on the small toy corpus."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from nmt.train.checkpoint import load_checkpoint
+
+from ..conftest import TINY_OVERRIDES, bin_path, toy_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args, input=None, check=True, env=None, timeout=600):
+    proc = subprocess.run(list(args), input=input, capture_output=True, timeout=timeout, env=env,
+                          text=isinstance(input, str) or input is None)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(toy_dir, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "toy"
+    run(bin_path("nmt-train"), f"run_dir={run_dir}", *toy_overrides(toy_dir, [
+        "train.max_steps=150", "train.valid_every=75", "optim.lr=5e-3", "train.tensorboard=true",
+        "train.plots=true", "train.max_tokens=1500"]))
+    return run_dir
+
+
+def test_training_outputs(trained):
+    for name in ("config.yaml", "spm.model", "train.log", "metrics.jsonl", "checkpoints/best.pt",
+                 "checkpoints/last.pt", "checkpoints/step_150.pt", "plots/loss.png", "plots/bleu.png",
+                 "plots/grad_norm.png", "plots/teacher_forcing.png"):
+        assert (trained / name).exists(), name
+    assert any(p.startswith("events") for p in os.listdir(trained / "tensorboard"))
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    train = [r["loss"] for r in records if r["kind"] == "train"]
+    assert sum(train[-10:]) / 10 < sum(train[:10]) / 10 - 1.0  # the loss fell
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [75, 150]
+    assert "valid loss" in (trained / "train.log").read_text()
+
+
+def test_translate_file_and_stdin_identical_and_evaluate(trained, toy_dir, tmp_path):
+    ckpt = str(trained / "checkpoints" / "best.pt")
+    out = tmp_path / "hyp.txt"
+    proc = run(bin_path("nmt-translate"), ckpt, "-i", str(toy_dir / "test.src"), "-o", str(out),
+               "--ref", str(toy_dir / "test.tgt"))
+    assert "BLEU" in proc.stderr
+    stdin_out = run(bin_path("nmt-translate"), ckpt, input=(toy_dir / "test.src").read_text()).stdout
+    assert stdin_out == out.read_text()
+    assert len(stdin_out.splitlines()) == 40
+    ev = json.loads(run(bin_path("nmt-evaluate"), str(out), str(toy_dir / "test.tgt"), "--json").stdout)
+    assert set(ev) == {"bleu", "chrf"} and "tok:13a" in ev["bleu"]["signature"] and ev["bleu"]["score"] >= 0
+    text = run(bin_path("nmt-evaluate"), str(out), str(toy_dir / "test.tgt"), "--ter").stdout
+    assert "BLEU" in text and "chrF" in text and "TER" in text
+
+
+def test_batch_size_does_not_change_output(trained, toy_dir):
+    ckpt = str(trained / "checkpoints" / "best.pt")
+    args = [bin_path("nmt-translate"), ckpt, "-i", str(toy_dir / "test.src"), "--nbest", "2", "--quiet"]
+    one = run(*args, "--batch-size", "1").stdout.splitlines()
+    many = run(*args, "--batch-size", "64").stdout.splitlines()
+    assert [l.split("\t")[::2] for l in one] == [l.split("\t")[::2] for l in many]
+    for a, b in zip(one, many):
+        assert abs(float(a.split("\t")[1]) - float(b.split("\t")[1])) < 1e-4
+
+
+def test_line_count_preserved_with_blank_lines_and_truncation(trained, toy_dir):
+    ckpt = str(trained / "checkpoints" / "best.pt")
+    lines = (toy_dir / "test.src").read_text().splitlines()[:3]
+    long_line = " ".join(lines * 20)
+    text = "\n".join([lines[0], "", "   ", lines[1], long_line, lines[2]]) + "\n"
+    proc = run(bin_path("nmt-translate"), ckpt, "--max-src-len", "40", "--greedy", input=text)
+    out = proc.stdout.split("\n")[:-1]
+    alone = run(bin_path("nmt-translate"), ckpt, "--greedy", input="\n".join(lines) + "\n").stdout.split("\n")[:-1]
+    assert len(out) == 6 and out[1] == "" and out[2] == ""
+    assert [out[0], out[3], out[5]] == alone
+    assert "line 5" in proc.stderr and "truncated" in proc.stderr
+
+
+def test_invalid_utf8_names_the_line(trained):
+    proc = run(bin_path("nmt-translate"), str(trained / "checkpoints" / "best.pt"),
+               input=b"fine line\nbad \xff line\n", check=False)
+    assert proc.returncode != 0 and b":2:" in proc.stderr and b"UTF-8" in proc.stderr
+
+
+def test_nbest_sampling_int8_and_attention_plots(trained, toy_dir, tmp_path):
+    ckpt = str(trained / "checkpoints" / "best.pt")
+    src = str(toy_dir / "test.src")
+    nbest = run(bin_path("nmt-translate"), ckpt, "-i", src, "--beam", "4", "--nbest", "3", "--quiet").stdout.splitlines()
+    assert len(nbest) == 120
+    idx, score, _ = nbest[0].split("\t")
+    assert idx == "0" and float(score) <= 0
+    sample = run(bin_path("nmt-translate"), ckpt, "-i", src, "--sample", "--top-k", "5", "--quiet").stdout
+    assert len(sample.splitlines()) == 40
+    int8 = run(bin_path("nmt-translate"), ckpt, "-i", src, "--int8", "--quiet").stdout
+    assert len(int8.splitlines()) == 40
+    plots = tmp_path / "att"
+    run(bin_path("nmt-translate"), ckpt, "-i", src, "--attention-plot", str(plots), "--attention-plot-count", "3",
+        "--quiet")
+    assert sorted(os.listdir(plots)) == ["attention_0.png", "attention_1.png", "attention_2.png"]
+    bad = run(bin_path("nmt-translate"), ckpt, "-i", src, "--beam", "2", "--nbest", "3", check=False)
+    assert bad.returncode != 0 and "nbest" in bad.stderr
+
+
+def test_evaluate_refuses_mismatched_line_counts(tmp_path):
+    (tmp_path / "h").write_text("a\nb\n")
+    (tmp_path / "r").write_text("a\n")
+    proc = run(bin_path("nmt-evaluate"), str(tmp_path / "h"), str(tmp_path / "r"), check=False)
+    assert proc.returncode != 0 and "2 lines" in proc.stderr and "1" in proc.stderr
+
+
+def test_help_of_every_command():
+    for name, words in (("nmt-train", ["experiment", "resume", "encoder"]),
+                        ("nmt-translate", ["--beam", "--nbest", "--greedy"]),
+                        ("nmt-evaluate", ["--json", "REF"])):
+        out = run(bin_path(name), "--help").stdout
+        assert all(w in out for w in words), (name, out)
+
+
+def test_bad_data_gives_a_clear_error(tmp_path, toy_dir):
+    proc = run(bin_path("nmt-train"), f"run_dir={tmp_path / 'r'}", f"data.train={tmp_path}/missing",
+               f"data.valid={toy_dir}/valid", "data.generate=null", check=False)
+    assert proc.returncode != 0 and "missing.src" in proc.stderr and "missing.src.gz" in proc.stderr
+    proc = run(bin_path("nmt-train"), "train.max_stepz=3", check=False)
+    assert proc.returncode != 0 and "max_stepz" in proc.stderr
+
+
+def _wait_for(path, proc, timeout=120):
+    start = time.time()
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - start < timeout
+        time.sleep(0.2)
+
+
+def test_kill_9_then_resume_reproduces_the_uninterrupted_run(toy_dir, tmp_path):
+    args = toy_overrides(toy_dir, ["train.max_steps=30", "train.valid_every=10", "train.max_tokens=1500",
+                                   "encoder.dropout=0.2"])
+    run(bin_path("nmt-train"), f"run_dir={tmp_path / 'whole'}", *args)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([bin_path("nmt-train"), f"run_dir={killed}", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(killed / "checkpoints" / "step_10.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = load_checkpoint(str(killed / "checkpoints" / "last.pt"))["train_state"]["step"]
+    assert step in (10, 20, 30)
+    run(bin_path("nmt-train"), f"run_dir={killed}", "resume=true", *args)
+    a = load_checkpoint(str(tmp_path / "whole" / "checkpoints" / "last.pt"))["model"]
+    b = load_checkpoint(str(killed / "checkpoints" / "last.pt"))["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigint_saves_last_and_exits_cleanly(toy_dir, tmp_path):
+    run_dir = tmp_path / "int"
+    proc = subprocess.Popen([bin_path("nmt-train"), f"run_dir={run_dir}",
+                             *toy_overrides(toy_dir, ["train.max_steps=100000", "train.valid_every=5"])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(run_dir / "checkpoints" / "step_5.pt", proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    state = load_checkpoint(str(run_dir / "checkpoints" / "last.pt"))["train_state"]
+    assert state["step"] >= 5
+    records = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in records) == state["step"]  # not a single update lost
+
+
+def test_every_combination_trains_a_few_steps_in_one_sweep(toy_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    base = [o for o in toy_overrides(toy_dir) if not o.startswith("train.max_tokens")]
+    run(bin_path("nmt-train"), "-m", f"hydra.sweep.dir={sweep}", "debug=fast", "train.max_steps=2",
+        "train.valid_every=2", "train.max_tokens=800",
+        "encoder=birnn,bigru,bilstm,stacked_gru,stacked_lstm", "attention=none,bahdanau,luong_general",
+        "decoder=rnn,gru,lstm", *base, timeout=900)
+    jobs = [d for d in os.listdir(sweep) if d.isdigit()]
+    assert len(jobs) == 45
+    assert all((sweep / j / "checkpoints" / "last.pt").exists() for j in jobs)
+    # luong_dot needs equal sizes: bidirectional encoders (2 x 32) with the 64-unit decoder
+    run(bin_path("nmt-train"), "-m", f"hydra.sweep.dir={tmp_path / 'dot'}", "debug=fast", "train.max_steps=2",
+        "train.valid_every=2", "attention=luong_dot", "encoder=birnn,bigru,bilstm", "teacher_forcing=inverse_sigmoid",
+        *base)
