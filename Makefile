@@ -18,14 +18,18 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q
 
+DEMO = runs/demo
+
 demo: install
-	$(BIN)/python scripts/make_toy_data.py --out data/toy
-	$(BIN)/nmt-train experiment=toy run_dir=runs/demo
-	$(BIN)/nmt-translate runs/demo/checkpoints/best.pt -i data/toy/test.src -o runs/demo/test.hyp --beam 5
-	$(BIN)/nmt-evaluate runs/demo/test.hyp data/toy/test.tgt
+	rm -rf $(DEMO)
+	$(BIN)/nmt-data toy --out data/toy
+	$(BIN)/nmt-train experiment=toy run_dir=$(DEMO)
+	$(BIN)/nmt-translate $(DEMO)/checkpoints/best.pt -i data/toy/test.src -o $(DEMO)/test.hyp --beam 5
+	@echo "== BLEU of the demo model on the toy test split (beam 5) =="
+	$(BIN)/nmt-evaluate $(DEMO)/test.hyp data/toy/test.tgt
 
 bench: install
-	$(BIN)/python scripts/benchmark.py --experiment bench_reference
+	$(BIN)/python scripts/benchmark.py --experiment bench_reference --train-updates 250 --warmup 50
 
 clean:
 	rm -rf $(VENV) runs outputs multirun

@@ -112,7 +112,7 @@ class TrainConfig:
     keep_last: int = 3  # step checkpoints kept beside last.pt and best.pt
     max_nonfinite: int = 5  # stop after this many non-finite updates in a row
     log_every: int = 50
-    precision: str = "fp32"  # fp32 | bf16 (CPU/GPU autocast, fp32 master weights and loss)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 master weights and loss) | auto (bf16 where native)
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     device: str = "auto"  # auto | cpu | cuda
     tensorboard: bool = True

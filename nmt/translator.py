@@ -23,11 +23,31 @@ def load_model(path: str, device: str = "cpu"):
     return model.to(device).eval(), tok, cfg
 
 
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 where the hardware computes it natively (CUDA with bf16, CPUs with
+    AVX512-BF16 or AMX), else fp32: emulated bf16 matmuls are several times slower than fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if _cpu_has_fast_bf16() else "fp32"
+
+
 def autocast(device: torch.device, precision: str):
+    precision = resolve_precision(precision, device)
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     if precision != "fp32":
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        raise ValueError(f"precision must be fp32, bf16 or auto, got {precision!r}")
     return contextlib.nullcontext()
 
 

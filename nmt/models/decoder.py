@@ -81,38 +81,38 @@ class Decoder(nn.Module):
         attn_h = attn_h.squeeze(1)
         return attn_h, DecoderState(h, c, attn_h if self.input_feeding else None), weights
 
-    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
-                tf_ratio: float = 1.0, feed: str = "argmax") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def features(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
+                 tf_ratio: float = 1.0, feed: str = "argmax") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """tgt_in: (batch, tgt_len) BOS-prefixed gold tokens.
 
-        Returns logits (batch, tgt_len, vocab) and attention weights (batch, tgt_len, src_len)
-        (None without attention). With ``tf_ratio`` < 1, each sequence at each step takes the
-        gold token with that probability, else its own previous prediction (``feed``: argmax or
-        a sample from the softmax).
+        Returns the vectors fed to the output layer (batch, tgt_len, output_size) and the attention
+        weights (batch, tgt_len, src_len) (None without attention). With ``tf_ratio`` < 1, each
+        sequence at each step takes the gold token with that probability, else its own previous
+        prediction (``feed``: argmax or a sample from the softmax).
         """
         emb = self.dropout(self.embed(tgt_in))  # (batch, tgt_len, embed)
         if tf_ratio >= 1.0 and not self.input_feeding:
             out, _, _ = self._rnn(emb, state)  # (batch, tgt_len, hidden)
-            attn_h, weights = self._attend(out, memory)
-            return self.output(attn_h), weights
-        hiddens, all_weights, logits = [], [], []
+            return self._attend(out, memory)
+        hiddens, all_weights = [], []
         for t in range(tgt_in.size(1)):
             emb_t = emb[:, t]
             if tf_ratio < 1.0 and t > 0:
-                with torch.no_grad():
-                    prev = logits[-1].float()
+                with torch.no_grad():  # the choice of token carries no gradient
+                    prev = self.output(hiddens[-1]).float()
                     pred = prev.argmax(-1) if feed == "argmax" else \
                         torch.multinomial(torch.softmax(prev, -1), 1).squeeze(1)
                     gold = torch.rand(tgt_in.size(0), device=tgt_in.device) < tf_ratio  # (batch,)
-                    # Use the gold embedding where chosen, else the prediction's.
-                token_emb = self.dropout(self.embed(pred))
-                emb_t = torch.where(gold[:, None], emb_t, token_emb)
+                # The gold embedding where chosen, else the prediction's.
+                emb_t = torch.where(gold[:, None], emb_t, self.dropout(self.embed(pred)))
             attn_h, state, weights = self._step_hidden(emb_t, state, memory)
-            if tf_ratio < 1.0:
-                logits.append(self.output(attn_h))
             hiddens.append(attn_h)
             all_weights.append(weights)
         weights = None if all_weights[0] is None else torch.cat(all_weights, dim=1)  # (batch, tgt_len, src_len)
-        if logits:
-            return torch.stack(logits, dim=1), weights  # (batch, tgt_len, vocab)
-        return self.output(torch.stack(hiddens, dim=1)), weights  # one matmul for all steps
+        return torch.stack(hiddens, dim=1), weights  # (batch, tgt_len, output_size)
+
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
+                tf_ratio: float = 1.0, feed: str = "argmax") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Logits (batch, tgt_len, vocab) and attention weights; see ``features``."""
+        feats, weights = self.features(tgt_in, state, memory, tf_ratio, feed)
+        return self.output(feats), weights  # one matmul for all steps

@@ -36,6 +36,11 @@ class Seq2Seq(nn.Module):
         memory, state = self.encode(src, src_lens)
         return self.decoder(tgt_in, state, memory, tf_ratio=tf_ratio, feed=feed)
 
+    def features(self, src, src_lens, tgt_in, tf_ratio: float = 1.0, feed: str = "argmax"):
+        """What the output layer sees (batch, tgt_len, output_size), and the attention weights."""
+        memory, state = self.encode(src, src_lens)
+        return self.decoder.features(tgt_in, state, memory, tf_ratio=tf_ratio, feed=feed)
+
     def step(self, prev_tokens, state: DecoderState, memory: Memory):
         return self.decoder.step(prev_tokens, state, memory)
 

@@ -30,6 +30,7 @@ from . import plots
 from .checkpoint import (FORMAT, CheckpointError, atomic_link, atomic_save, load_checkpoint, prune,
                          rng_state, set_rng_state, spm_to_tensor, step_checkpoints, tensor_to_spm)
 from .distributed import Dist, pick_device
+from .loss import Objective
 from .metrics import MetricsLog, read_metrics
 from .schedules import LRSchedule, build_optimizer, teacher_forcing_ratio
 
@@ -51,32 +52,30 @@ class TrainState:
     nonfinite: int = 0  # non-finite updates in a row
 
 
-def train_step(model, batches: List[Batch], optimizer, tf_ratio: float, feed: str = "argmax",
-               label_smoothing: float = 0.0, clip_norm: float = 1.0, clip_value: float = 0.0,
-               precision: str = "fp32"):
+def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed: str = "argmax",
+               clip_norm: float = 1.0, clip_value: float = 0.0, precision: str = "fp32"):
     """One update over ``batches`` (gradient accumulation): forward, token-level loss, backward,
     clipping, optimizer step. The loss is the mean over batches of each batch's per-token mean.
 
+    ``objective`` is an ``Objective`` (possibly inside DistributedDataParallel).
     Returns (summed token loss, target tokens, pre-clip gradient norm, whether the update was applied).
     A non-finite loss or gradient skips the update.
     """
-    model.train()
+    objective.train()
     optimizer.zero_grad(set_to_none=True)
     device = batches[0].src.device
     loss_sum, tokens = 0.0, 0
     for i, batch in enumerate(batches):
         last = i == len(batches) - 1
-        sync = model.no_sync() if isinstance(model, DDP) and not last else contextlib.nullcontext()
+        sync = objective.no_sync() if isinstance(objective, DDP) and not last else contextlib.nullcontext()
         with sync:
             with autocast(device, precision):
-                logits, _ = model(batch.src, batch.src_lens, batch.tgt_in, tf_ratio=tf_ratio, feed=feed)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD,
-                                   label_smoothing=label_smoothing)  # mean over real target tokens
+                loss = objective(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out, tf_ratio=tf_ratio, feed=feed)
             (loss / len(batches)).backward()
         n = batch.num_tgt_tokens
         loss_sum += loss.item() * n
         tokens += n
-    params = [p for p in model.parameters() if p.grad is not None]
+    params = [p for p in objective.parameters() if p.grad is not None]
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm if clip_norm > 0 else float("inf")))
     finite = math.isfinite(grad_norm) and math.isfinite(loss_sum)
     if finite:
@@ -258,7 +257,8 @@ def _fit(cfg: Config, run_dir: str, ckpt_dir: str, device, dist: Dist) -> Dict:
         log.info("resumed from %s at step %d (epoch %d)", os.path.join(ckpt_dir, "last.pt"), state.step, state.epoch)
     scheduler.step_update(state.step)
     log.info("model: %s parameters", f"{count_parameters(model):,}")
-    net = DDP(model) if dist.enabled else model
+    objective = Objective(model, cfg.train.label_smoothing)
+    net = DDP(objective) if dist.enabled else objective
     metrics = MetricsLog(run_dir, cfg.train.tensorboard, resume_step=state.step if ckpt else -1) if dist.main else None
     t = cfg.train
     translator = Translator(model, tok, strategy="beam" if t.valid_beam > 1 else "greedy", beam_size=max(1, t.valid_beam),
@@ -334,8 +334,8 @@ def _fit(cfg: Config, run_dir: str, ckpt_dir: str, device, dist: Dist) -> Dict:
                                            cfg.teacher_forcing.end, cfg.teacher_forcing.decay_steps,
                                            cfg.teacher_forcing.k)
                 loss_sum, tokens, gnorm, finite = train_step(
-                    net, batches, optimizer, tf, cfg.teacher_forcing.feed, t.label_smoothing,
-                    t.clip_grad_norm, t.clip_grad_value, t.precision)
+                    net, batches, optimizer, tf, cfg.teacher_forcing.feed, t.clip_grad_norm, t.clip_grad_value,
+                    t.precision)
                 out_of_time = bool(t.max_minutes) and time.time() - start_time > 60 * t.max_minutes
                 loss_sum, tokens, stop_votes = dist.all_sum([loss_sum, tokens, float(stop_signal.requested or out_of_time)])
                 state.position += per_update

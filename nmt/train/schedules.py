@@ -38,7 +38,11 @@ def teacher_forcing_ratio(step: int, schedule: str = "constant", start: float = 
 def build_optimizer(params, name: str, lr: float, betas=(0.9, 0.999), momentum: float = 0.0,
                     weight_decay: float = 0.0) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+        params = list(params)
+        try:  # one fused kernel instead of a dozen passes over the parameters (CPU and CUDA)
+            return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, fused=True)
+        except (RuntimeError, TypeError):
+            return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose adam or sgd")

@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""Benchmark an experiment on Multi30k: training speed, decoding speed, BLEU; prints one JSON object.
+
+  python scripts/benchmark.py --experiment bench_reference                # training tokens/s only
+  python scripts/benchmark.py --experiment multi30k_de_en --budget-minutes 20   # train 20 min, then score
+  python scripts/benchmark.py --checkpoint runs/x/checkpoints/best.pt    # decode + score a checkpoint
+
+Training speed: ``--warmup`` updates, then ``--train-updates`` timed updates, in this process.
+Budget mode: ``nmt-train`` runs as a child process and gets SIGINT after M minutes of wall clock
+(start-up, sentencepiece, validation all included); it saves last.pt and exits. The checkpoint with
+the better validation BLEU (last.pt or best.pt) is then scored on test_2016_flickr.
+Decoding: beam 5 and greedy, batch 64 sentences; decode time excludes start-up and model loading,
+process time is the whole ``nmt-translate`` run. The result is appended to ``--results``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nmt.config import register_configs  # noqa: E402
+from nmt.data.batching import collate, make_batches  # noqa: E402
+from nmt.data.corpus import iter_lines  # noqa: E402
+from nmt.data.dataset import encode, read_split  # noqa: E402
+from nmt.data.spm import Tokenizer  # noqa: E402
+from nmt.eval.bleu import score  # noqa: E402
+from nmt.models import build_model  # noqa: E402
+from nmt.models.seq2seq import count_parameters  # noqa: E402
+from nmt.train.loop import train_step  # noqa: E402
+from nmt.train.loss import Objective  # noqa: E402
+from nmt.train.schedules import build_optimizer  # noqa: E402
+from nmt.translator import Translator, load_model  # noqa: E402
+
+
+def compose(experiment: str, data_dir: str, overrides):
+    from hydra import compose as hydra_compose, initialize_config_module
+    from omegaconf import OmegaConf
+    register_configs()
+    data = [f"data.train={data_dir}/train", f"data.valid={data_dir}/val", f"data.test={data_dir}/test_2016_flickr"]
+    with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
+        cfg = hydra_compose("train", overrides=[f"experiment={experiment}", *data, *overrides])
+    return OmegaConf.to_object(cfg), [f"experiment={experiment}", *data, *overrides]
+
+
+def cpu_flags():
+    flags = set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "") \
+        if os.path.exists("/proc/cpuinfo") else platform.processor()
+    keep = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
+    return {"model": model, "flags": keep}
+
+
+def peak_rss_mb(children=False) -> float:
+    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024.0
+
+
+def train_speed(cfg, warmup: int, updates: int) -> dict:
+    """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones."""
+    torch.manual_seed(cfg.train.seed)
+    d = cfg.data
+    raw = read_split(d.train, "train", d.src_lang, d.tgt_lang)
+    tok = Tokenizer.train(raw.src, raw.tgt, d.spm.vocab_size, d.spm.model_type, d.spm.joint)
+    data = encode(raw, tok, max_len=d.max_len)
+    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
+    opt = build_optimizer(model.parameters(), cfg.optim.name, cfg.optim.lr, cfg.optim.betas)
+    objective = Objective(model, cfg.train.label_smoothing)
+    t = cfg.train
+    order, epoch = [], 0
+    tokens = sents = 0
+    start = None
+    for i in range(warmup + updates):
+        if not order:
+            order = make_batches(data.src_lens, data.tgt_lens, t.max_tokens, t.max_sentences, t.seed, epoch)
+            epoch += 1
+        group = [order.pop() for _ in range(t.accum_steps) if order]
+        batches = [collate([data.src[j] for j in idx], [data.tgt[j] for j in idx], idx) for idx in group]
+        if i == warmup:
+            start = time.perf_counter()
+        _, n, _, _ = train_step(objective, batches, opt, cfg.teacher_forcing.start, cfg.teacher_forcing.feed,
+                                t.clip_grad_norm, t.clip_grad_value, t.precision)
+        if i >= warmup:
+            tokens += n
+            sents += sum(b.size for b in batches)
+    seconds = time.perf_counter() - start
+    return {"updates": updates, "warmup": warmup, "seconds": round(seconds, 2),
+            "target_tokens_per_s": round(tokens / seconds, 1), "sentences_per_s": round(sents / seconds, 1),
+            "sentences_per_update": round(sents / updates, 1), "parameters": count_parameters(model),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "precision": t.precision}
+
+
+def budget_train(overrides, minutes: float, run_dir: str) -> dict:
+    """nmt-train for ``minutes`` of wall clock (everything included), stopped with SIGINT."""
+    cmd = [str(Path(sys.executable).parent / "nmt-train"), f"run_dir={run_dir}", *overrides,
+           "train.max_steps=0", "train.max_epochs=0"]
+    start = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(run_dir + ".log"), "w"))
+    try:
+        proc.wait(timeout=minutes * 60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
+    wall = time.time() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"nmt-train failed ({proc.returncode}); see {run_dir}.log")
+    last = torch.load(os.path.join(run_dir, "checkpoints", "last.pt"), map_location="cpu", weights_only=True)
+    return {"minutes": round(wall / 60, 2), "updates": last["train_state"]["step"],
+            "epochs": last["train_state"]["epoch"], "best_valid_bleu": last["train_state"]["best_bleu"],
+            "best_step": last["train_state"]["best_step"], "train_peak_rss_mb": round(peak_rss_mb(children=True), 1)}
+
+
+def valid_bleu(ckpt: str, data_dir: str, src_lang: str, tgt_lang: str) -> float:
+    model, tok, _ = load_model(ckpt)
+    src = list(iter_lines(f"{data_dir}/val.{src_lang}.gz"))
+    ref = list(iter_lines(f"{data_dir}/val.{tgt_lang}.gz"))
+    hyps = [h[0][0] for h in Translator(model, tok, strategy="greedy").translate(src)]
+    return score(hyps, [ref], metrics=("bleu",))["bleu"]["score"]
+
+
+def decode(ckpt: str, src_path: str, ref_path: str, extra, int8=False) -> dict:
+    """Decode speed (model loaded first, not timed) and the whole nmt-translate process time."""
+    model, tok, _ = load_model(ckpt)
+    if int8:
+        from nmt.cli.translate import quantize_int8
+        model = quantize_int8(model)
+    src = list(iter_lines(src_path))
+    ref = list(iter_lines(ref_path))
+    results = {}
+    for name, kw in (("beam5", dict(strategy="beam", beam_size=5)), ("greedy", dict(strategy="greedy"))):
+        tr = Translator(model, tok, batch_size=64, **kw, **extra)
+        tr.translate(src[:64])  # warm-up
+        start = time.perf_counter()
+        hyps = [h[0][0] for h in tr.translate(src)]
+        seconds = time.perf_counter() - start
+        s = score(hyps, [ref])
+        results[name] = {"sentences_per_s": round(len(src) / seconds, 1), "decode_seconds": round(seconds, 2),
+                         "bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"],
+                         "bleu_signature": s["bleu"]["signature"], "chrf_signature": s["chrf"]["signature"]}
+        if not int8:
+            cmd = [str(Path(sys.executable).parent / "nmt-translate"), ckpt, "-i", src_path, "-o", os.devnull,
+                   "--batch-size", "64", "--quiet"] + (["--greedy"] if name == "greedy" else ["--beam", "5"])
+            if extra.get("precision") == "bf16":
+                cmd.append("--bf16")
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True)
+            results[name]["process_seconds"] = round(time.perf_counter() - start, 2)
+            results[name]["process_sentences_per_s"] = round(len(src) / results[name]["process_seconds"], 1)
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--experiment", default="bench_reference")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"),
+                   help="directory with Multi30k's {train,val,test_2016_flickr}.{de,en}.gz")
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--train-updates", type=int, default=250, help="timed updates (0: skip the speed test)")
+    p.add_argument("--budget-minutes", type=float, default=0.0, help="train this long, then decode and score")
+    p.add_argument("--checkpoint", help="decode and score this checkpoint (no training)")
+    p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench"))
+    p.add_argument("--decode-bf16", action="store_true", help="bf16 autocast when decoding")
+    p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--results", default=str(ROOT / "results" / "benchmarks.jsonl"))
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. train.precision=bf16")
+    args = p.parse_args()
+    if not os.path.exists(os.path.join(args.data, "train.de.gz")):
+        raise SystemExit(f"Multi30k not found in {args.data}; fetch it with: nmt-data multi30k --out {args.data}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg, overrides = compose(args.experiment, args.data, args.overrides)
+    out = {"experiment": args.experiment, "overrides": args.overrides, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_flags()}
+    if args.train_updates and not args.checkpoint:
+        out["train"] = train_speed(cfg, args.warmup, args.train_updates)
+        print(json.dumps({"train": out["train"]}), file=sys.stderr)
+    ckpt = args.checkpoint
+    if args.budget_minutes and not ckpt:
+        run_dir = f"{args.run_dir}-{args.experiment}-{int(time.time())}"
+        os.makedirs(os.path.dirname(run_dir), exist_ok=True)
+        out["budget"] = budget_train(overrides, args.budget_minutes, run_dir)
+        ckpt = os.path.join(run_dir, "checkpoints", "last.pt")
+        best = os.path.join(run_dir, "checkpoints", "best.pt")
+        if os.path.exists(best):
+            last_bleu = valid_bleu(ckpt, args.data, cfg.data.src_lang, cfg.data.tgt_lang)
+            out["budget"]["last_valid_bleu"] = last_bleu
+            if out["budget"]["best_valid_bleu"] > last_bleu:
+                ckpt = best
+        out["budget"]["scored"] = os.path.basename(ckpt)
+        out["budget"]["run_dir"] = run_dir
+    if ckpt:
+        src = f"{args.data}/test_2016_flickr.{cfg.data.src_lang}.gz"
+        ref = f"{args.data}/test_2016_flickr.{cfg.data.tgt_lang}.gz"
+        extra = {"precision": "bf16"} if args.decode_bf16 else {}
+        out["checkpoint"] = ckpt
+        out["decode"] = decode(ckpt, src, ref, extra)
+        if args.int8:
+            out["decode_int8"] = decode(ckpt, src, ref, {}, int8=True)
+    line = json.dumps(out)
+    print(line)
+    os.makedirs(os.path.dirname(args.results), exist_ok=True)
+    with open(args.results, "a") as f:
+        f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
