@@ -178,6 +178,51 @@ def _resume_checkpoint(ckpt_dir: str) -> Dict:
         raise TrainingError(f"{e}{hint}") from None
 
 
+def _prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist):
+    """Read the corpora, train (or restore) sentencepiece, encode; drop bad training pairs only."""
+    d = cfg.data
+    if dist.main:
+        for prefix in (d.train, d.valid, d.test):
+            ensure_generated(prefix, d.generate, d.src_lang, d.tgt_lang)
+    dist.barrier()
+    train_raw = read_split(d.train, "train", d.src_lang, d.tgt_lang)
+    valid_raw = read_split(d.valid, "valid", d.src_lang, d.tgt_lang)
+    if ckpt is not None:
+        tok = Tokenizer(tensor_to_spm(ckpt["spm"]["src"]), tensor_to_spm(ckpt["spm"].get("tgt")))
+    else:
+        protos = None
+        if dist.main:  # one model for every rank
+            t = Tokenizer.train(train_raw.src, train_raw.tgt, d.spm.vocab_size, d.spm.model_type, d.spm.joint,
+                                d.spm.character_coverage, d.spm.max_sentences, seed=cfg.train.seed)
+            protos = (t.src_proto, None if t.joint else t.tgt_proto)
+        tok = Tokenizer(*dist.broadcast(protos))
+    if dist.main:
+        tok.save(run_dir)
+    train = encode(train_raw, tok, max_len=d.max_len, name=f"train ({train_raw.src_path})")
+    valid = encode(valid_raw, tok)
+    log.info("data: %d training pairs, %d validation pairs; vocab %d/%d", len(train), len(valid),
+             tok.src_vocab_size, tok.tgt_vocab_size)
+    return tok, train, valid
+
+
+def _build(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict]):
+    """Model, optimizer, LR schedule and loop state, restored from ``ckpt`` when resuming."""
+    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size).to(device)
+    o = cfg.optim
+    optimizer = build_optimizer(model.parameters(), o.name, o.lr, o.betas, o.momentum, o.weight_decay)
+    scheduler = LRSchedule(optimizer, o.scheduler, o.warmup_steps, o.plateau_metric, o.plateau_factor,
+                           o.plateau_patience, o.min_lr)
+    state = TrainState()
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state = TrainState(**ckpt["train_state"])
+        set_rng_state(ckpt["rng"])
+    scheduler.step_update(state.step)
+    return model, optimizer, scheduler, state
+
+
 def fit(cfg: Config, run_dir: str) -> Dict:
     """Train as ``cfg`` says, in ``run_dir``; returns a summary (steps, best BLEU, stop reason)."""
     device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -214,48 +259,10 @@ def _fit(cfg: Config, run_dir: str, ckpt_dir: str, device, dist: Dist) -> Dict:
 
     torch.manual_seed(cfg.train.seed)
     random.seed(cfg.train.seed)
-
-    # ---- data and sentencepiece
-    d = cfg.data
-    if dist.main:
-        for prefix in (d.train, d.valid, d.test):
-            ensure_generated(prefix, d.generate, d.src_lang, d.tgt_lang)
-    dist.barrier()
-    train_raw = read_split(d.train, "train", d.src_lang, d.tgt_lang)
-    valid_raw = read_split(d.valid, "valid", d.src_lang, d.tgt_lang)
+    tok, train, valid = _prepare_data(cfg, ckpt, run_dir, dist)
+    model, optimizer, scheduler, state = _build(cfg, tok, device, ckpt)
     if ckpt is not None:
-        tok = Tokenizer(tensor_to_spm(ckpt["spm"]["src"]), tensor_to_spm(ckpt["spm"].get("tgt")))
-    else:
-        protos = None
-        if dist.main:
-            t = Tokenizer.train(train_raw.src, train_raw.tgt, d.spm.vocab_size, d.spm.model_type, d.spm.joint,
-                                d.spm.character_coverage, d.spm.max_sentences, seed=cfg.train.seed)
-            protos = (t.src_proto, None if t.joint else t.tgt_proto)
-        protos = dist.broadcast(protos)
-        tok = Tokenizer(*protos)
-    if dist.main:
-        tok.save(run_dir)
-    train = encode(train_raw, tok, max_len=d.max_len, name=f"train ({train_raw.src_path})")
-    valid = encode(valid_raw, tok)
-    log.info("data: %d training pairs, %d validation pairs; vocab %d/%d", len(train), len(valid),
-             tok.src_vocab_size, tok.tgt_vocab_size)
-
-    # ---- model, optimizer, schedules
-    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size).to(device)
-    optimizer = build_optimizer(model.parameters(), cfg.optim.name, cfg.optim.lr, cfg.optim.betas,
-                                cfg.optim.momentum, cfg.optim.weight_decay)
-    o = cfg.optim
-    scheduler = LRSchedule(optimizer, o.scheduler, o.warmup_steps, o.plateau_metric, o.plateau_factor,
-                           o.plateau_patience, o.min_lr)
-    state = TrainState()
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        state = TrainState(**ckpt["train_state"])
-        set_rng_state(ckpt["rng"])
         log.info("resumed from %s at step %d (epoch %d)", os.path.join(ckpt_dir, "last.pt"), state.step, state.epoch)
-    scheduler.step_update(state.step)
     log.info("model: %s parameters", f"{count_parameters(model):,}")
     objective = Objective(model, cfg.train.label_smoothing)
     net = DDP(objective) if dist.enabled else objective
@@ -304,6 +311,9 @@ def _fit(cfg: Config, run_dir: str, ckpt_dir: str, device, dist: Dist) -> Dict:
             save(best=improved, step_copy=True)
             if t.plots:
                 plots.learning_curves(read_metrics(metrics.path), os.path.join(run_dir, "plots"))
+        if dist.enabled:  # a plateau schedule reacts to rank 0's validation: every rank follows it
+            scheduler.load_state_dict(dist.broadcast(scheduler.state_dict()))
+            scheduler.step_update(state.step)
         return dist.broadcast(stop)
 
     # ---- the loop
@@ -361,6 +371,7 @@ def _fit(cfg: Config, run_dir: str, ckpt_dir: str, device, dist: Dist) -> Dict:
                         bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_since / max(now - last_log, 1e-9):.0f}",
                                         lr=f"{lr:.2e}", tf=f"{tf:.2f}", refresh=False)
                         last_log, tokens_since = now, 0
+                        metrics.flush()
                     bar.update(1)
                 if state.step % t.valid_every == 0:
                     validated_at = state.step

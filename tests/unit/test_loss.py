@@ -1,0 +1,46 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nmt.data.spm import PAD
+from nmt.train.loss import Objective, chunked_cross_entropy
+from nmt.translator import resolve_precision
+
+from .helpers import tiny_model
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("chunk_rows", [3, 4096])
+def test_chunked_loss_and_gradients_equal_plain_cross_entropy(smoothing, chunk_rows):
+    torch.manual_seed(0)
+    out = torch.nn.Linear(6, 11)
+    feats = torch.randn(3, 5, 6, requires_grad=True)
+    target = torch.randint(4, 11, (3, 5))
+    target[1, 3:] = PAD
+    target[2, 1:] = PAD
+    loss = chunked_cross_entropy(feats, out, target, smoothing, chunk_rows=chunk_rows)
+    loss.backward()
+    g_feats, g_w = feats.grad.clone(), out.weight.grad.clone()
+    feats.grad = None
+    out.weight.grad = None
+    ref = F.cross_entropy(out(feats).flatten(0, 1), target.flatten(), ignore_index=PAD, label_smoothing=smoothing)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(g_feats, feats.grad)
+    torch.testing.assert_close(g_w, out.weight.grad)
+    assert torch.all(g_feats[2, 1:] == 0)  # padding gets no gradient
+
+
+def test_objective_is_the_mean_token_loss_of_the_model():
+    from nmt.data.batching import collate
+    model = tiny_model().eval()
+    b = collate([[5, 6, 7], [8, 9]], [[10, 11], [12]], [0, 1])
+    logits, _ = model(b.src, b.src_lens, b.tgt_in)
+    ref = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD)
+    torch.testing.assert_close(Objective(model)(b.src, b.src_lens, b.tgt_in, b.tgt_out), ref)
+
+
+def test_precision_names():
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", cpu) in ("fp32", "bf16")
