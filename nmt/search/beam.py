@@ -28,10 +28,11 @@ def length_penalty(length: int, alpha: float, kind: str) -> float:
 
 
 def topk_step(scores: torch.Tensor, logp: torch.Tensor, k: int):
-    """The pure scoring step: extend every beam by every token and keep the best ``k``.
+    """The pure scoring step: extend every beam by every candidate and keep the best ``k``.
 
-    scores: (batch, beam) running log-probabilities; logp: (batch, beam, vocab).
-    Returns (batch, k) candidate scores, source beams and tokens, best first.
+    scores: (batch, beam) running log-probabilities; logp: (batch, beam, cand) log-probabilities of
+    each beam's candidates (the whole vocabulary, or a pre-selected best few).
+    Returns (batch, k) candidate scores, source beams and candidate positions, best first.
     """
     vocab = logp.size(-1)
     cand = (scores.unsqueeze(-1) + logp).view(scores.size(0), -1)  # (batch, beam*vocab)
@@ -65,9 +66,17 @@ def beam_search(model, src, src_lens, beam_size: int = 5, max_len_a: float = 1.5
     for t in range(steps):
         live = active.size(0)
         logits, state, _ = model.step(prev, state, memory)
+        logits = logits.float()  # (live*beam, vocab)
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # normaliser of the unconstrained distribution
         at_max = (t >= limit[active]).repeat_interleave(k)  # (live*beam,)
-        logp = constrain(torch.log_softmax(logits.float(), dim=-1), t, min_len, at_max)
-        top_scores, top_beams, top_tokens = topk_step(alive_scores, logp.view(live, k, -1), 2 * k)  # (live, 2k)
+        logits = constrain(logits, t, min_len, at_max)
+        # The best 2k of beam x vocab are among each beam's own best 2k: select those first, so the
+        # log-softmax and the beam-wide top-k run over (live, beam, 2k) instead of (live, beam, vocab).
+        width = min(2 * k, logits.size(-1))
+        row_logits, row_tokens = logits.topk(width, dim=-1)  # (live*beam, width)
+        logp = (row_logits - lse).view(live, k, width)
+        top_scores, top_beams, top_pos = topk_step(alive_scores, logp, 2 * k)  # (live, 2k)
+        top_tokens = row_tokens.view(live, k * width).gather(1, top_beams * width + top_pos)
         history = alive_tokens.gather(1, top_beams[..., None].expand(-1, -1, t))  # (live, 2k, t)
 
         # EOS among the best k candidates finishes a hypothesis; merge with the finished so far.

@@ -40,7 +40,7 @@ def check_options(beam_size: int = 1, nbest: int = 1, min_len: int = 0, max_len_
 def constrain(logp: torch.Tensor, t: int, min_len: int, at_max: torch.Tensor) -> torch.Tensor:
     """Forbid EOS before ``min_len`` tokens; allow only EOS where the length limit is reached.
 
-    logp: (rows, vocab); at_max: (rows,) bool.
+    logp: (rows, vocab) log-probabilities or logits, changed in place; at_max: (rows,) bool.
     """
     if t < min_len:
         logp[:, EOS] = float("-inf")

@@ -20,10 +20,12 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
     prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
     for t in range(tokens.size(1)):
         logits, state, _ = model.step(prev, state, memory)
-        logp = constrain(torch.log_softmax(logits.float(), dim=-1), t, min_len, t >= limit[active])
-        tok = choose(logp)  # (active,)
+        logits = logits.float()  # (active, vocab)
+        lse = torch.logsumexp(logits, dim=-1)  # normaliser of the unconstrained distribution
+        logits = constrain(logits, t, min_len, t >= limit[active])
+        tok = choose(logits)  # (active,)
         tokens[active, t] = tok
-        scores[active] += logp.gather(1, tok[:, None]).squeeze(1)
+        scores[active] += logits.gather(1, tok[:, None]).squeeze(1) - lse  # log-probability of tok
         alive = tok != EOS
         if not bool(alive.all()):
             if not bool(alive.any()):
@@ -43,7 +45,7 @@ def greedy_search(model, src, src_lens, max_len_a: float = 1.5, max_len_b: int =
                   min_len: int = 0) -> List[List[Hypothesis]]:
     """The most probable token at every step; one hypothesis per sentence (score: log-probability)."""
     check_options(min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b)
-    return _one_best(model, src, src_lens, lambda logp: logp.argmax(-1), max_len_a, max_len_b, min_len)
+    return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), max_len_a, max_len_b, min_len)
 
 
 @torch.inference_mode()
@@ -53,8 +55,8 @@ def sample_search(model, src, src_lens, temperature: float = 1.0, top_k: int = 0
     """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0."""
     check_options(min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b, temperature=temperature, top_k=top_k)
 
-    def choose(logp: torch.Tensor) -> torch.Tensor:
-        scaled = logp / temperature
+    def choose(logits: torch.Tensor) -> torch.Tensor:
+        scaled = logits / temperature
         if top_k:
             kth = scaled.topk(min(top_k, scaled.size(-1)), dim=-1).values[:, -1:]  # (rows, 1)
             scaled = scaled.masked_fill(scaled < kth, float("-inf"))
