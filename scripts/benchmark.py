@@ -146,7 +146,8 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, int8=False) -> dict:
     ref = list(iter_lines(ref_path))
     results = {}
     for name, kw in (("beam5", dict(strategy="beam", beam_size=5)), ("greedy", dict(strategy="greedy"))):
-        tr = Translator(model, tok, batch_size=64, **kw, **extra)
+        tr = Translator(model, tok, batch_size=64, **kw, **{k: v for k, v in extra.items()
+                                                           if k != "alpha" or name == "beam5"})
         tr.translate(src[:64])  # warm-up
         start = time.perf_counter()
         hyps = [h[0][0] for h in tr.translate(src)]
@@ -157,7 +158,8 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, int8=False) -> dict:
                          "bleu_signature": s["bleu"]["signature"], "chrf_signature": s["chrf"]["signature"]}
         if not int8:
             cmd = [str(Path(sys.executable).parent / "nmt-translate"), ckpt, "-i", src_path, "-o", os.devnull,
-                   "--batch-size", "64", "--quiet"] + (["--greedy"] if name == "greedy" else ["--beam", "5"])
+                   "--batch-size", "64", "--quiet"] + (["--greedy"] if name == "greedy" else
+                                                       ["--beam", "5", "--length-penalty", str(extra.get("alpha", 1.0))])
             if extra.get("precision") == "bf16":
                 cmd.append("--bf16")
             start = time.perf_counter()
@@ -178,6 +180,7 @@ def main() -> None:
     p.add_argument("--checkpoint", help="decode and score this checkpoint (no training)")
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--decode-bf16", action="store_true", help="bf16 autocast when decoding")
+    p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (tune it on val)")
     p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--results", default=str(ROOT / "results" / "benchmarks.jsonl"))
@@ -211,10 +214,11 @@ def main() -> None:
         src = f"{args.data}/test_2016_flickr.{cfg.data.src_lang}.gz"
         ref = f"{args.data}/test_2016_flickr.{cfg.data.tgt_lang}.gz"
         extra = {"precision": "bf16"} if args.decode_bf16 else {}
+        extra["alpha"] = args.alpha
         out["checkpoint"] = ckpt
         out["decode"] = decode(ckpt, src, ref, extra)
         if args.int8:
-            out["decode_int8"] = decode(ckpt, src, ref, {}, int8=True)
+            out["decode_int8"] = decode(ckpt, src, ref, {"alpha": args.alpha}, int8=True)
     line = json.dumps(out)
     print(line)
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
