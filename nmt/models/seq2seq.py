@@ -83,9 +83,7 @@ def _init_weights(model: nn.Module, init: str, scale: float, forget_bias: float)
 
 def build_model(encoder, attention, decoder, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0) -> Seq2Seq:
     """Build the model from the three config groups (dataclasses or DictConfigs)."""
-    enc_kw = dict(asdict(encoder)) if not isinstance(encoder, dict) else dict(encoder)
-    dec_kw = dict(asdict(decoder)) if not isinstance(decoder, dict) else dict(decoder)
-    att_kw = dict(asdict(attention)) if not isinstance(attention, dict) else dict(attention)
+    enc_kw, att_kw, dec_kw = (dict(c) if isinstance(c, dict) else asdict(c) for c in (encoder, attention, decoder))
     enc = Encoder(src_vocab_size, pad_id, **enc_kw)
     bridge_kind, init = dec_kw.pop("bridge"), dec_kw.pop("init")
     scale, forget_bias = dec_kw.pop("init_scale"), dec_kw.pop("forget_bias")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import glob
 import os
 import pickle
+import random
 import re
+import shutil
 import zipfile
 from typing import Dict, List, Optional
 
@@ -60,7 +62,6 @@ def atomic_link(src: str, dst: str) -> None:
     try:
         os.link(src, tmp)
     except OSError:
-        import shutil
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
     _fsync_dir(os.path.dirname(os.path.abspath(dst)))
@@ -114,7 +115,6 @@ def prune(directory: str, keep: int) -> None:
 
 
 def rng_state() -> Dict:
-    import random
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -122,7 +122,6 @@ def rng_state() -> Dict:
 
 
 def set_rng_state(state: Dict) -> None:
-    import random
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
