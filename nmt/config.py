@@ -1,135 +1,181 @@
-"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+"""Typed schemas for every config group, registered in Hydra's ConfigStore, and their checks.
 
 ``configs/train.yaml`` lists ``base_config`` first in its defaults, so every YAML file and every
-command-line override is checked against these dataclasses: a misspelt key or a wrong type fails
-at start-up with Hydra's own error instead of being ignored.
+command-line override is checked against these dataclasses: a misspelt key, a wrong type or a
+choice outside an ``Enum`` fails at start-up with Hydra's own error (listing the allowed values).
+``validate`` then checks ranges and cross-field constraints, naming the key, before any data is
+read. Each field's ``help`` is what ``nmt-train --help`` prints. This module imports no torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+import enum
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import Any, Iterator, List, Optional, Tuple
 
-from hydra.core.config_store import ConfigStore
+from .errors import ConfigError
+
+
+class Choice(str, enum.Enum):
+    """A config choice: compares equal to its string value and prints as it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+Cell = Choice("Cell", {n: n for n in ("rnn", "gru", "lstm")})
+AttentionKind = Choice("AttentionKind", {n: n for n in ("none", "bahdanau", "luong_dot", "luong_general")})
+BridgeKind = Choice("BridgeKind", {n: n for n in ("zeros", "last", "bridge")})
+Init = Choice("Init", {n: n for n in ("uniform", "xavier", "orthogonal")})
+TfSchedule = Choice("TfSchedule", {n: n for n in ("constant", "linear", "exponential", "inverse_sigmoid")})
+Feed = Choice("Feed", {n: n for n in ("argmax", "sample")})
+OptimizerName = Choice("OptimizerName", {n: n for n in ("adam", "sgd")})
+Scheduler = Choice("Scheduler", {n: n for n in ("constant", "plateau", "inverse_sqrt")})
+PlateauMetric = Choice("PlateauMetric", {n: n for n in ("bleu", "loss")})
+Precision = Choice("Precision", {n: n for n in ("fp32", "bf16", "auto")})
+Device = Choice("Device", {n: n for n in ("auto", "cpu", "cuda")})
+SpmType = Choice("SpmType", {n: n for n in ("unigram", "bpe")})
+Generate = Choice("Generate", {"toy": "toy"})
+
+
+def opt(default: Any, help: str):
+    """A dataclass field with a default and the one line ``nmt-train --help`` shows for it."""
+    if isinstance(default, (list, dict, tuple)) or is_dataclass(default):
+        return field(default_factory=lambda: default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def group(cls, help: str):
+    return field(default_factory=cls, metadata={"help": help})
 
 
 @dataclass
 class SpmConfig:
-    model_type: str = "unigram"  # unigram | bpe
-    vocab_size: int = 8000
-    joint: bool = True  # one model for source and target, or one each
-    character_coverage: float = 1.0
-    max_sentences: int = 2_000_000  # sentences sampled to train the model
+    model_type: SpmType = opt(SpmType.unigram, "sentencepiece algorithm: unigram | bpe")
+    vocab_size: int = opt(8000, "pieces per sentencepiece model")
+    joint: bool = opt(True, "one model for source and target (true) or one each")
+    character_coverage: float = opt(1.0, "share of characters the model must cover (0, 1]")
+    input_sentence_size: int = opt(2_000_000, "sentences sampled from the corpus to train sentencepiece")
+    model: Optional[str] = opt(None, "reuse this sentencepiece model (source, or joint) instead of training one")
+    tgt_model: Optional[str] = opt(None, "reuse this target sentencepiece model (with data.spm.model)")
 
 
 @dataclass
 class DataConfig:
-    train: Optional[str] = None  # path prefix: PREFIX.{src_lang,tgt_lang}[.gz]
-    valid: Optional[str] = None
-    test: Optional[str] = None
-    src_lang: str = "src"
-    tgt_lang: str = "tgt"
-    max_len: int = 100  # training pairs longer than this (in pieces) are dropped
-    generate: Optional[str] = None  # "toy": write the embedded demo corpus if it is missing
-    spm: SpmConfig = field(default_factory=SpmConfig)
+    train: Optional[str] = opt(None, "training corpus prefix: reads PREFIX.SRC_LANG and PREFIX.TGT_LANG (.gz ok)")
+    valid: Optional[str] = opt(None, "validation corpus prefix (BLEU, early stopping, best.pt)")
+    test: Optional[str] = opt(None, "test corpus prefix, translated with best.pt at the end (null: skip)")
+    src_lang: str = opt("src", "source language code (file suffix)")
+    tgt_lang: str = opt("tgt", "target language code (file suffix)")
+    max_len: int = opt(100, "training pairs longer than this many pieces are dropped")
+    generate: Optional[Generate] = opt(None, "toy: write the embedded corpus to its default place if absent")
+    spm: SpmConfig = group(SpmConfig, "sentencepiece")
 
 
 @dataclass
 class EncoderConfig:
-    cell: str = "gru"  # rnn | gru | lstm
-    embed_size: int = 256
-    hidden_size: int = 256  # per direction
-    num_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.3
-    residual: bool = False
+    cell: Cell = opt(Cell.gru, "recurrent cell: rnn | gru | lstm")
+    embed_size: int = opt(256, "source embedding size")
+    hidden_size: int = opt(256, "hidden units per direction")
+    num_layers: int = opt(1, "stacked layers")
+    bidirectional: bool = opt(True, "bidirectional layers")
+    dropout: float = opt(0.3, "dropout on embeddings and between layers [0, 1)")
+    residual: bool = opt(False, "residual connections from layer 2 upward")
 
 
 @dataclass
 class AttentionConfig:
-    kind: str = "bahdanau"  # none | bahdanau | luong_dot | luong_general
-    hidden_size: int = 0  # Bahdanau MLP size; 0 means the decoder's hidden size
+    kind: AttentionKind = opt(AttentionKind.bahdanau, "none | bahdanau | luong_dot | luong_general")
+    hidden_size: int = opt(0, "Bahdanau MLP size; 0: the decoder's hidden size")
 
 
 @dataclass
 class DecoderConfig:
-    cell: str = "gru"
-    embed_size: int = 256
-    hidden_size: int = 512
-    num_layers: int = 1
-    dropout: float = 0.3
-    input_feeding: bool = True
-    attentional_size: int = 512  # tanh(W[h; c]) layer; 0 feeds the RNN output straight to the softmax
-    tie_embeddings: bool = False
-    bridge: str = "last"  # zeros | last | bridge
-    init: str = "uniform"  # uniform | xavier | orthogonal
-    init_scale: float = 0.1
-    forget_bias: float = 1.0
+    cell: Cell = opt(Cell.gru, "recurrent cell: rnn | gru | lstm")
+    embed_size: int = opt(256, "target embedding size")
+    hidden_size: int = opt(512, "hidden units")
+    num_layers: int = opt(1, "stacked layers")
+    dropout: float = opt(0.3, "dropout [0, 1)")
+    input_feeding: bool = opt(True, "feed the last attentional vector back as input (Luong et al.)")
+    attentional_size: int = opt(512, "tanh(W[h; c]) layer size; 0 feeds [h; c] straight to the softmax")
+    tie_embeddings: bool = opt(False, "share target embeddings and output layer (sizes must match)")
+    bridge: BridgeKind = opt(BridgeKind.last, "initial decoder state: zeros | last (projected) | bridge (+tanh)")
+    init: Init = opt(Init.uniform, "parameter initialisation: uniform | xavier | orthogonal")
+    init_scale: float = opt(0.1, "uniform init range (-s, s)")
+    forget_bias: float = opt(1.0, "LSTM forget-gate bias")
 
 
 @dataclass
 class TeacherForcingConfig:
-    schedule: str = "constant"  # constant | linear | exponential | inverse_sigmoid
-    start: float = 1.0
-    end: float = 0.0
-    decay_steps: int = 10_000  # linear: steps from start to end
-    k: float = 0.999  # exponential: per-step factor; inverse_sigmoid: the k of Bengio et al.
-    feed: str = "argmax"  # argmax | sample: what the model feeds when it does not take the gold token
+    schedule: TfSchedule = opt(TfSchedule.constant, "constant | linear | exponential | inverse_sigmoid")
+    start: float = opt(1.0, "ratio of gold tokens fed at step 0 [0, 1]")
+    end: float = opt(0.0, "ratio the decaying schedules tend to [0, 1]")
+    decay_steps: int = opt(10_000, "linear: steps from start to end")
+    k: float = opt(0.999, "exponential: per-step factor (0, 1); inverse_sigmoid: k >= 1")
+    feed: Feed = opt(Feed.argmax, "what the model feeds instead of the gold token: argmax | sample")
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # adam | sgd
-    lr: float = 5e-4
-    betas: tuple = (0.9, 0.999)
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    scheduler: str = "constant"  # constant | plateau | inverse_sqrt
-    warmup_steps: int = 0
-    plateau_metric: str = "bleu"  # bleu | loss
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
-    min_lr: float = 1e-6
+    name: OptimizerName = opt(OptimizerName.adam, "adam | sgd")
+    lr: float = opt(5e-4, "learning rate (> 0)")
+    betas: Tuple[float, float] = opt((0.9, 0.999), "Adam betas")
+    momentum: float = opt(0.0, "SGD momentum")
+    weight_decay: float = opt(0.0, "L2 weight decay")
+    scheduler: Scheduler = opt(Scheduler.constant, "learning-rate schedule: constant | plateau | inverse_sqrt")
+    warmup_steps: int = opt(0, "linear warm-up steps")
+    plateau_metric: PlateauMetric = opt(PlateauMetric.bleu, "plateau: watch valid bleu | loss")
+    plateau_factor: float = opt(0.5, "plateau: multiply the rate by this (0, 1)")
+    plateau_patience: int = opt(2, "plateau: validations without improvement before decaying")
+    min_lr: float = opt(1e-6, "floor of the decayed rate")
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 1
-    max_steps: int = 0  # 0: no limit
-    max_epochs: int = 0  # 0: no limit
-    max_minutes: float = 0.0  # wall-clock budget; 0: no limit
-    max_tokens: int = 4096  # source or target tokens per batch, padding included
-    max_sentences: int = 0  # 0: no limit
-    accum_steps: int = 1
-    clip_grad_norm: float = 1.0  # 0 disables
-    clip_grad_value: float = 0.0  # 0 disables
-    label_smoothing: float = 0.0
-    valid_every: int = 1000
-    valid_beam: int = 1  # 1: greedy
-    valid_max_len_a: float = 1.5
-    valid_max_len_b: int = 10
-    valid_batch_size: int = 128
-    patience: int = 10  # validations without BLEU improvement; 0 disables early stopping
-    keep_last: int = 3  # step checkpoints kept beside last.pt and best.pt
-    max_nonfinite: int = 5  # stop after this many non-finite updates in a row
-    log_every: int = 50
-    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 master weights and loss) | auto (bf16 where native)
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
-    device: str = "auto"  # auto | cpu | cuda
-    tensorboard: bool = True
-    plots: bool = True
+    seed: int = opt(1, "seed of every random choice (batches, dropout, init)")
+    max_steps: int = opt(0, "stop after this many updates (0: no limit)")
+    max_epochs: int = opt(0, "stop after this many epochs (0: no limit)")
+    max_minutes: float = opt(0.0, "stop after this wall-clock budget (0: no limit)")
+    max_tokens: int = opt(4096, "padded source or target tokens per batch")
+    max_sentences: int = opt(0, "sentences per batch (0: no limit)")
+    accum_steps: int = opt(1, "batches accumulated into one update")
+    clip_grad_norm: float = opt(1.0, "clip the global gradient norm to this (0: off)")
+    clip_grad_value: float = opt(0.0, "clip each gradient value to +-this (0: off)")
+    label_smoothing: float = opt(0.0, "label smoothing [0, 1)")
+    valid_every: int = opt(1000, "validate (loss, BLEU) and checkpoint every N updates")
+    valid_beam: int = opt(1, "beam size of validation decoding (1: greedy)")
+    valid_max_len_a: float = opt(1.5, "validation decoding: max length = a * source length + b")
+    valid_max_len_b: int = opt(10, "validation decoding: see valid_max_len_a")
+    valid_batch_size: int = opt(128, "validation decoding: sentences per batch")
+    test_beam: int = opt(5, "beam size for translating data.test with best.pt at the end")
+    patience: int = opt(10, "validations without BLEU improvement before stopping (0: off)")
+    keep_last: int = opt(3, "step_N.pt checkpoints kept beside last.pt and best.pt")
+    max_nonfinite: int = opt(5, "stop after this many non-finite updates in a row")
+    blowup_factor: float = opt(10.0, "warn when the loss exceeds this multiple of its recent median (0: off)")
+    max_blowups: int = opt(20, "stop after this many blown-up updates in a row")
+    log_every: int = opt(50, "write one log line every N updates")
+    grad_flow_every: int = opt(0, "record gradient flow through time every N updates (0: off)")
+    init_from: Optional[str] = opt(None, "fine-tune: start from this checkpoint's weights and sentencepiece")
+    precision: Precision = opt(Precision.fp32, "fp32 | bf16 (autocast) | auto (bf16 where native)")
+    threads: int = opt(0, "torch intra-op threads (0: the CPUs this process may use, at most 8)")
+    device: Device = opt(Device.auto, "auto | cpu | cuda")
+    tensorboard: bool = opt(True, "write TensorBoard events to RUN_DIR/tensorboard")
+    plots: bool = opt(True, "draw learning curves to RUN_DIR/plots")
 
 
 @dataclass
 class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    attention: AttentionConfig = field(default_factory=AttentionConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    teacher_forcing: TeacherForcingConfig = field(default_factory=TeacherForcingConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    run_dir: Optional[str] = None  # default: Hydra's output folder
-    resume: bool = False
+    data: DataConfig = group(DataConfig, "corpora and sentencepiece")
+    encoder: EncoderConfig = group(EncoderConfig, "encoder")
+    attention: AttentionConfig = group(AttentionConfig, "attention")
+    decoder: DecoderConfig = group(DecoderConfig, "decoder")
+    teacher_forcing: TeacherForcingConfig = group(TeacherForcingConfig, "teacher forcing")
+    optim: OptimConfig = group(OptimConfig, "optimizer and learning rate")
+    train: TrainConfig = group(TrainConfig, "training loop")
+    run_dir: Optional[str] = opt(None, "where checkpoints, logs and plots go (default: outputs/DATE/TIME)")
+    resume: bool = opt(False, "continue the run in run_dir exactly where it stopped")
 
 
 # Keys that may differ between a checkpoint's config and the config of a run resuming it.
@@ -138,9 +184,149 @@ RESUMABLE_KEYS = {
     "train.max_steps", "train.max_epochs", "train.max_minutes", "train.valid_every",
     "train.patience", "train.keep_last", "train.log_every", "train.max_nonfinite",
     "train.threads", "train.device", "train.tensorboard", "train.plots", "train.valid_beam",
-    "train.valid_batch_size", "data.valid", "data.test", "data.generate",
+    "train.valid_batch_size", "train.test_beam", "train.grad_flow_every", "train.blowup_factor",
+    "train.max_blowups", "data.valid", "data.test", "data.generate",
 }
 
 
 def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
     ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def iter_fields(cls=Config, prefix: str = "") -> Iterator[Tuple[str, Any, str]]:
+    """(dotted key, default, help) of every leaf field, in declaration order."""
+    for f in fields(cls):
+        key = prefix + f.name
+        default = f.default if f.default is not MISSING else f.default_factory()
+        if is_dataclass(default):
+            yield from iter_fields(type(default), key + ".")
+        else:
+            yield key, default, f.metadata.get("help", "")
+
+
+def check_known_keys(values: dict) -> None:
+    """Refuse keys the schema does not have (``+train.max_step=10`` adds one past Hydra's checks)."""
+    import difflib
+    known = {key for key, _, _ in iter_fields()}
+    groups = {k.rsplit(".", 1)[0] for k in known if "." in k}
+
+    def walk(d: dict, prefix: str):
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict) and key in groups:
+                yield from walk(v, key + ".")
+            else:
+                yield key
+
+    for key in walk({k: v for k, v in values.items() if k != "hydra"}, ""):
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            raise ConfigError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close else
+                                                               "; nmt-train --help lists the keys"))
+
+
+def from_dict(values: dict) -> Config:
+    """A typed ``Config`` from plain values (a checkpoint's), checked like a command line."""
+    from omegaconf import OmegaConf
+    merged = OmegaConf.merge(OmegaConf.structured(Config), values)
+    return OmegaConf.to_object(merged)
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain JSON-able values (enums as their strings, tuples as lists)."""
+    import json
+    from dataclasses import asdict
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+# ---- range and cross-field checks, all before any data is read ----------------------------------
+
+def validate(cfg: Config) -> None:
+    """Every value in range, with the key named; ConfigError on the first that is not."""
+    errors: List[str] = []
+
+    def check(ok, key, want):
+        if not ok:
+            section, name = key.split(".", 1) if "." in key else (None, key)
+            obj = cfg if section is None else getattr(cfg, section)
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            errors.append(f"{key}={obj!r}: must be {want}")
+
+    d, e, a, dec, tf, o, t = cfg.data, cfg.encoder, cfg.attention, cfg.decoder, cfg.teacher_forcing, cfg.optim, cfg.train
+    check(d.max_len >= 1, "data.max_len", ">= 1")
+    check(d.spm.vocab_size >= 8, "data.spm.vocab_size", ">= 8")
+    check(0 < d.spm.character_coverage <= 1, "data.spm.character_coverage", "in (0, 1]")
+    check(d.spm.input_sentence_size >= 1, "data.spm.input_sentence_size", ">= 1")
+    check(d.spm.tgt_model is None or d.spm.model is not None, "data.spm.tgt_model", "given with data.spm.model")
+    check(d.src_lang != d.tgt_lang or d.src_lang == "", "data.tgt_lang", "different from data.src_lang")
+    for name, m in (("encoder", e), ("decoder", dec)):
+        check(m.embed_size >= 1, f"{name}.embed_size", ">= 1")
+        check(m.hidden_size >= 1, f"{name}.hidden_size", ">= 1")
+        check(m.num_layers >= 1, f"{name}.num_layers", ">= 1")
+        check(0 <= m.dropout < 1, f"{name}.dropout", "in [0, 1)")
+    check(a.hidden_size >= 0, "attention.hidden_size", ">= 0")
+    check(dec.attentional_size >= 0, "decoder.attentional_size", ">= 0")
+    check(dec.init_scale > 0, "decoder.init_scale", "> 0")
+    check(0 <= tf.start <= 1, "teacher_forcing.start", "in [0, 1]")
+    check(0 <= tf.end <= 1, "teacher_forcing.end", "in [0, 1]")
+    check(tf.decay_steps >= 1, "teacher_forcing.decay_steps", ">= 1")
+    if tf.schedule == "exponential":
+        check(0 < tf.k < 1, "teacher_forcing.k", "in (0, 1) for the exponential schedule")
+    if tf.schedule == "inverse_sigmoid":
+        check(tf.k >= 1, "teacher_forcing.k", ">= 1 for the inverse_sigmoid schedule")
+    check(o.lr > 0, "optim.lr", "> 0")
+    check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "two values in [0, 1)")
+    check(o.momentum >= 0, "optim.momentum", ">= 0")
+    check(o.weight_decay >= 0, "optim.weight_decay", ">= 0")
+    check(o.warmup_steps >= 0, "optim.warmup_steps", ">= 0")
+    check(0 < o.plateau_factor < 1, "optim.plateau_factor", "in (0, 1)")
+    check(o.plateau_patience >= 0, "optim.plateau_patience", ">= 0")
+    check(o.min_lr >= 0, "optim.min_lr", ">= 0")
+    for key in ("max_steps", "max_epochs", "max_sentences", "patience", "keep_last", "threads",
+                "grad_flow_every"):
+        check(getattr(t, key) >= 0, f"train.{key}", ">= 0")
+    for key in ("accum_steps", "valid_every", "valid_beam", "valid_batch_size", "test_beam", "log_every",
+                "max_nonfinite", "max_blowups"):
+        check(getattr(t, key) >= 1, f"train.{key}", ">= 1")
+    check(t.max_minutes >= 0, "train.max_minutes", ">= 0")
+    check(t.max_tokens >= 16, "train.max_tokens", ">= 16 (a batch must hold at least one sentence)")
+    check(t.clip_grad_norm >= 0, "train.clip_grad_norm", ">= 0 (0 disables clipping)")
+    check(t.clip_grad_value >= 0, "train.clip_grad_value", ">= 0 (0 disables clipping)")
+    check(0 <= t.label_smoothing < 1, "train.label_smoothing", "in [0, 1)")
+    check(t.valid_max_len_a >= 0, "train.valid_max_len_a", ">= 0")
+    check(t.valid_max_len_b >= 1, "train.valid_max_len_b", ">= 1")
+    check(t.blowup_factor == 0 or t.blowup_factor > 1, "train.blowup_factor", "0 (off) or > 1")
+    if a.kind == "luong_dot":
+        enc_out = e.hidden_size * (2 if e.bidirectional else 1)
+        check(enc_out == dec.hidden_size, "decoder.hidden_size",
+              f"equal to the encoder output size ({enc_out}) with attention=luong_dot")
+    if dec.tie_embeddings:
+        out = dec.attentional_size or dec.hidden_size + e.hidden_size * (2 if e.bidirectional else 1)
+        check(out == dec.embed_size, "decoder.embed_size",
+              f"equal to the attentional size ({out}) with decoder.tie_embeddings=true")
+    if errors:
+        raise ConfigError("invalid settings: " + "; ".join(errors))
+
+
+def help_text(groups: dict) -> str:
+    """``nmt-train --help``: usage, config groups and their options, every key with its default."""
+    lines = [
+        "nmt-train: train a recurrent encoder-decoder translation model.",
+        "",
+        "Usage: nmt-train [GROUP=OPTION ...] [KEY=VALUE ...]   (add -m to sweep: encoder=bigru,bilstm)",
+        "       torchrun --nproc_per_node=N -m nmt.cli.train ...   (several processes)",
+        "       nmt-train --cfg job [overrides]   (print the resolved config without training)",
+        "",
+        "Config groups:",
+    ]
+    for name, options in groups.items():
+        lines.append(f"  {name:<16} {' | '.join(options)}")
+    lines += ["", "Keys (schema default; experiment files set their own) description:"]
+    for key, default, text in iter_fields():
+        value = "null" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        lines.append(f"  {key:<32} ({value}) {text}")
+    lines += ["", "A run directory gets checkpoints/{best,last,step_N}.pt, train.log, metrics.jsonl, plots/,",
+              "tensorboard/ and test/{hyp.txt,scores.json}."]
+    return "\n".join(lines)

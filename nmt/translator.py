@@ -1,54 +1,16 @@
-"""Text in, text out: load a checkpoint, batch sentences by length, search, restore input order."""
+"""Text in, text out: batch sentences by length, search, restore input order; and forced scoring."""
 from __future__ import annotations
 
-import contextlib
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from .data.batching import source_tensor
-from .data.spm import Tokenizer
-from .models import build_model
-from .search import Hypothesis, beam_search, check_options, greedy_search, sample_search
-from .train.checkpoint import load_checkpoint, tensor_to_spm
-
-
-def load_model(path: str, device: str = "cpu"):
-    """(model in eval mode, tokenizer, config dict) from a checkpoint file."""
-    ckpt = load_checkpoint(path)
-    cfg = ckpt["config"]
-    tok = Tokenizer(tensor_to_spm(ckpt["spm"]["src"]), tensor_to_spm(ckpt["spm"].get("tgt")))
-    model = build_model(cfg["encoder"], cfg["attention"], cfg["decoder"], tok.src_vocab_size, tok.tgt_vocab_size)
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), tok, cfg
-
-
-def _cpu_has_fast_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is bf16 where the hardware computes it natively (CUDA with bf16, CPUs with
-    AVX512-BF16 or AMX), else fp32: emulated bf16 matmuls are several times slower than fp32."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if _cpu_has_fast_bf16() else "fp32"
-
-
-def autocast(device: torch.device, precision: str):
-    precision = resolve_precision(precision, device)
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"precision must be fp32, bf16 or auto, got {precision!r}")
-    return contextlib.nullcontext()
+from .data.batching import pad, source_tensor
+from .data.spm import BOS, EOS, Tokenizer
+from .errors import ConfigError
+from .precision import autocast
+from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
+from .search.score import forced_logprobs
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> List[List[int]]:
@@ -68,58 +30,80 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: i
 
 
 class Translator:
-    """Batched translation with greedy, beam or sampling search."""
+    """Batched translation (greedy, beam or sampling, as ``options`` says) and forced scoring, for a
+    model or an ``Ensemble``."""
 
-    def __init__(self, model, tokenizer: Tokenizer, strategy: str = "beam", beam_size: int = 5,
-                 alpha: float = 1.0, penalty: str = "gnmt", max_len_a: float = 1.5, max_len_b: int = 10,
-                 min_len: int = 0, nbest: int = 1, temperature: float = 1.0, top_k: int = 0,
-                 batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32", seed: int = 1):
-        if strategy not in ("beam", "greedy", "sample"):
-            raise ValueError(f"unknown search strategy {strategy!r}; choose beam, greedy or sample")
+    def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),
+                 batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32"):
         if batch_size < 1 or max_tokens < 1:
-            raise ValueError("batch size and max tokens must be >= 1")
-        check_options(beam_size=beam_size if strategy == "beam" else max(1, nbest), nbest=nbest,
-                      min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b,
-                      temperature=temperature, top_k=top_k)
-        if strategy != "beam" and nbest != 1:
-            raise ValueError("nbest lists need beam search")
-        self.model, self.tok = model, tokenizer
+            raise ConfigError(f"batch size and max tokens must be >= 1 (got {batch_size}, {max_tokens})")
+        self.model, self.tok, self.options = model, tokenizer, options
         self.device = next(model.parameters()).device
-        self.strategy, self.beam_size, self.alpha, self.penalty = strategy, beam_size, alpha, penalty
-        self.max_len_a, self.max_len_b, self.min_len, self.nbest = max_len_a, max_len_b, min_len, nbest
-        self.temperature, self.top_k = temperature, top_k
         self.batch_size, self.max_tokens, self.precision = batch_size, max_tokens, precision
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(options.seed)
 
     def _search(self, src: torch.Tensor, src_lens: torch.Tensor) -> List[List[Hypothesis]]:
-        kw = dict(max_len_a=self.max_len_a, max_len_b=self.max_len_b, min_len=self.min_len)
-        if self.strategy == "greedy":
-            return greedy_search(self.model, src, src_lens, **kw)
-        if self.strategy == "sample":
-            return sample_search(self.model, src, src_lens, temperature=self.temperature, top_k=self.top_k,
-                                 generator=self.generator, **kw)
-        return beam_search(self.model, src, src_lens, beam_size=self.beam_size, alpha=self.alpha,
-                           penalty=self.penalty, nbest=self.nbest, **kw)
+        o = self.options
+        if o.strategy == "greedy":
+            return greedy_search(self.model, src, src_lens, o)
+        if o.strategy == "sample":
+            return sample_search(self.model, src, src_lens, o, generator=self.generator)
+        return beam_search(self.model, src, src_lens, o)
 
-    def translate_ids(self, src_ids: Sequence[Sequence[int]]) -> List[List[Hypothesis]]:
-        """Per input, its n-best list; an empty input gets [Hypothesis([], 0.0)] without decoding."""
+    def _batches(self, src_ids: Sequence[Sequence[int]], todo: List[int]):
+        """(input indices, source tensor on the device, lengths), longest batches first."""
+        for group in length_sorted_batches([len(src_ids[i]) for i in todo], self.batch_size, self.max_tokens):
+            idx = [todo[g] for g in group]
+            src, src_lens = source_tensor([src_ids[i] for i in idx])
+            yield idx, src.to(self.device), src_lens
+
+    def translate_ids(self, src_ids: Sequence[Sequence[int]], progress=None) -> List[List[Hypothesis]]:
+        """Per input, its n-best list; an empty input gets [Hypothesis([], 0.0)] without decoding.
+        ``progress`` (a tqdm bar) moves by the sentences of each batch."""
         results: List[Optional[List[Hypothesis]]] = [None] * len(src_ids)
         todo = [i for i, s in enumerate(src_ids) if len(s) > 0]
         self.model.eval()
         with torch.inference_mode(), autocast(self.device, self.precision):
-            for group in length_sorted_batches([len(src_ids[i]) for i in todo], self.batch_size, self.max_tokens):
-                idx = [todo[g] for g in group]
-                src, src_lens = source_tensor([src_ids[i] for i in idx])
-                for i, hyps in zip(idx, self._search(src.to(self.device), src_lens)):
+            for idx, src, src_lens in self._batches(src_ids, todo):
+                for i, hyps in zip(idx, self._search(src, src_lens)):
                     results[i] = hyps
+                if progress is not None:
+                    progress.update(len(idx))
+        if progress is not None:
+            progress.update(len(src_ids) - len(todo))
         return [r if r is not None else [Hypothesis([], 0.0)] for r in results]
+
+    def encode_lines(self, lines: Sequence[str]) -> List[List[int]]:
+        """Source ids per line; blank lines give []."""
+        encoded = iter(self.tok.encode_src([line for line in lines if line.strip()]))
+        return [next(encoded) if line.strip() else [] for line in lines]
 
     def translate(self, lines: Sequence[str]) -> List[List[Tuple[str, float]]]:
         """Raw text in, n-best lists of (detokenized text, score) out, in input order."""
-        encoded = iter(self.tok.encode_src([line for line in lines if line.strip()]))
-        ids = [next(encoded) if line.strip() else [] for line in lines]
         out = []
-        for hyps in self.translate_ids(ids):
+        for hyps in self.translate_ids(self.encode_lines(lines)):
             texts = self.tok.decode_tgt([h.tokens for h in hyps])
             out.append([(text, h.score) for text, h in zip(texts, hyps)])
         return out
+
+    def score_ids(self, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]
+                  ) -> List[Tuple[float, int]]:
+        """Per pair, (log-probability of target + EOS given the source, its token count), in input
+        order; a blank source scores (0.0, 0)."""
+        if len(src_ids) != len(tgt_ids):
+            raise ConfigError(f"{len(src_ids)} sources but {len(tgt_ids)} targets")
+        results: List[Tuple[float, int]] = [(0.0, 0)] * len(src_ids)
+        todo = [i for i, s in enumerate(src_ids) if len(s) > 0]
+        self.model.eval()
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            for idx, src, src_lens in self._batches(src_ids, todo):
+                tgt = [tgt_ids[i] for i in idx]
+                scores = forced_logprobs(self.model, src, src_lens, pad(tgt, prefix=[BOS]).to(self.device),
+                                         pad(tgt, suffix=[EOS]).to(self.device))
+                for i, s in zip(idx, scores):
+                    results[i] = s
+        return results
+
+    def score(self, sources: Sequence[str], targets: Sequence[str]) -> List[Tuple[float, int]]:
+        """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``."""
+        return self.score_ids(self.encode_lines(sources), self.tok.encode_tgt(targets))

@@ -30,18 +30,39 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nmt.checkpoint import load_checkpoint, load_model  # noqa: E402
 from nmt.config import register_configs  # noqa: E402
 from nmt.data.batching import collate, make_batches  # noqa: E402
 from nmt.data.corpus import iter_lines  # noqa: E402
-from nmt.data.dataset import encode, read_split  # noqa: E402
-from nmt.data.spm import Tokenizer  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
-from nmt.models import build_model  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
+from nmt.search import SearchOptions  # noqa: E402
+from nmt.train.build import build_training, prepare_data  # noqa: E402
+from nmt.train.distributed import Dist  # noqa: E402
 from nmt.train.loop import train_step  # noqa: E402
 from nmt.train.loss import Objective  # noqa: E402
-from nmt.train.schedules import build_optimizer  # noqa: E402
-from nmt.translator import Translator, load_model  # noqa: E402
+from nmt.train.schedules import teacher_forcing_ratio  # noqa: E402
+from nmt.translator import Translator  # noqa: E402
+
+
+def peak_gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The machine's limit: the best rate of large fp32 matmuls with the current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def count_flops(fn) -> int:
+    """Matmul FLOPs of ``fn()`` as torch.utils.flop_counter counts them (forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def compose(experiment: str, data_dir: str, overrides):
@@ -74,19 +95,19 @@ def peak_rss_mb(children=False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024.0
 
 
-def train_speed(cfg, warmup: int, updates: int) -> dict:
-    """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones."""
+def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float) -> dict:
+    """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones, built by
+    the functions training uses (data, tokenizer, model, optimizer, LR schedule), and the limit:
+    matmul FLOPs per sentence counted on the real model and batches, against the peak GEMM rate."""
     torch.manual_seed(cfg.train.seed)
-    d = cfg.data
-    raw = read_split(d.train, "train", d.src_lang, d.tgt_lang)
-    tok = Tokenizer.train(raw.src, raw.tgt, d.spm.vocab_size, d.spm.model_type, d.spm.joint)
-    data = encode(raw, tok, max_len=d.max_len)
-    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
-    opt = build_optimizer(model.parameters(), cfg.optim.name, cfg.optim.lr, cfg.optim.betas)
+    os.makedirs(run_dir, exist_ok=True)
+    tok, data, _ = prepare_data(cfg, None, run_dir, Dist())
+    model, opt, scheduler, _ = build_training(cfg, tok, torch.device("cpu"), None, None)
     objective = Objective(model, cfg.train.label_smoothing)
-    t = cfg.train
+    t, tf = cfg.train, cfg.teacher_forcing
     order, epoch = [], 0
     tokens = sents = 0
+    flops = flop_sents = 0
     start = None
     for i in range(warmup + updates):
         if not order:
@@ -94,18 +115,31 @@ def train_speed(cfg, warmup: int, updates: int) -> dict:
             epoch += 1
         group = [order.pop() for _ in range(t.accum_steps) if order]
         batches = [collate([data.src[j] for j in idx], [data.tgt[j] for j in idx], idx) for idx in group]
+        ratio = teacher_forcing_ratio(i, tf.schedule, tf.start, tf.end, tf.decay_steps, tf.k)
+        step = lambda: train_step(objective, batches, opt, ratio, tf.feed, t.clip_grad_norm,  # noqa: E731
+                                  t.clip_grad_value, t.precision)
+        if i < min(10, warmup):  # count on warm-up batches, not inside the timed ones
+            flops += count_flops(step)
+            flop_sents += sum(b.size for b in batches)
+            scheduler.step_update(i + 1)
+            continue
         if i == warmup:
             start = time.perf_counter()
-        _, n, _, _ = train_step(objective, batches, opt, cfg.teacher_forcing.start, cfg.teacher_forcing.feed,
-                                t.clip_grad_norm, t.clip_grad_value, t.precision)
+        _, _, n, _, _ = step()
+        scheduler.step_update(i + 1)
         if i >= warmup:
             tokens += n
             sents += sum(b.size for b in batches)
     seconds = time.perf_counter() - start
+    per_sentence = flops / flop_sents
+    limit = peak * 1e9 / per_sentence
+    rate = sents / seconds
     return {"updates": updates, "warmup": warmup, "seconds": round(seconds, 2),
-            "target_tokens_per_s": round(tokens / seconds, 1), "sentences_per_s": round(sents / seconds, 1),
+            "target_tokens_per_s": round(tokens / seconds, 1), "sentences_per_s": round(rate, 1),
             "sentences_per_update": round(sents / updates, 1), "parameters": count_parameters(model),
-            "peak_rss_mb": round(peak_rss_mb(), 1), "precision": t.precision}
+            "gflop_per_sentence": round(per_sentence / 1e9, 4), "limit_sentences_per_s": round(limit, 1),
+            "share_of_limit": round(rate / limit, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "precision": str(t.precision)}
 
 
 def budget_train(overrides, minutes: float, run_dir: str) -> dict:
@@ -122,38 +156,44 @@ def budget_train(overrides, minutes: float, run_dir: str) -> dict:
     wall = time.time() - start
     if proc.returncode != 0:
         raise SystemExit(f"nmt-train failed ({proc.returncode}); see {run_dir}.log")
-    last = torch.load(os.path.join(run_dir, "checkpoints", "last.pt"), map_location="cpu", weights_only=True)
+    last = load_checkpoint(os.path.join(run_dir, "checkpoints", "last.pt"))
     return {"minutes": round(wall / 60, 2), "updates": last["train_state"]["step"],
             "epochs": last["train_state"]["epoch"], "best_valid_bleu": last["train_state"]["best_bleu"],
             "best_step": last["train_state"]["best_step"], "train_peak_rss_mb": round(peak_rss_mb(children=True), 1)}
 
 
 def valid_bleu(ckpt: str, data_dir: str, src_lang: str, tgt_lang: str) -> float:
-    model, tok, _ = load_model(ckpt)
+    model, tok, _, _ = load_model(ckpt)
     src = list(iter_lines(f"{data_dir}/val.{src_lang}.gz"))
     ref = list(iter_lines(f"{data_dir}/val.{tgt_lang}.gz"))
-    hyps = [h[0][0] for h in Translator(model, tok, strategy="greedy").translate(src)]
+    hyps = [h[0][0] for h in Translator(model, tok, SearchOptions(strategy="greedy")).translate(src)]
     return score(hyps, [ref], metrics=("bleu",))["bleu"]["score"]
 
 
-def decode(ckpt: str, src_path: str, ref_path: str, extra, int8=False) -> dict:
-    """Decode speed (model loaded first, not timed) and the whole nmt-translate process time."""
-    model, tok, _ = load_model(ckpt)
+def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=False) -> dict:
+    """Decode speed (model loaded first, not timed), its limit (matmul FLOPs per sentence at the
+    peak GEMM rate) and the whole nmt-translate process time."""
+    model, tok, _, _ = load_model(ckpt)
     if int8:
         from nmt.cli.translate import quantize_int8
         model = quantize_int8(model)
     src = list(iter_lines(src_path))
     ref = list(iter_lines(ref_path))
     results = {}
-    for name, kw in (("beam5", dict(strategy="beam", beam_size=5)), ("greedy", dict(strategy="greedy"))):
-        tr = Translator(model, tok, batch_size=64, **kw, **{k: v for k, v in extra.items()
-                                                           if k != "alpha" or name == "beam5"})
+    for name, kw in (("beam5", dict(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0))),
+                     ("greedy", dict(strategy="greedy"))):
+        tr = Translator(model, tok, SearchOptions(**kw), batch_size=64, precision=extra.get("precision", "fp32"))
         tr.translate(src[:64])  # warm-up
         start = time.perf_counter()
         hyps = [h[0][0] for h in tr.translate(src)]
         seconds = time.perf_counter() - start
         s = score(hyps, [ref])
-        results[name] = {"sentences_per_s": round(len(src) / seconds, 1), "decode_seconds": round(seconds, 2),
+        per_sentence = count_flops(lambda: tr.translate(src[:256])) / 256 if not int8 else 0
+        rate = len(src) / seconds
+        results[name] = {"sentences_per_s": round(rate, 1), "decode_seconds": round(seconds, 2),
+                         **({"gflop_per_sentence": round(per_sentence / 1e9, 5),
+                             "limit_sentences_per_s": round(peak * 1e9 / per_sentence, 1),
+                             "share_of_limit": round(rate * per_sentence / (peak * 1e9), 3)} if per_sentence else {}),
                          "bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"],
                          "bleu_signature": s["bleu"]["signature"], "chrf_signature": s["chrf"]["signature"]}
         if not int8:
@@ -191,10 +231,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg, overrides = compose(args.experiment, args.data, args.overrides)
+    peak = peak_gemm_gflops()
     out = {"experiment": args.experiment, "overrides": args.overrides, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_flags()}
+           "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_flags(),
+           "peak_gemm_gflops": round(peak, 1)}
+    print(json.dumps({"peak_gemm_gflops": out["peak_gemm_gflops"], "threads": out["threads"]}), file=sys.stderr)
     if args.train_updates and not args.checkpoint:
-        out["train"] = train_speed(cfg, args.warmup, args.train_updates)
+        out["train"] = train_speed(cfg, args.warmup, args.train_updates, f"{args.run_dir}-speed-{int(time.time())}",
+                                   peak)
         print(json.dumps({"train": out["train"]}), file=sys.stderr)
     ckpt = args.checkpoint
     if args.budget_minutes and not ckpt:
@@ -216,9 +260,9 @@ def main() -> None:
         extra = {"precision": "bf16"} if args.decode_bf16 else {}
         extra["alpha"] = args.alpha
         out["checkpoint"] = ckpt
-        out["decode"] = decode(ckpt, src, ref, extra)
+        out["decode"] = decode(ckpt, src, ref, extra, peak)
         if args.int8:
-            out["decode_int8"] = decode(ckpt, src, ref, {"alpha": args.alpha}, int8=True)
+            out["decode_int8"] = decode(ckpt, src, ref, {"alpha": args.alpha}, peak, int8=True)
     line = json.dumps(out)
     print(line)
     os.makedirs(os.path.dirname(args.results), exist_ok=True)

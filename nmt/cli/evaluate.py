@@ -1,12 +1,13 @@
-"""nmt-evaluate: sacrebleu BLEU and chrF (TER on request) of a hypothesis file against references."""
+"""nmt-evaluate: sacrebleu BLEU and chrF (TER on request) of a hypothesis file against references,
+for the whole corpus or (``--sentence``) per line."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from ..data.corpus import CorpusError, iter_lines
-from ..eval.bleu import LineCountError, score
+from ..data.corpus import iter_lines
+from ..errors import NmtError
 
 
 def main(argv=None) -> None:
@@ -16,15 +17,32 @@ def main(argv=None) -> None:
     p.add_argument("refs", nargs="+", metavar="REF", help="reference file(s), plain or .gz, same line count")
     p.add_argument("--ter", action="store_true", help="also compute TER")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--sentence", choices=["tsv", "jsonl"], nargs="?", const="tsv",
+                   help="per-line sentence BLEU and chrF instead of corpus scores: tsv ('line<TAB>bleu<TAB>chrf', "
+                        "the default) or jsonl")
     args = p.parse_args(argv)
+    from ..eval.bleu import score, sentence_scores
+    metrics = ("bleu", "chrf", "ter") if args.ter else ("bleu", "chrf")
     try:
         hyps = [line.rstrip("\r\n") for line in sys.stdin] if args.hyp == "-" else list(iter_lines(args.hyp))
         refs = [list(iter_lines(r)) for r in args.refs]
-        result = score(hyps, refs, metrics=("bleu", "chrf", "ter") if args.ter else ("bleu", "chrf"),
-                       names=[args.hyp] + args.refs)
-    except (CorpusError, LineCountError) as e:
+        names = [args.hyp] + args.refs
+        if args.sentence:
+            rows = sentence_scores(hyps, refs, metrics=metrics, names=names)
+        else:
+            result = score(hyps, refs, metrics=metrics, names=names)
+    except NmtError as e:
         sys.exit(f"nmt-evaluate: error: {e}")
-    if args.json:
+    except OSError as e:
+        sys.exit(f"nmt-evaluate: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+    if args.sentence == "jsonl":
+        for i, row in enumerate(rows, start=1):
+            print(json.dumps({"line": i, **row}))
+    elif args.sentence:
+        print("line\t" + "\t".join(metrics))
+        for i, row in enumerate(rows, start=1):
+            print(f"{i}\t" + "\t".join(f"{row[m]:.4f}" for m in metrics))
+    elif args.json:
         print(json.dumps({k: {"score": v["score"], "signature": v["signature"]} for k, v in result.items()}))
     else:
         for r in result.values():

@@ -1,27 +1,30 @@
-"""nmt-translate: translate a file or stdin with a checkpoint, in streamed, length-sorted batches."""
+"""nmt-translate: translate a file or stdin with a checkpoint (or an ensemble of them), in streamed,
+length-sorted batches."""
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
-from typing import Iterator, List, Optional, TextIO, Tuple
-
-import torch
+from typing import Iterator, List, Optional, TextIO
 
 from ..data.corpus import CorpusError, iter_lines
-from ..eval.bleu import LineCountError, score
-from ..train.checkpoint import CheckpointError
-from ..translator import Translator, load_model
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="nmt-translate", description="Translate raw text with an nmt checkpoint: one sentence per line in, "
         "one detokenized translation per line out (line count always preserved).")
-    p.add_argument("checkpoint", help="a checkpoint file (e.g. RUN_DIR/checkpoints/best.pt)")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="checkpoint file(s) or run directories (RUN_DIR means RUN_DIR/checkpoints/best.pt); "
+                        "several decode as an ensemble (their log-probabilities averaged at each step)")
     p.add_argument("-i", "--input", default="-", help="input file, plain or .gz (default: stdin)")
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    p.add_argument("--output-format", choices=["text", "tsv", "jsonl"], default="text",
+                   help="text: the translation; tsv: 'index<TAB>score<TAB>translation' per hypothesis; jsonl: "
+                        "{\"translation\", \"score\"[, \"nbest\"]} per input line. Scores are log-probabilities, "
+                        "divided by the length penalty for beam search")
     s = p.add_argument_group("search")
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="greedy decoding instead of beam search")
@@ -33,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--max-len-a", type=float, default=1.5, help="max output length = a * source length + b")
     s.add_argument("--max-len-b", type=int, default=10)
     s.add_argument("--min-len", type=int, default=0, help="minimum output length in pieces")
-    s.add_argument("--nbest", type=int, default=1, help="print the N best as 'index<TAB>score<TAB>text'")
+    s.add_argument("--nbest", type=int, default=1,
+                   help="N best per line (text and tsv: 'index<TAB>score<TAB>text' lines; jsonl: an \"nbest\" list)")
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--top-k", type=int, default=0, help="sample among the k most probable tokens (0: all)")
     s.add_argument("--seed", type=int, default=1, help="seed for --sample")
@@ -46,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     r.add_argument("--device", default="cpu", help="cpu or cuda")
     r.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX-512 BF16)")
     r.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
-    r.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    r.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
     o = p.add_argument_group("extras")
     o.add_argument("--attention-plot", metavar="DIR", help="write attention heatmaps of the first sentences to DIR")
     o.add_argument("--attention-plot-count", type=int, default=10, metavar="K")
@@ -77,79 +81,107 @@ def read_chunks(path: str, size: int) -> Iterator[List[str]]:
 
 
 def quantize_int8(model):
+    import torch
     return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM},
                                                   dtype=torch.qint8)
 
 
-def plot_attention(model, tok, lines: List[str], hyps: List[List[int]], out_dir: str, first_index: int) -> None:
+def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index: int) -> None:
     """Heatmaps of teacher-forced attention over each (source, translation) pair."""
+    import torch
+
     from ..data.batching import pad, source_tensor
     from ..data.spm import BOS
-    from ..train.plots import attention_heatmap
+    from ..plots import attention_heatmap
 
     os.makedirs(out_dir, exist_ok=True)
     for k, (line, hyp) in enumerate(zip(lines, hyps)):
         if not line.strip():
             continue
-        src_ids = tok.encode_src([line])[0]
-        src, src_lens = source_tensor([src_ids])
+        src, src_lens = source_tensor([tok.encode_src([line])[0]])
         with torch.inference_mode():
-            _, weights = model(src, src_lens, pad([hyp], prefix=[BOS]))
+            _, weights = model(src, src_lens, pad([hyp.tokens], prefix=[BOS]))
         if weights is None:
             print("nmt-translate: this model has no attention (attention=none): no heatmaps", file=sys.stderr)
             return
         attention_heatmap(weights[0].float().numpy(), tok.src_pieces(line) + ["</s>"],
-                          tok.tgt_pieces(hyp) + ["</s>"], os.path.join(out_dir, f"attention_{first_index + k}.png"))
+                          tok.tgt_pieces(hyp.tokens) + ["</s>"],
+                          os.path.join(out_dir, f"attention_{first_index + k}.png"),
+                          title=f"line {first_index + k + 1}, score {hyp.score:.3f}")
+
+
+def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok) -> List[str]:
+    """Write one chunk's results; returns the 1-best texts."""
+    firsts = []
+    for k, hyps in enumerate(results):
+        texts = tok.decode_tgt([h.tokens for h in hyps])
+        firsts.append(texts[0])
+        if fmt == "jsonl":
+            record = {"translation": texts[0], "score": round(hyps[0].score, 6)}
+            if nbest > 1:
+                record["nbest"] = [{"translation": t, "score": round(h.score, 6)} for h, t in zip(hyps, texts)]
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif fmt == "tsv" or nbest > 1:
+            out.write("".join(f"{index + k}\t{h.score:.4f}\t{t}\n" for h, t in zip(hyps, texts)))
+        else:
+            out.write(texts[0] + "\n")
+    return firsts
+
+
+def load(args):
+    """(model or ensemble, tokenizer, the first checkpoint's config)."""
+    from ..checkpoint import load_ensemble, load_model
+    from ..train.distributed import pick_device
+    device = pick_device(args.device, key="--device")
+    if len(args.checkpoints) == 1:
+        model, tok, cfg, _ = load_model(args.checkpoints[0], device)
+    else:
+        model, tok, cfg = load_ensemble(args.checkpoints, device)
+    if args.int8:
+        if device.type != "cpu":
+            from ..errors import ConfigError
+            raise ConfigError("--int8 quantization runs on the CPU only")
+        model = quantize_int8(model)
+    return model, tok, cfg
 
 
 def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, tok, cfg = load_model(args.checkpoint, args.device)
-    if args.int8:
-        if args.device != "cpu":
-            raise ValueError("--int8 quantization runs on the CPU only")
-        model = quantize_int8(model)
-    strategy = "greedy" if args.greedy else "sample" if args.sample else "beam"
-    translator = Translator(model, tok, strategy=strategy, beam_size=args.beam, alpha=args.length_penalty,
-                            penalty=args.penalty, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                            min_len=args.min_len, nbest=args.nbest, temperature=args.temperature, top_k=args.top_k,
-                            batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision="bf16" if args.bf16 else "fp32", seed=args.seed)
-    max_src = args.max_src_len or int(cfg["data"].get("max_len") or 0)
+    from ..search import SearchOptions
+    from ..train.distributed import pick_threads
+    from ..translator import Translator
+    pick_threads(args.threads)
+    model, tok, cfg = load(args)
+    options = SearchOptions(strategy="greedy" if args.greedy else "sample" if args.sample else "beam",
+                            beam_size=args.beam, alpha=args.length_penalty, penalty=args.penalty,
+                            max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len,
+                            nbest=args.nbest, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
+                            precision="bf16" if args.bf16 else "fp32")
+    max_src = args.max_src_len or cfg.data.max_len
     progress = None
-    if args.input != "-" and not args.quiet:
+    if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
-        progress = tqdm(unit="sent", file=sys.stderr, desc="translating", dynamic_ncols=True)
+        total = None if args.input == "-" else sum(1 for _ in iter_lines(args.input))
+        progress = tqdm(total=total, unit="sent", file=sys.stderr, desc="translating", dynamic_ncols=True)
     kept: Optional[List[str]] = [] if args.ref else None
     index, plotted = 0, 0
     for chunk in read_chunks(args.input, args.chunk_size):
-        ids = []
-        for k, ids_k in enumerate(tok.encode_src([line if line.strip() else "" for line in chunk])):
-            if not chunk[k].strip():
-                ids_k = []
-            elif max_src and len(ids_k) > max_src:
+        ids = translator.encode_lines(chunk)
+        for k, ids_k in enumerate(ids):
+            if max_src and len(ids_k) > max_src:
                 print(f"nmt-translate: warning: line {index + k + 1}: {len(ids_k)} pieces, truncated to {max_src}",
                       file=sys.stderr)
-                ids_k = ids_k[:max_src]
-            ids.append(ids_k)
-        results = translator.translate_ids(ids)
-        for k, hyps in enumerate(results):
-            texts = tok.decode_tgt([h.tokens for h in hyps])
-            if args.nbest > 1:
-                out.write("".join(f"{index + k}\t{h.score:.4f}\t{t}\n" for h, t in zip(hyps, texts)))
-            else:
-                out.write(texts[0] + "\n")
-            if kept is not None:
-                kept.append(texts[0])
+                ids[k] = ids_k[:max_src]
+        results = translator.translate_ids(ids, progress=progress)
+        firsts = write_results(out, args.output_format, args.nbest, index, results, tok)
+        if kept is not None:
+            kept.extend(firsts)
         out.flush()
-        if args.attention_plot and plotted < args.attention_plot_count:
+        if args.attention_plot and plotted < args.attention_plot_count and len(args.checkpoints) == 1:
             n = min(len(chunk), args.attention_plot_count - plotted)
-            plot_attention(model, tok, chunk[:n], [r[0].tokens for r in results[:n]], args.attention_plot, index)
+            plot_attention(model, tok, chunk[:n], [r[0] for r in results[:n]], args.attention_plot, index)
             plotted += n
         index += len(chunk)
-        if progress is not None:
-            progress.update(len(chunk))
     if progress is not None:
         progress.close()
     return kept
@@ -157,22 +189,25 @@ def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    out = sys.stdout if args.output == "-" else None
+    from ..errors import NmtError
+    from ..eval.bleu import score
     try:
-        if out is None:
+        if args.output == "-":
+            kept = run(args, sys.stdout)
+        else:
             with open(args.output, "w", encoding="utf-8") as f:
                 kept = run(args, f)
-        else:
-            kept = run(args, out)
         if args.ref:
             refs = [list(iter_lines(r)) for r in args.ref]
-            result = score(kept, refs, names=[args.output] + list(args.ref))
-            for name, r in result.items():
+            for r in score(kept, refs, names=[args.output] + list(args.ref)).values():
                 print(f"{r['text']}  ({r['signature']})", file=sys.stderr)
-    except (CorpusError, CheckpointError, LineCountError, ValueError) as e:
+    except NmtError as e:
         sys.exit(f"nmt-translate: error: {e}")
-    except BrokenPipeError:  # e.g. piped into head
-        sys.stderr.close()
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):  # e.g. piped into head
+            sys.stderr.close()
+            return
+        sys.exit(f"nmt-translate: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, List, Sequence, Tuple
 
+from ..errors import NmtError
+
 log = logging.getLogger(__name__)
 
 
-class CorpusError(ValueError):
+class CorpusError(NmtError, ValueError):
     """Bad input data: the message names the file, and the line where there is one."""
 
 

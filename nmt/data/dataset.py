@@ -1,4 +1,4 @@
-"""Corpora encoded with sentencepiece, ready for batching."""
+"""Corpora encoded with sentencepiece, ready for batching; where the toy corpus may be written."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from . import toy
-from .corpus import CorpusError, filter_pairs, read_parallel
+from .corpus import CorpusError, filter_pairs, read_parallel, resolve
 from .spm import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,48 @@ class EncodedCorpus:
         return [len(t) for t in self.tgt]
 
 
-def ensure_generated(prefix: Optional[str], generate: Optional[str], src_lang: str, tgt_lang: str) -> None:
-    """Write the embedded toy corpus beside ``prefix`` when ``data.generate=toy`` and it is missing."""
-    if generate is None or prefix is None:
+def toy_defaults(src_lang: str, tgt_lang: str) -> dict:
+    return {split: os.path.join(toy.DEFAULT_DIR, split) for split in toy.SPLITS}
+
+
+def ensure_generated(train: Optional[str], valid: Optional[str], test: Optional[str], generate: Optional[str],
+                     src_lang: str, tgt_lang: str) -> bool:
+    """Write the embedded toy corpus for ``data.generate=toy``, and only where nothing can be lost.
+
+    Only into its own default location (``data/toy``, relative to the working directory), only
+    when every given split prefix points there (a prefix of the user's own means the user's data:
+    nothing is generated), and only when that directory holds no corpus file at all. Returns True
+    when it wrote the corpus.
+    """
+    if generate is None:
+        return False
+    given = {"train": train, "valid": valid, "test": test}
+    defaults = toy_defaults(src_lang, tgt_lang)
+    if any(p is not None and os.path.normpath(p) != defaults[s] for s, p in given.items()):
+        return False  # the user's own corpus: never generate beside it
+    wanted = [f"{s}.{l}" for s in toy.SPLITS for l in (src_lang, tgt_lang)]
+    present = toy.corpus_files(toy.DEFAULT_DIR)
+    if present:
+        missing = [n for n in wanted if n not in present and n + ".gz" not in present]
+        if missing:
+            raise CorpusError(f"{toy.DEFAULT_DIR} holds {', '.join(present)} but not {', '.join(missing)}; the toy "
+                              f"corpus is only written into an empty directory (nmt-data toy --out DIR writes it "
+                              f"elsewhere)")
+        return False
+    toy.generate(toy.DEFAULT_DIR, src_lang=src_lang, tgt_lang=tgt_lang)
+    log.info("wrote the toy corpus under %s", toy.DEFAULT_DIR)
+    return True
+
+
+def check_exists(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str) -> None:
+    """Both files of a split exist (without reading them): fail at start-up, not hours later."""
+    if prefix is None:
         return
-    if generate != "toy":
-        raise ValueError(f"data.generate must be 'toy' or null, got {generate!r}")
-    if toy.ensure(os.path.dirname(prefix) or ".", src_lang, tgt_lang):
-        log.info("wrote the toy corpus under %s", os.path.dirname(prefix) or ".")
+    for lang in (src_lang, tgt_lang):
+        try:
+            resolve(prefix, lang)
+        except CorpusError as e:
+            raise CorpusError(f"data.{name}: {e}") from None
 
 
 def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str):

@@ -12,19 +12,21 @@ from typing import Iterable, List, Optional, Sequence
 
 import sentencepiece as spm
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
 def train_spm(sentences: Sequence[str], vocab_size: int, model_type: str = "unigram",
-              character_coverage: float = 1.0, max_sentences: int = 2_000_000, seed: int = 1) -> bytes:
+              character_coverage: float = 1.0, input_sentence_size: int = 2_000_000, seed: int = 1) -> bytes:
     """Train a sentencepiece model on ``sentences`` and return its serialized proto."""
     if model_type not in ("unigram", "bpe"):
-        raise ValueError(f"spm model_type must be 'unigram' or 'bpe', got {model_type!r}")
+        raise ConfigError(f"spm model_type must be 'unigram' or 'bpe', got {model_type!r}")
     sentences = [s for s in sentences if s.strip()]
-    if len(sentences) > max_sentences:
-        sentences = random.Random(seed).sample(sentences, max_sentences)
+    if len(sentences) > input_sentence_size:
+        sentences = random.Random(seed).sample(sentences, input_sentence_size)
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
@@ -45,7 +47,9 @@ class Tokenizer:
         self.tgt = self.src if tgt_proto is None else spm.SentencePieceProcessor(model_proto=self.tgt_proto)
         for sp in (self.src, self.tgt):
             if (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id()) != (PAD, UNK, BOS, EOS):
-                raise ValueError("sentencepiece model has unexpected special ids; train it with train_spm")
+                raise ConfigError(f"sentencepiece model has special ids pad/unk/bos/eos = {sp.pad_id()}/{sp.unk_id()}/"
+                                  f"{sp.bos_id()}/{sp.eos_id()}; nmt needs {PAD}/{UNK}/{BOS}/{EOS} (train it with "
+                                  f"--pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)")
 
     @property
     def joint(self) -> bool:
@@ -74,6 +78,27 @@ class Tokenizer:
     def tgt_pieces(self, ids: Sequence[int]) -> List[str]:
         return [self.tgt.id_to_piece(int(i)) for i in ids]
 
+    @classmethod
+    def load(cls, src_path: str, tgt_path: Optional[str] = None) -> "Tokenizer":
+        """Existing sentencepiece model file(s): one joint model, or a source and a target model."""
+        protos = []
+        for key, path in (("data.spm.model", src_path), ("data.spm.tgt_model", tgt_path)):
+            if path is None:
+                protos.append(None)
+                continue
+            try:
+                with open(path, "rb") as f:
+                    protos.append(f.read())
+                spm.SentencePieceProcessor(model_proto=protos[-1])
+            except OSError as e:
+                raise ConfigError(f"{key}={path}: cannot read ({e.strerror})") from None
+            except RuntimeError:
+                raise ConfigError(f"{key}={path}: not a sentencepiece model") from None
+        try:
+            return cls(protos[0], protos[1])
+        except ConfigError as e:
+            raise ConfigError(f"data.spm.model={src_path}: {e}") from None
+
     def save(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
         names = {"spm.model": self.src_proto} if self.joint else {
@@ -85,9 +110,9 @@ class Tokenizer:
     @classmethod
     def train(cls, src_lines: Sequence[str], tgt_lines: Sequence[str], vocab_size: int,
               model_type: str, joint: bool, character_coverage: float = 1.0,
-              max_sentences: int = 2_000_000, seed: int = 1) -> "Tokenizer":
+              input_sentence_size: int = 2_000_000, seed: int = 1) -> "Tokenizer":
         kw = dict(vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
-                  max_sentences=max_sentences, seed=seed)
+                  input_sentence_size=input_sentence_size, seed=seed)
         if joint:
             log.info("training a joint %s sentencepiece model (%d pieces)", model_type, vocab_size)
             return cls(train_spm(list(src_lines) + list(tgt_lines), **kw))

@@ -107,18 +107,17 @@ def make_pair(rng: random.Random, lex: Lexicon) -> Tuple[str, str]:
     return " ".join(src) + ".", " ".join(tgt + verb_tgt) + "."
 
 
-def generate(out_dir: str, sizes: Dict[str, int] = None, seed: int = 7,
-             src_lang: str = "src", tgt_lang: str = "tgt") -> Dict[str, int]:
-    """Write ``{train,valid,test}.{src_lang,tgt_lang}`` under ``out_dir``; returns the line counts.
+DEFAULT_DIR = os.path.join("data", "toy")  # where the toy experiment reads it (relative to the working dir)
+SPLITS = ("train", "valid", "test")
 
-    Splits hold distinct sentences. Files are written to temporaries and renamed, so a reader never
-    sees half a corpus.
-    """
+
+def corpus_text(sizes: Dict[str, int] = None, seed: int = 7) -> Dict[str, Tuple[str, str]]:
+    """{split: (source text, target text)}; splits hold distinct sentences."""
     sizes = sizes or {"train": 20000, "valid": 500, "test": 500}
     lex = make_lexicon(seed)
     rng = random.Random(seed + 1)
     seen: set = set()
-    os.makedirs(out_dir, exist_ok=True)
+    out = {}
     for split, count in sizes.items():
         pairs = []
         while len(pairs) < count:
@@ -126,18 +125,38 @@ def generate(out_dir: str, sizes: Dict[str, int] = None, seed: int = 7,
             if src not in seen:
                 seen.add(src)
                 pairs.append((src, tgt))
-        for side, lang in ((0, src_lang), (1, tgt_lang)):
-            path = os.path.join(out_dir, f"{split}.{lang}")
+        out[split] = ("".join(p[0] + "\n" for p in pairs), "".join(p[1] + "\n" for p in pairs))
+    return out
+
+
+def generate(out_dir: str, sizes: Dict[str, int] = None, seed: int = 7,
+             src_lang: str = "src", tgt_lang: str = "tgt") -> Dict[str, int]:
+    """Write ``{train,valid,test}.{src_lang,tgt_lang}`` under ``out_dir``; returns the line counts.
+
+    Never overwrites: a file that is already there must hold exactly what would be written (then it
+    is left alone), else nothing is written and ``FileExistsError`` names it. Files are written to
+    temporaries and renamed, so a reader never sees half a corpus.
+    """
+    texts = corpus_text(sizes, seed)
+    files = {os.path.join(out_dir, f"{split}.{lang}"): text[side]
+             for split, text in texts.items() for side, lang in ((0, src_lang), (1, tgt_lang))}
+    for path, text in files.items():
+        if os.path.lexists(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                if f.read() != text:
+                    raise FileExistsError(f"{path} exists and is not the toy corpus; not overwriting it "
+                                          f"(choose another --out)")
+    os.makedirs(out_dir, exist_ok=True)
+    for path, text in files.items():
+        if not os.path.lexists(path):
             with open(path + ".tmp", "w", encoding="utf-8") as f:
-                f.write("".join(p[side] + "\n" for p in pairs))
+                f.write(text)
             os.replace(path + ".tmp", path)
-    return dict(sizes)
+    return {split: text[0].count("\n") for split, text in texts.items()}
 
 
-def ensure(prefix_dir: str, src_lang: str = "src", tgt_lang: str = "tgt") -> bool:
-    """Generate the toy corpus in ``prefix_dir`` unless all its files are there; True if written."""
-    names = [f"{s}.{l}" for s in ("train", "valid", "test") for l in (src_lang, tgt_lang)]
-    if all(os.path.isfile(os.path.join(prefix_dir, n)) for n in names):
-        return False
-    generate(prefix_dir, src_lang=src_lang, tgt_lang=tgt_lang)
-    return True
+def corpus_files(directory: str) -> list:
+    """Files in ``directory`` that look like corpus files (``SPLIT.LANG[.gz]``)."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(n for n in os.listdir(directory) if n.split(".")[0] in SPLITS)

@@ -11,6 +11,8 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """scores: (batch, tgt_len, src_len); mask: (batch, src_len), True at real tokens."""
@@ -60,7 +62,7 @@ class LuongAttention(nn.Module):
     def __init__(self, query_size: int, memory_size: int, general: bool):
         super().__init__()
         if not general and query_size != memory_size:
-            raise ValueError(
+            raise ConfigError(
                 f"luong_dot attention needs the decoder hidden size ({query_size}) to equal the encoder "
                 f"output size ({memory_size}); use luong_general or change the sizes")
         self.key_proj = nn.Linear(memory_size, query_size, bias=False) if general else None
@@ -81,4 +83,4 @@ def build_attention(kind: str, query_size: int, memory_size: int, hidden_size: i
         return BahdanauAttention(query_size, memory_size, hidden_size)
     if kind in ("luong_dot", "luong_general"):
         return LuongAttention(query_size, memory_size, general=kind == "luong_general")
-    raise ValueError(f"unknown attention {kind!r}; choose none, bahdanau, luong_dot or luong_general")
+    raise ConfigError(f"unknown attention {kind!r}; choose none, bahdanau, luong_dot or luong_general")

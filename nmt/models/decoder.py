@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .rnn import make_rnn
+from ..errors import ConfigError
 
 
 class DecoderState(NamedTuple):
@@ -46,7 +47,7 @@ class Decoder(nn.Module):
         self.output = nn.Linear(self.output_size, vocab_size)
         if tie_embeddings:
             if self.output_size != embed_size:
-                raise ValueError(f"tie_embeddings needs decoder embed_size ({embed_size}) to equal the "
+                raise ConfigError(f"tie_embeddings needs decoder embed_size ({embed_size}) to equal the "
                                  f"attentional size ({self.output_size})")
             self.output.weight = self.embed.weight
 

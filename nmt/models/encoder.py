@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .rnn import make_rnn
+from ..errors import ConfigError
 
 
 class EncoderOutput(NamedTuple):
@@ -73,7 +74,7 @@ class Bridge(nn.Module):
                  encoder_lstm: bool, decoder_lstm: bool):
         super().__init__()
         if kind not in ("zeros", "last", "bridge"):
-            raise ValueError(f"unknown bridge {kind!r}; choose zeros, last or bridge")
+            raise ConfigError(f"unknown bridge {kind!r}; choose zeros, last or bridge")
         self.kind, self.size, self.layers, self.decoder_lstm = kind, decoder_size, decoder_layers, decoder_lstm
         out = decoder_size * decoder_layers
         self.proj_h = nn.Linear(encoder_size, out) if kind != "zeros" else None

@@ -10,6 +10,7 @@ from torch import nn
 from .attention import build_attention
 from .decoder import Decoder, DecoderState, Memory
 from .encoder import Bridge, Encoder
+from ..errors import ConfigError
 
 
 class Seq2Seq(nn.Module):
@@ -58,7 +59,7 @@ class Seq2Seq(nn.Module):
 
 def _init_weights(model: nn.Module, init: str, scale: float, forget_bias: float) -> None:
     if init not in ("uniform", "xavier", "orthogonal"):
-        raise ValueError(f"unknown init {init!r}; choose uniform, xavier or orthogonal")
+        raise ConfigError(f"unknown init {init!r}; choose uniform, xavier or orthogonal")
     for name, p in model.named_parameters():
         if init == "uniform":
             nn.init.uniform_(p, -scale, scale)
@@ -82,8 +83,9 @@ def _init_weights(model: nn.Module, init: str, scale: float, forget_bias: float)
 
 
 def build_model(encoder, attention, decoder, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0) -> Seq2Seq:
-    """Build the model from the three config groups (dataclasses or DictConfigs)."""
-    enc_kw, att_kw, dec_kw = (dict(c) if isinstance(c, dict) else asdict(c) for c in (encoder, attention, decoder))
+    """Build the model from the three config dataclasses (``EncoderConfig``, ``AttentionConfig``,
+    ``DecoderConfig``); their fields are the constructors' keyword arguments."""
+    enc_kw, att_kw, dec_kw = (asdict(c) for c in (encoder, attention, decoder))
     enc = Encoder(src_vocab_size, pad_id, **enc_kw)
     bridge_kind, init = dec_kw.pop("bridge"), dec_kw.pop("init")
     scale, forget_bias = dec_kw.pop("init_scale"), dec_kw.pop("forget_bias")

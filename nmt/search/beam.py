@@ -13,7 +13,8 @@ from typing import List
 import torch
 
 from ..data.spm import BOS, EOS, PAD
-from .common import Hypothesis, check_options, constrain, max_lengths
+from .common import Hypothesis, constrain, max_lengths
+from .options import SearchOptions
 
 
 def length_penalty(length: int, alpha: float, kind: str) -> float:
@@ -22,9 +23,7 @@ def length_penalty(length: int, alpha: float, kind: str) -> float:
         return ((5.0 + length) / 6.0) ** alpha
     if kind == "average":
         return float(length)
-    if kind == "none":
-        return 1.0
-    raise ValueError(f"unknown length penalty {kind!r}; choose gnmt, average or none")
+    return 1.0
 
 
 def topk_step(scores: torch.Tensor, logp: torch.Tensor, k: int):
@@ -41,23 +40,24 @@ def topk_step(scores: torch.Tensor, logp: torch.Tensor, k: int):
 
 
 @torch.inference_mode()
-def beam_search(model, src, src_lens, beam_size: int = 5, max_len_a: float = 1.5, max_len_b: int = 10,
-                min_len: int = 0, alpha: float = 1.0, penalty: str = "gnmt",
-                nbest: int = 1) -> List[List[Hypothesis]]:
-    """Per sentence, the ``nbest`` best finished hypotheses, best first."""
-    check_options(beam_size=beam_size, nbest=nbest, min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b)
-    length_penalty(1, alpha, penalty)  # validates ``penalty`` before decoding
-    k, device = beam_size, src.device
+def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions()) -> List[List[Hypothesis]]:
+    """Per sentence, the ``options.nbest`` best finished hypotheses, best first.
+
+    src: (batch, src_len) ids + EOS, PAD-padded; src_lens: (batch,) on CPU.
+    """
+    k, device = options.beam_size, src.device
+    alpha, penalty, min_len = options.alpha, options.penalty, options.min_len
     batch = src.size(0)
     memory, state = model.encode(src, src_lens)
     state, memory = model.reorder(state, memory, torch.arange(batch, device=device).repeat_interleave(k))
-    limit = max_lengths(src_lens, max_len_a, max_len_b).to(device)  # (batch,)
+    limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(device)  # (batch,)
     steps = int(limit.max()) + 1
 
     alive_scores = torch.full((batch, k), float("-inf"), device=device)
     alive_scores[:, 0] = 0.0  # all beams start identical: let only the first expand
     alive_tokens = torch.empty((batch, k, 0), dtype=torch.long, device=device)  # (live, beam, t)
     fin_scores = torch.full((batch, k), float("-inf"), device=device)  # penalised, best first
+    fin_logp = torch.zeros((batch, k), device=device)  # the same hypotheses' raw log-probabilities
     fin_tokens = torch.full((batch, k, steps), PAD, dtype=torch.long, device=device)
     active = torch.arange(batch, device=device)  # sentence ids of the live rows
     prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
@@ -90,6 +90,7 @@ def beam_search(model, src, src_lens, beam_size: int = 5, max_len_a: float = 1.5
         merged = torch.cat([fin_scores[active], new_scores], dim=1)  # (live, 2k)
         best, pick = merged.topk(k, dim=1)
         fin_scores[active] = best
+        fin_logp[active] = torch.cat([fin_logp[active], top_scores[:, :k]], dim=1).gather(1, pick)
         fin_tokens[active] = torch.cat([fin_tokens[active], new_tokens], dim=1).gather(
             1, pick[..., None].expand(-1, -1, steps))
 
@@ -112,10 +113,10 @@ def beam_search(model, src, src_lens, beam_size: int = 5, max_len_a: float = 1.5
         prev = alive_tokens[:, :, -1].reshape(-1)  # (live*beam,)
 
     out = []
-    for scores, hyps in zip(fin_scores.tolist(), fin_tokens.tolist()):
+    for scores, logps, hyps in zip(fin_scores.tolist(), fin_logp.tolist(), fin_tokens.tolist()):
         nb = []
-        for score, toks in zip(scores[:nbest], hyps[:nbest]):
+        for score, logp, toks in zip(scores[:options.nbest], logps[:options.nbest], hyps[:options.nbest]):
             if score != float("-inf") or not nb:
-                nb.append(Hypothesis(toks[: toks.index(EOS)] if EOS in toks else toks, score))
+                nb.append(Hypothesis(toks[: toks.index(EOS)] if EOS in toks else toks, score, logp))
         out.append(nb)
     return out

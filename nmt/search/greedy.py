@@ -6,14 +6,16 @@ from typing import Callable, List
 import torch
 
 from ..data.spm import BOS, EOS
-from .common import Hypothesis, check_options, constrain, max_lengths
+from .common import Hypothesis, constrain, max_lengths
+from .options import SearchOptions
 
 
 def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tensor],
-              max_len_a: float, max_len_b: int, min_len: int) -> List[List[Hypothesis]]:
+              options: SearchOptions) -> List[List[Hypothesis]]:
     memory, state = model.encode(src, src_lens)
+    min_len = options.min_len
     batch = src.size(0)
-    limit = max_lengths(src_lens, max_len_a, max_len_b).to(src.device)  # (batch,)
+    limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(src.device)  # (batch,)
     tokens = torch.full((batch, int(limit.max()) + 1), EOS, dtype=torch.long, device=src.device)
     scores = torch.zeros(batch, device=src.device, dtype=torch.float)
     active = torch.arange(batch, device=src.device)  # sentence ids of the rows still decoding
@@ -36,24 +38,22 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
         prev = tok
     out = []
     for row, score in zip(tokens.tolist(), scores.tolist()):
-        out.append([Hypothesis(row[: row.index(EOS)] if EOS in row else row, score)])
+        out.append([Hypothesis(row[: row.index(EOS)] if EOS in row else row, score, score)])
     return out
 
 
 @torch.inference_mode()
-def greedy_search(model, src, src_lens, max_len_a: float = 1.5, max_len_b: int = 10,
-                  min_len: int = 0) -> List[List[Hypothesis]]:
+def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="greedy")
+                  ) -> List[List[Hypothesis]]:
     """The most probable token at every step; one hypothesis per sentence (score: log-probability)."""
-    check_options(min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b)
-    return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), max_len_a, max_len_b, min_len)
+    return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), options)
 
 
 @torch.inference_mode()
-def sample_search(model, src, src_lens, temperature: float = 1.0, top_k: int = 0,
-                  max_len_a: float = 1.5, max_len_b: int = 10, min_len: int = 0,
+def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="sample"),
                   generator: torch.Generator = None) -> List[List[Hypothesis]]:
     """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0."""
-    check_options(min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b, temperature=temperature, top_k=top_k)
+    temperature, top_k = options.temperature, options.top_k
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
         scaled = logits / temperature
@@ -62,4 +62,4 @@ def sample_search(model, src, src_lens, temperature: float = 1.0, top_k: int = 0
             scaled = scaled.masked_fill(scaled < kth, float("-inf"))
         return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator).squeeze(1)
 
-    return _one_best(model, src, src_lens, choose, max_len_a, max_len_b, min_len)
+    return _one_best(model, src, src_lens, choose, options)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..errors import ConfigError
+
 
 @dataclass
 class Dist:
@@ -56,12 +58,33 @@ class Dist:
             dist.destroy_process_group()
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
+def pick_device(name: str, local_rank: int = 0, key: str = "train.device") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda, but no CUDA device is available")
+            raise ConfigError(f"{key}=cuda, but no CUDA device is available (this torch "
+                              f"{'has no CUDA support' if torch.version.cuda is None else 'finds no GPU'}); use cpu")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
+    if name != "cpu":
+        raise ConfigError(f"{key}={name!r}: choose auto, cpu or cuda")
     return torch.device(name)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def pick_threads(requested: int = 0) -> int:
+    """Set torch's intra-op threads: ``requested``, or the CPUs this process may use, at most 8
+    (one per CPU, shared by the ranks on one machine). Returns the number set."""
+    if requested <= 0:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        requested = max(1, min(8, available_cpus() // max(local, 1)))
+    torch.set_num_threads(requested)
+    return requested

@@ -14,10 +14,13 @@ from ..data.spm import PAD
 
 
 def chunked_cross_entropy(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
-                          label_smoothing: float = 0.0, chunk_rows: int = 4096) -> torch.Tensor:
-    """Mean over non-PAD targets of CE(output(features), target).
+                          label_smoothing: float = 0.0, chunk_rows: int = 4096,
+                          with_nll: bool = False):
+    """Mean over non-PAD targets of CE(output(features), target), with label smoothing.
 
     features: (batch, tgt_len, size); target: (batch, tgt_len) with PAD at padding.
+    With ``with_nll`` returns (loss, nll): nll is the plain cross-entropy (no smoothing, no
+    gradient), the number that compares with the validation loss.
     """
     feats = features.flatten(0, 1)  # (batch*tgt_len, size)
     tgt = target.flatten()  # (batch*tgt_len,)
@@ -25,9 +28,22 @@ def chunked_cross_entropy(features: torch.Tensor, output: nn.Linear, target: tor
     if not bool(keep.all()):
         feats, tgt = feats[keep], tgt[keep]  # padding never reaches the output layer
     total = feats.new_zeros((), dtype=torch.float)
+    nll = torch.zeros((), dtype=torch.float, device=feats.device)
     for f, t in zip(feats.split(chunk_rows), tgt.split(chunk_rows)):
-        total = total + F.cross_entropy(output(f).float(), t, reduction="sum", label_smoothing=label_smoothing)
-    return total / max(int(tgt.numel()), 1)
+        logits = output(f).float()  # (rows, vocab)
+        if label_smoothing > 0:
+            # (1 - e) * nll + e * mean over the vocabulary of -log p: cross_entropy's smoothing, with
+            # the plain nll read off the same log-softmax.
+            logp = torch.log_softmax(logits, dim=-1)
+            token_nll = -logp.gather(1, t[:, None]).squeeze(1)
+            total = total + ((1 - label_smoothing) * token_nll - label_smoothing * logp.mean(-1)).sum()
+            nll = nll + token_nll.detach().sum()
+        else:
+            part = F.cross_entropy(logits, t, reduction="sum")
+            total = total + part
+            nll = nll + part.detach()
+    n = max(int(tgt.numel()), 1)
+    return (total / n, nll / n) if with_nll else total / n
 
 
 class Objective(nn.Module):
@@ -37,6 +53,7 @@ class Objective(nn.Module):
         super().__init__()
         self.model, self.label_smoothing = model, label_smoothing
 
-    def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: str = "argmax") -> torch.Tensor:
+    def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: str = "argmax"):
+        """(mean training loss, mean plain cross-entropy without gradient) over the real target tokens."""
         feats, _ = self.model.features(src, src_lens, tgt_in, tf_ratio=tf_ratio, feed=feed)
-        return chunked_cross_entropy(feats, self.model.decoder.output, tgt_out, self.label_smoothing)
+        return chunked_cross_entropy(feats, self.model.decoder.output, tgt_out, self.label_smoothing, with_nll=True)

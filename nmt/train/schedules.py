@@ -5,6 +5,8 @@ import math
 
 import torch
 
+from ..errors import ConfigError
+
 TF_SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 
 
@@ -24,15 +26,15 @@ def teacher_forcing_ratio(step: int, schedule: str = "constant", start: float = 
         return float(start + (end - start) * frac)
     if schedule == "exponential":
         if not 0.0 < k < 1.0:
-            raise ValueError(f"exponential teacher forcing needs 0 < k < 1, got {k}")
+            raise ConfigError(f"exponential teacher forcing needs 0 < k < 1, got {k}")
         return float(end + (start - end) * k ** step)
     if schedule == "inverse_sigmoid":
         if k < 1.0:
-            raise ValueError(f"inverse_sigmoid teacher forcing needs k >= 1, got {k}")
+            raise ConfigError(f"inverse_sigmoid teacher forcing needs k >= 1, got {k}")
         z = step / k
         decay = k / (k + math.exp(z)) if z < 700 else 0.0
         return float(end + (start - end) * decay)
-    raise ValueError(f"unknown teacher-forcing schedule {schedule!r}; choose one of {TF_SCHEDULES}")
+    raise ConfigError(f"unknown teacher-forcing schedule {schedule!r}; choose one of {TF_SCHEDULES}")
 
 
 def build_optimizer(params, name: str, lr: float, betas=(0.9, 0.999), momentum: float = 0.0,
@@ -45,7 +47,7 @@ def build_optimizer(params, name: str, lr: float, betas=(0.9, 0.999), momentum: 
             return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose adam or sgd")
+    raise ConfigError(f"unknown optimizer {name!r}; choose adam or sgd")
 
 
 class LRSchedule:
@@ -58,9 +60,9 @@ class LRSchedule:
     def __init__(self, optimizer: torch.optim.Optimizer, kind: str = "constant", warmup_steps: int = 0,
                  metric: str = "bleu", factor: float = 0.5, patience: int = 2, min_lr: float = 1e-6):
         if kind not in ("constant", "inverse_sqrt", "plateau"):
-            raise ValueError(f"unknown lr scheduler {kind!r}; choose constant, inverse_sqrt or plateau")
+            raise ConfigError(f"unknown lr scheduler {kind!r}; choose constant, inverse_sqrt or plateau")
         if metric not in ("bleu", "loss"):
-            raise ValueError(f"plateau metric must be bleu or loss, got {metric!r}")
+            raise ConfigError(f"plateau metric must be bleu or loss, got {metric!r}")
         self.optimizer, self.kind, self.warmup = optimizer, kind, warmup_steps
         self.base_lr = optimizer.param_groups[0]["lr"]
         self.metric, self.factor, self.patience, self.min_lr = metric, factor, patience, min_lr

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from nmt.train.checkpoint import load_checkpoint
+from nmt.checkpoint import load_checkpoint
 
 from ..conftest import TINY_OVERRIDES, bin_path, toy_overrides
 
@@ -36,8 +36,10 @@ def trained(toy_dir, tmp_path_factory):
 def test_training_outputs(trained):
     for name in ("config.yaml", "spm.model", "train.log", "metrics.jsonl", "checkpoints/best.pt",
                  "checkpoints/last.pt", "checkpoints/step_150.pt", "plots/loss.png", "plots/bleu.png",
-                 "plots/grad_norm.png", "plots/teacher_forcing.png"):
+                 "plots/grad_norm.png", "test/hyp.txt", "test/scores.json"):
         assert (trained / name).exists(), name
+    # constant learning rate and teacher forcing: said in the log, not drawn
+    assert not (trained / "plots" / "teacher_forcing.png").exists() and not (trained / "plots" / "lr.png").exists()
     assert any(p.startswith("events") for p in os.listdir(trained / "tensorboard"))
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     train = [r["loss"] for r in records if r["kind"] == "train"]

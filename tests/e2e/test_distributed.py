@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from nmt.train.checkpoint import load_checkpoint
+from nmt.checkpoint import load_checkpoint
 
 from ..conftest import bin_path, toy_overrides
 

@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from nmt.train import checkpoint as ck
+from nmt import checkpoint as ck
 
 
 def _obj(v=1.0):

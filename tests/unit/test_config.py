@@ -61,7 +61,7 @@ def test_configs_found_after_a_regular_install(tmp_path):
                     "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
     assert (target / "nmt" / "configs" / "train.yaml").exists()
     assert (target / "nmt" / "configs" / "encoder" / "bilstm.yaml").exists()
-    code = ("import nmt, sys; from nmt.cli.train import register_configs; "
+    code = ("import nmt, sys; from nmt.config import register_configs; register_configs(); "
             "from hydra import compose, initialize_config_module; "
             "assert 'site' in nmt.__file__, nmt.__file__\n"
             "with initialize_config_module(config_module='nmt.configs', version_base='1.3'):\n"

@@ -6,7 +6,7 @@ import torch
 
 from nmt.data.batching import collate
 from nmt.train import loop
-from nmt.train.checkpoint import load_checkpoint
+from nmt.checkpoint import load_checkpoint
 from nmt.train.loop import TrainingError, fit, train_step
 from nmt.train.loss import Objective
 
@@ -75,14 +75,14 @@ def test_train_step_skips_non_finite_updates():
     with torch.no_grad():
         model.decoder.output.bias[5] = float("inf")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    loss, tokens, norm, applied = train_step(Objective(model), [b], opt, tf_ratio=1.0)
+    loss, nll, tokens, norm, applied = train_step(Objective(model), [b], opt, tf_ratio=1.0)
     assert not applied and not math.isfinite(norm) and tokens == 5
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]) or (torch.isinf(v) == torch.isinf(before[k])).all(), k
 
 
 def test_training_stops_after_k_non_finite_updates(toy_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "train_step", lambda *a, **k: (float("nan"), 10, float("nan"), False))
+    monkeypatch.setattr(loop, "train_step", lambda *a, **k: (float("nan"), float("nan"), 10, float("nan"), False))
     with pytest.raises(TrainingError, match="step 3: 3 non-finite"):
         fit(cfg_for(toy_dir, "train.max_nonfinite=3", "train.max_steps=50"), str(tmp_path / "nan"))
 

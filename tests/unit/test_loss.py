@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from nmt.data.spm import PAD
 from nmt.train.loss import Objective, chunked_cross_entropy
-from nmt.translator import resolve_precision
+from nmt.precision import resolve_precision
 
 from .helpers import tiny_model
 
@@ -37,7 +37,13 @@ def test_objective_is_the_mean_token_loss_of_the_model():
     b = collate([[5, 6, 7], [8, 9]], [[10, 11], [12]], [0, 1])
     logits, _ = model(b.src, b.src_lens, b.tgt_in)
     ref = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD)
-    torch.testing.assert_close(Objective(model)(b.src, b.src_lens, b.tgt_in, b.tgt_out), ref)
+    loss, nll = Objective(model)(b.src, b.src_lens, b.tgt_in, b.tgt_out)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(nll, ref)
+    smoothed, plain = Objective(model, label_smoothing=0.1)(b.src, b.src_lens, b.tgt_in, b.tgt_out)
+    torch.testing.assert_close(plain, ref)  # the nll ignores smoothing
+    ref_smoothed = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD, label_smoothing=0.1)
+    torch.testing.assert_close(smoothed, ref_smoothed)
 
 
 def test_precision_names():

@@ -6,7 +6,7 @@ import torch
 
 from nmt.data.batching import source_tensor
 from nmt.data.spm import BOS, EOS
-from nmt.search import beam_search, greedy_search, sample_search
+from nmt.search import SearchOptions, beam_search, greedy_search, sample_search
 from nmt.search.beam import topk_step
 
 from .helpers import tiny_model
@@ -64,33 +64,31 @@ def src_of(n):
 
 def test_scripted_greedy_and_beam_differ_as_expected():
     src, lens = src_of(2)
-    greedy = greedy_search(ScriptedModel(TABLE), src, lens, max_len_a=0, max_len_b=5)
+    greedy = greedy_search(ScriptedModel(TABLE), src, lens, SearchOptions(strategy="greedy", max_len_a=0, max_len_b=5))
     assert [h[0].tokens for h in greedy] == [[A], [A]]
     assert greedy[0][0].score == pytest.approx(math.log(0.24), abs=1e-5)
-    beam = beam_search(ScriptedModel(TABLE), src, lens, beam_size=2, nbest=2, penalty="none", max_len_a=0, max_len_b=5)
+    beam = beam_search(ScriptedModel(TABLE), src, lens, SearchOptions(beam_size=2, nbest=2, penalty="none", max_len_a=0, max_len_b=5))
     for hyps in beam:
         assert [h.tokens for h in hyps] == [[B], [A]]
         assert hyps[0].score == pytest.approx(math.log(0.36), abs=1e-5)
         assert hyps[1].score == pytest.approx(math.log(0.24), abs=1e-5)
-    gnmt = beam_search(ScriptedModel(TABLE), src, lens, beam_size=2, alpha=1.0, penalty="gnmt", max_len_a=0, max_len_b=5)
+    gnmt = beam_search(ScriptedModel(TABLE), src, lens, SearchOptions(beam_size=2, alpha=1.0, penalty="gnmt", max_len_a=0, max_len_b=5))
     assert gnmt[0][0].score == pytest.approx(math.log(0.36) / ((5 + 2) / 6), abs=1e-5)
 
 
 def test_scripted_beam_one_is_greedy():
     src, lens = src_of(1)
-    beam = beam_search(ScriptedModel(TABLE), src, lens, beam_size=1, penalty="none", max_len_a=0, max_len_b=5)
+    beam = beam_search(ScriptedModel(TABLE), src, lens, SearchOptions(beam_size=1, penalty="none", max_len_a=0, max_len_b=5))
     assert beam[0][0].tokens == [A] and beam[0][0].score == pytest.approx(math.log(0.24), abs=1e-5)
 
 
 def test_min_and_max_length():
     src, lens = src_of(1)
-    long = beam_search(ScriptedModel(TABLE), src, lens, beam_size=2, min_len=3, penalty="none", max_len_a=0, max_len_b=5)
+    long = beam_search(ScriptedModel(TABLE), src, lens, SearchOptions(beam_size=2, min_len=3, penalty="none", max_len_a=0, max_len_b=5))
     assert len(long[0][0].tokens) >= 3
-    capped = greedy_search(ScriptedModel({(t, p): {A: 1.0} for t in range(20) for p in (BOS, A)}), src, lens,
-                           max_len_a=0, max_len_b=4)
+    capped = greedy_search(ScriptedModel({(t, p): {A: 1.0} for t in range(20) for p in (BOS, A)}), src, lens, SearchOptions(strategy="greedy", max_len_a=0, max_len_b=4))
     assert capped[0][0].tokens == [A] * 4
-    capped_beam = beam_search(ScriptedModel({(t, p): {A: 0.5, B: 0.5} for t in range(20) for p in (BOS, A, B)}),
-                              src, lens, beam_size=3, max_len_a=0, max_len_b=4)
+    capped_beam = beam_search(ScriptedModel({(t, p): {A: 0.5, B: 0.5} for t in range(20) for p in (BOS, A, B)}), src, lens, SearchOptions(beam_size=3, max_len_a=0, max_len_b=4))
     assert len(capped_beam[0][0].tokens) == 4
 
 
@@ -110,7 +108,7 @@ def test_invalid_options_fail_before_decoding(kwargs, match):
     model = ScriptedModel(TABLE)
     src, lens = src_of(1)
     with pytest.raises(ValueError, match=match):
-        beam_search(model, src, lens, **kwargs)
+        beam_search(model, src, lens, SearchOptions(**kwargs))
     assert model.calls == 0
 
 
@@ -123,8 +121,8 @@ def _real_batch(n=12, seed=0):
 def test_real_model_beam_one_equals_greedy(input_feeding, cell):
     model = tiny_model(cell=cell, input_feeding=input_feeding, init_scale=0.5).eval()
     src, lens = source_tensor(_real_batch())
-    g = greedy_search(model, src, lens)
-    b = beam_search(model, src, lens, beam_size=1, penalty="none")
+    g = greedy_search(model, src, lens, SearchOptions(strategy="greedy"))
+    b = beam_search(model, src, lens, SearchOptions(beam_size=1, penalty="none"))
     assert [h[0].tokens for h in g] == [h[0].tokens for h in b]
     for x, y in zip(g, b):
         assert x[0].score == pytest.approx(y[0].score, abs=1e-4)
@@ -134,8 +132,8 @@ def test_real_model_beam_one_equals_greedy(input_feeding, cell):
 def test_batch_size_invariance(search):
     model = tiny_model(cell="gru", init_scale=0.5).eval()
     sents = _real_batch(10, seed=2)
-    run = (lambda s, l: greedy_search(model, s, l)) if search == "greedy" else \
-        (lambda s, l: beam_search(model, s, l, beam_size=4, nbest=2))
+    run = (lambda s, l: greedy_search(model, s, l, SearchOptions(strategy="greedy"))) if search == "greedy" else \
+        (lambda s, l: beam_search(model, s, l, SearchOptions(beam_size=4, nbest=2)))
     together = run(*source_tensor(sents))
     for i, sent in enumerate(sents):
         alone = run(*source_tensor([sent]))[0]
@@ -146,7 +144,7 @@ def test_batch_size_invariance(search):
 
 def test_nbest_sorted_and_distinct():
     model = tiny_model(cell="lstm", init_scale=0.5).eval()
-    out = beam_search(model, *source_tensor(_real_batch(6, seed=4)), beam_size=5, nbest=5)
+    out = beam_search(model, *source_tensor(_real_batch(6, seed=4)), SearchOptions(beam_size=5, nbest=5))
     for hyps in out:
         scores = [h.score for h in hyps]
         assert scores == sorted(scores, reverse=True) and len(hyps) == 5
@@ -156,11 +154,11 @@ def test_nbest_sorted_and_distinct():
 def test_sampling_top1_is_greedy_and_seeded_sampling_repeats():
     model = tiny_model(cell="gru", init_scale=0.5).eval()
     src, lens = source_tensor(_real_batch(5, seed=5))
-    g = greedy_search(model, src, lens)
-    s = sample_search(model, src, lens, top_k=1)
+    g = greedy_search(model, src, lens, SearchOptions(strategy="greedy"))
+    s = sample_search(model, src, lens, SearchOptions(strategy="sample", top_k=1))
     assert [h[0].tokens for h in g] == [h[0].tokens for h in s]
-    a = sample_search(model, src, lens, temperature=1.5, generator=torch.Generator().manual_seed(3))
-    b = sample_search(model, src, lens, temperature=1.5, generator=torch.Generator().manual_seed(3))
+    a = sample_search(model, src, lens, SearchOptions(strategy="sample", temperature=1.5), generator=torch.Generator().manual_seed(3))
+    b = sample_search(model, src, lens, SearchOptions(strategy="sample", temperature=1.5), generator=torch.Generator().manual_seed(3))
     assert [h[0].tokens for h in a] == [h[0].tokens for h in b]
     with pytest.raises(ValueError, match="temperature"):
-        sample_search(model, src, lens, temperature=0)
+        sample_search(model, src, lens, SearchOptions(strategy="sample", temperature=0))

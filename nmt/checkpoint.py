@@ -1,0 +1,309 @@
+"""Checkpoints: the one module that knows their layout. Written atomically, loaded without
+executing pickled code.
+
+A checkpoint is a dict of tensors and plain values:
+
+    format       "nmt-checkpoint-v1"
+    model        the state dict (fp32)
+    config       the full resolved config, plain values (``nmt.config.to_dict``)
+    spm          {"src": uint8 tensor, "tgt": uint8 tensor or None (joint)}: sentencepiece protos
+    torch_version
+  training checkpoints (resumable) add
+    optimizer, scheduler, train_state, rng
+  averaged checkpoints (not resumable) add
+    averaged_from  the paths averaged
+
+so that a checkpoint alone translates, and a training checkpoint resumes exactly.
+"""
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import pickle
+import random
+import re
+import shutil
+import zipfile
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import torch
+
+from .config import Config, from_dict
+from .data.spm import Tokenizer
+from .errors import NmtError
+from .models import build_model
+
+FORMAT = "nmt-checkpoint-v1"
+TRAINING_KEYS = ("optimizer", "scheduler", "train_state", "rng")
+
+
+class CheckpointError(NmtError):
+    """A checkpoint that cannot be used or written; the message names the file."""
+
+
+# ---- atomic writing ------------------------------------------------------------------------------
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_error(path: str, e: OSError) -> CheckpointError:
+    what = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+    return CheckpointError(f"could not write {path}: {what}; the previous checkpoints in "
+                           f"{os.path.dirname(os.path.abspath(path))} are intact")
+
+
+def atomic_save(obj: Dict, path: str) -> None:
+    """Write to a temporary file beside ``path``, fsync, rename: ``path`` is always whole.
+    A failed write (full disk, ...) leaves ``path`` as it was and raises CheckpointError."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise _write_error(path, e) from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    _fsync_dir(directory)
+
+
+def atomic_link(src: str, dst: str) -> None:
+    """Make ``dst`` another name of ``src``'s current content (hard link, else copy), atomically."""
+    tmp = f"{dst}.tmp.{os.getpid()}"
+    try:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise _write_error(dst, e) from None
+    _fsync_dir(os.path.dirname(os.path.abspath(dst)))
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+def resolve_path(path: str) -> str:
+    """A checkpoint file, or a run directory (its ``checkpoints/best.pt``, as Sockeye and JoeyNMT do)."""
+    if os.path.isdir(path):
+        best = os.path.join(path, "checkpoints", "best.pt")
+        if not os.path.isfile(best):
+            raise CheckpointError(f"{path} is a directory without checkpoints/best.pt; give a checkpoint file")
+        return best
+    return path
+
+
+def load_checkpoint(path: str) -> Dict:
+    """The checkpoint's dict, loaded with ``weights_only=True``: tensors and plain values only."""
+    path = resolve_path(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted, or not a checkpoint "
+                              f"at all: no torch.save archive)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [l.strip() for l in str(e).splitlines() if "Unsupported" in l or "global" in l.lower()]
+        if not lines:
+            raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds Python objects other than tensors and plain "
+            f"values, which could run arbitrary code ({lines[0]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted): {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an nmt checkpoint (missing format tag {FORMAT!r})")
+    for key in ("model", "config", "spm"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: incomplete checkpoint, no {key!r} entry")
+    return ckpt
+
+
+def is_resumable(ckpt: Dict) -> bool:
+    return all(k in ckpt for k in TRAINING_KEYS)
+
+
+def spm_to_tensor(proto: Optional[bytes]) -> Optional[torch.Tensor]:
+    return None if proto is None else torch.frombuffer(bytearray(proto), dtype=torch.uint8).clone()
+
+
+def tensor_to_spm(t: Optional[torch.Tensor]) -> Optional[bytes]:
+    return None if t is None else bytes(t.numpy().tobytes())
+
+
+def spm_entry(tok: Tokenizer) -> Dict:
+    return {"src": spm_to_tensor(tok.src_proto), "tgt": None if tok.joint else spm_to_tensor(tok.tgt_proto)}
+
+
+def tokenizer_of(ckpt: Dict) -> Tokenizer:
+    return Tokenizer(tensor_to_spm(ckpt["spm"]["src"]), tensor_to_spm(ckpt["spm"].get("tgt")))
+
+
+def config_of(ckpt: Dict, path: str = "checkpoint") -> Config:
+    try:
+        return from_dict(ckpt["config"])
+    except Exception as e:  # omegaconf's validation errors have no common base class
+        raise CheckpointError(f"{path}: its config does not fit this version of nmt: {e}") from None
+
+
+class Loaded(NamedTuple):
+    model: torch.nn.Module  # in eval mode
+    tokenizer: Tokenizer
+    config: Config
+    path: str
+
+
+def load_model(path: str, device="cpu") -> Loaded:
+    """The model (eval mode, on ``device``), its tokenizer and typed config, from a checkpoint
+    file or a run directory."""
+    path = resolve_path(path)
+    ckpt = load_checkpoint(path)
+    cfg = config_of(ckpt, path)
+    tok = tokenizer_of(ckpt)
+    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
+    model.load_state_dict(ckpt["model"])
+    return Loaded(model.to(device).eval(), tok, cfg, path)
+
+
+def load_ensemble(paths: Sequence[str], device="cpu"):
+    """(``Ensemble`` of the checkpoints' models, the shared tokenizer, the first one's config).
+    The models must share their sentencepiece models (the same source and target vocabulary)."""
+    from .models.ensemble import Ensemble
+    loaded = [load_model(p, device) for p in paths]
+    first = loaded[0]
+    for other in loaded[1:]:
+        for side, a, b in (("target", first.tokenizer.tgt_proto, other.tokenizer.tgt_proto),
+                           ("source", first.tokenizer.src_proto, other.tokenizer.src_proto)):
+            if a != b:
+                raise CheckpointError(f"{other.path}: its {side} vocabulary (sentencepiece model) differs from "
+                                      f"{first.path}'s; ensemble members must share it")
+    return Ensemble([x.model for x in loaded]).eval(), first.tokenizer, first.config
+
+
+def make_checkpoint(model: torch.nn.Module, config: Dict, tok: Tokenizer, **extra) -> Dict:
+    """The dict ``atomic_save`` writes; ``extra`` holds the training entries (``TRAINING_KEYS``)."""
+    unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from"}
+    if unknown:
+        raise ValueError(f"unknown checkpoint entries {sorted(unknown)}")
+    return {"format": FORMAT, "model": model.state_dict(), "config": config, "spm": spm_entry(tok),
+            "torch_version": str(torch.__version__), **extra}
+
+
+# ---- averaging -----------------------------------------------------------------------------------
+
+def _first_difference(a, b, prefix: str = "") -> Optional[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                return f"{prefix}{k}"
+            diff = _first_difference(a[k], b[k], f"{prefix}{k}.")
+            if diff:
+                return diff
+        return None
+    return None if a == b else prefix.rstrip(".")
+
+
+# Settings that do not change what a model computes; they may differ between averaged checkpoints.
+_RUN_ONLY = re.compile(r"^(run_dir|resume|train\..*|optim\..*|teacher_forcing\..*"
+                       r"|data\.(train|valid|test|generate|max_len)|data\.spm\.(model|tgt_model|input_sentence_size))$")
+
+
+def average_checkpoints(paths: Sequence[str]) -> Dict:
+    """The element-wise mean (in fp32) of the checkpoints' parameters, as an ordinary (not
+    resumable) checkpoint. Model configs and sentencepiece models must match."""
+    if not paths:
+        raise CheckpointError("nothing to average: no checkpoints given")
+    first = load_checkpoint(paths[0])
+    total = {k: v.double() if v.is_floating_point() else v.clone() for k, v in first["model"].items()}
+    for path in paths[1:]:
+        ckpt = load_checkpoint(path)
+        for side in ("src", "tgt"):
+            a, b = first["spm"].get(side), ckpt["spm"].get(side)
+            if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
+                raise CheckpointError(f"{path}: its {side} sentencepiece model differs from {paths[0]}'s")
+        diff = _first_difference({k: v for k, v in _flat(first["config"]).items() if not _RUN_ONLY.match(k)},
+                                 {k: v for k, v in _flat(ckpt["config"]).items() if not _RUN_ONLY.match(k)})
+        if diff:
+            raise CheckpointError(f"{path}: config differs from {paths[0]}'s at {diff!r}: "
+                                  f"{_flat(first['config']).get(diff)!r} vs {_flat(ckpt['config']).get(diff)!r}")
+        if set(ckpt["model"]) != set(total):
+            raise CheckpointError(f"{path}: its parameters differ from {paths[0]}'s "
+                                  f"({sorted(set(ckpt['model']) ^ set(total))[0]!r})")
+        for k, v in ckpt["model"].items():
+            if v.shape != total[k].shape:
+                raise CheckpointError(f"{path}: parameter {k!r} has shape {tuple(v.shape)}, "
+                                      f"{paths[0]} has {tuple(total[k].shape)}")
+            if v.is_floating_point():
+                total[k] += v.double()
+    model = {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v
+             for k, v in total.items()}
+    return {"format": FORMAT, "model": model, "config": first["config"], "spm": first["spm"],
+            "torch_version": str(torch.__version__), "averaged_from": [os.path.abspath(p) for p in paths]}
+
+
+def _flat(d: Dict, prefix: str = "") -> Dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# ---- step checkpoints and RNG state --------------------------------------------------------------
+
+def step_checkpoints(directory: str) -> List[str]:
+    """``step_N.pt`` files in ``directory``, oldest step first."""
+    found = []
+    for path in glob.glob(os.path.join(directory, "step_*.pt")):
+        m = re.fullmatch(r"step_(\d+)\.pt", os.path.basename(path))
+        if m:
+            found.append((int(m.group(1)), path))
+    return [p for _, p in sorted(found)]
+
+
+def prune(directory: str, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints."""
+    paths = step_checkpoints(directory)
+    for path in paths[: max(0, len(paths) - keep)]:
+        os.remove(path)
+
+
+def rng_state() -> Dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,55 @@
+"""``SearchOptions``: every decoding setting in one checked, immutable value.
+
+Shared by ``Translator``, the search functions, ``nmt-translate``, validation decoding, ensembles
+and the Python API, so a setting is named and checked in one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..errors import ConfigError
+
+STRATEGIES = ("beam", "greedy", "sample")
+PENALTIES = ("gnmt", "average", "none")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    strategy: str = "beam"  # beam | greedy | sample
+    beam_size: int = 5
+    alpha: float = 1.0  # GNMT length-penalty exponent
+    penalty: str = "gnmt"  # gnmt ((5+len)/6)^alpha | average (per token) | none
+    max_len_a: float = 1.5  # longest output: a * source length + b
+    max_len_b: int = 10
+    min_len: int = 0  # no EOS before this many pieces
+    nbest: int = 1  # hypotheses returned per sentence (beam only)
+    temperature: float = 1.0  # sampling
+    top_k: int = 0  # sampling among the k most probable tokens (0: all)
+    seed: int = 1  # sampling
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"unknown search strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.penalty not in PENALTIES:
+            raise ConfigError(f"unknown length penalty {self.penalty!r}; choose one of {', '.join(PENALTIES)}")
+        if self.beam_size < 1:
+            raise ConfigError(f"beam size must be >= 1, got {self.beam_size}")
+        if self.strategy != "beam" and self.nbest != 1:
+            raise ConfigError("nbest lists need beam search")
+        if not 1 <= self.nbest <= self.beam_size:
+            raise ConfigError(f"nbest must be between 1 and the beam size ({self.beam_size}), got {self.nbest}")
+        if self.min_len < 0:
+            raise ConfigError(f"min length must be >= 0, got {self.min_len}")
+        a, b = self.max_len_a, self.max_len_b
+        if a < 0 or b < 0 or (a == 0 and b < 1):
+            raise ConfigError(f"max length a*src_len+b must allow at least one token (a={a}, b={b})")
+        if a == 0 and self.min_len > b:
+            raise ConfigError(f"min length ({self.min_len}) exceeds max length ({b})")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"top-k must be >= 0, got {self.top_k}")
+
+    def but(self, **changes) -> "SearchOptions":
+        """A copy with ``changes`` applied (and checked)."""
+        return replace(self, **changes)

@@ -1,0 +1,131 @@
+"""Gradient flow through time: how the loss gradient reaching each hidden state falls (vanishes) or
+grows (explodes) with its distance from where the state is read.
+
+The fused RNN kernels do not expose the hidden state at every position as a tensor of the graph
+(the recurrence happens inside one op), so this diagnostic re-runs the encoder step by step with
+the same weights (``torch.func.functional_call`` on an ``nn.*Cell``): the gradient with respect to
+``h_t`` is then the *total* derivative, through the recurrence and through attention. The decoder
+already runs step by step. Dropout is off and parameter gradients are untouched, so recording does
+not change training.
+
+Distances: an encoder state of the forward direction counts from the end of its sentence (where
+the final state is read), a backward-direction state from the start; a decoder state from the end
+of its target. Each curve is the mean over sentences of ||dLoss/dh|| at each distance (top layer).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..data.batching import Batch
+from ..data.spm import PAD
+from ..models.decoder import Memory
+from ..models.encoder import EncoderOutput
+
+_CELLS = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
+
+
+def _run_direction(rnn: nn.Module, cell_kind: str, suffix: str, x: torch.Tensor, lens: torch.Tensor,
+                   reverse: bool) -> Tuple[List[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
+    """One direction of one layer, position by position. x: (batch, src_len, input).
+
+    Returns the states h_t (src_len tensors of (batch, hidden), zero at padding), the final h and c."""
+    kw = {"nonlinearity": rnn.nonlinearity} if cell_kind == "rnn" else {}
+    cell = _CELLS[cell_kind](rnn.input_size, rnn.hidden_size, bias=rnn.bias, device="meta", **kw)
+    params = {name: getattr(rnn, f"{name}_l0{suffix}") for name, _ in cell.named_parameters()}
+    batch, length = x.size(0), x.size(1)
+    h = x.new_zeros(batch, rnn.hidden_size)
+    c = x.new_zeros(batch, rnn.hidden_size) if cell_kind == "lstm" else None
+    states: List[Optional[torch.Tensor]] = [None] * length
+    for t in (range(length - 1, -1, -1) if reverse else range(length)):
+        real = (t < lens).to(x.device)[:, None]  # (batch, 1)
+        if cell_kind == "lstm":
+            h_new, c_new = functional_call(cell, params, (x[:, t], (h, c)))
+            c = torch.where(real, c_new, c)
+        else:
+            h_new = functional_call(cell, params, (x[:, t], h))
+        h = torch.where(real, h_new, h)
+        states[t] = h * real
+    return states, h, c
+
+
+def _unrolled_encoder(encoder, src: torch.Tensor, src_lens: torch.Tensor):
+    """The encoder's computation (eval mode) with every top-layer state as a graph tensor.
+
+    Returns EncoderOutput and the top layer's states per direction: [(states, reverse), ...]."""
+    x = encoder.embed(src)  # (batch, src_len, embed)
+    finals_h, finals_c, top = [], [], []
+    for i, rnn in enumerate(encoder.layers):
+        outs, hs, cs, top = [], [], [], []
+        for suffix, reverse in (("", False), ("_reverse", True))[: encoder.directions]:
+            states, h, c = _run_direction(rnn, encoder.cell, suffix, x, src_lens, reverse)
+            outs.append(torch.stack(states, dim=1))  # (batch, src_len, hidden)
+            hs.append(h)
+            cs.append(c)
+            top.append((states, reverse))
+        out = torch.cat(outs, dim=-1)  # (batch, src_len, directions*hidden)
+        if encoder.residual and i > 0:
+            out = out + x
+        finals_h.append(torch.cat(hs, dim=-1))
+        if cs[0] is not None:
+            finals_c.append(torch.cat(cs, dim=-1))
+        x = out
+    return EncoderOutput(x, torch.stack(finals_h), torch.stack(finals_c) if finals_c else None), top
+
+
+def _curve(norms: torch.Tensor, distance: torch.Tensor, real: torch.Tensor) -> List[float]:
+    """Mean of ``norms`` at each distance 0..max over the ``real`` positions; all (batch, len)."""
+    d = distance[real]
+    n = norms[real].double()
+    size = int(d.max()) + 1 if d.numel() else 0
+    total = torch.zeros(size, dtype=torch.float64).index_add_(0, d, n)
+    count = torch.zeros(size, dtype=torch.float64).index_add_(0, d, torch.ones_like(n))
+    return (total / count.clamp(min=1)).tolist()
+
+
+def grad_flow(model, batch: Batch, label_smoothing: float = 0.0) -> Dict[str, List[float]]:
+    """{"encoder": [mean ||dL/dh|| at distance 0, 1, ...], "decoder": [...], "loss": float}."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            src, src_lens = batch.src, batch.src_lens
+            enc, top = _unrolled_encoder(model.encoder, src, src_lens)
+            mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lens.to(src.device)[:, None]
+            memory = Memory(enc.outputs, model.decoder.attention.precompute(enc.outputs, mask), mask)
+            h, c = model.bridge(enc)
+            state = model.decoder.init_state(h, c)
+            dec_states, logits = [], []
+            for t in range(batch.tgt_in.size(1)):
+                step_logits, state, _ = model.step(batch.tgt_in[:, t], state, memory)
+                dec_states.append(state.h[-1])  # (batch, hidden) top layer
+                logits.append(step_logits)
+            logits = torch.stack(logits, dim=1)  # (batch, tgt_len, vocab)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD,
+                                   label_smoothing=label_smoothing)
+            enc_states = [s for states, _ in top for s in states]
+            grads = torch.autograd.grad(loss, enc_states + dec_states, allow_unused=True)
+    finally:
+        model.train(was_training)
+    n_enc = len(enc_states)
+    lens = src_lens.to(src.device)
+    pos = torch.arange(src.size(1), device=src.device)[None, :].expand(src.size(0), -1)  # (batch, src_len)
+    enc_norms, enc_dist, enc_real = [], [], []
+    for k, (states, reverse) in enumerate(top):
+        g = [grads[k * len(states) + t] for t in range(len(states))]
+        norms = torch.stack([x.norm(dim=-1) if x is not None else torch.zeros_like(lens, dtype=torch.float)
+                             for x in g], dim=1)  # (batch, src_len)
+        enc_norms.append(norms)
+        enc_dist.append(pos if reverse else (lens[:, None] - 1 - pos))
+        enc_real.append(pos < lens[:, None])
+    dec_g = grads[n_enc:]
+    dec_norms = torch.stack([x.norm(dim=-1) if x is not None else torch.zeros(src.size(0)) for x in dec_g], dim=1)
+    tgt_lens = (batch.tgt_out != PAD).sum(1)
+    tpos = torch.arange(batch.tgt_out.size(1), device=src.device)[None, :].expand_as(batch.tgt_out)
+    return {"encoder": _curve(torch.cat(enc_norms, 1), torch.cat(enc_dist, 1), torch.cat(enc_real, 1)),
+            "decoder": _curve(dec_norms, tgt_lens[:, None] - 1 - tpos, tpos < tgt_lens[:, None]),
+            "loss": float(loss)}

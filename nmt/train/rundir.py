@@ -1,0 +1,96 @@
+"""The run directory: checked before anything is written, and locked while a training runs in it."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from typing import Optional
+
+from ..errors import NmtError
+
+LOCK_NAME = ".lock"
+
+
+class RunDirError(NmtError):
+    pass
+
+
+def check_writable(run_dir: str) -> None:
+    """``run_dir`` is (or can become) a writable directory; a clear error otherwise."""
+    path = os.path.abspath(run_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirError(f"run_dir={run_dir}: exists and is not a directory")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise RunDirError(f"run_dir={run_dir}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"run_dir={run_dir}: {parent} is not writable (read-only file system or no permission)")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """``RUN_DIR/.lock`` holds the pid and host of the training that owns the directory.
+
+    Created with O_EXCL, so of two trainings started together exactly one gets it; a lock left by a
+    process that died on this host (kill -9) is taken over.
+    """
+
+    def __init__(self, run_dir: str):
+        self.path = os.path.join(run_dir, LOCK_NAME)
+        self.held = False
+
+    def _owner(self) -> Optional[dict]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> "RunLock":
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner and owner.get("host") == me["host"] and not _pid_alive(int(owner.get("pid", 0))):
+                    os.remove(self.path)  # stale: its process is gone
+                    continue
+                who = f"pid {owner.get('pid')} on {owner.get('host')}" if owner else "another process"
+                raise RunDirError(f"{os.path.dirname(self.path)} is in use by a training run ({who}); "
+                                  f"wait for it to finish or choose another run_dir "
+                                  f"(remove {self.path} if that process is gone)") from None
+            except OSError as e:
+                if e.errno in (errno.EROFS, errno.EACCES):
+                    raise RunDirError(f"cannot write in {os.path.dirname(self.path)}: {e.strerror}") from None
+                raise
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(me, f)
+            self.held = True
+            return self
+        raise RunDirError(f"could not lock {self.path}")
+
+    def release(self) -> None:
+        if self.held:
+            owner = self._owner()
+            if owner and owner.get("pid") == os.getpid():
+                os.remove(self.path)
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
