@@ -57,3 +57,10 @@ def multi30k_dir():
     if not (SHARED_MULTI30K / "train.de.gz").exists():
         pytest.skip(f"Multi30k not found at {SHARED_MULTI30K}")
     return SHARED_MULTI30K
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.e2e.helpers import RUNS
+    if RUNS["guarded"]:
+        terminalreporter.write_line(f"input-directory checksum guard: {RUNS['guarded']} command-line runs wrapped, "
+                                    f"no input file changed")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
+import zlib
 from dataclasses import dataclass
 from typing import Iterator, List, Sequence, Tuple
 
@@ -32,8 +34,18 @@ def _open_binary(path: str):
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MAX_WARNINGS = 5
+
+
 def iter_lines(path: str) -> Iterator[str]:
-    """Lines of a UTF-8 file (newline stripped); invalid UTF-8 is an error naming file and line."""
+    """Lines of a UTF-8 file (newline stripped); invalid UTF-8 is an error naming file and line.
+
+    A UTF-8 byte-order mark is dropped; NUL and other control characters are kept but warned about,
+    with the line number (the first few, then a count). A truncated .gz is an error naming the file
+    and the last complete line.
+    """
+    number, warned = 0, 0
     try:
         with _open_binary(path) as f:
             for number, raw in enumerate(f, start=1):
@@ -41,11 +53,23 @@ def iter_lines(path: str) -> Iterator[str]:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise CorpusError(f"{path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-                yield text.rstrip("\r\n")
-    except (OSError, EOFError) as e:
+                if number == 1 and text.startswith("\ufeff"):
+                    text = text[1:]
+                text = text.rstrip("\r\n")
+                bad = _CONTROL.search(text)
+                if bad:
+                    warned += 1
+                    if warned <= _MAX_WARNINGS:
+                        log.warning("%s:%d: control character %r at column %d", path, number, bad.group(), bad.start() + 1)
+                yield text
+    except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError):
             raise CorpusError(f"missing corpus file: {path}") from None
+        if path.endswith(".gz") and isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)):
+            raise CorpusError(f"{path}: truncated or corrupt gzip file after line {number} ({e})") from None
         raise CorpusError(f"{path}: cannot read ({e})") from None
+    if warned > _MAX_WARNINGS:
+        log.warning("%s: %d lines hold control characters", path, warned)
 
 
 def read_lines(path: str) -> List[str]:

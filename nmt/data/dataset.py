@@ -32,10 +32,6 @@ class EncodedCorpus:
         return [len(t) for t in self.tgt]
 
 
-def toy_defaults(src_lang: str, tgt_lang: str) -> dict:
-    return {split: os.path.join(toy.DEFAULT_DIR, split) for split in toy.SPLITS}
-
-
 def ensure_generated(train: Optional[str], valid: Optional[str], test: Optional[str], generate: Optional[str],
                      src_lang: str, tgt_lang: str) -> bool:
     """Write the embedded toy corpus for ``data.generate=toy``, and only where nothing can be lost.
@@ -48,7 +44,7 @@ def ensure_generated(train: Optional[str], valid: Optional[str], test: Optional[
     if generate is None:
         return False
     given = {"train": train, "valid": valid, "test": test}
-    defaults = toy_defaults(src_lang, tgt_lang)
+    defaults = {split: os.path.join(toy.DEFAULT_DIR, split) for split in toy.SPLITS}
     if any(p is not None and os.path.normpath(p) != defaults[s] for s, p in given.items()):
         return False  # the user's own corpus: never generate beside it
     wanted = [f"{s}.{l}" for s in toy.SPLITS for l in (src_lang, tgt_lang)]
@@ -73,7 +69,8 @@ def check_exists(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str)
         try:
             resolve(prefix, lang)
         except CorpusError as e:
-            raise CorpusError(f"data.{name}: {e}") from None
+            hint = " (data.test=null skips the final test translation)" if name == "test" else ""
+            raise CorpusError(f"data.{name}: {e}{hint}") from None
 
 
 def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str):

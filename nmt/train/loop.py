@@ -443,7 +443,10 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
     on_terminal = dist.main and sys.stderr.isatty()
-    with StopSignal() as stop_signal, logging_redirect_tqdm(loggers=[logging.getLogger("nmt")]), \
+    consoles = [lg for lg in (logging.root, logging.getLogger("nmt"))
+                if any(type(h) is logging.StreamHandler for h in lg.handlers)]
+    redirect = logging_redirect_tqdm(loggers=consoles) if on_terminal else contextlib.nullcontext()
+    with StopSignal() as stop_signal, redirect, \
             tqdm(total=t.max_steps or None, initial=state.step, disable=not on_terminal, unit="step",
                  dynamic_ncols=True, leave=False) as bar:
         while reason is None:

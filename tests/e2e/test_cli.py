@@ -12,16 +12,9 @@ import torch
 from nmt.checkpoint import load_checkpoint
 
 from ..conftest import TINY_OVERRIDES, bin_path, toy_overrides
+from .helpers import inputs_untouched, run
 
 pytestmark = pytest.mark.slow
-
-
-def run(*args, input=None, check=True, env=None, timeout=600):
-    proc = subprocess.run(list(args), input=input, capture_output=True, timeout=timeout, env=env,
-                          text=isinstance(input, str) or input is None)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +140,12 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_run(toy_dir, tmp_path):
                                    "encoder.dropout=0.2"])
     run(bin_path("nmt-train"), f"run_dir={tmp_path / 'whole'}", *args)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([bin_path("nmt-train"), f"run_dir={killed}", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(killed / "checkpoints" / "step_10.pt", proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with inputs_untouched([bin_path("nmt-train"), f"run_dir={killed}", *args]):
+        proc = subprocess.Popen([bin_path("nmt-train"), f"run_dir={killed}", *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for(killed / "checkpoints" / "step_10.pt", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     step = load_checkpoint(str(killed / "checkpoints" / "last.pt"))["train_state"]["step"]
     assert step in (10, 20, 30)
     run(bin_path("nmt-train"), f"run_dir={killed}", "resume=true", *args)
@@ -162,13 +156,14 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_run(toy_dir, tmp_path):
 
 def test_sigint_saves_last_and_exits_cleanly(toy_dir, tmp_path):
     run_dir = tmp_path / "int"
-    proc = subprocess.Popen([bin_path("nmt-train"), f"run_dir={run_dir}",
-                             *toy_overrides(toy_dir, ["train.max_steps=100000", "train.valid_every=5"])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(run_dir / "checkpoints" / "step_5.pt", proc)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    args = [bin_path("nmt-train"), f"run_dir={run_dir}",
+            *toy_overrides(toy_dir, ["train.max_steps=100000", "train.valid_every=5"])]
+    with inputs_untouched(args):
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _wait_for(run_dir / "checkpoints" / "step_5.pt", proc)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     state = load_checkpoint(str(run_dir / "checkpoints" / "last.pt"))["train_state"]
     assert state["step"] >= 5

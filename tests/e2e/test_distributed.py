@@ -1,6 +1,5 @@
 """DDP under torchrun (gloo, 2 CPU processes) against one process over the same global batches."""
 import os
-import subprocess
 import sys
 
 import pytest
@@ -9,6 +8,7 @@ import torch
 from nmt.checkpoint import load_checkpoint
 
 from ..conftest import bin_path, toy_overrides
+from .helpers import run
 
 pytestmark = pytest.mark.slow
 
@@ -17,12 +17,11 @@ def test_two_processes_match_one_process_with_accumulation(toy_dir, tmp_path):
     common = toy_overrides(toy_dir, ["train.max_steps=6", "train.valid_every=3", "train.max_tokens=1500",
                                      "optim.lr=3e-3"])
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    single = subprocess.run([bin_path("nmt-train"), f"run_dir={tmp_path / 'one'}", "train.accum_steps=2", *common],
-                            capture_output=True, text=True, env=env, timeout=600)
+    single = run(bin_path("nmt-train"), f"run_dir={tmp_path / 'one'}", "train.accum_steps=2", *common, env=env,
+                 check=False)
     assert single.returncode == 0, single.stderr
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "nmt.cli.train", f"run_dir={tmp_path / 'two'}", *common],
-                         capture_output=True, text=True, env=env, timeout=600)
+    ddp = run(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              "-m", "nmt.cli.train", f"run_dir={tmp_path / 'two'}", *common, env=env, check=False)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a = load_checkpoint(str(tmp_path / "one" / "checkpoints" / "last.pt"))
     b = load_checkpoint(str(tmp_path / "two" / "checkpoints" / "last.pt"))
@@ -38,9 +37,9 @@ def test_two_processes_match_one_process_with_accumulation(toy_dir, tmp_path):
 
 def test_a_crashing_rank_ends_all_of_them(toy_dir, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    bad = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "nmt.cli.train", f"run_dir={tmp_path / 'bad'}",
-                          *toy_overrides(toy_dir, ["train.max_steps=5", f"data.valid={tmp_path}/nothing"])],
-                         capture_output=True, text=True, env=env, timeout=300)
+    bad = run(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              "-m", "nmt.cli.train", f"run_dir={tmp_path / 'bad'}",
+              *toy_overrides(toy_dir, ["train.max_steps=5", f"data.valid={tmp_path}/nothing"]), env=env,
+              check=False, timeout=300)
     assert bad.returncode != 0
     assert "nothing.src" in bad.stderr

@@ -1,0 +1,42 @@
+"""nmt-average: average the parameters of several checkpoints of one run (or of matching runs)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="nmt-average", description="Average checkpoints' parameters (in fp32) into "
+                                "one checkpoint for nmt-translate, nmt-score and nmt.load. Configs and "
+                                "sentencepiece models must match. The result is not resumable.")
+    p.add_argument("inputs", nargs="+", metavar="CKPT_OR_RUN_DIR",
+                   help="checkpoint files, or one run directory with --last N")
+    p.add_argument("--last", type=int, metavar="N", help="average the N latest step_*.pt of the run directory")
+    p.add_argument("-o", "--output", required=True, help="where to write the averaged checkpoint")
+    args = p.parse_args(argv)
+    from ..checkpoint import CheckpointError, atomic_save, average_checkpoints, step_checkpoints
+    from ..errors import NmtError
+    try:
+        paths = args.inputs
+        if args.last is not None:
+            if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
+                raise CheckpointError("--last N takes exactly one run directory")
+            found = step_checkpoints(os.path.join(args.inputs[0], "checkpoints"))
+            if args.last < 1 or len(found) < args.last:
+                raise CheckpointError(f"--last {args.last}: {args.inputs[0]}/checkpoints holds {len(found)} step "
+                                      f"checkpoints ({', '.join(os.path.basename(f) for f in found) or 'none'}); "
+                                      f"train.keep_last decides how many are kept")
+            paths = found[-args.last:]
+        if os.path.abspath(args.output) in {os.path.abspath(x) for x in paths}:
+            raise CheckpointError(f"{args.output} is one of the inputs; write the average elsewhere")
+        averaged = average_checkpoints(paths)
+        atomic_save(averaged, args.output)
+    except NmtError as e:
+        sys.exit(f"nmt-average: error: {e}")
+    print(f"averaged {len(paths)} checkpoints ({', '.join(os.path.basename(x) for x in paths)}) into {args.output}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

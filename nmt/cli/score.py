@@ -1,0 +1,46 @@
+"""nmt-score: the model's log-probability of given translations (forced decoding), per line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="nmt-score", description="Score given translations with a checkpoint: per "
+                                "input line, 'logprob<TAB>mean<TAB>tokens' (natural log of p(target + EOS | source), "
+                                "its mean per target piece, the number of pieces + EOS), in input order.")
+    p.add_argument("checkpoint", help="a checkpoint file or a run directory (its checkpoints/best.pt)")
+    p.add_argument("-s", "--source", required=True, help="source sentences, plain or .gz")
+    p.add_argument("-t", "--target", required=True, help="their translations, same line count")
+    p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
+    args = p.parse_args(argv)
+    from ..checkpoint import load_model
+    from ..data.corpus import CorpusError, iter_lines
+    from ..errors import NmtError
+    from ..train.distributed import pick_device, pick_threads
+    from ..translator import Translator
+    try:
+        pick_threads(args.threads)
+        model, tok, _, _ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
+        sources, targets = list(iter_lines(args.source)), list(iter_lines(args.target))
+        if len(sources) != len(targets):
+            raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
+                              f"{len(targets)}")
+        scores = Translator(model, tok, batch_size=args.batch_size).score(sources, targets)
+        text = "".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}\n" for lp, n in scores)
+        if args.output == "-":
+            sys.stdout.write(text)
+        else:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text)
+    except NmtError as e:
+        sys.exit(f"nmt-score: error: {e}")
+    except OSError as e:
+        sys.exit(f"nmt-score: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+
+
+if __name__ == "__main__":
+    main()

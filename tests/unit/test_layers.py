@@ -1,0 +1,77 @@
+"""The package's shape: layers only import downward, functions stay short, ``import nmt`` is light."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[2] / "nmt"
+
+# cli -> api -> train -> translator -> checkpoint -> search -> models -> data, eval, plots, precision -> config, errors
+RANKS = [("nmt.errors", 0), ("nmt.config", 0), ("nmt.data", 1), ("nmt.eval", 1), ("nmt.plots", 1),
+         ("nmt.precision", 1), ("nmt.models", 2), ("nmt.search", 3), ("nmt.checkpoint", 4), ("nmt.translator", 5),
+         ("nmt.train", 6), ("nmt.api", 7), ("nmt.cli", 8), ("nmt.configs", 0)]
+
+
+def rank(module: str) -> int:
+    for prefix, r in RANKS:
+        if module == prefix or module.startswith(prefix + "."):
+            return r
+    return 9  # the package itself
+
+
+def modules():
+    for path in sorted(PKG.rglob("*.py")):
+        parts = path.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        yield name, path, ast.parse(path.read_text())
+
+
+def imported(name: str, path: Path, tree) -> set:
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+                out.update([target] if node.module else [f"{target}.{a.name}" for a in node.names])
+            elif node.module and node.module.startswith("nmt"):
+                out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("nmt"))
+    return out
+
+
+def test_no_import_runs_up_the_layers():
+    bad = []
+    for name, path, tree in modules():
+        for target in imported(name, path, tree):
+            if rank(target) > rank(name):
+                bad.append(f"{name} imports {target}")
+    assert not bad, bad
+
+
+def test_no_function_over_80_lines():
+    long = [f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+            for name, _, tree in modules() for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80]
+    assert not long, long
+
+
+def test_import_nmt_is_light_and_changes_no_global_state():
+    code = ("import sys, logging, warnings; before = (dict(logging.root.manager.loggerDict), list(warnings.filters)); "
+            "import nmt; assert nmt.__version__; "
+            "heavy = [m for m in ('torch', 'matplotlib', 'hydra', 'sentencepiece') if m in sys.modules]; "
+            "assert not heavy, heavy; assert logging.root.handlers == []; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.parametrize("module", ["nmt.translator", "nmt.checkpoint", "nmt.train.loop", "nmt.api"])
+def test_importing_modules_does_not_load_matplotlib(module):
+    proc = subprocess.run([sys.executable, "-c", f"import sys, {module}; assert 'matplotlib' not in sys.modules"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

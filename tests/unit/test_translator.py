@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from nmt.data.spm import Tokenizer, train_spm
+from nmt.models.ensemble import Ensemble
+from nmt.search import SearchOptions, beam_search
+from nmt.translator import Translator, length_sorted_batches
+
+from .helpers import tiny_model
+
+WORDS = "the a dog cat runs sleeps big small red house near under with".split()
+
+
+@pytest.fixture(scope="module")
+def tok():
+    import random
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(300)]
+    return Tokenizer(train_spm(lines, vocab_size=30))
+
+
+def model_for(tok, seed=0, **kw):
+    return tiny_model(vocab=tok.src_vocab_size, init_scale=0.5, seed=seed, **kw).eval()
+
+
+def sentences(n=13, seed=1):
+    import random
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12))) for _ in range(n)]
+
+
+def test_length_sorted_batches_respect_both_limits_and_cover_everything():
+    lengths = [5, 1, 9, 3, 9, 2, 7, 7, 4]
+    batches = length_sorted_batches(lengths, batch_size=3, max_tokens=25)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= 3 and (max(lengths[i] for i in b) + 1) * len(b) <= 25
+        assert [lengths[i] for i in b] == sorted((lengths[i] for i in b), reverse=True)
+    assert length_sorted_batches([30], batch_size=4, max_tokens=10) == [[0]]  # too long: a batch of its own
+
+
+def test_blank_lines_and_input_order_and_batch_size_invariance(tok):
+    model = model_for(tok)
+    lines = sentences()
+    lines[3], lines[7] = "", "   "
+    big = Translator(model, tok, SearchOptions(beam_size=3, nbest=2), batch_size=64).translate(lines)
+    small = Translator(model, tok, SearchOptions(beam_size=3, nbest=2), batch_size=2, max_tokens=20).translate(lines)
+    assert len(big) == len(lines) and big[3] == [("", 0.0)] and big[7] == [("", 0.0)]
+    for a, b in zip(big, small):
+        assert [t for t, _ in a] == [t for t, _ in b]
+        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-4)
+    alone = [Translator(model, tok, SearchOptions(beam_size=3, nbest=2)).translate([line])[0] for line in lines]
+    assert [[t for t, _ in x] for x in alone] == [[t for t, _ in x] for x in big]  # order restored
+
+
+def test_scores_of_beam_outputs_equal_what_search_reported(tok):
+    model = model_for(tok, cell="lstm")
+    tr = Translator(model, tok, SearchOptions(beam_size=4, nbest=3, alpha=1.0))
+    ids = tr.encode_lines(sentences(8))
+    from nmt.data.batching import source_tensor
+    src, lens = source_tensor(ids)
+    hyps = beam_search(model, src, lens, tr.options)
+    for i, nbest in enumerate(hyps):
+        scored = tr.score_ids([ids[i]] * len(nbest), [h.tokens for h in nbest])
+        for h, (logprob, count) in zip(nbest, scored):
+            assert count == len(h.tokens) + 1
+            assert logprob == pytest.approx(h.logprob, abs=1e-4)  # before the length penalty
+            assert h.score == pytest.approx(h.logprob / ((5 + count) / 6), abs=1e-4)
+
+
+def test_ensemble_of_one_equals_the_model_and_two_differ(tok):
+    model = model_for(tok)
+    lines = sentences(10)
+    for options in (SearchOptions(beam_size=4, nbest=2), SearchOptions(strategy="greedy")):
+        single = Translator(model, tok, options).translate(lines)
+        one = Translator(Ensemble([model]).eval(), tok, options).translate(lines)
+        assert [[t for t, _ in x] for x in single] == [[t for t, _ in x] for x in one]
+        assert [s for x in single for _, s in x] == pytest.approx([s for x in one for _, s in x], rel=1e-6)
+    other = model_for(tok, seed=3, cell="lstm", attention="luong_general", input_feeding=False)
+    pair = Ensemble([model, other]).eval()
+    src_scores = Translator(pair, tok).score(lines, ["the dog runs"] * len(lines))
+    a = Translator(model, tok).score(lines, ["the dog runs"] * len(lines))
+    b = Translator(other, tok).score(lines, ["the dog runs"] * len(lines))
+    # each step's distribution is the renormalised geometric mean of the members': its normaliser is
+    # at most 1 (geometric <= arithmetic mean), so a sentence scores at least the mean of the members'
+    for (e, _), (x, _), (y, _) in zip(src_scores, a, b):
+        assert e >= (x + y) / 2 - 1e-4 and e != pytest.approx(x)
+    assert Translator(pair, tok, SearchOptions(beam_size=3)).translate(lines[:3])
+
+
+def test_options_are_checked_once_and_named():
+    with pytest.raises(ValueError, match="nbest"):
+        SearchOptions(strategy="greedy", nbest=2)
+    with pytest.raises(ValueError, match="strategy"):
+        SearchOptions(strategy="viterbi")
+    with pytest.raises(ValueError, match="length penalty"):
+        SearchOptions(penalty="cubic")
+    assert SearchOptions().but(beam_size=2).beam_size == 2
