@@ -33,7 +33,8 @@ def _run_direction(rnn: nn.Module, cell_kind: str, suffix: str, x: torch.Tensor,
                    reverse: bool) -> Tuple[List[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
     """One direction of one layer, position by position. x: (batch, src_len, input).
 
-    Returns the states h_t (src_len tensors of (batch, hidden), zero at padding), the final h and c."""
+    Returns the states h_t (src_len tensors of (batch, hidden); past a forward sentence's end they
+    hold its last state, masked out of the outputs), the final h and c."""
     kw = {"nonlinearity": rnn.nonlinearity} if cell_kind == "rnn" else {}
     cell = _CELLS[cell_kind](rnn.input_size, rnn.hidden_size, bias=rnn.bias, device="meta", **kw)
     params = {name: getattr(rnn, f"{name}_l0{suffix}") for name, _ in cell.named_parameters()}
@@ -49,7 +50,7 @@ def _run_direction(rnn: nn.Module, cell_kind: str, suffix: str, x: torch.Tensor,
         else:
             h_new = functional_call(cell, params, (x[:, t], h))
         h = torch.where(real, h_new, h)
-        states[t] = h * real
+        states[t] = h  # the tensor the next step reads: its gradient is the total one
     return states, h, c
 
 
@@ -63,7 +64,8 @@ def _unrolled_encoder(encoder, src: torch.Tensor, src_lens: torch.Tensor):
         outs, hs, cs, top = [], [], [], []
         for suffix, reverse in (("", False), ("_reverse", True))[: encoder.directions]:
             states, h, c = _run_direction(rnn, encoder.cell, suffix, x, src_lens, reverse)
-            outs.append(torch.stack(states, dim=1))  # (batch, src_len, hidden)
+            real = (torch.arange(x.size(1))[None, :] < src_lens[:, None]).to(x.device)  # (batch, src_len)
+            outs.append(torch.stack(states, dim=1) * real[..., None])  # (batch, src_len, hidden), zero at padding
             hs.append(h)
             cs.append(c)
             top.append((states, reverse))
@@ -87,6 +89,27 @@ def _curve(norms: torch.Tensor, distance: torch.Tensor, real: torch.Tensor) -> L
     return (total / count.clamp(min=1)).tolist()
 
 
+def _add(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    return b if a is None else a if b is None else a + b
+
+
+def _decoder_steps(decoder, tgt_in: torch.Tensor, state, memory: Memory):
+    """The decoder's teacher-forced step loop (``Decoder._step_hidden``), keeping per step the RNN
+    output (batch, 1, hidden) and the new state h (layers, batch, hidden) as graph tensors."""
+    outs, hs, logits = [], [], []
+    for t in range(tgt_in.size(1)):
+        emb = decoder.embed(tgt_in[:, t])
+        x = torch.cat([emb, state.feed], dim=-1) if decoder.input_feeding else emb
+        out, h, c = decoder._rnn(x.unsqueeze(1), state)  # out: (batch, 1, hidden)
+        attn_h, _ = decoder._attend(out, memory)
+        attn_h = attn_h.squeeze(1)  # (batch, output_size)
+        state = type(state)(h, c, attn_h if decoder.input_feeding else None)
+        outs.append(out)  # the tensor attention reads (a view of it would get no gradient)
+        hs.append(h)
+        logits.append(decoder.output(attn_h))
+    return outs, hs, torch.stack(logits, dim=1)  # logits: (batch, tgt_len, vocab)
+
+
 def grad_flow(model, batch: Batch, label_smoothing: float = 0.0) -> Dict[str, List[float]]:
     """{"encoder": [mean ||dL/dh|| at distance 0, 1, ...], "decoder": [...], "loss": float}."""
     was_training = model.training
@@ -99,19 +122,18 @@ def grad_flow(model, batch: Batch, label_smoothing: float = 0.0) -> Dict[str, Li
             memory = Memory(enc.outputs, model.decoder.attention.precompute(enc.outputs, mask), mask)
             h, c = model.bridge(enc)
             state = model.decoder.init_state(h, c)
-            dec_states, logits = [], []
-            for t in range(batch.tgt_in.size(1)):
-                step_logits, state, _ = model.step(batch.tgt_in[:, t], state, memory)
-                dec_states.append(state.h[-1])  # (batch, hidden) top layer
-                logits.append(step_logits)
-            logits = torch.stack(logits, dim=1)  # (batch, tgt_len, vocab)
+            outs, hs, logits = _decoder_steps(model.decoder, batch.tgt_in, state, memory)
             loss = F.cross_entropy(logits.float().flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD,
                                    label_smoothing=label_smoothing)
             enc_states = [s for states, _ in top for s in states]
-            grads = torch.autograd.grad(loss, enc_states + dec_states, allow_unused=True)
+            grads = torch.autograd.grad(loss, enc_states + outs + hs, allow_unused=True)
     finally:
         model.train(was_training)
-    n_enc = len(enc_states)
+    n_enc, n_dec = len(enc_states), len(outs)
+    # The top layer's state reaches the loss through the step's output (attention, softmax) and
+    # through the next step: the total gradient is the sum of both partial ones.
+    dec_g = [_add(None if grads[n_enc + t] is None else grads[n_enc + t][:, 0],
+                  None if grads[n_enc + n_dec + t] is None else grads[n_enc + n_dec + t][-1]) for t in range(n_dec)]
     lens = src_lens.to(src.device)
     pos = torch.arange(src.size(1), device=src.device)[None, :].expand(src.size(0), -1)  # (batch, src_len)
     enc_norms, enc_dist, enc_real = [], [], []
@@ -122,10 +144,9 @@ def grad_flow(model, batch: Batch, label_smoothing: float = 0.0) -> Dict[str, Li
         enc_norms.append(norms)
         enc_dist.append(pos if reverse else (lens[:, None] - 1 - pos))
         enc_real.append(pos < lens[:, None])
-    dec_g = grads[n_enc:]
     dec_norms = torch.stack([x.norm(dim=-1) if x is not None else torch.zeros(src.size(0)) for x in dec_g], dim=1)
     tgt_lens = (batch.tgt_out != PAD).sum(1)
     tpos = torch.arange(batch.tgt_out.size(1), device=src.device)[None, :].expand_as(batch.tgt_out)
     return {"encoder": _curve(torch.cat(enc_norms, 1), torch.cat(enc_dist, 1), torch.cat(enc_real, 1)),
             "decoder": _curve(dec_norms, tgt_lens[:, None] - 1 - tpos, tpos < tgt_lens[:, None]),
-            "loss": float(loss)}
+            "loss": float(loss.detach())}

@@ -70,3 +70,58 @@ def test_configs_found_after_a_regular_install(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "lstm"
+
+
+def test_choices_are_enums_refused_at_composition_with_the_allowed_values():
+    for override, allowed in (("teacher_forcing.feed=argmx", "argmax"), ("train.precision=fp16", "bf16"),
+                              ("encoder.cell=lstn", "lstm"), ("optim.scheduler=cosine", "plateau"),
+                              ("attention.kind=luong", "luong_general"), ("data.spm.model_type=wordpiece", "bpe")):
+        with pytest.raises(ConfigCompositionException) as e:
+            compose([override])
+        assert allowed in str(e.value.__cause__ or e.value), override
+
+
+@pytest.mark.parametrize("override,key", [
+    ("train.max_steps=-5", "train.max_steps"), ("train.clip_grad_norm=-1", "train.clip_grad_norm"),
+    ("optim.lr=0", "optim.lr"), ("train.max_tokens=3", "train.max_tokens"), ("encoder.num_layers=0", "encoder.num_layers"),
+    ("encoder.hidden_size=0", "encoder.hidden_size"), ("decoder.dropout=1.5", "decoder.dropout"),
+    ("train.label_smoothing=1", "train.label_smoothing"), ("teacher_forcing=exponential", "teacher_forcing.k"),
+    ("attention=luong_dot", "decoder.hidden_size"), ("train.accum_steps=0", "train.accum_steps")])
+def test_validate_names_the_key(override, key):
+    from nmt.config import validate
+    extra = {"teacher_forcing=exponential": ["teacher_forcing.k=2"],
+             "attention=luong_dot": ["decoder.hidden_size=100"]}.get(override, [])
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        validate(compose([override, *extra]))
+
+
+def test_shipped_configs_validate_and_every_experiment_stops_by_itself():
+    from nmt.config import validate
+    for experiment in GROUPS["experiment"]:
+        cfg = compose([f"experiment={experiment}"])
+        validate(cfg)
+        t = cfg.train
+        assert t.max_steps or t.max_epochs or t.max_minutes or t.patience, experiment
+
+
+def test_keys_outside_the_schema_are_refused_with_a_suggestion():
+    from hydra import compose as hydra_compose, initialize_config_module
+    from omegaconf import OmegaConf
+    from nmt.config import check_known_keys
+
+    def raw(overrides):
+        with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
+            return OmegaConf.to_container(hydra_compose(config_name="train", overrides=overrides), resolve=False)
+
+    with pytest.raises(ValueError, match="train.max_step.*did you mean 'train.max_steps'"):
+        check_known_keys(raw(["+train.max_step=10"]))
+    check_known_keys(raw([]))
+
+
+def test_typed_config_roundtrips_through_plain_values():
+    from nmt.config import Cell, from_dict, to_dict
+    cfg = compose(["encoder=bilstm"])
+    plain = to_dict(cfg)
+    assert plain["encoder"]["cell"] == "lstm" and isinstance(plain["optim"]["betas"], list)
+    back = from_dict(plain)
+    assert back.encoder.cell is Cell.lstm and back == cfg

@@ -6,7 +6,7 @@ import torch
 
 from nmt.data.batching import collate
 from nmt.train import loop
-from nmt.checkpoint import load_checkpoint
+from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.train.loop import TrainingError, fit, train_step
 from nmt.train.loss import Objective
 
@@ -87,8 +87,87 @@ def test_training_stops_after_k_non_finite_updates(toy_dir, tmp_path, monkeypatc
         fit(cfg_for(toy_dir, "train.max_nonfinite=3", "train.max_steps=50"), str(tmp_path / "nan"))
 
 
-def test_gradient_accumulation_and_clipping_log(toy_dir, tmp_path):
+def test_accumulated_gradients_equal_one_large_batch_and_clipping_caps_the_update():
+    model = tiny_model()
+    a = collate([[5, 6, 7], [8, 9]], [[10, 11], [12, 13]], [0, 1])  # 6 target tokens with EOS
+    b = collate([[14, 15], [16, 17, 18, 19]], [[20], [21, 22, 23]], [2, 3])  # 6 as well
+    both = collate([[5, 6, 7], [8, 9], [14, 15], [16, 17, 18, 19]], [[10, 11], [12, 13], [20], [21, 22, 23]],
+                   [0, 1, 2, 3])
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    _, _, tokens, norm_acc, _ = train_step(Objective(model), [a, b], frozen, tf_ratio=1.0, clip_norm=0.0)
+    acc = {n: p.grad.clone() for n, p in model.named_parameters()}
+    _, _, tokens_big, norm_big, _ = train_step(Objective(model), [both], frozen, tf_ratio=1.0, clip_norm=0.0)
+    assert tokens == tokens_big == 12 and norm_acc == pytest.approx(norm_big, rel=1e-5)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(acc[n], p.grad, rtol=1e-5, atol=1e-7, msg=n)
+    # clipping: the applied gradient (and with SGD lr=1 the parameter change) has the threshold's norm
+    before = [p.detach().clone() for p in model.parameters()]
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    _, _, _, pre_clip, applied = train_step(Objective(model), [both], sgd, tf_ratio=1.0, clip_norm=0.01)
+    assert applied and pre_clip > 0.01
+    step = torch.sqrt(sum(((p.detach() - q) ** 2).sum() for p, q in zip(model.parameters(), before)))
+    assert float(step) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_clipping_is_logged_per_update_and_per_validation(toy_dir, tmp_path):
     run = str(tmp_path / "acc")
-    fit(cfg_for(toy_dir, "train.max_steps=4", "train.accum_steps=2", "train.clip_grad_norm=0.5"), run)
-    records = [r for r in loop.read_metrics(os.path.join(run, "metrics.jsonl")) if r["kind"] == "train"]
-    assert len(records) == 4 and all(r["grad_norm"] > 0 for r in records)
+    fit(cfg_for(toy_dir, "train.max_steps=4", "train.valid_every=4", "train.accum_steps=2",
+                "train.clip_grad_norm=0.001"), run)
+    records = loop.read_metrics(os.path.join(run, "metrics.jsonl"))
+    train = [r for r in records if r["kind"] == "train"]
+    assert len(train) == 4 and all(r["clipped"] == 1 and r["grad_norm"] > 0.001 for r in train)
+    assert [r["clipped_share"] for r in records if r["kind"] == "valid"] == [1.0]
+
+
+def test_a_finite_blow_up_warns_then_stops_keeping_the_last_good_checkpoint(toy_dir, tmp_path, monkeypatch, caplog):
+    losses = iter([5.0] * 12 + [5e3] * 10)
+    real = loop.train_step
+
+    def scripted(*a, **k):
+        out = real(*a, **k)
+        loss = next(losses)
+        return loss * out[2], loss * out[2], out[2], out[3], True
+
+    monkeypatch.setattr(loop, "train_step", scripted)
+    with pytest.raises(TrainingError, match="blew up for 3 updates in a row"):
+        fit(cfg_for(toy_dir, "train.max_steps=50", "train.valid_every=10", "train.max_blowups=3"),
+            str(tmp_path / "boom"))
+    assert "training is diverging" in caplog.text
+    assert load_checkpoint(os.path.join(tmp_path, "boom", "checkpoints", "last.pt"))["train_state"]["step"] == 10
+
+
+def test_a_full_disk_keeps_the_previous_checkpoints(toy_dir, tmp_path, monkeypatch):
+    run = str(tmp_path / "full")
+    fit(cfg_for(toy_dir, "train.max_steps=10", "train.valid_every=10"), run)
+    last = os.path.join(run, "checkpoints", "last.pt")
+    good = open(last, "rb").read()
+
+    def no_space(obj, f):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(CheckpointError, match="disk is full.*intact"):
+        fit(cfg_for(toy_dir, "train.max_steps=20", "train.valid_every=5", "resume=true"), run)
+    monkeypatch.undo()
+    assert open(last, "rb").read() == good
+    assert not [p for p in os.listdir(os.path.join(run, "checkpoints")) if ".tmp" in p]
+    assert not os.path.exists(os.path.join(run, ".lock"))  # released on the way out
+
+
+def test_lock_refuses_a_second_owner_and_takes_over_a_dead_ones(tmp_path):
+    from nmt.train.rundir import RunDirError, RunLock
+    with RunLock(str(tmp_path)):
+        with pytest.raises(RunDirError, match=f"pid {os.getpid()}"):
+            RunLock(str(tmp_path)).acquire()
+    assert not (tmp_path / ".lock").exists()
+    (tmp_path / ".lock").write_text('{"pid": 999999999, "host": "%s"}' % __import__("socket").gethostname())
+    with RunLock(str(tmp_path)):
+        pass  # a dead process's lock is taken over
+
+
+def test_read_only_run_dir_is_refused(tmp_path, monkeypatch):
+    from nmt.train import rundir
+    monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)
+    with pytest.raises(rundir.RunDirError, match="not writable"):
+        rundir.check_writable(str(tmp_path / "run"))
