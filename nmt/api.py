@@ -44,7 +44,7 @@ class Model:
 def load(path: Union[str, Sequence[str]], device: str = "cpu") -> Model:
     """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble)."""
     from .checkpoint import load_ensemble, load_model
-    from .train.distributed import pick_device
+    from .training.distributed import pick_device
     dev = pick_device(device, key="device")
     if isinstance(path, str):
         model, tok, cfg, resolved = load_model(path, dev)
@@ -63,7 +63,7 @@ def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:
     from omegaconf import OmegaConf
 
     from .config import check_known_keys, register_configs
-    from .train.loop import fit
+    from .training.loop import fit
     register_configs()
     with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=list(overrides))

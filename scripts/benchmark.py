@@ -37,11 +37,11 @@ from nmt.data.corpus import iter_lines  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
 from nmt.search import SearchOptions  # noqa: E402
-from nmt.train.build import build_training, prepare_data  # noqa: E402
-from nmt.train.distributed import Dist  # noqa: E402
-from nmt.train.loop import train_step  # noqa: E402
-from nmt.train.loss import Objective  # noqa: E402
-from nmt.train.schedules import teacher_forcing_ratio  # noqa: E402
+from nmt.training.build import build_training, prepare_data  # noqa: E402
+from nmt.training.distributed import Dist  # noqa: E402
+from nmt.training.loop import train_step  # noqa: E402
+from nmt.training.loss import Objective  # noqa: E402
+from nmt.training.schedules import teacher_forcing_ratio  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 
 

@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from nmt.plots import grad_flow  # noqa: E402
-from nmt.train.metrics import read_metrics  # noqa: E402
+from nmt.training.metrics import read_metrics  # noqa: E402
 
 
 def main() -> None:

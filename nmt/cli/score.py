@@ -20,7 +20,7 @@ def main(argv=None) -> None:
     from ..checkpoint import load_model
     from ..data.corpus import CorpusError, iter_lines
     from ..errors import NmtError
-    from ..train.distributed import pick_device, pick_threads
+    from ..training.distributed import pick_device, pick_threads
     from ..translator import Translator
     try:
         pick_threads(args.threads)

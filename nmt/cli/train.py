@@ -29,7 +29,7 @@ def _train(cfg) -> float:
 
     from ..config import check_known_keys
     from ..errors import NmtError
-    from ..train.loop import fit
+    from ..training.loop import fit
     try:
         check_known_keys(OmegaConf.to_container(cfg, resolve=False))
         config = OmegaConf.to_object(cfg)
@@ -49,7 +49,7 @@ def main(argv=None) -> None:
         return
     run_dir = _run_dir_override(argv)
     if run_dir and "-m" not in argv and "--multirun" not in argv:
-        from ..train.rundir import RunDirError, check_writable
+        from ..training.rundir import RunDirError, check_writable
         try:
             check_writable(run_dir)  # before Hydra writes .hydra/ into it
         except RunDirError as e:

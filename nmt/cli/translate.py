@@ -131,7 +131,7 @@ def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok) -
 def load(args):
     """(model or ensemble, tokenizer, the first checkpoint's config)."""
     from ..checkpoint import load_ensemble, load_model
-    from ..train.distributed import pick_device
+    from ..training.distributed import pick_device
     device = pick_device(args.device, key="--device")
     if len(args.checkpoints) == 1:
         model, tok, cfg, _ = load_model(args.checkpoints[0], device)
@@ -147,7 +147,7 @@ def load(args):
 
 def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
     from ..search import SearchOptions
-    from ..train.distributed import pick_threads
+    from ..training.distributed import pick_threads
     from ..translator import Translator
     pick_threads(args.threads)
     model, tok, cfg = load(args)

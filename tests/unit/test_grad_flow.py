@@ -5,7 +5,7 @@ import torch
 from nmt.config import AttentionConfig, DecoderConfig, EncoderConfig
 from nmt.data.batching import collate
 from nmt.models import build_model
-from nmt.train.grad_flow import grad_flow
+from nmt.training.grad_flow import grad_flow
 
 
 def copy_batch(n=16, length=30, vocab=40, seed=0):
@@ -64,7 +64,7 @@ def test_recording_changes_nothing_and_covers_both_directions_and_the_decoder():
 
 
 def test_unrolled_encoder_equals_the_fused_one():
-    from nmt.train.grad_flow import _unrolled_encoder
+    from nmt.training.grad_flow import _unrolled_encoder
     for cell in ("rnn", "gru", "lstm"):
         m = model(cell, bidirectional=True).eval()
         batch = copy_batch(n=3, length=6)

@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[2] / "nmt"
 # cli -> api -> train -> translator -> checkpoint -> search -> models -> data, eval, plots, precision -> config, errors
 RANKS = [("nmt.errors", 0), ("nmt.config", 0), ("nmt.data", 1), ("nmt.eval", 1), ("nmt.plots", 1),
          ("nmt.precision", 1), ("nmt.models", 2), ("nmt.search", 3), ("nmt.checkpoint", 4), ("nmt.translator", 5),
-         ("nmt.train", 6), ("nmt.api", 7), ("nmt.cli", 8), ("nmt.configs", 0)]
+         ("nmt.training", 6), ("nmt.api", 7), ("nmt.cli", 8), ("nmt.configs", 0)]
 
 
 def rank(module: str) -> int:
@@ -70,7 +70,7 @@ def test_import_nmt_is_light_and_changes_no_global_state():
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
-@pytest.mark.parametrize("module", ["nmt.translator", "nmt.checkpoint", "nmt.train.loop", "nmt.api"])
+@pytest.mark.parametrize("module", ["nmt.translator", "nmt.checkpoint", "nmt.training.loop", "nmt.api"])
 def test_importing_modules_does_not_load_matplotlib(module):
     proc = subprocess.run([sys.executable, "-c", f"import sys, {module}; assert 'matplotlib' not in sys.modules"],
                           capture_output=True, text=True)

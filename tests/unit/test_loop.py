@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from nmt.data.batching import collate
-from nmt.train import loop
+from nmt.training import loop
 from nmt.checkpoint import CheckpointError, load_checkpoint
-from nmt.train.loop import TrainingError, fit, train_step
-from nmt.train.loss import Objective
+from nmt.training.loop import TrainingError, fit, train_step
+from nmt.training.loss import Objective
 
 from ..conftest import compose, toy_overrides
 from .helpers import tiny_model
@@ -156,7 +156,7 @@ def test_a_full_disk_keeps_the_previous_checkpoints(toy_dir, tmp_path, monkeypat
 
 
 def test_lock_refuses_a_second_owner_and_takes_over_a_dead_ones(tmp_path):
-    from nmt.train.rundir import RunDirError, RunLock
+    from nmt.training.rundir import RunDirError, RunLock
     with RunLock(str(tmp_path)):
         with pytest.raises(RunDirError, match=f"pid {os.getpid()}"):
             RunLock(str(tmp_path)).acquire()
@@ -167,7 +167,7 @@ def test_lock_refuses_a_second_owner_and_takes_over_a_dead_ones(tmp_path):
 
 
 def test_read_only_run_dir_is_refused(tmp_path, monkeypatch):
-    from nmt.train import rundir
+    from nmt.training import rundir
     monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)
     with pytest.raises(rundir.RunDirError, match="not writable"):
         rundir.check_writable(str(tmp_path / "run"))

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.data.spm import PAD
-from nmt.train.loss import Objective, chunked_cross_entropy
+from nmt.training.loss import Objective, chunked_cross_entropy
 from nmt.precision import resolve_precision
 
 from .helpers import tiny_model

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from nmt.train.schedules import LRSchedule, build_optimizer, teacher_forcing_ratio
+from nmt.training.schedules import LRSchedule, build_optimizer, teacher_forcing_ratio
 
 
 def test_constant():
