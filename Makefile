@@ -4,7 +4,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-fast demo bench clean
 
 install: $(STAMP)
 
@@ -18,15 +18,18 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q
 
+# unit tests only (no end-to-end CLI runs): under a minute on 2 cores
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
 DEMO = runs/demo
 
 demo: install
 	rm -rf $(DEMO)
-	$(BIN)/nmt-data toy --out data/toy
+	# writes the toy corpus into data/toy on first use, trains, then translates the test split
 	$(BIN)/nmt-train experiment=toy run_dir=$(DEMO)
-	$(BIN)/nmt-translate $(DEMO)/checkpoints/best.pt -i data/toy/test.src -o $(DEMO)/test.hyp --beam 5
-	@echo "== BLEU of the demo model on the toy test split (beam 5) =="
-	$(BIN)/nmt-evaluate $(DEMO)/test.hyp data/toy/test.tgt
+	@echo "== BLEU of the demo model on the toy test split (beam 5; $(DEMO)/test/hyp.txt) =="
+	$(BIN)/nmt-evaluate $(DEMO)/test/hyp.txt data/toy/test.tgt
 
 bench: install
 	$(BIN)/python scripts/benchmark.py --experiment bench_reference --train-updates 250 --warmup 50
