@@ -209,6 +209,36 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
     return results
 
 
+def busy_core_cost(args) -> list:
+    """Training speed with and without another process spinning on one CPU, for 1 thread, the
+    default thread count, and OpenMP's wait policy unset (libgomp spins a while) or passive; each case
+    in a fresh process (the wait policy is read when the OpenMP runtime loads)."""
+    rows = []
+    for busy in (False, True):
+        for policy in ("unset", "PASSIVE"):
+            for threads in (1, 0):
+                env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+                if policy != "unset":
+                    env["OMP_WAIT_POLICY"] = policy
+                cmd = [sys.executable, __file__, "--experiment", args.experiment, "--data", args.data,
+                       "--warmup", str(args.warmup), "--train-updates", str(args.train_updates),
+                       "--threads", str(threads), "--results", os.devnull, "--run-dir", args.run_dir,
+                       *args.overrides]
+                spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+                try:
+                    child = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                finally:
+                    if spinner:
+                        spinner.kill()
+                        spinner.wait()
+                train = json.loads(child.stdout.strip().splitlines()[-1])
+                rows.append({"busy_core": busy, "omp_wait_policy": policy, "threads": train["threads"],
+                             "sentences_per_s": train["train"]["sentences_per_s"],
+                             "ms_per_update": round(1000 * train["train"]["seconds"] / args.train_updates, 1)})
+                print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="bench_reference")
@@ -223,6 +253,9 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (tune it on val)")
     p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--busy-core", action="store_true",
+                   help="training speed with another process spinning on one CPU, per thread count and "
+                        "OpenMP wait policy (each in its own process)")
     p.add_argument("--results", default=str(ROOT / "results" / "benchmarks.jsonl"))
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. train.precision=bf16")
     args = p.parse_args()
@@ -230,6 +263,10 @@ def main() -> None:
         raise SystemExit(f"Multi30k not found in {args.data}; fetch it with: nmt-data multi30k --out {args.data}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.busy_core:
+        rows = busy_core_cost(args)
+        print(json.dumps({"experiment": args.experiment, "busy_core": rows, "cpus": os.cpu_count()}))
+        return
     cfg, overrides = compose(args.experiment, args.data, args.overrides)
     peak = peak_gemm_gflops()
     out = {"experiment": args.experiment, "overrides": args.overrides, "time": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -147,9 +147,11 @@ def load(args):
 
 def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
     from ..search import SearchOptions
-    from ..training.distributed import pick_threads
+    from ..training.distributed import check_busy, pick_threads
     from ..translator import Translator
-    pick_threads(args.threads)
+    threads = pick_threads(args.threads)
+    if not args.threads and not args.quiet and (busy := check_busy(threads)):
+        print(f"nmt-translate: warning: {busy}", file=sys.stderr)
     model, tok, cfg = load(args)
     options = SearchOptions(strategy="greedy" if args.greedy else "sample" if args.sample else "beam",
                             beam_size=args.beam, alpha=args.length_penalty, penalty=args.penalty,

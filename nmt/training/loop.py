@@ -38,7 +38,7 @@ from ..precision import autocast
 from ..search import SearchOptions
 from ..translator import Translator
 from .build import build_training, check_init_from, prepare_data
-from .distributed import Dist, pick_device, pick_threads
+from .distributed import Dist, check_busy, pick_device, pick_threads
 from .grad_flow import grad_flow
 from .metrics import MetricsLog, read_metrics
 from .rundir import RunLock, check_writable
@@ -414,7 +414,10 @@ def fit(cfg: Config, run_dir: str) -> Dict:
 
 def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     threads = pick_threads(cfg.train.threads)
-    log.info("device %s, %d torch threads%s", device, threads, f", {dist.world} processes" if dist.enabled else "")
+    log.info("device %s, %d torch threads (OMP_WAIT_POLICY=%s)%s", device, threads,
+             os.environ.get("OMP_WAIT_POLICY", "unset"), f", {dist.world} processes" if dist.enabled else "")
+    if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
+        log.warning(busy)
     ckpt = _resume_checkpoint(cfg, run_dir) if cfg.resume else _refuse_existing_run(run_dir)
     init = check_init_from(cfg) if cfg.train.init_from and ckpt is None else None
     if dist.main:
