@@ -226,7 +226,7 @@ def _first_difference(a, b, prefix: str = "") -> Optional[str]:
 
 # Settings that do not change what a model computes; they may differ between averaged checkpoints.
 _RUN_ONLY = re.compile(r"^(run_dir|resume|train\..*|optim\..*|teacher_forcing\..*"
-                       r"|data\.(train|valid|test|generate|max_len)|data\.spm\.(model|tgt_model|input_sentence_size))$")
+                       r"|data\.(train|valid|test|generate|max_len|cache_dir)|data\.spm\.(model|tgt_model|input_sentence_size))$")
 
 
 def average_checkpoints(paths: Sequence[str]) -> Dict:

@@ -26,7 +26,7 @@ class Choice(str, enum.Enum):
 
 
 Cell = Choice("Cell", {n: n for n in ("rnn", "gru", "lstm")})
-AttentionKind = Choice("AttentionKind", {n: n for n in ("none", "bahdanau", "luong_dot", "luong_general")})
+AttentionKind = Choice("AttentionKind", {n: n for n in ("final", "none", "bahdanau", "luong_dot", "luong_general")})
 BridgeKind = Choice("BridgeKind", {n: n for n in ("zeros", "last", "bridge")})
 Init = Choice("Init", {n: n for n in ("uniform", "xavier", "orthogonal")})
 TfSchedule = Choice("TfSchedule", {n: n for n in ("constant", "linear", "exponential", "inverse_sigmoid")})
@@ -57,7 +57,7 @@ class SpmConfig:
     vocab_size: int = opt(8000, "pieces per sentencepiece model")
     joint: bool = opt(True, "one model for source and target (true) or one each")
     character_coverage: float = opt(1.0, "share of characters the model must cover (0, 1]")
-    input_sentence_size: int = opt(2_000_000, "sentences sampled from the corpus to train sentencepiece")
+    input_sentence_size: int = opt(1_000_000, "sentences sampled from the training corpus to train sentencepiece")
     model: Optional[str] = opt(None, "reuse this sentencepiece model (source, or joint) instead of training one")
     tgt_model: Optional[str] = opt(None, "reuse this target sentencepiece model (with data.spm.model)")
 
@@ -71,6 +71,7 @@ class DataConfig:
     tgt_lang: str = opt("tgt", "target language code (file suffix)")
     max_len: int = opt(100, "training pairs longer than this many pieces are dropped")
     generate: Optional[Generate] = opt(None, "toy: write the embedded corpus to its default place if absent")
+    cache_dir: Optional[str] = opt(None, "where the encoded training corpus is cached (null: RUN_DIR/cache)")
     spm: SpmConfig = group(SpmConfig, "sentencepiece")
 
 
@@ -87,7 +88,8 @@ class EncoderConfig:
 
 @dataclass
 class AttentionConfig:
-    kind: AttentionKind = opt(AttentionKind.bahdanau, "none | bahdanau | luong_dot | luong_general")
+    kind: AttentionKind = opt(AttentionKind.bahdanau,
+                              "final (no context) | none (mean context) | bahdanau | luong_dot | luong_general")
     hidden_size: int = opt(0, "Bahdanau MLP size; 0: the decoder's hidden size")
 
 
@@ -185,7 +187,7 @@ RESUMABLE_KEYS = {
     "train.patience", "train.keep_last", "train.log_every", "train.max_nonfinite",
     "train.threads", "train.device", "train.tensorboard", "train.plots", "train.valid_beam",
     "train.valid_batch_size", "train.test_beam", "train.grad_flow_every", "train.blowup_factor",
-    "train.max_blowups", "data.valid", "data.test", "data.generate",
+    "train.max_blowups", "data.valid", "data.test", "data.generate", "data.cache_dir",
 }
 
 
@@ -267,6 +269,8 @@ def validate(cfg: Config) -> None:
         check(m.num_layers >= 1, f"{name}.num_layers", ">= 1")
         check(0 <= m.dropout < 1, f"{name}.dropout", "in [0, 1)")
     check(a.hidden_size >= 0, "attention.hidden_size", ">= 0")
+    check(a.kind != "final" or dec.bridge != "zeros", "decoder.bridge",
+          "last or bridge with attention=final (the initial state is the decoder's only view of the source)")
     check(dec.attentional_size >= 0, "decoder.attentional_size", ">= 0")
     check(dec.init_scale > 0, "decoder.init_scale", "> 0")
     check(0 <= tf.start <= 1, "teacher_forcing.start", "in [0, 1]")

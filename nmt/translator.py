@@ -6,7 +6,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from .data.batching import pad, source_tensor
-from .data.spm import BOS, EOS, Tokenizer
+from .data.spm import Tokenizer
 from .errors import ConfigError
 from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
@@ -98,8 +98,8 @@ class Translator:
         with torch.inference_mode(), autocast(self.device, self.precision):
             for idx, src, src_lens in self._batches(src_ids, todo):
                 tgt = [tgt_ids[i] for i in idx]
-                scores = forced_logprobs(self.model, src, src_lens, pad(tgt, prefix=[BOS]).to(self.device),
-                                         pad(tgt, suffix=[EOS]).to(self.device))
+                scores = forced_logprobs(self.model, src, src_lens, pad(tgt, bos=True).to(self.device),
+                                         pad(tgt, eos=True).to(self.device))
                 for i, s in zip(idx, scores):
                     results[i] = s
         return results

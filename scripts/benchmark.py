@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from nmt.checkpoint import load_checkpoint, load_model  # noqa: E402
 from nmt.config import register_configs  # noqa: E402
-from nmt.data.batching import collate, make_batches  # noqa: E402
+from nmt.data.batching import make_batches  # noqa: E402
 from nmt.data.corpus import iter_lines  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
@@ -114,7 +114,7 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float) -> di
             order = make_batches(data.src_lens, data.tgt_lens, t.max_tokens, t.max_sentences, t.seed, epoch)
             epoch += 1
         group = [order.pop() for _ in range(t.accum_steps) if order]
-        batches = [collate([data.src[j] for j in idx], [data.tgt[j] for j in idx], idx) for idx in group]
+        batches = [data.batch(idx) for idx in group]
         ratio = teacher_forcing_ratio(i, tf.schedule, tf.start, tf.end, tf.decay_steps, tf.k)
         step = lambda: train_step(objective, batches, opt, ratio, tf.feed, t.clip_grad_norm,  # noqa: E731
                                   t.clip_grad_value, t.precision)

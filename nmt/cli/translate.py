@@ -91,7 +91,6 @@ def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index
     import torch
 
     from ..data.batching import pad, source_tensor
-    from ..data.spm import BOS
     from ..plots import attention_heatmap
 
     os.makedirs(out_dir, exist_ok=True)
@@ -100,7 +99,7 @@ def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index
             continue
         src, src_lens = source_tensor([tok.encode_src([line])[0]])
         with torch.inference_mode():
-            _, weights = model(src, src_lens, pad([hyp.tokens], prefix=[BOS]))
+            _, weights = model(src, src_lens, pad([hyp.tokens], bos=True))
         if weights is None:
             print("nmt-translate: this model has no attention (attention=none): no heatmaps", file=sys.stderr)
             return

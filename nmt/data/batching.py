@@ -7,9 +7,11 @@ exactly the batches an uninterrupted one would.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import List, Sequence
 
+import numpy as np
 import torch
 
 from .spm import BOS, EOS, PAD
@@ -37,55 +39,70 @@ class Batch:
                      self.tgt_out.to(device, non_blocking=True), self.index)
 
 
-def pad(seqs: Sequence[Sequence[int]], prefix: Sequence[int] = (), suffix: Sequence[int] = ()) -> torch.Tensor:
-    """Right-padded (len(seqs), max_len) int64 tensor of ``prefix + seq + suffix``."""
-    width = max(len(s) for s in seqs) + len(prefix) + len(suffix)
-    out = torch.full((len(seqs), width), PAD, dtype=torch.long)
-    for row, s in enumerate(seqs):
-        full = list(prefix) + list(s) + list(suffix)
-        out[row, : len(full)] = torch.tensor(full, dtype=torch.long)
-    return out
+def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool = False,
+             eos: bool = False) -> torch.Tensor:
+    """(len(starts), width) int64 tensor whose row r is ``[BOS] + tokens[starts[r]:starts[r] + lens[r]] + [EOS]``
+    (BOS and EOS where asked), PAD-padded on the right."""
+    starts, lens = np.asarray(starts, dtype=np.int64), np.asarray(lens, dtype=np.int64)  # (b,), (b,)
+    cols = np.arange(int(lens.max()) if len(lens) else 0)  # (w,)
+    inside = cols[None, :] < lens[:, None]  # (b, w): real tokens, not padding
+    out = np.full((len(lens), len(cols) + bos + eos), PAD, dtype=np.int64)  # (b, w + bos + eos)
+    if tokens.size and cols.size:
+        gather = np.where(inside, starts[:, None] + cols[None, :], 0)  # (b, w) positions in tokens
+        out[:, int(bos):int(bos) + len(cols)] = np.where(inside, tokens[gather], PAD)
+    if bos:
+        out[:, 0] = BOS
+    if eos:
+        out[np.arange(len(lens)), lens + int(bos)] = EOS
+    return torch.from_numpy(out)
+
+
+def pad(seqs: Sequence[Sequence[int]], bos: bool = False, eos: bool = False) -> torch.Tensor:
+    """Right-padded (len(seqs), width) int64 tensor of ``[BOS] + seq + [EOS]`` (BOS and EOS where asked)."""
+    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lens.sum()))
+    return pad_flat(tokens, np.cumsum(lens) - lens, lens, bos, eos)
 
 
 def source_tensor(src: Sequence[Sequence[int]]):
     """Source ids + EOS, padded: (batch, src_len) and the (batch,) lengths."""
     lens = torch.tensor([len(s) + 1 for s in src], dtype=torch.long)
-    return pad(src, suffix=[EOS]), lens
+    return pad(src, eos=True), lens
 
 
 def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], index: Sequence[int]) -> Batch:
     src_t, src_lens = source_tensor(src)
-    return Batch(src=src_t, src_lens=src_lens, tgt_in=pad(tgt, prefix=[BOS]),
-                 tgt_out=pad(tgt, suffix=[EOS]), index=torch.tensor(list(index), dtype=torch.long))
+    return Batch(src=src_t, src_lens=src_lens, tgt_in=pad(tgt, bos=True), tgt_out=pad(tgt, eos=True),
+                 index=torch.tensor(list(index), dtype=torch.long))
 
 
 def make_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int,
                  max_sentences: int = 0, seed: int = 1, epoch: int = 0,
-                 shuffle: bool = True) -> List[List[int]]:
-    """Batches of pair indices of similar length, in an order fixed by (seed, epoch).
+                 shuffle: bool = True) -> List[np.ndarray]:
+    """Batches of pair indices (int64 arrays) of similar length, in an order fixed by (seed, epoch).
 
     A batch holds as many pairs as fit ``max_tokens`` counted with padding,
     ``batch * max(longest source, longest target)``, and at most ``max_sentences`` (0: no limit).
     A single pair longer than ``max_tokens`` gets a batch of its own.
     """
+    src_lens, tgt_lens = np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)
     n = len(src_lens)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    tie = torch.randperm(n, generator=gen).tolist() if shuffle else list(range(n))
+    tie = torch.randperm(n, generator=gen).numpy() if shuffle else np.arange(n)
     # Sort by target length, then source length, random among equals: similar pairs sit together.
-    order = sorted(range(n), key=lambda i: (tgt_lens[i], src_lens[i], tie[i]))
-    batches, current, longest = [], [], 0
-    for i in order:
-        length = max(src_lens[i], tgt_lens[i]) + 1  # + EOS / BOS
+    order = np.lexsort((tie, src_lens, tgt_lens))  # (n,), the last key sorts first
+    widths = (np.maximum(src_lens, tgt_lens) + 1)[order].tolist()  # + EOS / BOS
+    bounds, start, longest = [], 0, 0
+    for pos, length in enumerate(widths):
         grown = max(longest, length)
-        full = current and (grown * (len(current) + 1) > max_tokens
-                            or (max_sentences and len(current) >= max_sentences))
-        if full:
-            batches.append(current)
-            current, grown = [], length
-        current.append(i)
+        size = pos - start
+        if size and (grown * (size + 1) > max_tokens or (max_sentences and size >= max_sentences)):
+            bounds.append((start, pos))
+            start, grown = pos, length
         longest = grown
-    if current:
-        batches.append(current)
+    if n:
+        bounds.append((start, n))
+    batches = [order[a:b] for a, b in bounds]
     if shuffle:
         perm = torch.randperm(len(batches), generator=gen).tolist()
         batches = [batches[p] for p in perm]
@@ -94,10 +111,10 @@ def make_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: i
 
 def padding_fraction(batches: Sequence[Sequence[int]], src_lens: Sequence[int], tgt_lens: Sequence[int]) -> float:
     """Fraction of source + target positions in ``batches`` that are padding."""
+    src_lens, tgt_lens = np.asarray(src_lens, dtype=np.int64) + 1, np.asarray(tgt_lens, dtype=np.int64) + 1
     real = padded = 0
     for b in batches:
-        s = [src_lens[i] + 1 for i in b]
-        t = [tgt_lens[i] + 1 for i in b]
-        real += sum(s) + sum(t)
-        padded += len(b) * (max(s) + max(t))
+        s, t = src_lens[b], tgt_lens[b]
+        real += int(s.sum() + t.sum())
+        padded += len(b) * int(s.max() + t.max())
     return 1.0 - real / padded if padded else 0.0

@@ -5,8 +5,10 @@ Every problem is reported with the file (and line) it concerns; nothing is dropp
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import os
+import random
 import re
 import zlib
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_WARNINGS = 5
 
 
-def iter_lines(path: str) -> Iterator[str]:
+def iter_lines(path: str, warn: bool = True) -> Iterator[str]:
     """Lines of a UTF-8 file (newline stripped); invalid UTF-8 is an error naming file and line.
 
     A UTF-8 byte-order mark is dropped; NUL and other control characters are kept but warned about,
@@ -56,7 +58,7 @@ def iter_lines(path: str) -> Iterator[str]:
                 if number == 1 and text.startswith("\ufeff"):
                     text = text[1:]
                 text = text.rstrip("\r\n")
-                bad = _CONTROL.search(text)
+                bad = warn and _CONTROL.search(text)
                 if bad:
                     warned += 1
                     if warned <= _MAX_WARNINGS:
@@ -100,12 +102,44 @@ def read_parallel(prefix: str, src_lang: str, tgt_lang: str) -> ParallelCorpus:
     return ParallelCorpus(src, tgt, src_path, tgt_path)
 
 
+def iter_parallel(prefix: str, src_lang: str, tgt_lang: str, warn: bool = True) -> Iterator[Tuple[str, str]]:
+    """The pairs of a corpus, streamed (nothing is held in memory); the same errors as ``read_parallel``."""
+    src_path, tgt_path = resolve(prefix, src_lang), resolve(prefix, tgt_lang)
+    src, tgt = iter_lines(src_path, warn), iter_lines(tgt_path, warn)
+    count = 0
+    for count, (s, t) in enumerate(itertools.zip_longest(src, tgt), start=1):
+        if s is None or t is None:  # one file ended first: count the rest of the other
+            rest = sum(1 for _ in (tgt if s is None else src)) + 1
+            n_src, n_tgt = (count - 1, count - 1 + rest) if s is None else (count - 1 + rest, count - 1)
+            raise CorpusError(f"line counts differ: {src_path} has {n_src} lines, {tgt_path} has {n_tgt}")
+        yield s, t
+    if count == 0:
+        raise CorpusError(f"{src_path}: file is empty")
+
+
+def sample_pairs(prefix: str, src_lang: str, tgt_lang: str, size: int, seed: int = 1) -> Tuple[List[str], List[str]]:
+    """Up to ``size`` pairs drawn uniformly from a streamed corpus (reservoir sampling), in corpus
+    order; every pair when the corpus has no more than ``size``."""
+    rng = random.Random(seed)
+    chosen: List[Tuple[int, str, str]] = []
+    for i, (s, t) in enumerate(iter_parallel(prefix, src_lang, tgt_lang, warn=False)):
+        if i < size:
+            chosen.append((i, s, t))
+        else:
+            j = rng.randrange(i + 1)
+            if j < size:
+                chosen[j] = (i, s, t)
+    chosen.sort(key=lambda item: item[0])
+    return [s for _, s, _ in chosen], [t for _, _, t in chosen]
+
+
 def filter_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
                  src_text: Sequence[str], tgt_text: Sequence[str], max_len: int,
-                 name: str = "train") -> Tuple[List[int], dict]:
+                 name: str = "train", quiet: bool = False) -> Tuple[List[int], dict]:
     """Indices of training pairs to keep: both sides non-blank and at most ``max_len`` pieces.
 
-    Pairs are dropped together, so source and target stay aligned; the counts are logged.
+    Pairs are dropped together, so source and target stay aligned; the counts are logged, and no
+    pair left is an error (unless ``quiet``: one chunk of a corpus).
     """
     keep, empty, too_long = [], 0, 0
     for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
@@ -116,6 +150,8 @@ def filter_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[in
         else:
             keep.append(i)
     stats = {"kept": len(keep), "empty": empty, "too_long": too_long}
+    if quiet:
+        return keep, stats
     if empty or too_long:
         log.info("%s: dropped %d empty and %d over-long (> %d pieces) pairs; %d kept",
                  name, empty, too_long, max_len, len(keep))

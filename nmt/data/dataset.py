@@ -1,35 +1,88 @@
-"""Corpora encoded with sentencepiece, ready for batching; where the toy corpus may be written."""
+"""Corpora encoded with sentencepiece as flat token arrays, ready for batching; the on-disk cache
+of an encoded training corpus; where the toy corpus may be written.
+
+A training corpus is streamed from its files, encoded in chunks with sentencepiece's multi-threaded
+batch encoding, and written as flat token arrays plus lengths into a cache directory keyed by the
+corpus files and the sentencepiece models; every run (and every DDP rank) memory-maps it. No raw
+training text stays in memory, and the cost per pair is its token ids plus 16 bytes of offsets.
+"""
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import logging
 import os
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
 
 from . import toy
-from .corpus import CorpusError, filter_pairs, read_parallel, resolve
+from .batching import Batch, pad_flat
+from .corpus import CorpusError, filter_pairs, iter_parallel, read_parallel, resolve
 from .spm import Tokenizer
 
 log = logging.getLogger(__name__)
 
+CACHE_VERSION = 1
+_CHUNK = 20_000  # pairs encoded at a time
+
+
+class TokenArrays:
+    """Sequences of token ids as one flat array and offsets: ``self[i]`` is sequence i."""
+
+    def __init__(self, tokens: np.ndarray, lens: np.ndarray):
+        self.tokens = tokens  # (total tokens,) uint16 or int32; may be a read-only memory map
+        self.lens = np.asarray(lens, dtype=np.int64)  # (n,)
+        self.offsets = np.zeros(len(self.lens) + 1, dtype=np.int64)  # (n + 1,)
+        np.cumsum(self.lens, out=self.offsets[1:])
+
+    @classmethod
+    def from_lists(cls, seqs: Sequence[Sequence[int]]) -> "TokenArrays":
+        lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(lens.sum()))
+        return cls(tokens, lens)
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    def __getitem__(self, i: int) -> List[int]:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+    def padded(self, idx: np.ndarray, bos: bool = False, eos: bool = False) -> torch.Tensor:
+        """(len(idx), width) int64 tensor of ``[BOS] + seq + [EOS]`` per index, PAD-padded."""
+        return pad_flat(self.tokens, self.offsets[idx], self.lens[idx], bos, eos)
+
 
 @dataclass
 class EncodedCorpus:
-    src: List[List[int]]
-    tgt: List[List[int]]
-    src_text: List[str]
-    tgt_text: List[str]
+    src: TokenArrays
+    tgt: TokenArrays
+    src_text: Optional[List[str]] = None  # kept for validation corpora only (BLEU needs the text)
+    tgt_text: Optional[List[str]] = None
 
     def __len__(self) -> int:
         return len(self.src)
 
     @property
-    def src_lens(self) -> List[int]:
-        return [len(s) for s in self.src]
+    def src_lens(self) -> np.ndarray:
+        return self.src.lens
 
     @property
-    def tgt_lens(self) -> List[int]:
-        return [len(t) for t in self.tgt]
+    def tgt_lens(self) -> np.ndarray:
+        return self.tgt.lens
+
+    def batch(self, idx: Iterable[int]) -> Batch:
+        """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return Batch(src=self.src.padded(idx, eos=True), src_lens=torch.from_numpy(self.src.lens[idx] + 1),
+                     tgt_in=self.tgt.padded(idx, bos=True), tgt_out=self.tgt.padded(idx, eos=True),
+                     index=torch.from_numpy(idx))
 
 
 def ensure_generated(train: Optional[str], valid: Optional[str], test: Optional[str], generate: Optional[str],
@@ -73,17 +126,109 @@ def check_exists(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str)
             raise CorpusError(f"data.{name}: {e}{hint}") from None
 
 
-def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str):
+def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str, read: bool = True):
+    """A split read into memory (with ``read=False``, only checked to be given)."""
     if not prefix:
         raise CorpusError(f"no {name} data: set data.{name}=PATH_PREFIX (reads PREFIX.{src_lang}, PREFIX.{tgt_lang})")
-    return read_parallel(prefix, src_lang, tgt_lang)
+    return read_parallel(prefix, src_lang, tgt_lang) if read else None
 
 
-def encode(corpus, tok: Tokenizer, max_len: int = 0, name: str = "train") -> EncodedCorpus:
-    """Encode both sides; with ``max_len`` > 0 (training data only) drop blank and over-long pairs."""
-    src, tgt = tok.encode_src(corpus.src), tok.encode_tgt(corpus.tgt)
-    if max_len <= 0:
-        return EncodedCorpus(src, tgt, corpus.src, corpus.tgt)
-    keep, _ = filter_pairs(src, tgt, corpus.src, corpus.tgt, max_len, name=name)
-    return EncodedCorpus([src[i] for i in keep], [tgt[i] for i in keep],
-                         [corpus.src[i] for i in keep], [corpus.tgt[i] for i in keep])
+def encode(corpus, tok: Tokenizer) -> EncodedCorpus:
+    """A (small) corpus encoded in memory, its text kept: validation data."""
+    return EncodedCorpus(TokenArrays.from_lists(tok.encode_src(corpus.src)),
+                         TokenArrays.from_lists(tok.encode_tgt(corpus.tgt)), corpus.src, corpus.tgt)
+
+
+def cache_key(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int) -> str:
+    """Names the encoded form of a corpus: its files (path, size, modification time), the
+    sentencepiece models and ``max_len``."""
+    h = hashlib.sha256(f"v{CACHE_VERSION} max_len={max_len}".encode())
+    for lang in (src_lang, tgt_lang):
+        path = os.path.abspath(resolve(prefix, lang))
+        st = os.stat(path)
+        h.update(f"|{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+    h.update(tok.src_proto)
+    h.update(tok.tgt_proto)
+    return h.hexdigest()[:20]
+
+
+def load_cached(directory: str) -> EncodedCorpus:
+    """An encoded corpus from its cache directory, memory-mapped read-only."""
+    with open(os.path.join(directory, "meta.json")) as f:
+        meta = json.load(f)
+    sides = []
+    for side in ("src", "tgt"):
+        lens = np.fromfile(os.path.join(directory, f"{side}.lens"), dtype=np.int32)
+        path = os.path.join(directory, f"{side}.tokens")
+        tokens = (np.memmap(path, dtype=meta["dtype"], mode="r") if os.path.getsize(path)
+                  else np.zeros(0, dtype=meta["dtype"]))
+        sides.append(TokenArrays(tokens, lens))
+    if len(sides[0]) != meta["pairs"] or len(sides[1]) != meta["pairs"]:
+        raise CorpusError(f"{directory}: the encoded-corpus cache is incomplete; delete it")
+    return EncodedCorpus(*sides)
+
+
+def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, out_dir: str,
+                 threads: int) -> dict:
+    """Stream, encode and filter the corpus in chunks into ``out_dir``; returns the stats."""
+    dtype = np.uint16 if max(tok.src_vocab_size, tok.tgt_vocab_size) <= 1 << 16 else np.int32
+    stats = {"lines": 0, "empty": 0, "too_long": 0}
+    names = ("src.tokens", "tgt.tokens", "src.lens", "tgt.lens")
+    files = {name: open(os.path.join(out_dir, name), "wb") for name in names}
+    try:
+        pairs = iter_parallel(prefix, src_lang, tgt_lang)
+        while chunk := list(itertools.islice(pairs, _CHUNK)):
+            src_text, tgt_text = zip(*chunk)
+            src = tok.src.encode(list(src_text), num_threads=threads)
+            tgt = tok.tgt.encode(list(tgt_text), num_threads=threads)
+            keep, chunk_stats = filter_pairs(src, tgt, src_text, tgt_text, max_len, quiet=True)
+            stats["lines"] += len(chunk)
+            stats["empty"] += chunk_stats["empty"]
+            stats["too_long"] += chunk_stats["too_long"]
+            for side, seqs in (("src", src), ("tgt", tgt)):
+                kept = [seqs[i] for i in keep]
+                lens = np.fromiter((len(s) for s in kept), dtype=np.int32, count=len(kept))
+                files[f"{side}.lens"].write(lens.tobytes())
+                flat = np.fromiter(itertools.chain.from_iterable(kept), dtype=np.int64, count=int(lens.sum()))
+                files[f"{side}.tokens"].write(flat.astype(dtype).tobytes())
+    finally:
+        for f in files.values():
+            f.close()
+    stats["pairs"] = stats["lines"] - stats["empty"] - stats["too_long"]
+    stats["dtype"] = np.dtype(dtype).name
+    with open(os.path.join(out_dir, "meta.json"), "w") as f:
+        json.dump(stats, f)
+    return stats
+
+
+def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
+                  build: bool = True, threads: int = 1, name: str = "train") -> EncodedCorpus:
+    """The training corpus, encoded, blank and over-long (> ``max_len``) pairs dropped, memory-mapped
+    from ``cache_dir``; encoded there first unless an earlier run (or rank 0, ``build``) did.
+
+    The cache entry is written under a temporary name and renamed into place when complete, so an
+    interrupted encoding never leaves a half-written entry behind, and two runs may share a cache.
+    """
+    directory = os.path.join(cache_dir, f"{name}-{cache_key(prefix, src_lang, tgt_lang, tok, max_len)}")
+    if build and not os.path.isfile(os.path.join(directory, "meta.json")):
+        os.makedirs(cache_dir, exist_ok=True)
+        t0 = time.time()
+        tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir)
+        try:
+            stats = _write_cache(prefix, src_lang, tgt_lang, tok, max_len, tmp, threads)
+            try:
+                os.rename(tmp, directory)
+            except OSError:
+                if not os.path.isfile(os.path.join(directory, "meta.json")):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("%s: encoded %d pairs in %.1f s into %s", name, stats["lines"], time.time() - t0, directory)
+    with open(os.path.join(directory, "meta.json")) as f:
+        stats = json.load(f)
+    if stats["empty"] or stats["too_long"]:
+        log.info("%s (%s): dropped %d empty and %d over-long (> %d pieces) pairs; %d kept", name, prefix,
+                 stats["empty"], stats["too_long"], max_len, stats["pairs"])
+    if not stats["pairs"]:
+        raise CorpusError(f"{name} ({prefix}): no pair left after dropping empty and over-long pairs")
+    return load_cached(directory)

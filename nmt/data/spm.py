@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
 import os
 import random
-from typing import Iterable, List, Optional, Sequence
+import resource
+import time
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import sentencepiece as spm
 
@@ -20,7 +23,7 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
 def train_spm(sentences: Sequence[str], vocab_size: int, model_type: str = "unigram",
-              character_coverage: float = 1.0, input_sentence_size: int = 2_000_000, seed: int = 1) -> bytes:
+              character_coverage: float = 1.0, input_sentence_size: int = 1_000_000, seed: int = 1) -> bytes:
     """Train a sentencepiece model on ``sentences`` and return its serialized proto."""
     if model_type not in ("unigram", "bpe"):
         raise ConfigError(f"spm model_type must be 'unigram' or 'bpe', got {model_type!r}")
@@ -110,7 +113,7 @@ class Tokenizer:
     @classmethod
     def train(cls, src_lines: Sequence[str], tgt_lines: Sequence[str], vocab_size: int,
               model_type: str, joint: bool, character_coverage: float = 1.0,
-              input_sentence_size: int = 2_000_000, seed: int = 1) -> "Tokenizer":
+              input_sentence_size: int = 1_000_000, seed: int = 1) -> "Tokenizer":
         kw = dict(vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
                   input_sentence_size=input_sentence_size, seed=seed)
         if joint:
@@ -118,3 +121,36 @@ class Tokenizer:
             return cls(train_spm(list(src_lines) + list(tgt_lines), **kw))
         log.info("training source and target %s sentencepiece models (%d pieces each)", model_type, vocab_size)
         return cls(train_spm(src_lines, **kw), train_spm(tgt_lines, **kw))
+
+    @classmethod
+    def train_on_corpus(cls, prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str,
+                        joint: bool, character_coverage: float = 1.0, input_sentence_size: int = 1_000_000,
+                        seed: int = 1) -> "Tokenizer":
+        """Train on a sample of a corpus file pair, in a child process.
+
+        The child streams the corpus, keeps a uniform sample of ``input_sentence_size`` sentences
+        (half from each side for a joint model) and trains; its memory, most of it sentencepiece's
+        suffix array, goes back to the system when it exits instead of staying in the training
+        process for the whole run.
+        """
+        t0 = time.time()
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(1) as pool:
+            src_proto, tgt_proto, sentences, peak_mb = pool.apply(
+                _train_from_corpus, (prefix, src_lang, tgt_lang, vocab_size, model_type, joint, character_coverage,
+                                     input_sentence_size, seed))
+        log.info("sentencepiece: trained on %d sentences in %.1f s (its process peaked at %.0f MB)",
+                 sentences, time.time() - t0, peak_mb)
+        return cls(src_proto, tgt_proto)
+
+
+def _train_from_corpus(prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str, joint: bool,
+                       character_coverage: float, input_sentence_size: int,
+                       seed: int) -> Tuple[bytes, Optional[bytes], int, float]:
+    """Runs in the child process of ``Tokenizer.train_on_corpus``."""
+    from .corpus import sample_pairs
+    pairs = max(1, input_sentence_size // 2) if joint else input_sentence_size
+    src, tgt = sample_pairs(prefix, src_lang, tgt_lang, pairs, seed)
+    tok = Tokenizer.train(src, tgt, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return tok.src_proto, None if tok.joint else tok.tgt_proto, len(src) + len(tgt), peak_mb

@@ -1,4 +1,5 @@
-"""Attention over encoder outputs: none (fixed context), Bahdanau (additive), Luong (dot, general).
+"""Attention over encoder outputs: final (no context), none (fixed context), Bahdanau (additive),
+Luong (dot, general).
 
 Each module splits its work in two: ``precompute(memory)`` runs once per batch (projected keys)
 and ``forward(query, keys, values, mask)`` runs per decoding step, or once for all steps when
@@ -32,6 +33,15 @@ class NoAttention(nn.Module):
 
     def forward(self, query, keys, values, mask) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         return keys.expand(-1, query.size(1), -1), None  # (batch, tgt_len, memory)
+
+
+class FinalStateOnly(NoAttention):
+    """No context at all (Sutskever et al., 2014): the decoder sees the source only through its
+    initial state, the bridge from the final encoder state. The context input is zero, so every
+    gradient that reaches an encoder state crosses the recurrence."""
+
+    def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return values.new_zeros(values.size(0), 1, values.size(2))  # (batch, 1, memory)
 
 
 class BahdanauAttention(nn.Module):
@@ -79,8 +89,10 @@ class LuongAttention(nn.Module):
 def build_attention(kind: str, query_size: int, memory_size: int, hidden_size: int = 0) -> nn.Module:
     if kind == "none":
         return NoAttention(query_size, memory_size)
+    if kind == "final":
+        return FinalStateOnly(query_size, memory_size)
     if kind == "bahdanau":
         return BahdanauAttention(query_size, memory_size, hidden_size)
     if kind in ("luong_dot", "luong_general"):
         return LuongAttention(query_size, memory_size, general=kind == "luong_general")
-    raise ConfigError(f"unknown attention {kind!r}; choose none, bahdanau, luong_dot or luong_general")
+    raise ConfigError(f"unknown attention {kind!r}; choose final, none, bahdanau, luong_dot or luong_general")

@@ -5,7 +5,7 @@ from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .rnn import make_rnn
 from ..errors import ConfigError

@@ -3,14 +3,16 @@ resumed from ``last.pt``, or initialised from another checkpoint for fine-tuning
 from __future__ import annotations
 
 import logging
+import os
 from typing import Dict, Optional
 
+import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, tokenizer_of
 from ..config import Config
 from ..data.corpus import CorpusError
-from ..data.dataset import check_exists, encode, ensure_generated, read_split
+from ..data.dataset import EncodedCorpus, check_exists, encode, encode_cached, ensure_generated, read_split
 from ..data.spm import Tokenizer
 from ..errors import ConfigError
 from ..models import build_model
@@ -28,7 +30,7 @@ def check_init_from(cfg: Config) -> Dict:
     return load_checkpoint(cfg.train.init_from)
 
 
-def _tokenizer(cfg: Config, ckpt: Optional[Dict], train_raw, dist: Dist) -> Tokenizer:
+def _tokenizer(cfg: Config, ckpt: Optional[Dict], dist: Dist) -> Tokenizer:
     """From the checkpoint, from data.spm.model files, or trained on the training data (rank 0)."""
     d = cfg.data
     if ckpt is not None:
@@ -40,29 +42,47 @@ def _tokenizer(cfg: Config, ckpt: Optional[Dict], train_raw, dist: Dist) -> Toke
         return tok
     protos = None
     if dist.main:  # one model for every rank
-        t = Tokenizer.train(train_raw.src, train_raw.tgt, d.spm.vocab_size, d.spm.model_type, d.spm.joint,
-                            d.spm.character_coverage, d.spm.input_sentence_size, seed=cfg.train.seed)
+        t = Tokenizer.train_on_corpus(d.train, d.src_lang, d.tgt_lang, d.spm.vocab_size, d.spm.model_type,
+                                      d.spm.joint, d.spm.character_coverage, d.spm.input_sentence_size,
+                                      seed=cfg.train.seed)
         protos = (t.src_proto, None if t.joint else t.tgt_proto)
     return Tokenizer(*dist.broadcast(protos))
 
 
+def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist) -> EncodedCorpus:
+    """Encoded once into the cache (by rank 0), memory-mapped by every rank."""
+    d = cfg.data
+    cache_dir = os.path.abspath(d.cache_dir or os.path.join(run_dir, "cache"))
+    train = None
+    if dist.main:
+        try:
+            train = encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len, cache_dir, build=True,
+                                  threads=torch.get_num_threads())
+        except OSError as e:
+            raise ConfigError(f"data.cache_dir={cache_dir}: cannot write the encoded corpus there "
+                              f"({e.strerror or e})") from None
+    dist.barrier()
+    return train if train is not None else encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len,
+                                                         cache_dir, build=False)
+
+
 def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist):
-    """Check every split exists, read the corpora, get the tokenizer, encode; drop bad training
-    pairs only. Writes nothing but the run directory (and the toy corpus where allowed)."""
+    """Check every split exists, get the tokenizer, encode; drop bad training pairs only. Writes
+    nothing but the run directory, the cache (and the toy corpus where allowed)."""
     d = cfg.data
     if dist.main:
         ensure_generated(d.train, d.valid, d.test, d.generate, d.src_lang, d.tgt_lang)
     dist.barrier()
     for name in ("train", "valid", "test"):
         check_exists(getattr(d, name), name, d.src_lang, d.tgt_lang)
-    train_raw = read_split(d.train, "train", d.src_lang, d.tgt_lang)
-    valid_raw = read_split(d.valid, "valid", d.src_lang, d.tgt_lang)
-    tok = _tokenizer(cfg, ckpt, train_raw, dist)
+    read_split(d.train, "train", d.src_lang, d.tgt_lang, read=False)
+    valid = read_split(d.valid, "valid", d.src_lang, d.tgt_lang)
+    tok = _tokenizer(cfg, ckpt, dist)
     if dist.main:
         tok.save(run_dir)
-    train = encode(train_raw, tok, max_len=d.max_len, name=f"train ({train_raw.src_path})")
-    valid = encode(valid_raw, tok)
-    shortest = min(max(s, t) for s, t in zip(train.src_lens, train.tgt_lens)) + 1
+    train = _training_corpus(cfg, tok, run_dir, dist)
+    valid = encode(valid, tok)
+    shortest = int(np.maximum(train.src_lens, train.tgt_lens).min()) + 1
     if cfg.train.max_tokens < shortest:
         raise CorpusError(f"train.max_tokens={cfg.train.max_tokens} is smaller than the shortest training pair "
                           f"({shortest} pieces with EOS): raise it")

@@ -18,7 +18,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..checkpoint import (CheckpointError, atomic_link, atomic_save, is_resumable, load_checkpoint, load_model,
                           make_checkpoint, prune, rng_state, set_rng_state, step_checkpoints)
 from ..config import Config, to_dict, validate as validate_config
-from ..data.batching import Batch, collate, make_batches, padding_fraction
+from ..data.batching import Batch, make_batches, padding_fraction
 from ..data.dataset import EncodedCorpus, read_split
 from ..data.spm import PAD
 from ..errors import NmtError
@@ -153,10 +153,9 @@ def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed
     return loss_sum, nll_sum, tokens, grad_norm, finite
 
 
-def run_update(run: Run, batch_indices: List[List[int]]) -> Update:
+def run_update(run: Run, batch_indices: Sequence[Sequence[int]]) -> Update:
     t, tf_cfg = run.cfg.train, run.cfg.teacher_forcing
-    batches = [collate([run.train.src[i] for i in idx], [run.train.tgt[i] for i in idx], idx).to(run.device)
-               for idx in batch_indices]
+    batches = [run.train.batch(idx).to(run.device) for idx in batch_indices]
     tf = teacher_forcing_ratio(run.state.step, tf_cfg.schedule, tf_cfg.start, tf_cfg.end, tf_cfg.decay_steps,
                                tf_cfg.k)
     lr = run.optimizer.param_groups[0]["lr"]
@@ -231,7 +230,7 @@ def valid_loss(model, data: EncodedCorpus, device, max_tokens: int, precision: s
     model.eval()
     total, tokens = 0.0, 0
     for idx in make_batches(data.src_lens, data.tgt_lens, max_tokens, shuffle=False):
-        b = collate([data.src[i] for i in idx], [data.tgt[i] for i in idx], idx).to(device)
+        b = data.batch(idx).to(device)
         with autocast(device, precision):
             logits, _ = model(b.src, b.src_lens, b.tgt_in)
         total += float(F.cross_entropy(logits.float().flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD,
@@ -301,11 +300,10 @@ def draw_plots(run: Run) -> None:
                               clip_norm=run.cfg.train.clip_grad_norm)
 
 
-def record_grad_flow(run: Run, batch_indices: List[int]) -> None:
+def record_grad_flow(run: Run, batch_indices: Sequence[int]) -> None:
     if not run.dist.main:
         return
-    b = collate([run.train.src[i] for i in batch_indices], [run.train.tgt[i] for i in batch_indices],
-                batch_indices).to(run.device)
+    b = run.train.batch(batch_indices).to(run.device)
     flow = grad_flow(run.model, b, run.cfg.train.label_smoothing)
     run.metrics.write("grad_flow", run.state.step, flow)
     far = [v for v in flow["encoder"] if v]

@@ -33,6 +33,33 @@ def test_no_attention_is_the_masked_mean():
     torch.testing.assert_close(context[0, 0], values[0, :3].mean(0))
 
 
+def test_final_gives_no_context_and_the_source_reaches_the_decoder_only_through_the_bridge():
+    att = build_attention("final", 6, 4)
+    values = torch.randn(2, 5, 4, requires_grad=True)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    context, w = att(torch.randn(2, 3, 6), att.precompute(values, mask), values, mask)
+    assert w is None and context.shape == (2, 3, 4) and not context.any()
+    # In a whole model, the loss gradient reaches the first source embedding only through the recurrence
+    from .helpers import tiny_model
+    for bridge in ("last", "bridge"):
+        model = tiny_model("rnn", attention="final", input_feeding=False, bidirectional=False, bridge=bridge)
+        src, lens = torch.tensor([[4, 5, 6, 7, 3]]), torch.tensor([5])
+        logits, weights = model(src, lens, torch.tensor([[2, 8, 9]]))
+        assert weights is None
+        logits.sum().backward()
+        grads = [p.grad for name, p in model.named_parameters() if name.startswith("encoder.")]
+        assert all(g is not None for g in grads) and grads[0][4].abs().sum() > 0  # through recurrence and bridge
+
+
+def test_final_needs_a_bridge():
+    from nmt.config import Config, validate
+    from nmt.errors import ConfigError
+    cfg = Config()
+    cfg.attention.kind, cfg.decoder.bridge = "final", "zeros"
+    with pytest.raises(ConfigError, match="decoder.bridge"):
+        validate(cfg)
+
+
 def test_luong_dot_size_mismatch_and_unknown_kind():
     with pytest.raises(ValueError, match="luong_dot"):
         build_attention("luong_dot", 6, 8)

@@ -1,5 +1,6 @@
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,17 +31,60 @@ def test_max_sentences(lengths):
     assert max(len(b) for b in make_batches(src, tgt, max_tokens=10**6, max_sentences=64)) == 64
 
 
+def _lists(batches):
+    return [b.tolist() for b in batches]
+
+
 def test_order_fixed_by_seed_and_epoch(lengths):
     src, tgt = lengths
-    a = make_batches(src, tgt, 500, seed=1, epoch=2)
-    assert a == make_batches(src, tgt, 500, seed=1, epoch=2)
-    assert a != make_batches(src, tgt, 500, seed=1, epoch=3)
-    assert a != make_batches(src, tgt, 500, seed=2, epoch=2)
+    a = _lists(make_batches(src, tgt, 500, seed=1, epoch=2))
+    assert a == _lists(make_batches(src, tgt, 500, seed=1, epoch=2))
+    assert a != _lists(make_batches(src, tgt, 500, seed=1, epoch=3))
+    assert a != _lists(make_batches(src, tgt, 500, seed=2, epoch=2))
+
+
+def _reference_batches(src_lens, tgt_lens, max_tokens, max_sentences, seed, epoch):
+    """The batching rule written out pair by pair: sort, cut greedily, shuffle the batches."""
+    n = len(src_lens)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    tie = torch.randperm(n, generator=gen).tolist()
+    order = sorted(range(n), key=lambda i: (tgt_lens[i], src_lens[i], tie[i]))
+    batches, current, longest = [], [], 0
+    for i in order:
+        length = max(src_lens[i], tgt_lens[i]) + 1
+        grown = max(longest, length)
+        if current and (grown * (len(current) + 1) > max_tokens or (max_sentences and len(current) >= max_sentences)):
+            batches.append(current)
+            current, grown = [], length
+        current.append(i)
+        longest = grown
+    batches.append(current)
+    perm = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[p] for p in perm]
+
+
+@pytest.mark.parametrize("max_tokens,max_sentences", [(500, 0), (3000, 16), (30, 0)])
+def test_vectorised_batching_matches_the_rule_pair_by_pair(lengths, max_tokens, max_sentences):
+    """Same batches, in the same order, as the plain rule: resumed runs and old runs see the same data."""
+    src, tgt = lengths
+    got = _lists(make_batches(src, tgt, max_tokens, max_sentences, seed=5, epoch=1))
+    assert got == _reference_batches(src, tgt, max_tokens, max_sentences, seed=5, epoch=1)
 
 
 def test_length_bucketing_keeps_padding_low(lengths):
     src, tgt = lengths
     assert padding_fraction(make_batches(src, tgt, 2000), src, tgt) < 0.15
+
+
+def test_pad_flat_matches_pad_and_handles_empty_rows():
+    from nmt.data.batching import pad, pad_flat
+    seqs = [[5, 6, 7], [], [8]]
+    tokens = np.array([5, 6, 7, 8], dtype=np.uint16)
+    for bos, eos in ((False, False), (True, False), (False, True)):
+        flat = pad_flat(tokens, np.array([0, 3, 3]), np.array([3, 0, 1]), bos, eos)
+        assert flat.dtype == torch.int64
+        assert flat.tolist() == pad(seqs, bos, eos).tolist()
+    assert pad(seqs, eos=True).tolist() == [[5, 6, 7, EOS], [EOS, PAD, PAD, PAD], [8, EOS, PAD, PAD]]
 
 
 def test_collate_adds_bos_eos_and_pads():

@@ -9,7 +9,7 @@ from nmt.models.seq2seq import count_parameters
 
 from .helpers import tiny_model
 
-ATTENTIONS = ["none", "bahdanau", "luong_dot", "luong_general"]
+ATTENTIONS = ["final", "none", "bahdanau", "luong_dot", "luong_general"]
 CELLS = ["rnn", "gru", "lstm"]
 
 
@@ -27,7 +27,7 @@ def test_shapes_for_every_combination(cell, attention, input_feeding, bidirectio
     b = batch()
     logits, weights = model(b.src, b.src_lens, b.tgt_in)
     assert logits.shape == (3, b.tgt_in.size(1), 30)
-    if attention == "none":
+    if attention in ("none", "final"):
         assert weights is None
     else:
         assert weights.shape == (3, b.tgt_in.size(1), b.src.size(1))

@@ -1,0 +1,144 @@
+"""The training-data pipeline: streamed encoding into a memory-mapped cache, equal to in-memory
+encoding; cache keys; interrupted encodings; sampling for sentencepiece."""
+import os
+
+import numpy as np
+import pytest
+
+from nmt.data import dataset
+from nmt.data.batching import collate
+from nmt.data.corpus import CorpusError, filter_pairs, iter_parallel, read_parallel, sample_pairs
+from nmt.data.dataset import EncodedCorpus, TokenArrays, encode_cached
+from nmt.data.spm import Tokenizer
+
+
+def _write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def tok(toy_dir):
+    c = read_parallel(str(toy_dir / "train"), "src", "tgt")
+    return Tokenizer.train(c.src[:2000], c.tgt[:2000], 300, "unigram", joint=True)
+
+
+@pytest.fixture
+def corpus(tmp_path, toy_dir):
+    """The toy training corpus with a blank pair and an over-long pair added."""
+    c = read_parallel(str(toy_dir / "train"), "src", "tgt")
+    src, tgt = list(c.src), list(c.tgt)
+    src[10], tgt[20] = "   ", " ".join(["word"] * 200)
+    _write(tmp_path / "c.src", src)
+    _write(tmp_path / "c.tgt", tgt)
+    return str(tmp_path / "c"), src, tgt
+
+
+def test_cached_encoding_equals_in_memory_encoding(corpus, tok, tmp_path, monkeypatch):
+    prefix, src, tgt = corpus
+    monkeypatch.setattr(dataset, "_CHUNK", 70)  # several chunks, the last one partial
+    got = encode_cached(prefix, "src", "tgt", tok, max_len=50, cache_dir=str(tmp_path / "cache"), threads=2)
+    src_ids, tgt_ids = tok.encode_src(src), tok.encode_tgt(tgt)
+    keep, stats = filter_pairs(src_ids, tgt_ids, src, tgt, 50)
+    assert stats["empty"] == 1 and stats["too_long"] >= 1
+    assert len(got) == len(keep) and got.src_text is None  # no raw training text kept
+    assert isinstance(got.src.tokens, np.memmap) and got.src.tokens.dtype == np.uint16
+    assert [got.src[i] for i in range(len(got))] == [src_ids[i] for i in keep]
+    assert [got.tgt[i] for i in range(len(got))] == [tgt_ids[i] for i in keep]
+    idx = [5, 0, 17, 3]
+    want = collate([src_ids[keep[i]] for i in idx], [tgt_ids[keep[i]] for i in idx], idx)
+    b = got.batch(idx)
+    for name in ("src", "src_lens", "tgt_in", "tgt_out", "index"):
+        assert getattr(b, name).tolist() == getattr(want, name).tolist(), name
+
+
+def test_cache_is_reused_and_keyed_by_corpus_and_model(corpus, tok, tmp_path, monkeypatch):
+    prefix, src, tgt = corpus
+    cache = str(tmp_path / "cache")
+    first = encode_cached(prefix, "src", "tgt", tok, 50, cache)
+    entries = os.listdir(cache)
+    assert len(entries) == 1 and not any(e.startswith(".") for e in entries)
+
+    def refuse(*a, **k):
+        raise AssertionError("encoded again")
+    monkeypatch.setattr(dataset, "_write_cache", refuse)
+    again = encode_cached(prefix, "src", "tgt", tok, 50, cache)
+    assert np.array_equal(again.src.tokens, first.src.tokens)
+    monkeypatch.undo()
+    encode_cached(prefix, "src", "tgt", tok, 40, cache)  # another max_len
+    _write(tmp_path / "c.tgt", tgt[:-1] + ["changed"])  # another corpus
+    encode_cached(prefix, "src", "tgt", tok, 50, cache)
+    other = Tokenizer.train(src[:500], tgt[:500], 200, "unigram", joint=True)
+    encode_cached(prefix, "src", "tgt", other, 50, cache)  # another sentencepiece model
+    assert len(os.listdir(cache)) == 4
+
+
+def test_interrupted_encoding_leaves_nothing_behind(corpus, tok, tmp_path, monkeypatch):
+    prefix, _, _ = corpus
+    cache = tmp_path / "cache"
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(dataset, "_write_cache", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        encode_cached(prefix, "src", "tgt", tok, 50, str(cache))
+    assert os.listdir(cache) == []
+
+
+def test_a_worker_rank_only_reads_the_cache(corpus, tok, tmp_path):
+    prefix, _, _ = corpus
+    with pytest.raises(FileNotFoundError):
+        encode_cached(prefix, "src", "tgt", tok, 50, str(tmp_path / "cache"), build=False)
+
+
+def test_no_pair_left_is_an_error(tmp_path, tok):
+    _write(tmp_path / "e.src", [" ", "a b c"])
+    _write(tmp_path / "e.tgt", ["x", ""])
+    with pytest.raises(CorpusError, match="no pair left"):
+        encode_cached(str(tmp_path / "e"), "src", "tgt", tok, 50, str(tmp_path / "cache"))
+
+
+def test_streamed_pairs_report_different_line_counts_and_empty_files(tmp_path):
+    _write(tmp_path / "a.de", ["1", "2", "3"])
+    _write(tmp_path / "a.en", ["1"])
+    with pytest.raises(CorpusError, match=r"a\.de has 3 lines, .*a\.en has 1"):
+        list(iter_parallel(str(tmp_path / "a"), "de", "en"))
+    _write(tmp_path / "a.en", ["1", "2", "3", "4"])
+    with pytest.raises(CorpusError, match=r"a\.de has 3 lines, .*a\.en has 4"):
+        list(iter_parallel(str(tmp_path / "a"), "de", "en"))
+    _write(tmp_path / "b.de", [])
+    _write(tmp_path / "b.en", [])
+    with pytest.raises(CorpusError, match="empty"):
+        list(iter_parallel(str(tmp_path / "b"), "de", "en"))
+
+
+def test_sample_pairs_is_uniform_without_replacement_in_corpus_order(tmp_path):
+    lines = [f"line {i}" for i in range(1000)]
+    _write(tmp_path / "s.de", lines)
+    _write(tmp_path / "s.en", [x.upper() for x in lines])
+    src, tgt = sample_pairs(str(tmp_path / "s"), "de", "en", 2000)
+    assert src == lines  # a corpus smaller than the sample: every pair, in order
+    src, tgt = sample_pairs(str(tmp_path / "s"), "de", "en", 100, seed=3)
+    numbers = [int(s.split()[1]) for s in src]
+    assert len(set(numbers)) == 100 and numbers == sorted(numbers)
+    assert tgt == [s.upper() for s in src]  # pairs stay pairs
+    assert sample_pairs(str(tmp_path / "s"), "de", "en", 100, seed=3)[0] == src
+    assert sample_pairs(str(tmp_path / "s"), "de", "en", 100, seed=4)[0] != src
+    # Uniform: over many seeds each half of the corpus gets about half the sample
+    first_half = sum(int(s.split()[1]) < 500 for seed in range(20)
+                     for s in sample_pairs(str(tmp_path / "s"), "de", "en", 50, seed=seed)[0])
+    assert 400 < first_half < 600
+
+
+def test_sentencepiece_trained_from_the_files_equals_training_on_the_lines(toy_dir):
+    """Below the sample size every sentence is used, in order: the same model as before streaming."""
+    c = read_parallel(str(toy_dir / "train"), "src", "tgt")
+    streamed = Tokenizer.train_on_corpus(str(toy_dir / "train"), "src", "tgt", 300, "unigram", joint=True)
+    assert streamed.src_proto == Tokenizer.train(c.src, c.tgt, 300, "unigram", joint=True).src_proto
+
+
+def test_token_arrays_from_lists_round_trip():
+    seqs = [[4, 5], [], [6, 7, 8]]
+    arrays = TokenArrays.from_lists(seqs)
+    assert [arrays[i] for i in range(3)] == seqs and arrays.lens.tolist() == [2, 0, 3]
+    corpus = EncodedCorpus(arrays, TokenArrays.from_lists([[9], [10], [11, 12]]))
+    assert corpus.batch([2, 1]).src.tolist() == collate([[6, 7, 8], []], [[11, 12], [10]], [2, 1]).src.tolist()
