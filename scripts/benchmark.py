@@ -4,6 +4,8 @@
   python scripts/benchmark.py --experiment bench_reference                # training tokens/s only
   python scripts/benchmark.py --experiment multi30k_de_en --budget-minutes 20   # train 20 min, then score
   python scripts/benchmark.py --checkpoint runs/x/checkpoints/best.pt    # decode + score a checkpoint
+  python scripts/benchmark.py --busy-core --experiment toy                # cost of a busy second core
+  python scripts/benchmark.py --table                 # the README's speed table from results/benchmarks.jsonl
 
 Training speed: ``--warmup`` updates, then ``--train-updates`` timed updates, in this process.
 Budget mode: ``nmt-train`` runs as a child process and gets SIGINT after M minutes of wall clock
@@ -239,6 +241,52 @@ def busy_core_cost(args) -> list:
     return rows
 
 
+def speed_table(results: str) -> str:
+    """The README's speed table from the latest records in ``results`` taken on the machine of the
+    latest one: sentences/s beside the limit (matmul FLOPs counted on the model at the measured peak
+    GEMM rate) and the share of it reached; then what a busy second core costs."""
+    records = [json.loads(line) for line in open(results) if line.strip()]
+    if not records:
+        raise SystemExit(f"{results}: no benchmark records")
+    cpu = records[-1]["cpu"]["model"]
+    records = [r for r in records if r.get("cpu", {}).get("model") == cpu]
+    train = {r["experiment"]: r for r in records if "limit_sentences_per_s" in r.get("train", {})}
+    decode = [r for r in records if "share_of_limit" in r.get("decode", {}).get("beam5", {})]
+    busy = [r for r in records if "busy_core" in r]
+    used = list(train.values()) + decode[-1:]
+    peaks = sorted({r["peak_gemm_gflops"] for r in used if "peak_gemm_gflops" in r})
+    r0 = used[-1] if used else records[-1]
+    lines = [f"Machine: {cpu} ({', '.join(r0['cpu']['flags'])}), {r0['threads']} threads, torch {r0['torch']}; "
+             f"peak fp32 GEMM measured at {', '.join(f'{p:.1f}' for p in peaks)} GFLOP/s.", "",
+             "| | sentences/s | limit (sentences/s) | share of the limit | FLOPs per sentence | BLEU |",
+             "|---|---|---|---|---|---|"]
+    for name, r in sorted(train.items()):
+        t = r["train"]
+        lines.append(f"| `{name}` training ({t['sentences_per_update']:.0f} sentences per update, "
+                     f"{t['parameters'] / 1e6:.1f}M parameters) | {t['sentences_per_s']:.1f} | "
+                     f"{t['limit_sentences_per_s']:.1f} | {100 * t['share_of_limit']:.0f}% | "
+                     f"{t['gflop_per_sentence']:.3f} GFLOP | |")
+    if decode:
+        r = decode[-1]
+        for name, label in (("beam5", "beam 5"), ("greedy", "greedy")):
+            d = r["decode"][name]
+            lines.append(f"| {label}, batch 64, test_2016_flickr (`{os.path.basename(r['checkpoint'])}` of "
+                         f"`{r['experiment']}`), decode only | {d['sentences_per_s']:.1f} | "
+                         f"{d['limit_sentences_per_s']:.1f} | {100 * d['share_of_limit']:.0f}% | "
+                         f"{1000 * d['gflop_per_sentence']:.1f} MFLOP | {d['bleu']:.2f} |")
+    if busy:
+        rows = busy[-1]["busy_core"]
+        lines += ["", f"Training speed of `{busy[-1]['experiment']}` with another process spinning on one of the "
+                  "CPUs (ms per update; each case in its own process):", "",
+                  "| OpenMP wait policy | threads | idle machine | one core busy |", "|---|---|---|---|"]
+        for policy in ("unset", "PASSIVE"):
+            for threads in sorted({x["threads"] for x in rows}):
+                cell = {x["busy_core"]: x["ms_per_update"] for x in rows
+                        if x["omp_wait_policy"] == policy and x["threads"] == threads}
+                lines.append(f"| {policy} | {threads} | {cell.get(False, '-')} | {cell.get(True, '-')} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="bench_reference")
@@ -257,15 +305,23 @@ def main() -> None:
                    help="training speed with another process spinning on one CPU, per thread count and "
                         "OpenMP wait policy (each in its own process)")
     p.add_argument("--results", default=str(ROOT / "results" / "benchmarks.jsonl"))
+    p.add_argument("--table", action="store_true", help="print the README's speed table from --results and exit")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. train.precision=bf16")
     args = p.parse_args()
+    if args.table:
+        print(speed_table(args.results))
+        return
     if not os.path.exists(os.path.join(args.data, "train.de.gz")):
         raise SystemExit(f"Multi30k not found in {args.data}; fetch it with: nmt-data multi30k --out {args.data}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.busy_core:
         rows = busy_core_cost(args)
-        print(json.dumps({"experiment": args.experiment, "busy_core": rows, "cpus": os.cpu_count()}))
+        line = json.dumps({"experiment": args.experiment, "overrides": args.overrides, "cpu": cpu_flags(),
+                           "time": time.strftime("%Y-%m-%d %H:%M:%S"), "busy_core": rows, "cpus": os.cpu_count()})
+        print(line)
+        with open(args.results, "a") as f:
+            f.write(line + "\n")
         return
     cfg, overrides = compose(args.experiment, args.data, args.overrides)
     peak = peak_gemm_gflops()

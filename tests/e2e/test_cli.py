@@ -1,6 +1,7 @@
 """End to end through the real command-line programs, on the small toy corpus."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,7 +52,10 @@ def test_translate_file_and_stdin_identical_and_evaluate(trained, toy_dir, tmp_p
     assert stdin_out == out.read_text()
     assert len(stdin_out.splitlines()) == 40
     ev = json.loads(run(bin_path("nmt-evaluate"), str(out), str(toy_dir / "test.tgt"), "--json").stdout)
-    assert set(ev) == {"bleu", "chrf"} and "tok:13a" in ev["bleu"]["signature"] and ev["bleu"]["score"] >= 0
+    assert set(ev) == {"bleu", "chrf"} and "tok:13a" in ev["bleu"]["signature"]
+    # the score nmt-translate --ref printed is the one nmt-evaluate computes from the written file
+    printed = float(re.search(r"BLEU = ([\d.]+)", proc.stderr).group(1))
+    assert printed == pytest.approx(ev["bleu"]["score"], abs=0.01)
     text = run(bin_path("nmt-evaluate"), str(out), str(toy_dir / "test.tgt"), "--ter").stdout
     assert "BLEU" in text and "chrF" in text and "TER" in text
 
@@ -102,6 +106,17 @@ def test_nbest_sampling_int8_and_attention_plots(trained, toy_dir, tmp_path):
     assert sorted(os.listdir(plots)) == ["attention_0.png", "attention_1.png", "attention_2.png"]
     bad = run(bin_path("nmt-translate"), ckpt, "-i", src, "--beam", "2", "--nbest", "3", check=False)
     assert bad.returncode != 0 and "nbest" in bad.stderr
+
+
+def test_the_demo_experiment_learns_the_toy_task(tmp_path):
+    """What ``make demo`` runs: the toy experiment from an empty folder (its corpus written into
+    data/toy there) reaches >= 90 BLEU on the test split, scored by the run itself and by nmt-evaluate."""
+    run(bin_path("nmt-train"), "experiment=toy", "run_dir=runs/demo", cwd=tmp_path, timeout=900)
+    scores = json.loads((tmp_path / "runs/demo/test/scores.json").read_text())
+    ev = json.loads(run(bin_path("nmt-evaluate"), str(tmp_path / "runs/demo/test/hyp.txt"),
+                        str(tmp_path / "data/toy/test.tgt"), "--json").stdout)
+    assert ev["bleu"]["score"] == pytest.approx(scores["bleu"]["score"], abs=0.01)
+    assert ev["bleu"]["score"] >= 90, ev
 
 
 def test_evaluate_refuses_mismatched_line_counts(tmp_path):
