@@ -10,20 +10,30 @@ from .search import SearchOptions
 class Model:
     """A loaded model (or ensemble) with its tokenizer: raw text in, detokenized text out."""
 
-    def __init__(self, model, tokenizer, config, path: str, device):
+    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None):
         self.model, self.tokenizer, self.config, self.path, self.device = model, tokenizer, config, path, device
+        self.shortlist = shortlist  # the checkpoint's lexical shortlist, if it has one
 
     def translate(self, lines: Sequence[str], beam: int = 5, nbest: int = 1, greedy: bool = False,
-                  batch_size: int = 64, **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
+                  batch_size: int = 64, shortlist: int = 0, shortlist_frequent: int = 100,
+                  **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
         """Translations of ``lines`` in order: a list of strings, or with ``nbest`` > 1 a list of
-        n-best lists of (text, score). ``search`` takes any other ``SearchOptions`` field
-        (``alpha``, ``penalty``, ``max_len_a``, ``min_len``, ...)."""
+        n-best lists of (text, score). ``shortlist=K`` searches over each source token's K likeliest
+        target tokens and the ``shortlist_frequent`` most frequent ones (as ``nmt-translate
+        --shortlist K``). ``search`` takes any other ``SearchOptions`` field (``alpha``, ``penalty``,
+        ``max_len_a``, ``min_len``, ...)."""
+        from .errors import ConfigError
+        from .search.shortlist import trim
         from .translator import Translator
         if isinstance(lines, str):
             raise TypeError("translate() takes a list of sentences; wrap a single one in a list")
         options = SearchOptions(strategy="greedy" if greedy else search.pop("strategy", "beam"),
                                 beam_size=beam, nbest=nbest, **search)
-        out = Translator(self.model, self.tokenizer, options, batch_size=batch_size).translate(list(lines))
+        if shortlist and self.shortlist is None:
+            raise ConfigError(f"{self.path} has no lexical shortlist (an ensemble, or saved before they existed)")
+        short = trim(self.shortlist, shortlist, shortlist_frequent) if shortlist else None
+        out = Translator(self.model, self.tokenizer, options, batch_size=batch_size,
+                         shortlist=short).translate(list(lines))
         return [n[0][0] for n in out] if nbest == 1 else out
 
     def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64) -> List[float]:
@@ -47,8 +57,8 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu") -> Model:
     from .training.distributed import pick_device
     dev = pick_device(device, key="device")
     if isinstance(path, str):
-        model, tok, cfg, resolved = load_model(path, dev)
-        return Model(model, tok, cfg, resolved, dev)
+        model, tok, cfg, resolved, shortlist = load_model(path, dev)
+        return Model(model, tok, cfg, resolved, dev, shortlist)
     model, tok, cfg = load_ensemble(list(path), dev)
     return Model(model, tok, cfg, ", ".join(path), dev)
 

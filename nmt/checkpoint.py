@@ -7,6 +7,8 @@ A checkpoint is a dict of tensors and plain values:
     model        the state dict (fp32)
     config       the full resolved config, plain values (``nmt.config.to_dict``)
     spm          {"src": uint8 tensor, "tgt": uint8 tensor or None (joint)}: sentencepiece protos
+    shortlist    {"table": (src_vocab, k) int tensor, "frequent": (n,) int tensor}: the lexical shortlist
+                 built from the training data (``nmt.search.shortlist``); absent in older checkpoints
     torch_version
   training checkpoints (resumable) add
     optimizer, scheduler, train_state, rng
@@ -172,6 +174,7 @@ class Loaded(NamedTuple):
     tokenizer: Tokenizer
     config: Config
     path: str
+    shortlist: Optional[Dict[str, torch.Tensor]] = None  # the lexical shortlist, where the checkpoint has one
 
 
 def load_model(path: str, device="cpu") -> Loaded:
@@ -183,7 +186,7 @@ def load_model(path: str, device="cpu") -> Loaded:
     tok = tokenizer_of(ckpt)
     model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
     model.load_state_dict(ckpt["model"])
-    return Loaded(model.to(device).eval(), tok, cfg, path)
+    return Loaded(model.to(device).eval(), tok, cfg, path, ckpt.get("shortlist"))
 
 
 def load_ensemble(paths: Sequence[str], device="cpu"):
@@ -202,8 +205,9 @@ def load_ensemble(paths: Sequence[str], device="cpu"):
 
 
 def make_checkpoint(model: torch.nn.Module, config: Dict, tok: Tokenizer, **extra) -> Dict:
-    """The dict ``atomic_save`` writes; ``extra`` holds the training entries (``TRAINING_KEYS``)."""
-    unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from"}
+    """The dict ``atomic_save`` writes; ``extra`` holds the training entries (``TRAINING_KEYS``) and
+    the shortlist."""
+    unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from", "shortlist"}
     if unknown:
         raise ValueError(f"unknown checkpoint entries {sorted(unknown)}")
     return {"format": FORMAT, "model": model.state_dict(), "config": config, "spm": spm_entry(tok),
@@ -258,8 +262,11 @@ def average_checkpoints(paths: Sequence[str]) -> Dict:
                 total[k] += v.double()
     model = {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v
              for k, v in total.items()}
-    return {"format": FORMAT, "model": model, "config": first["config"], "spm": first["spm"],
-            "torch_version": str(torch.__version__), "averaged_from": [os.path.abspath(p) for p in paths]}
+    out = {"format": FORMAT, "model": model, "config": first["config"], "spm": first["spm"],
+           "torch_version": str(torch.__version__), "averaged_from": [os.path.abspath(p) for p in paths]}
+    if "shortlist" in first:  # built from the training data, the same for every checkpoint of a run
+        out["shortlist"] = first["shortlist"]
+    return out
 
 
 def _flat(d: Dict, prefix: str = "") -> Dict:

@@ -1,7 +1,7 @@
 """Text in, text out: batch sentences by length, search, restore input order; and forced scoring."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -11,6 +11,7 @@ from .errors import ConfigError
 from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
 from .search.score import forced_logprobs
+from .search.shortlist import Shortlisted, candidates
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> List[List[int]]:
@@ -34,21 +35,30 @@ class Translator:
     model or an ``Ensemble``."""
 
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),
-                 batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32"):
+                 batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32",
+                 shortlist: Optional[Dict[str, torch.Tensor]] = None):
         if batch_size < 1 or max_tokens < 1:
             raise ConfigError(f"batch size and max tokens must be >= 1 (got {batch_size}, {max_tokens})")
-        self.model, self.tok, self.options = model, tokenizer, options
+        if shortlist is not None and not hasattr(model, "decoder"):
+            raise ConfigError("a lexical shortlist works with a single model, not an ensemble")
+        self.model, self.tok, self.options, self.shortlist = model, tokenizer, options, shortlist
         self.device = next(model.parameters()).device
         self.batch_size, self.max_tokens, self.precision = batch_size, max_tokens, precision
         self.generator = torch.Generator(device=self.device).manual_seed(options.seed)
 
     def _search(self, src: torch.Tensor, src_lens: torch.Tensor) -> List[List[Hypothesis]]:
-        o = self.options
+        o, model = self.options, self.model
+        if self.shortlist is not None:  # search over the batch's candidate tokens, then map back to ids
+            model = Shortlisted(self.model, *candidates(self.shortlist, src))
         if o.strategy == "greedy":
-            return greedy_search(self.model, src, src_lens, o)
-        if o.strategy == "sample":
-            return sample_search(self.model, src, src_lens, o, generator=self.generator)
-        return beam_search(self.model, src, src_lens, o)
+            out = greedy_search(model, src, src_lens, o)
+        elif o.strategy == "sample":
+            out = sample_search(model, src, src_lens, o, generator=self.generator)
+        else:
+            out = beam_search(model, src, src_lens, o)
+        if self.shortlist is not None:
+            out = [[h._replace(tokens=model.to_vocabulary(h.tokens)) for h in hyps] for hyps in out]
+        return out
 
     def _batches(self, src_ids: Sequence[Sequence[int]], todo: List[int]):
         """(input indices, source tensor on the device, lengths), longest batches first."""

@@ -165,26 +165,51 @@ def budget_train(overrides, minutes: float, run_dir: str) -> dict:
 
 
 def valid_bleu(ckpt: str, data_dir: str, src_lang: str, tgt_lang: str) -> float:
-    model, tok, _, _ = load_model(ckpt)
+    model, tok, *_ = load_model(ckpt)
     src = list(iter_lines(f"{data_dir}/val.{src_lang}.gz"))
     ref = list(iter_lines(f"{data_dir}/val.{tgt_lang}.gz"))
     hyps = [h[0][0] for h in Translator(model, tok, SearchOptions(strategy="greedy")).translate(src)]
     return score(hyps, [ref], metrics=("bleu",))["bleu"]["score"]
 
 
-def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=False) -> dict:
+def ensure_shortlist(ckpt: str, data_dir: str, out_dir: str) -> str:
+    """``ckpt`` if it holds a lexical shortlist; else a copy under ``out_dir`` with one built from the
+    training split in ``data_dir`` (checkpoints saved before shortlists existed)."""
+    raw = load_checkpoint(ckpt)
+    if "shortlist" in raw:
+        return ckpt
+    from nmt.checkpoint import atomic_save, config_of, tokenizer_of
+    from nmt.data.dataset import encode_cached
+    from nmt.training.build import training_shortlist
+    cfg, tok = config_of(raw, ckpt), tokenizer_of(raw)
+    train = encode_cached(f"{data_dir}/train", cfg.data.src_lang, cfg.data.tgt_lang, tok, cfg.data.max_len,
+                          os.path.join(out_dir, "cache"), threads=torch.get_num_threads())
+    raw["shortlist"] = training_shortlist(train, tok)
+    path = os.path.join(out_dir, "with_shortlist.pt")
+    atomic_save(raw, path)
+    return path
+
+
+def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=False, shortlist=None) -> dict:
     """Decode speed (model loaded first, not timed), its limit (matmul FLOPs per sentence at the
-    peak GEMM rate) and the whole nmt-translate process time."""
-    model, tok, _, _ = load_model(ckpt)
+    peak GEMM rate) and the whole nmt-translate process time; ``shortlist`` = (K, N) searches over
+    each source token's K partners and the N most frequent target tokens."""
+    model, tok, _, _, stored = load_model(ckpt)
     if int8:
         from nmt.cli.translate import quantize_int8
         model = quantize_int8(model)
+    if shortlist:
+        from nmt.search.shortlist import trim
+        stored = trim(stored, *shortlist)
+    else:
+        stored = None
     src = list(iter_lines(src_path))
     ref = list(iter_lines(ref_path))
     results = {}
     for name, kw in (("beam5", dict(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0))),
                      ("greedy", dict(strategy="greedy"))):
-        tr = Translator(model, tok, SearchOptions(**kw), batch_size=64, precision=extra.get("precision", "fp32"))
+        tr = Translator(model, tok, SearchOptions(**kw), batch_size=64, precision=extra.get("precision", "fp32"),
+                        shortlist=stored)
         tr.translate(src[:64])  # warm-up
         start = time.perf_counter()
         hyps = [h[0][0] for h in tr.translate(src)]
@@ -204,6 +229,9 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
                                                        ["--beam", "5", "--length-penalty", str(extra.get("alpha", 1.0))])
             if extra.get("precision") == "bf16":
                 cmd.append("--bf16")
+            if shortlist:
+                cmd += ["--shortlist", str(shortlist[0]), "--shortlist-frequent", str(shortlist[1])]
+                results[name]["shortlist"] = list(shortlist)
             start = time.perf_counter()
             subprocess.run(cmd, check=True)
             results[name]["process_seconds"] = round(time.perf_counter() - start, 2)
@@ -268,12 +296,18 @@ def speed_table(results: str) -> str:
                      f"{t['gflop_per_sentence']:.3f} GFLOP | |")
     if decode:
         r = decode[-1]
-        for name, label in (("beam5", "beam 5"), ("greedy", "greedy")):
-            d = r["decode"][name]
-            lines.append(f"| {label}, batch 64, test_2016_flickr (`{os.path.basename(r['checkpoint'])}` of "
-                         f"`{r['experiment']}`), decode only | {d['sentences_per_s']:.1f} | "
-                         f"{d['limit_sentences_per_s']:.1f} | {100 * d['share_of_limit']:.0f}% | "
-                         f"{1000 * d['gflop_per_sentence']:.1f} MFLOP | {d['bleu']:.2f} |")
+        params = f", {r['checkpoint_parameters'] / 1e6:.1f}M parameters" if "checkpoint_parameters" in r else ""
+        lines.append(f"| *decoding test_2016_flickr, batch 64, decode time only: `{r['checkpoint']}`{params}* | | | | | |")
+        for key, lever in (("decode", "exact"), ("decode_int8", "int8 weights"), ("decode_shortlist", "shortlist"),
+                           ("decode_shortlist_int8", "shortlist + int8")):
+            for name, label in (("beam5", "beam 5"), ("greedy", "greedy")):
+                d = r.get(key, {}).get(name)
+                if d is None:
+                    continue
+                how = lever + (" (K={}, N={})".format(*d["shortlist"]) if "shortlist" in d else "")
+                limit = (f"{d['limit_sentences_per_s']:.1f} | {100 * d['share_of_limit']:.0f}% | "
+                         f"{1000 * d['gflop_per_sentence']:.1f} MFLOP") if "limit_sentences_per_s" in d else "- | - | -"
+                lines.append(f"| {label}, {how} | {d['sentences_per_s']:.1f} | {limit} | {d['bleu']:.2f} |")
     if busy:
         rows = busy[-1]["busy_core"]
         lines += ["", f"Training speed of `{busy[-1]['experiment']}` with another process spinning on one of the "
@@ -300,6 +334,8 @@ def main() -> None:
     p.add_argument("--decode-bf16", action="store_true", help="bf16 autocast when decoding")
     p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (tune it on val)")
     p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
+    p.add_argument("--shortlist", metavar="K,N", help="also decode with a lexical shortlist of K partners per source "
+                                                      "token and N frequent tokens (built if the checkpoint has none)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--busy-core", action="store_true",
                    help="training speed with another process spinning on one CPU, per thread count and "
@@ -353,9 +389,17 @@ def main() -> None:
         extra = {"precision": "bf16"} if args.decode_bf16 else {}
         extra["alpha"] = args.alpha
         out["checkpoint"] = ckpt
+        out["checkpoint_parameters"] = count_parameters(load_model(ckpt).model)
         out["decode"] = decode(ckpt, src, ref, extra, peak)
         if args.int8:
             out["decode_int8"] = decode(ckpt, src, ref, {"alpha": args.alpha}, peak, int8=True)
+        if args.shortlist:
+            k, n = (int(x) for x in args.shortlist.split(","))
+            listed = ensure_shortlist(ckpt, args.data, f"{args.run_dir}-shortlist")
+            out["decode_shortlist"] = decode(listed, src, ref, extra, peak, shortlist=(k, n))
+            if args.int8:
+                out["decode_shortlist_int8"] = decode(listed, src, ref, {"alpha": args.alpha}, peak, int8=True,
+                                                      shortlist=(k, n))
     line = json.dumps(out)
     print(line)
     os.makedirs(os.path.dirname(args.results), exist_ok=True)

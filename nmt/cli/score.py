@@ -24,7 +24,7 @@ def main(argv=None) -> None:
     from ..translator import Translator
     try:
         pick_threads(args.threads)
-        model, tok, _, _ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
+        model, tok, *_ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
         sources, targets = list(iter_lines(args.source)), list(iter_lines(args.target))
         if len(sources) != len(targets):
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "

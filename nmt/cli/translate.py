@@ -51,6 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     r.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX-512 BF16)")
     r.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
     r.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
+    r.add_argument("--shortlist", type=int, default=0, metavar="K",
+                   help="lexical shortlist: search only over each source token's K likeliest target tokens "
+                        "(from the training data, stored in the checkpoint) and the most frequent ones (0: off)")
+    r.add_argument("--shortlist-frequent", type=int, default=100, metavar="N",
+                   help="the N most frequent target tokens are always candidates (default 100)")
     o = p.add_argument_group("extras")
     o.add_argument("--attention-plot", metavar="DIR", help="write attention heatmaps of the first sentences to DIR")
     o.add_argument("--attention-plot-count", type=int, default=10, metavar="K")
@@ -128,20 +133,27 @@ def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok) -
 
 
 def load(args):
-    """(model or ensemble, tokenizer, the first checkpoint's config)."""
+    """(model or ensemble, tokenizer, the first checkpoint's config, the shortlist or None)."""
     from ..checkpoint import load_ensemble, load_model
+    from ..errors import ConfigError
+    from ..search.shortlist import trim
     from ..training.distributed import pick_device
     device = pick_device(args.device, key="--device")
+    shortlist = None
     if len(args.checkpoints) == 1:
-        model, tok, cfg, _ = load_model(args.checkpoints[0], device)
+        model, tok, cfg, path, shortlist = load_model(args.checkpoints[0], device)
+        if args.shortlist and shortlist is None:
+            raise ConfigError(f"{path} has no lexical shortlist (it was saved before they existed); drop --shortlist")
     else:
+        if args.shortlist:
+            raise ConfigError("--shortlist works with a single model, not an ensemble")
         model, tok, cfg = load_ensemble(args.checkpoints, device)
+    shortlist = trim(shortlist, args.shortlist, args.shortlist_frequent) if args.shortlist else None
     if args.int8:
         if device.type != "cpu":
-            from ..errors import ConfigError
             raise ConfigError("--int8 quantization runs on the CPU only")
         model = quantize_int8(model)
-    return model, tok, cfg
+    return model, tok, cfg, shortlist
 
 
 def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
@@ -151,13 +163,13 @@ def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
     threads = pick_threads(args.threads)
     if not args.threads and not args.quiet and (busy := check_busy(threads)):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
-    model, tok, cfg = load(args)
+    model, tok, cfg, shortlist = load(args)
     options = SearchOptions(strategy="greedy" if args.greedy else "sample" if args.sample else "beam",
                             beam_size=args.beam, alpha=args.length_penalty, penalty=args.penalty,
                             max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len,
                             nbest=args.nbest, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision="bf16" if args.bf16 else "fp32")
+                            precision="bf16" if args.bf16 else "fp32", shortlist=shortlist)
     max_src = args.max_src_len or cfg.data.max_len
     progress = None
     if not args.quiet and sys.stderr.isatty():

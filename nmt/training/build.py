@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Dict, Optional
 
 import numpy as np
@@ -89,6 +90,18 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist):
     log.info("data: %d training pairs, %d validation pairs; vocab %d/%d", len(train), len(valid),
              tok.src_vocab_size, tok.tgt_vocab_size)
     return tok, train, valid
+
+
+def training_shortlist(train: EncodedCorpus, tok: Tokenizer) -> Dict[str, torch.Tensor]:
+    """The lexical shortlist saved with every checkpoint (``nmt-translate --shortlist K``): per source
+    token its 100 strongest target partners in the training pairs, and the 500 most frequent targets."""
+    from ..search.shortlist import build_shortlist
+    t0 = time.time()
+    shortlist = build_shortlist(train.src.tokens, train.src.offsets, train.tgt.tokens, train.tgt.offsets,
+                                tok.src_vocab_size, tok.tgt_vocab_size, per_token=100, frequent=500)
+    log.info("lexical shortlist: built from %d training pairs in %.1f s", min(len(train), 200_000),
+             time.time() - t0)
+    return shortlist
 
 
 def _load_matching(model: torch.nn.Module, state: Dict, source: str) -> None:

@@ -37,7 +37,7 @@ from ..models.seq2seq import count_parameters
 from ..precision import autocast
 from ..search import SearchOptions
 from ..translator import Translator
-from .build import build_training, check_init_from, prepare_data
+from .build import build_training, check_init_from, prepare_data, training_shortlist
 from .distributed import Dist, check_busy, pick_device, pick_threads
 from .grad_flow import grad_flow
 from .metrics import MetricsLog, read_metrics
@@ -108,6 +108,7 @@ class Run:
     state: TrainState
     metrics: Optional[MetricsLog]
     translator: Translator
+    shortlist: Optional[Dict[str, torch.Tensor]] = None  # saved with every checkpoint (rank 0)
     start_time: float = field(default_factory=time.time)
     window: Window = field(default_factory=Window)
 
@@ -246,7 +247,7 @@ def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
     last = os.path.join(run.ckpt_dir, "last.pt")
     atomic_save(make_checkpoint(run.model, to_dict(run.cfg), run.tok, optimizer=run.optimizer.state_dict(),
                                 scheduler=run.scheduler.state_dict(), train_state=asdict(run.state),
-                                rng=rng_state()), last)
+                                rng=rng_state(), **({"shortlist": run.shortlist} if run.shortlist else {})), last)
     if step_copy and run.cfg.train.keep_last > 0:
         atomic_link(last, os.path.join(run.ckpt_dir, f"step_{run.state.step}.pt"))
         prune(run.ckpt_dir, run.cfg.train.keep_last)
@@ -439,7 +440,8 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
               Translator(model, tok, SearchOptions(strategy="beam" if t.valid_beam > 1 else "greedy",
                                                    beam_size=t.valid_beam, max_len_a=t.valid_max_len_a,
                                                    max_len_b=t.valid_max_len_b),
-                         batch_size=t.valid_batch_size, precision=t.precision))
+                         batch_size=t.valid_batch_size, precision=t.precision),
+              training_shortlist(train, tok) if dist.main else None)
     reason = None
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm

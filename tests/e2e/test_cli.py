@@ -108,6 +108,24 @@ def test_nbest_sampling_int8_and_attention_plots(trained, toy_dir, tmp_path):
     assert bad.returncode != 0 and "nbest" in bad.stderr
 
 
+def test_shortlist_stored_in_the_checkpoint(trained, toy_dir):
+    """Training stores the lexical shortlist; --shortlist K decodes with it, through the CLI and the
+    Python API alike; ensembles and out-of-range sizes are refused with a clear message."""
+    import nmt
+    ckpt = str(trained / "checkpoints" / "best.pt")
+    stored = load_checkpoint(ckpt)["shortlist"]
+    assert stored["table"].shape[1] == 100 and len(stored["frequent"]) > 0
+    src = str(toy_dir / "test.src")
+    short = run(bin_path("nmt-translate"), ckpt, "-i", src, "--shortlist", "20", "--quiet").stdout.splitlines()
+    assert len(short) == 40
+    api = nmt.load(ckpt).translate((toy_dir / "test.src").read_text().splitlines(), shortlist=20)
+    assert api == short
+    both = run(bin_path("nmt-translate"), ckpt, ckpt, "-i", src, "--shortlist", "20", check=False)
+    assert both.returncode != 0 and "single model" in both.stderr and "Traceback" not in both.stderr
+    wide = run(bin_path("nmt-translate"), ckpt, "-i", src, "--shortlist", "500", check=False)
+    assert wide.returncode != 0 and "between 1 and 100" in wide.stderr
+
+
 def test_the_demo_experiment_learns_the_toy_task(tmp_path):
     """What ``make demo`` runs: the toy experiment from an empty folder (its corpus written into
     data/toy there) reaches >= 90 BLEU on the test split, scored by the run itself and by nmt-evaluate."""

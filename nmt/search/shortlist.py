@@ -1,0 +1,135 @@
+"""A lexical shortlist: search over the target tokens a batch's source makes likely, not the whole
+vocabulary.
+
+Built once from the training data (``build_shortlist``): for every source token, the target tokens
+that co-occur with it most strongly in training pairs (Dice coefficient over sentence pairs), plus
+the most frequent target tokens. At decoding time (``Shortlisted``) a batch's candidates are the
+union of its sentences' candidates (their source tokens' lists, the frequent tokens and the special
+ids); the output layer runs over those rows instead of the full vocabulary, and each sentence's
+softmax over its own candidates, so a translation does not depend on the rest of its batch. Scores
+are normalised over the candidates, so they differ slightly from a full-vocabulary search.
+
+Candidate position i stands for target id ``candidates[i]``; the special ids (pad, unk, bos, eos)
+come first and keep their positions, so search code runs unchanged in candidate space.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.spm import PAD
+from ..errors import ConfigError
+
+SPECIALS = 4  # pad, unk, bos, eos: ids 0..3 in every vocabulary
+
+
+def build_shortlist(src_tokens: np.ndarray, src_offsets: np.ndarray, tgt_tokens: np.ndarray, tgt_offsets: np.ndarray,
+                    src_vocab: int, tgt_vocab: int, per_token: int = 50, frequent: int = 100,
+                    max_pairs: int = 200_000, seed: int = 1) -> Dict[str, torch.Tensor]:
+    """Shortlist tables from encoded training pairs (flat token arrays and their offsets).
+
+    Returns ``{"table": (src_vocab, per_token) int32, -1 where a token has fewer partners,
+    "frequent": (frequent,) int32}``. At most ``max_pairs`` pairs (a fixed random sample) are counted.
+    """
+    n = len(src_offsets) - 1
+    pairs = np.arange(n) if n <= max_pairs else np.sort(np.random.default_rng(seed).choice(n, max_pairs, replace=False))
+    src_df, tgt_df = np.zeros(src_vocab, np.int64), np.zeros(tgt_vocab, np.int64)
+    keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)  # co-occurring (source, target) keys
+    for start in range(0, len(pairs), 10_000):  # merge counts chunk by chunk: memory stays small
+        chunk = []
+        for i in pairs[start:start + 10_000]:
+            s = np.unique(src_tokens[src_offsets[i]:src_offsets[i + 1]]).astype(np.int64)
+            t = np.unique(tgt_tokens[tgt_offsets[i]:tgt_offsets[i + 1]]).astype(np.int64)
+            src_df[s] += 1
+            tgt_df[t] += 1
+            chunk.append((s[:, None] * tgt_vocab + t[None, :]).ravel())  # every (source, target) once
+        new_keys, new_counts = np.unique(np.concatenate(chunk), return_counts=True)
+        keys, inverse = np.unique(np.concatenate([keys, new_keys]), return_inverse=True)
+        counts = np.bincount(inverse, weights=np.concatenate([counts, new_counts]), minlength=len(keys)).astype(np.int64)
+    s, t = keys // tgt_vocab, keys % tgt_vocab
+    dice = 2.0 * counts / (src_df[s] + tgt_df[t])
+    order = np.lexsort((-dice, s))  # by source token, best partner first
+    s, t = s[order], t[order]
+    first = np.searchsorted(s, np.arange(src_vocab))  # (src_vocab,) where each token's run starts
+    rank = np.arange(len(s)) - first[s]  # position of each partner within its source token's run
+    table = np.full((src_vocab, per_token), -1, dtype=np.int32)
+    keep = rank < per_token
+    table[s[keep], rank[keep]] = t[keep]
+    tgt_df[:SPECIALS] = -1  # the specials are always candidates anyway
+    top = np.argsort(-tgt_df, kind="stable")[:frequent]
+    return {"table": torch.from_numpy(table), "frequent": torch.from_numpy(top[tgt_df[top] > 0].astype(np.int32))}
+
+
+def trim(shortlist: Dict[str, torch.Tensor], per_token: int, frequent: int) -> Dict[str, torch.Tensor]:
+    """The stored shortlist cut to ``per_token`` partners per source token and ``frequent`` targets."""
+    width = shortlist["table"].size(1)
+    if not 1 <= per_token <= width:
+        raise ConfigError(f"shortlist size must be between 1 and {width} (what the checkpoint stores), got {per_token}")
+    if frequent < 0:
+        raise ConfigError(f"shortlist frequent-token count must be >= 0, got {frequent}")
+    return {"table": shortlist["table"][:, :per_token], "frequent": shortlist["frequent"][:frequent]}
+
+
+def candidates(shortlist: Dict[str, torch.Tensor], src: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A batch's candidates: (n,) int64 target ids, the specials first in their own positions, then
+    the union of every sentence's candidates in increasing order; and (batch, n) bool, True where a
+    candidate is one of that sentence's own (its source tokens' partners, the frequent tokens, the
+    specials). src: (batch, src_len), PAD-padded."""
+    table = shortlist["table"].to(src.device)
+    frequent = shortlist["frequent"].to(src.device).long()
+    rows = table[src.clamp(max=table.size(0) - 1)].long()  # (batch, src_len, per_token)
+    rows = rows.masked_fill((src == PAD)[..., None] | (rows < SPECIALS), -1).flatten(1)  # (batch, src_len * k)
+    ids = torch.cat([torch.arange(SPECIALS, device=src.device),
+                     torch.cat([rows[rows >= 0], frequent]).unique()])  # (n,) unique() sorts
+    own = torch.zeros(src.size(0), ids.numel(), dtype=torch.bool, device=src.device)  # (batch, n)
+    own[:, :SPECIALS] = True
+    own[:, torch.searchsorted(ids[SPECIALS:], frequent) + SPECIALS] = True
+    positions = torch.searchsorted(ids[SPECIALS:], rows.clamp(min=SPECIALS)) + SPECIALS  # (batch, src_len * k)
+    own.scatter_(1, positions.masked_fill(rows < 0, PAD), True)  # no partner: PAD, a candidate anyway
+    return ids, own
+
+
+class ShortlistMemory(NamedTuple):
+    memory: Any  # the model's own memory
+    own: torch.Tensor  # (rows, n) bool: each row's own candidates
+
+
+class Shortlisted:
+    """A model that decodes over a batch's candidates only: the contract search uses (``encode``,
+    ``reorder``, ``step``), with token ids in candidate space (position i is id ``ids[i]``). Each
+    sentence's distribution is normalised over its own candidates (the rest get -inf), so a
+    sentence's translation does not depend on the others in its batch."""
+
+    def __init__(self, model, ids: torch.Tensor, own: torch.Tensor):
+        dec = model.decoder
+        self.model, self.ids, self.own = model, ids, own
+        weight, bias = dec.output.weight, dec.output.bias
+        if callable(weight):  # an int8 dynamically quantized layer: its rows, dequantized
+            weight, bias = weight().dequantize(), bias()
+        self.weight = weight[ids]  # (n, output_size): the output layer's rows
+        self.bias = None if bias is None else bias[ids]
+
+    def encode(self, src, src_lens):
+        memory, state = self.model.encode(src, src_lens)
+        return ShortlistMemory(memory, self.own), state
+
+    def reorder(self, state, memory: Optional[ShortlistMemory], index):
+        state, inner = self.model.reorder(state, None if memory is None else memory.memory, index)
+        return state, None if memory is None else ShortlistMemory(inner, memory.own.index_select(0, index))
+
+    def step(self, prev_tokens, state, memory: ShortlistMemory):
+        """prev_tokens: (rows,) candidate positions -> logits (rows, n), -inf outside each row's own
+        candidates; state; weights."""
+        dec = self.model.decoder
+        attn_h, state, weights = dec._step_hidden(dec.dropout(dec.embed(self.ids[prev_tokens])), state,
+                                                  memory.memory)
+        logits = F.linear(attn_h, self.weight, self.bias).masked_fill(~memory.own, float("-inf"))
+        return logits, state, (None if weights is None else weights[:, 0])
+
+    def to_vocabulary(self, tokens: List[int]) -> List[int]:
+        """Candidate positions -> target ids."""
+        ids = self.ids.tolist()
+        return [ids[i] for i in tokens]
