@@ -67,6 +67,16 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def print_profile(step, updates: int) -> None:
+    """Where an update's time goes: torch.profiler over ``updates`` updates, the top operators by
+    self CPU time (to stderr)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+
+
 def compose(experiment: str, data_dir: str, overrides):
     from hydra import compose as hydra_compose, initialize_config_module
     from omegaconf import OmegaConf
@@ -97,7 +107,7 @@ def peak_rss_mb(children=False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024.0
 
 
-def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float) -> dict:
+def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profile: int = 0) -> dict:
     """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones, built by
     the functions training uses (data, tokenizer, model, optimizer, LR schedule), and the limit:
     matmul FLOPs per sentence counted on the real model and batches, against the peak GEMM rate."""
@@ -123,6 +133,8 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float) -> di
         if i < min(10, warmup):  # count on warm-up batches, not inside the timed ones
             flops += count_flops(step)
             flop_sents += sum(b.size for b in batches)
+            if profile and i == min(10, warmup) - 1:
+                print_profile(step, profile)
             scheduler.step_update(i + 1)
             continue
         if i == warmup:
@@ -279,7 +291,8 @@ def speed_table(results: str) -> str:
     cpu = records[-1]["cpu"]["model"]
     records = [r for r in records if r.get("cpu", {}).get("model") == cpu]
     train = {r["experiment"]: r for r in records if "limit_sentences_per_s" in r.get("train", {})}
-    decode = [r for r in records if "share_of_limit" in r.get("decode", {}).get("beam5", {})]
+    decode = [r for r in records if "share_of_limit" in r.get("decode", {}).get("beam5", {})
+              and r.get("decode_split", "test_2016_flickr") == "test_2016_flickr"]
     busy = [r for r in records if "busy_core" in r]
     used = list(train.values()) + decode[-1:]
     peaks = sorted({r["peak_gemm_gflops"] for r in used if "peak_gemm_gflops" in r})
@@ -297,7 +310,8 @@ def speed_table(results: str) -> str:
     if decode:
         r = decode[-1]
         params = f", {r['checkpoint_parameters'] / 1e6:.1f}M parameters" if "checkpoint_parameters" in r else ""
-        lines.append(f"| *decoding test_2016_flickr, batch 64, decode time only: `{r['checkpoint']}`{params}* | | | | | |")
+        lines.append(f"| *decoding test_2016_flickr, batch 64, decode time only: `{r['checkpoint']}`{params}* "
+                     "| | | | | |")
         for key, lever in (("decode", "exact"), ("decode_int8", "int8 weights"), ("decode_shortlist", "shortlist"),
                            ("decode_shortlist_int8", "shortlist + int8")):
             for name, label in (("beam5", "beam 5"), ("greedy", "greedy")):
@@ -332,11 +346,14 @@ def main() -> None:
     p.add_argument("--checkpoint", help="decode and score this checkpoint (no training)")
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--decode-bf16", action="store_true", help="bf16 autocast when decoding")
+    p.add_argument("--decode-split", default="test_2016_flickr", help="the split decoded (tune settings on val)")
     p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (tune it on val)")
     p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
     p.add_argument("--shortlist", metavar="K,N", help="also decode with a lexical shortlist of K partners per source "
                                                       "token and N frequent tokens (built if the checkpoint has none)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="print a torch.profiler table of N training updates (during warm-up)")
     p.add_argument("--busy-core", action="store_true",
                    help="training speed with another process spinning on one CPU, per thread count and "
                         "OpenMP wait policy (each in its own process)")
@@ -367,7 +384,7 @@ def main() -> None:
     print(json.dumps({"peak_gemm_gflops": out["peak_gemm_gflops"], "threads": out["threads"]}), file=sys.stderr)
     if args.train_updates and not args.checkpoint:
         out["train"] = train_speed(cfg, args.warmup, args.train_updates, f"{args.run_dir}-speed-{int(time.time())}",
-                                   peak)
+                                   peak, args.profile)
         print(json.dumps({"train": out["train"]}), file=sys.stderr)
     ckpt = args.checkpoint
     if args.budget_minutes and not ckpt:
@@ -384,8 +401,9 @@ def main() -> None:
         out["budget"]["scored"] = os.path.basename(ckpt)
         out["budget"]["run_dir"] = run_dir
     if ckpt:
-        src = f"{args.data}/test_2016_flickr.{cfg.data.src_lang}.gz"
-        ref = f"{args.data}/test_2016_flickr.{cfg.data.tgt_lang}.gz"
+        src = f"{args.data}/{args.decode_split}.{cfg.data.src_lang}.gz"
+        ref = f"{args.data}/{args.decode_split}.{cfg.data.tgt_lang}.gz"
+        out["decode_split"] = args.decode_split
         extra = {"precision": "bf16"} if args.decode_bf16 else {}
         extra["alpha"] = args.alpha
         out["checkpoint"] = ckpt
