@@ -234,7 +234,8 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
                              "limit_sentences_per_s": round(peak * 1e9 / per_sentence, 1),
                              "share_of_limit": round(rate * per_sentence / (peak * 1e9), 3)} if per_sentence else {}),
                          "bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"],
-                         "bleu_signature": s["bleu"]["signature"], "chrf_signature": s["chrf"]["signature"]}
+                         "bleu_signature": s["bleu"]["signature"], "chrf_signature": s["chrf"]["signature"],
+                         **({"shortlist": list(shortlist)} if shortlist else {})}
         if not int8:
             cmd = [str(Path(sys.executable).parent / "nmt-translate"), ckpt, "-i", src_path, "-o", os.devnull,
                    "--batch-size", "64", "--quiet"] + (["--greedy"] if name == "greedy" else
@@ -243,7 +244,6 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
                 cmd.append("--bf16")
             if shortlist:
                 cmd += ["--shortlist", str(shortlist[0]), "--shortlist-frequent", str(shortlist[1])]
-                results[name]["shortlist"] = list(shortlist)
             start = time.perf_counter()
             subprocess.run(cmd, check=True)
             results[name]["process_seconds"] = round(time.perf_counter() - start, 2)
@@ -310,8 +310,8 @@ def speed_table(results: str) -> str:
     if decode:
         r = decode[-1]
         params = f", {r['checkpoint_parameters'] / 1e6:.1f}M parameters" if "checkpoint_parameters" in r else ""
-        lines.append(f"| *decoding test_2016_flickr, batch 64, decode time only: `{r['checkpoint']}`{params}* "
-                     "| | | | | |")
+        what = r.get("label") or f"`{r['checkpoint']}`"
+        lines.append(f"| *decoding test_2016_flickr, batch 64, decode time only: {what}{params}* | | | | | |")
         for key, lever in (("decode", "exact"), ("decode_int8", "int8 weights"), ("decode_shortlist", "shortlist"),
                            ("decode_shortlist_int8", "shortlist + int8")):
             for name, label in (("beam5", "beam 5"), ("greedy", "greedy")):
@@ -346,6 +346,7 @@ def main() -> None:
     p.add_argument("--checkpoint", help="decode and score this checkpoint (no training)")
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--decode-bf16", action="store_true", help="bf16 autocast when decoding")
+    p.add_argument("--label", help="what the checkpoint is, for the table")
     p.add_argument("--decode-split", default="test_2016_flickr", help="the split decoded (tune settings on val)")
     p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (tune it on val)")
     p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
@@ -407,6 +408,8 @@ def main() -> None:
         extra = {"precision": "bf16"} if args.decode_bf16 else {}
         extra["alpha"] = args.alpha
         out["checkpoint"] = ckpt
+        if args.label:
+            out["label"] = args.label
         out["checkpoint_parameters"] = count_parameters(load_model(ckpt).model)
         out["decode"] = decode(ckpt, src, ref, extra, peak)
         if args.int8:
