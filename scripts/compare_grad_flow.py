@@ -25,6 +25,8 @@ def main() -> None:
     args = p.parse_args()
     records, labels = [], []
     for run in args.runs:
+        if not os.path.isdir(run):  # e.g. a Hydra sweep's multirun.yaml matched by runs/sweep/*
+            continue
         flows = [r for r in read_metrics(os.path.join(run, "metrics.jsonl")) if r.get("kind") == "grad_flow"]
         if not flows:
             print(f"{run}: no grad_flow records (train.grad_flow_every=0?)", file=sys.stderr)
