@@ -134,11 +134,13 @@ class Tokenizer:
         process for the whole run.
         """
         t0 = time.time()
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(1) as pool:
-            src_proto, tgt_proto, sentences, peak_mb = pool.apply(
-                _train_from_corpus, (prefix, src_lang, tgt_lang, vocab_size, model_type, joint, character_coverage,
-                                     input_sentence_size, seed))
+        job = (prefix, src_lang, tgt_lang, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed)
+        try:
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                src_proto, tgt_proto, sentences, peak_mb = pool.apply(_train_from_corpus, job)
+        except OSError as e:  # no child processes here (a sandbox without /dev/shm, a process limit)
+            log.warning("sentencepiece: cannot start a child process (%s); training in this one", e)
+            src_proto, tgt_proto, sentences, peak_mb = _train_from_corpus(*job)
         log.info("sentencepiece: trained on %d sentences in %.1f s (its process peaked at %.0f MB)",
                  sentences, time.time() - t0, peak_mb)
         return cls(src_proto, tgt_proto)

@@ -142,3 +142,21 @@ def test_token_arrays_from_lists_round_trip():
     assert [arrays[i] for i in range(3)] == seqs and arrays.lens.tolist() == [2, 0, 3]
     corpus = EncodedCorpus(arrays, TokenArrays.from_lists([[9], [10], [11, 12]]))
     assert corpus.batch([2, 1]).src.tolist() == collate([[6, 7, 8], []], [[11, 12], [10]], [2, 1]).src.tolist()
+
+
+def test_sentencepiece_trains_in_process_where_no_child_can_start(toy_dir, monkeypatch, caplog):
+    import multiprocessing
+
+    class NoProcesses:
+        def Pool(self, *a, **k):
+            raise OSError(38, "Function not implemented")
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoProcesses())
+    tok = Tokenizer.train_on_corpus(str(toy_dir / "train"), "src", "tgt", 300, "unigram", joint=True)
+    assert tok.src_vocab_size == 300 and "cannot start a child process" in caplog.text
+
+
+def test_corpus_errors_from_the_child_process_keep_their_message(tmp_path):
+    _write(tmp_path / "bad.src", ["a", "b"])
+    _write(tmp_path / "bad.tgt", ["a"])
+    with pytest.raises(CorpusError, match="line counts differ"):
+        Tokenizer.train_on_corpus(str(tmp_path / "bad"), "src", "tgt", 300, "unigram", joint=True)
