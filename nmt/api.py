@@ -22,18 +22,15 @@ class Model:
         target tokens and the ``shortlist_frequent`` most frequent ones (as ``nmt-translate
         --shortlist K``). ``search`` takes any other ``SearchOptions`` field (``alpha``, ``penalty``,
         ``max_len_a``, ``min_len``, ...)."""
-        from .errors import ConfigError
-        from .search.shortlist import trim
+        from .search.shortlist import select
         from .translator import Translator
         if isinstance(lines, str):
             raise TypeError("translate() takes a list of sentences; wrap a single one in a list")
         options = SearchOptions(strategy="greedy" if greedy else search.pop("strategy", "beam"),
                                 beam_size=beam, nbest=nbest, **search)
-        if shortlist and self.shortlist is None:
-            raise ConfigError(f"{self.path} has no lexical shortlist (an ensemble, or saved before they existed)")
-        short = trim(self.shortlist, shortlist, shortlist_frequent) if shortlist else None
-        out = Translator(self.model, self.tokenizer, options, batch_size=batch_size,
-                         shortlist=short).translate(list(lines))
+        short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
+        translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short)
+        out = translator.translate(list(lines))
         return [n[0][0] for n in out] if nbest == 1 else out
 
     def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64) -> List[float]:

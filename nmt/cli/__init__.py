@@ -2,9 +2,8 @@
 
 The programs run on shared machines (laptops, servers, CI runners): unless the user chose one,
 OpenMP threads wait passively instead of spinning, set here because the OpenMP runtime reads it
-once, when torch is first imported. With one of two cores busy with other work, a toy training
-update took 798 ms with the spinning default and 422 ms passive (334 ms with one thread; README,
-Benchmarks); on an idle machine passive waiting costs about 2 %.
+once, when torch is first imported. What a busy core costs either way is measured by
+``scripts/benchmark.py --busy-core`` (README, Benchmarks).
 """
 import os
 

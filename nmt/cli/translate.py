@@ -136,19 +136,14 @@ def load(args):
     """(model or ensemble, tokenizer, the first checkpoint's config, the shortlist or None)."""
     from ..checkpoint import load_ensemble, load_model
     from ..errors import ConfigError
-    from ..search.shortlist import trim
+    from ..search.shortlist import select
     from ..training.distributed import pick_device
     device = pick_device(args.device, key="--device")
-    shortlist = None
     if len(args.checkpoints) == 1:
-        model, tok, cfg, path, shortlist = load_model(args.checkpoints[0], device)
-        if args.shortlist and shortlist is None:
-            raise ConfigError(f"{path} has no lexical shortlist (it was saved before they existed); drop --shortlist")
+        model, tok, cfg, path, stored = load_model(args.checkpoints[0], device)
     else:
-        if args.shortlist:
-            raise ConfigError("--shortlist works with a single model, not an ensemble")
-        model, tok, cfg = load_ensemble(args.checkpoints, device)
-    shortlist = trim(shortlist, args.shortlist, args.shortlist_frequent) if args.shortlist else None
+        (model, tok, cfg), path, stored = load_ensemble(args.checkpoints, device), "an ensemble", None
+    shortlist = select(stored, args.shortlist, args.shortlist_frequent, path)
     if args.int8:
         if device.type != "cpu":
             raise ConfigError("--int8 quantization runs on the CPU only")

@@ -1,4 +1,7 @@
-"""Token-budget batches with length bucketing, and padding into tensors.
+"""Token arrays, token-budget batches with length bucketing, and padding into tensors.
+
+``TokenArrays`` holds sequences of ids as one flat array and offsets (in memory, or memory-mapped
+from the training-corpus cache); every padded tensor and ``Batch`` is built from it by one gather.
 
 Pairs are sorted by length (ties broken at random, per epoch), cut into batches that respect
 ``max_tokens`` (padded source or target tokens, whichever is larger) and ``max_sentences``, and
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -57,11 +60,44 @@ def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool
     return torch.from_numpy(out)
 
 
+class TokenArrays:
+    """Sequences of token ids as one flat array and offsets: ``self[i]`` is sequence i."""
+
+    def __init__(self, tokens: np.ndarray, lens: np.ndarray):
+        self.tokens = tokens  # (total tokens,) uint16 or int32; may be a read-only memory map
+        self.lens = np.asarray(lens, dtype=np.int64)  # (n,)
+        self.offsets = np.zeros(len(self.lens) + 1, dtype=np.int64)  # (n + 1,)
+        np.cumsum(self.lens, out=self.offsets[1:])
+
+    @classmethod
+    def from_lists(cls, seqs: Sequence[Sequence[int]]) -> "TokenArrays":
+        lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(lens.sum()))
+        return cls(tokens, lens)
+
+    def __len__(self) -> int:
+        return len(self.lens)
+
+    def __getitem__(self, i: int) -> List[int]:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+    def padded(self, idx: np.ndarray, bos: bool = False, eos: bool = False) -> torch.Tensor:
+        """(len(idx), width) int64 tensor of ``[BOS] + seq + [EOS]`` per index, PAD-padded."""
+        return pad_flat(self.tokens, self.offsets[idx], self.lens[idx], bos, eos)
+
+
+def make_batch(src: TokenArrays, tgt: TokenArrays, idx: Iterable[int], index: Optional[Sequence[int]] = None) -> Batch:
+    """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS; ``index`` (default
+    ``idx``) is what ``Batch.index`` records."""
+    idx = np.asarray(idx, dtype=np.int64)
+    return Batch(src=src.padded(idx, eos=True), src_lens=torch.from_numpy(src.lens[idx] + 1),
+                 tgt_in=tgt.padded(idx, bos=True), tgt_out=tgt.padded(idx, eos=True),
+                 index=torch.from_numpy(idx) if index is None else torch.tensor(list(index), dtype=torch.long))
+
+
 def pad(seqs: Sequence[Sequence[int]], bos: bool = False, eos: bool = False) -> torch.Tensor:
     """Right-padded (len(seqs), width) int64 tensor of ``[BOS] + seq + [EOS]`` (BOS and EOS where asked)."""
-    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lens.sum()))
-    return pad_flat(tokens, np.cumsum(lens) - lens, lens, bos, eos)
+    return TokenArrays.from_lists(seqs).padded(np.arange(len(seqs)), bos, eos)
 
 
 def source_tensor(src: Sequence[Sequence[int]]):
@@ -71,9 +107,8 @@ def source_tensor(src: Sequence[Sequence[int]]):
 
 
 def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], index: Sequence[int]) -> Batch:
-    src_t, src_lens = source_tensor(src)
-    return Batch(src=src_t, src_lens=src_lens, tgt_in=pad(tgt, bos=True), tgt_out=pad(tgt, eos=True),
-                 index=torch.tensor(list(index), dtype=torch.long))
+    """A ``Batch`` of id lists (tests, small inputs); training batches come from ``make_batch``."""
+    return make_batch(TokenArrays.from_lists(src), TokenArrays.from_lists(tgt), np.arange(len(src)), index)
 
 
 def make_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int,

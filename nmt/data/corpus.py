@@ -133,14 +133,10 @@ def sample_pairs(prefix: str, src_lang: str, tgt_lang: str, size: int, seed: int
     return [s for _, s, _ in chosen], [t for _, _, t in chosen]
 
 
-def filter_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
-                 src_text: Sequence[str], tgt_text: Sequence[str], max_len: int,
-                 name: str = "train", quiet: bool = False) -> Tuple[List[int], dict]:
-    """Indices of training pairs to keep: both sides non-blank and at most ``max_len`` pieces.
-
-    Pairs are dropped together, so source and target stay aligned; the counts are logged, and no
-    pair left is an error (unless ``quiet``: one chunk of a corpus).
-    """
+def keep_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], src_text: Sequence[str],
+               tgt_text: Sequence[str], max_len: int) -> Tuple[List[int], dict]:
+    """Indices of training pairs to keep, both sides non-blank and at most ``max_len`` pieces, and the
+    counts ``{"kept", "empty", "too_long"}``. Pairs are dropped together, so the sides stay aligned."""
     keep, empty, too_long = [], 0, 0
     for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
         if not src_text[i].strip() or not tgt_text[i].strip():
@@ -149,12 +145,22 @@ def filter_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[in
             too_long += 1
         else:
             keep.append(i)
-    stats = {"kept": len(keep), "empty": empty, "too_long": too_long}
-    if quiet:
-        return keep, stats
-    if empty or too_long:
+    return keep, {"kept": len(keep), "empty": empty, "too_long": too_long}
+
+
+def report_filtered(name: str, stats: dict, max_len: int) -> None:
+    """Log what ``keep_pairs`` dropped from a corpus; no pair left is an error."""
+    if stats["empty"] or stats["too_long"]:
         log.info("%s: dropped %d empty and %d over-long (> %d pieces) pairs; %d kept",
-                 name, empty, too_long, max_len, len(keep))
-    if not keep:
+                 name, stats["empty"], stats["too_long"], max_len, stats["kept"])
+    if not stats["kept"]:
         raise CorpusError(f"{name}: no pair left after dropping empty and over-long pairs")
+
+
+def filter_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
+                 src_text: Sequence[str], tgt_text: Sequence[str], max_len: int,
+                 name: str = "train") -> Tuple[List[int], dict]:
+    """``keep_pairs`` on a whole corpus, reported (``report_filtered``)."""
+    keep, stats = keep_pairs(src_ids, tgt_ids, src_text, tgt_text, max_len)
+    report_filtered(name, stats, max_len)
     return keep, stats

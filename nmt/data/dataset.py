@@ -17,46 +17,19 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional
 
 import numpy as np
-import torch
 
 from . import toy
-from .batching import Batch, pad_flat
-from .corpus import CorpusError, filter_pairs, iter_parallel, read_parallel, resolve
+from .batching import Batch, TokenArrays, make_batch
+from .corpus import CorpusError, iter_parallel, keep_pairs, read_parallel, report_filtered, resolve
 from .spm import Tokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _CHUNK = 20_000  # pairs encoded at a time
-
-
-class TokenArrays:
-    """Sequences of token ids as one flat array and offsets: ``self[i]`` is sequence i."""
-
-    def __init__(self, tokens: np.ndarray, lens: np.ndarray):
-        self.tokens = tokens  # (total tokens,) uint16 or int32; may be a read-only memory map
-        self.lens = np.asarray(lens, dtype=np.int64)  # (n,)
-        self.offsets = np.zeros(len(self.lens) + 1, dtype=np.int64)  # (n + 1,)
-        np.cumsum(self.lens, out=self.offsets[1:])
-
-    @classmethod
-    def from_lists(cls, seqs: Sequence[Sequence[int]]) -> "TokenArrays":
-        lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-        tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(lens.sum()))
-        return cls(tokens, lens)
-
-    def __len__(self) -> int:
-        return len(self.lens)
-
-    def __getitem__(self, i: int) -> List[int]:
-        return self.tokens[self.offsets[i]:self.offsets[i + 1]].tolist()
-
-    def padded(self, idx: np.ndarray, bos: bool = False, eos: bool = False) -> torch.Tensor:
-        """(len(idx), width) int64 tensor of ``[BOS] + seq + [EOS]`` per index, PAD-padded."""
-        return pad_flat(self.tokens, self.offsets[idx], self.lens[idx], bos, eos)
 
 
 @dataclass
@@ -79,10 +52,7 @@ class EncodedCorpus:
 
     def batch(self, idx: Iterable[int]) -> Batch:
         """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS."""
-        idx = np.asarray(idx, dtype=np.int64)
-        return Batch(src=self.src.padded(idx, eos=True), src_lens=torch.from_numpy(self.src.lens[idx] + 1),
-                     tgt_in=self.tgt.padded(idx, bos=True), tgt_out=self.tgt.padded(idx, eos=True),
-                     index=torch.from_numpy(idx))
+        return make_batch(self.src, self.tgt, idx)
 
 
 def ensure_generated(train: Optional[str], valid: Optional[str], test: Optional[str], generate: Optional[str],
@@ -126,11 +96,16 @@ def check_exists(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str)
             raise CorpusError(f"data.{name}: {e}{hint}") from None
 
 
-def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str, read: bool = True):
-    """A split read into memory (with ``read=False``, only checked to be given)."""
+def require(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str) -> str:
+    """The prefix of a split that must be given (train, valid); an error naming the key otherwise."""
     if not prefix:
         raise CorpusError(f"no {name} data: set data.{name}=PATH_PREFIX (reads PREFIX.{src_lang}, PREFIX.{tgt_lang})")
-    return read_parallel(prefix, src_lang, tgt_lang) if read else None
+    return prefix
+
+
+def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str):
+    """A split read into memory."""
+    return read_parallel(require(prefix, name, src_lang, tgt_lang), src_lang, tgt_lang)
 
 
 def encode(corpus, tok: Tokenizer) -> EncodedCorpus:
@@ -163,7 +138,7 @@ def load_cached(directory: str) -> EncodedCorpus:
         tokens = (np.memmap(path, dtype=meta["dtype"], mode="r") if os.path.getsize(path)
                   else np.zeros(0, dtype=meta["dtype"]))
         sides.append(TokenArrays(tokens, lens))
-    if len(sides[0]) != meta["pairs"] or len(sides[1]) != meta["pairs"]:
+    if len(sides[0]) != meta["kept"] or len(sides[1]) != meta["kept"]:
         raise CorpusError(f"{directory}: the encoded-corpus cache is incomplete; delete it")
     return EncodedCorpus(*sides)
 
@@ -172,7 +147,7 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
                  threads: int) -> dict:
     """Stream, encode and filter the corpus in chunks into ``out_dir``; returns the stats."""
     dtype = np.uint16 if max(tok.src_vocab_size, tok.tgt_vocab_size) <= 1 << 16 else np.int32
-    stats = {"lines": 0, "empty": 0, "too_long": 0}
+    stats = {"lines": 0, "kept": 0, "empty": 0, "too_long": 0}
     names = ("src.tokens", "tgt.tokens", "src.lens", "tgt.lens")
     files = {name: open(os.path.join(out_dir, name), "wb") for name in names}
     try:
@@ -181,20 +156,19 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
             src_text, tgt_text = zip(*chunk)
             src = tok.src.encode(list(src_text), num_threads=threads)
             tgt = tok.tgt.encode(list(tgt_text), num_threads=threads)
-            keep, chunk_stats = filter_pairs(src, tgt, src_text, tgt_text, max_len, quiet=True)
+            keep, chunk_stats = keep_pairs(src, tgt, src_text, tgt_text, max_len)
             stats["lines"] += len(chunk)
-            stats["empty"] += chunk_stats["empty"]
-            stats["too_long"] += chunk_stats["too_long"]
+            for key, count in chunk_stats.items():
+                stats[key] += count
             for side, seqs in (("src", src), ("tgt", tgt)):
                 kept = [seqs[i] for i in keep]
                 lens = np.fromiter((len(s) for s in kept), dtype=np.int32, count=len(kept))
                 files[f"{side}.lens"].write(lens.tobytes())
-                flat = np.fromiter(itertools.chain.from_iterable(kept), dtype=np.int64, count=int(lens.sum()))
-                files[f"{side}.tokens"].write(flat.astype(dtype).tobytes())
+                flat = np.fromiter(itertools.chain.from_iterable(kept), dtype=dtype, count=int(lens.sum()))
+                files[f"{side}.tokens"].write(flat.tobytes())
     finally:
         for f in files.values():
             f.close()
-    stats["pairs"] = stats["lines"] - stats["empty"] - stats["too_long"]
     stats["dtype"] = np.dtype(dtype).name
     with open(os.path.join(out_dir, "meta.json"), "w") as f:
         json.dump(stats, f)
@@ -226,9 +200,5 @@ def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max
         log.info("%s: encoded %d pairs in %.1f s into %s", name, stats["lines"], time.time() - t0, directory)
     with open(os.path.join(directory, "meta.json")) as f:
         stats = json.load(f)
-    if stats["empty"] or stats["too_long"]:
-        log.info("%s (%s): dropped %d empty and %d over-long (> %d pieces) pairs; %d kept", name, prefix,
-                 stats["empty"], stats["too_long"], max_len, stats["pairs"])
-    if not stats["pairs"]:
-        raise CorpusError(f"{name} ({prefix}): no pair left after dropping empty and over-long pairs")
+    report_filtered(f"{name} ({prefix})", stats, max_len)
     return load_cached(directory)

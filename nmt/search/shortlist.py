@@ -20,15 +20,33 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.spm import PAD
+from ..data.spm import BOS, EOS, PAD, UNK
 from ..errors import ConfigError
 
-SPECIALS = 4  # pad, unk, bos, eos: ids 0..3 in every vocabulary
+SPECIALS = max(PAD, UNK, BOS, EOS) + 1  # the special ids come first in every vocabulary
+MAX_PAIRS = 200_000  # training pairs counted at most (a fixed random sample of a larger corpus)
+_CHUNK = 10_000  # pairs counted at a time: memory stays small
+
+
+def _ragged_positions(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The ranges [starts[i], starts[i] + lens[i]) concatenated into one array."""
+    ends = np.cumsum(lens)  # (n,)
+    return np.repeat(starts - (ends - lens), lens) + np.arange(ends[-1] if len(ends) else 0)
+
+
+def _distinct_per_pair(tokens: np.ndarray, offsets: np.ndarray, pairs: np.ndarray,
+                       vocab: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(position in ``pairs``, token) of every distinct token of every pair, sorted by pair, then token."""
+    starts = offsets[pairs]
+    lens = offsets[pairs + 1] - starts  # (m,)
+    owner = np.repeat(np.arange(len(pairs)), lens)  # (tokens,) which pair each token belongs to
+    keys = np.unique(owner * vocab + tokens[_ragged_positions(starts, lens)].astype(np.int64))
+    return keys // vocab, keys % vocab
 
 
 def build_shortlist(src_tokens: np.ndarray, src_offsets: np.ndarray, tgt_tokens: np.ndarray, tgt_offsets: np.ndarray,
                     src_vocab: int, tgt_vocab: int, per_token: int = 50, frequent: int = 100,
-                    max_pairs: int = 200_000, seed: int = 1) -> Dict[str, torch.Tensor]:
+                    max_pairs: int = MAX_PAIRS, seed: int = 1) -> Dict[str, torch.Tensor]:
     """Shortlist tables from encoded training pairs (flat token arrays and their offsets).
 
     Returns ``{"table": (src_vocab, per_token) int32, -1 where a token has fewer partners,
@@ -38,15 +56,16 @@ def build_shortlist(src_tokens: np.ndarray, src_offsets: np.ndarray, tgt_tokens:
     pairs = np.arange(n) if n <= max_pairs else np.sort(np.random.default_rng(seed).choice(n, max_pairs, replace=False))
     src_df, tgt_df = np.zeros(src_vocab, np.int64), np.zeros(tgt_vocab, np.int64)
     keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)  # co-occurring (source, target) keys
-    for start in range(0, len(pairs), 10_000):  # merge counts chunk by chunk: memory stays small
-        chunk = []
-        for i in pairs[start:start + 10_000]:
-            s = np.unique(src_tokens[src_offsets[i]:src_offsets[i + 1]]).astype(np.int64)
-            t = np.unique(tgt_tokens[tgt_offsets[i]:tgt_offsets[i + 1]]).astype(np.int64)
-            src_df[s] += 1
-            tgt_df[t] += 1
-            chunk.append((s[:, None] * tgt_vocab + t[None, :]).ravel())  # every (source, target) once
-        new_keys, new_counts = np.unique(np.concatenate(chunk), return_counts=True)
+    for start in range(0, len(pairs), _CHUNK):
+        chunk = pairs[start:start + _CHUNK]
+        s_pair, s_tok = _distinct_per_pair(src_tokens, src_offsets, chunk, src_vocab)
+        t_pair, t_tok = _distinct_per_pair(tgt_tokens, tgt_offsets, chunk, tgt_vocab)
+        src_df += np.bincount(s_tok, minlength=src_vocab)
+        tgt_df += np.bincount(t_tok, minlength=tgt_vocab)
+        t_lens = np.bincount(t_pair, minlength=len(chunk))  # (m,) distinct target tokens per pair
+        meets = t_lens[s_pair]  # each source token meets every distinct target token of its pair once
+        partners = t_tok[_ragged_positions((np.cumsum(t_lens) - t_lens)[s_pair], meets)]
+        new_keys, new_counts = np.unique(np.repeat(s_tok, meets) * tgt_vocab + partners, return_counts=True)
         keys, inverse = np.unique(np.concatenate([keys, new_keys]), return_inverse=True)
         counts = np.bincount(inverse, weights=np.concatenate([counts, new_counts]), minlength=len(keys)).astype(np.int64)
     s, t = keys // tgt_vocab, keys % tgt_vocab
@@ -61,6 +80,18 @@ def build_shortlist(src_tokens: np.ndarray, src_offsets: np.ndarray, tgt_tokens:
     tgt_df[:SPECIALS] = -1  # the specials are always candidates anyway
     top = np.argsort(-tgt_df, kind="stable")[:frequent]
     return {"table": torch.from_numpy(table), "frequent": torch.from_numpy(top[tgt_df[top] > 0].astype(np.int32))}
+
+
+def select(stored: Optional[Dict[str, torch.Tensor]], per_token: int, frequent: int,
+           source: str) -> Optional[Dict[str, torch.Tensor]]:
+    """What ``--shortlist K`` / ``translate(shortlist=K)`` decode with: None for K = 0, else the
+    checkpoint's shortlist ``trim``-med; an error naming ``source`` where it has none."""
+    if not per_token:
+        return None
+    if stored is None:
+        raise ConfigError(f"{source} has no lexical shortlist: shortlists work with a single model saved by a "
+                          f"training run that built one")
+    return trim(stored, per_token, frequent)
 
 
 def trim(shortlist: Dict[str, torch.Tensor], per_token: int, frequent: int) -> Dict[str, torch.Tensor]:
@@ -80,7 +111,7 @@ def candidates(shortlist: Dict[str, torch.Tensor], src: torch.Tensor) -> Tuple[t
     specials). src: (batch, src_len), PAD-padded."""
     table = shortlist["table"].to(src.device)
     frequent = shortlist["frequent"].to(src.device).long()
-    rows = table[src.clamp(max=table.size(0) - 1)].long()  # (batch, src_len, per_token)
+    rows = table[src].long()  # (batch, src_len, per_token)
     rows = rows.masked_fill((src == PAD)[..., None] | (rows < SPECIALS), -1).flatten(1)  # (batch, src_len * k)
     ids = torch.cat([torch.arange(SPECIALS, device=src.device),
                      torch.cat([rows[rows >= 0], frequent]).unique()])  # (n,) unique() sorts
@@ -106,6 +137,7 @@ class Shortlisted:
     def __init__(self, model, ids: torch.Tensor, own: torch.Tensor):
         dec = model.decoder
         self.model, self.ids, self.own = model, ids, own
+        self.id_list = ids.tolist()  # for mapping hypotheses back, once per batch
         weight, bias = dec.output.weight, dec.output.bias
         if callable(weight):  # an int8 dynamically quantized layer: its rows, dequantized
             weight, bias = weight().dequantize(), bias()
@@ -131,5 +163,4 @@ class Shortlisted:
 
     def to_vocabulary(self, tokens: List[int]) -> List[int]:
         """Candidate positions -> target ids."""
-        ids = self.ids.tolist()
-        return [ids[i] for i in tokens]
+        return [self.id_list[i] for i in tokens]

@@ -13,7 +13,8 @@ import torch
 from ..checkpoint import load_checkpoint, tokenizer_of
 from ..config import Config
 from ..data.corpus import CorpusError
-from ..data.dataset import EncodedCorpus, check_exists, encode, encode_cached, ensure_generated, read_split
+from ..data.dataset import (EncodedCorpus, check_exists, encode, encode_cached, ensure_generated, read_split,
+                            require)
 from ..data.spm import Tokenizer
 from ..errors import ConfigError
 from ..models import build_model
@@ -76,7 +77,7 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist):
     dist.barrier()
     for name in ("train", "valid", "test"):
         check_exists(getattr(d, name), name, d.src_lang, d.tgt_lang)
-    read_split(d.train, "train", d.src_lang, d.tgt_lang, read=False)
+    require(d.train, "train", d.src_lang, d.tgt_lang)
     valid = read_split(d.valid, "valid", d.src_lang, d.tgt_lang)
     tok = _tokenizer(cfg, ckpt, dist)
     if dist.main:
@@ -95,11 +96,11 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist):
 def training_shortlist(train: EncodedCorpus, tok: Tokenizer) -> Dict[str, torch.Tensor]:
     """The lexical shortlist saved with every checkpoint (``nmt-translate --shortlist K``): per source
     token its 100 strongest target partners in the training pairs, and the 500 most frequent targets."""
-    from ..search.shortlist import build_shortlist
+    from ..search.shortlist import MAX_PAIRS, build_shortlist
     t0 = time.time()
     shortlist = build_shortlist(train.src.tokens, train.src.offsets, train.tgt.tokens, train.tgt.offsets,
                                 tok.src_vocab_size, tok.tgt_vocab_size, per_token=100, frequent=500)
-    log.info("lexical shortlist: built from %d training pairs in %.1f s", min(len(train), 200_000),
+    log.info("lexical shortlist: built from %d training pairs in %.1f s", min(len(train), MAX_PAIRS),
              time.time() - t0)
     return shortlist
 

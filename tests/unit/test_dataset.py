@@ -8,7 +8,8 @@ import pytest
 from nmt.data import dataset
 from nmt.data.batching import collate
 from nmt.data.corpus import CorpusError, filter_pairs, iter_parallel, read_parallel, sample_pairs
-from nmt.data.dataset import EncodedCorpus, TokenArrays, encode_cached
+from nmt.data.batching import TokenArrays
+from nmt.data.dataset import EncodedCorpus, encode_cached
 from nmt.data.spm import Tokenizer
 
 

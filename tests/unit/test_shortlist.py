@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.data.dataset import TokenArrays
+from nmt.data.batching import TokenArrays
 from nmt.data.spm import BOS, EOS, PAD, UNK
 from nmt.search import SearchOptions
 from nmt.search.shortlist import Shortlisted, build_shortlist, candidates, trim
