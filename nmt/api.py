@@ -2,9 +2,30 @@
 ``nmt.train`` a model exactly as ``nmt-train`` does."""
 from __future__ import annotations
 
+import os
 from typing import List, Sequence, Tuple, Union
 
 from .search import SearchOptions
+
+
+def _lines(value, name: str) -> List[str]:
+    """``value`` as a list of str, or a TypeError naming the argument and the first bad item."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a list of sentences, not a single {type(value).__name__}; wrap it in a list")
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of str, got {type(value).__name__}") from None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__} ({item!r:.40})")
+    return items
+
+
+def _positive_int(value, name: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
 
 
 class Model:
@@ -24,13 +45,15 @@ class Model:
         ``max_len_a``, ``min_len``, ...)."""
         from .search.shortlist import select
         from .translator import Translator
-        if isinstance(lines, str):
-            raise TypeError("translate() takes a list of sentences; wrap a single one in a list")
+        lines = _lines(lines, "lines")
+        for name, value, low in (("beam", beam, 1), ("nbest", nbest, 1), ("batch_size", batch_size, 1),
+                                 ("shortlist", shortlist, 0), ("shortlist_frequent", shortlist_frequent, 0)):
+            _positive_int(value, name, low)
         options = SearchOptions(strategy="greedy" if greedy else search.pop("strategy", "beam"),
                                 beam_size=beam, nbest=nbest, **search)
         short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short)
-        out = translator.translate(list(lines))
+        out = translator.translate(lines)
         return [n[0][0] for n in out] if nbest == 1 else out
 
     def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64) -> List[float]:
@@ -41,8 +64,13 @@ class Model:
     def score_tokens(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64
                      ) -> List[Tuple[float, int]]:
         """Per pair, (log-probability, number of target pieces + EOS)."""
+        from .errors import ConfigError
         from .translator import Translator
-        return Translator(self.model, self.tokenizer, batch_size=batch_size).score(list(sources), list(targets))
+        sources, targets = _lines(sources, "sources"), _lines(targets, "targets")
+        if len(sources) != len(targets):
+            raise ConfigError(f"sources has {len(sources)} sentences but targets has {len(targets)}")
+        _positive_int(batch_size, "batch_size")
+        return Translator(self.model, self.tokenizer, batch_size=batch_size).score(sources, targets)
 
     def __repr__(self) -> str:
         return f"nmt.Model({self.path!r})"
@@ -52,6 +80,22 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu") -> Model:
     """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble)."""
     from .checkpoint import load_ensemble, load_model
     from .training.distributed import pick_device
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        if isinstance(path, (bytes, dict)) or not hasattr(path, "__iter__"):
+            raise TypeError(f"path must be a checkpoint path, a run directory or a list of them, got "
+                            f"{type(path).__name__}")
+        path = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in path]
+        if not path:
+            raise ValueError("path is an empty list: give at least one checkpoint")
+        bad = [p for p in path if not isinstance(p, str)]
+        if bad:
+            raise TypeError(f"path must list checkpoint paths (str), got {type(bad[0]).__name__} ({bad[0]!r:.40})")
+        if len(path) == 1:
+            path = path[0]
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
     dev = pick_device(device, key="device")
     if isinstance(path, str):
         model, tok, cfg, resolved, shortlist = load_model(path, dev)
@@ -63,18 +107,12 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu") -> Model:
 def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:
     """Train as ``nmt-train OVERRIDES`` would (same configs, checks and run directory); returns the
     summary: steps, epochs, best_bleu, best_step, stop_reason, run_dir, minutes, test."""
-    import os
     import time
 
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
-
-    from .config import check_known_keys, register_configs
+    from .config import compose
     from .training.loop import fit
-    register_configs()
-    with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=list(overrides))
-    check_known_keys(OmegaConf.to_container(cfg, resolve=False))
-    config = OmegaConf.to_object(cfg)
+    from .training.preflight import preflight
+    config = compose(list(overrides), config_name)
     run_dir = config.run_dir or os.path.join("outputs", time.strftime("%Y-%m-%d"), time.strftime("%H-%M-%S"))
+    preflight(config, run_dir)
     return fit(config, run_dir)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import logging
 import os
 import pickle
 import random
@@ -185,8 +186,31 @@ def load_model(path: str, device="cpu") -> Loaded:
     cfg = config_of(ckpt, path)
     tok = tokenizer_of(ckpt)
     model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], path)
     return Loaded(model.to(device).eval(), tok, cfg, path, ckpt.get("shortlist"))
+
+
+def load_weights(model: torch.nn.Module, state: Dict, source: str) -> None:
+    """Load ``state`` into ``model``, refusing (with the key named) any missing, extra or reshaped
+    parameter, and any parameter holding NaN or infinity: such a model translates to garbage."""
+    own = model.state_dict()
+    for key in own:
+        if key not in state:
+            raise CheckpointError(f"{source}: the checkpoint has no parameter {key!r}, which the model its settings "
+                                  f"describe needs: the weights and the model settings disagree")
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != own[key].shape:
+            shape = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else type(state[key]).__name__
+            raise CheckpointError(f"{source}: parameter {key!r} is {shape} in the checkpoint but "
+                                  f"{tuple(own[key].shape)} in the model its settings describe")
+    extra = sorted(set(state) - set(own))
+    if extra:
+        raise CheckpointError(f"{source}: the checkpoint's parameter {extra[0]!r} has no place in the model its "
+                              f"settings describe")
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{source}: parameter {key!r} holds NaN or infinite values; the checkpoint is "
+                                  f"unusable (an earlier checkpoint of the run may be intact)")
+    model.load_state_dict(state)
 
 
 def load_ensemble(paths: Sequence[str], device="cpu"):
@@ -289,6 +313,23 @@ def step_checkpoints(directory: str) -> List[str]:
         if m:
             found.append((int(m.group(1)), path))
     return [p for _, p in sorted(found)]
+
+
+def remove_partial_checkpoints(directory: str) -> List[str]:
+    """Delete the temporary files (``NAME.tmp.PID``) an interrupted save left in ``directory``; call
+    it only while holding the run's lock. Returns what it removed."""
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(directory), "*.pt.tmp.*")):
+        if re.fullmatch(r".+\.pt\.tmp\.\d+", os.path.basename(path)):
+            try:
+                os.remove(path)
+                removed.append(path)
+            except OSError:
+                pass
+    if removed:
+        logging.getLogger("nmt.train").info("removed %d partial checkpoint file(s) left by an interrupted save: %s",
+                                             len(removed), ", ".join(os.path.basename(p) for p in removed))
+    return removed
 
 
 def prune(directory: str, keep: int) -> None:

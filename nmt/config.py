@@ -9,6 +9,7 @@ read. Each field's ``help`` is what ``nmt-train --help`` prints. This module imp
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Iterator, List, Optional, Tuple
 
@@ -228,6 +229,53 @@ def check_known_keys(values: dict) -> None:
                                                                "; nmt-train --help lists the keys"))
 
 
+def compose(overrides=(), config_name: str = "train") -> Config:
+    """The typed ``Config`` that ``nmt-train OVERRIDES`` runs with (Hydra's compose API over
+    ``configs/``), its keys checked; a bad override is a ConfigError in nmt's words."""
+    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    register_configs()
+    try:
+        with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        check_known_keys(OmegaConf.to_container(cfg, resolve=False))
+        return OmegaConf.to_object(cfg)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise _compose_error(e) from None
+
+
+def _compose_error(e: Exception) -> ConfigError:
+    """Hydra's composition errors, reworded: an unknown key gets nmt's "did you mean", never
+    Hydra's advice to add it with ``+`` (which the schema refuses anyway)."""
+    import difflib
+    import re
+    parts, cause = [], e
+    while cause is not None and len(parts) < 4:
+        parts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    text = "\n".join(parts)
+    unknown = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if unknown and ("is not in struct" in text or "To append to your config" in text):
+        key = unknown.group(1)
+        known = sorted(k for k, _, _ in iter_fields())
+        close = difflib.get_close_matches(key, known, n=1) or difflib.get_close_matches(
+            key.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in known], n=1)
+        if close and "." not in close[0]:
+            close = [k for k in known if k.endswith("." + close[0])][:1] or close
+        return ConfigError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close
+                                                            else "; nmt-train --help lists the keys"))
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and line not in lines and not line.startswith(
+                ("full_key", "object_type", "reference_type", "Set the environment variable", "Config search path",
+                 "provider=")) and "$VALUE" not in line:
+            lines.append(line)
+    return ConfigError(" ".join(lines) or type(e).__name__)
+
+
 def from_dict(values: dict) -> Config:
     """A typed ``Config`` from plain values (a checkpoint's), checked like a command line."""
     from omegaconf import OmegaConf
@@ -256,6 +304,10 @@ def validate(cfg: Config) -> None:
                 obj = getattr(obj, part)
             errors.append(f"{key}={obj!r}: must be {want}")
 
+    for key, value in _leaves(cfg):
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            errors.append(f"{key}={value!r}: must be a finite number")
     d, e, a, dec, tf, o, t = cfg.data, cfg.encoder, cfg.attention, cfg.decoder, cfg.teacher_forcing, cfg.optim, cfg.train
     check(d.max_len >= 1, "data.max_len", ">= 1")
     check(d.spm.vocab_size >= 8, "data.spm.vocab_size", ">= 8")
@@ -312,6 +364,16 @@ def validate(cfg: Config) -> None:
               f"equal to the attentional size ({out}) with decoder.tie_embeddings=true")
     if errors:
         raise ConfigError("invalid settings: " + "; ".join(errors))
+
+
+def _leaves(obj, prefix: str = "") -> Iterator[Tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a config object."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            yield from _leaves(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value
 
 
 def help_text(groups: dict) -> str:

@@ -31,9 +31,14 @@ def _smooth(values: Sequence[float], window: int) -> List[float]:
 
 
 def _save(fig, path: str, written: List[str]) -> None:
+    """Written whole or not at all (``atomic_output``)."""
+    from .outputs import atomic_output
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    _plt().close(fig)
+    try:
+        with atomic_output(path, "wb") as f:
+            fig.savefig(f, dpi=100, format="png")
+    finally:
+        _plt().close(fig)
     written.append(path)
 
 

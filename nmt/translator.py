@@ -30,6 +30,33 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: i
     return batches
 
 
+# Bytes the search holds per hypothesis and target-vocabulary entry: the output layer's logits,
+# their normaliser and the top-k workspace, in fp32.
+_BYTES_PER_LOGIT = 12
+
+
+def target_vocab_size(model) -> int:
+    """The output layer's size of a model or of an ``Ensemble``'s first member."""
+    first = model if hasattr(model, "decoder") else model.models[0]
+    return first.decoder.embed.num_embeddings
+
+
+def search_batch_limit(options: SearchOptions, vocab: int, memory: Optional[int] = None) -> int:
+    """The most sentences one search batch may hold so that its hypotheses' logits (sentences x beam
+    x target vocabulary) fit in a quarter of the available memory; a beam wider than the vocabulary,
+    or one sentence that cannot fit at all, is refused with the setting named."""
+    from .resources import available_memory, gib
+    beam = options.beam_size if options.strategy == "beam" else 1
+    if beam > vocab:
+        raise ConfigError(f"beam size {beam} is wider than the target vocabulary ({vocab} pieces): lower the beam")
+    memory = available_memory() if memory is None else memory
+    per_sentence = beam * vocab * _BYTES_PER_LOGIT
+    if per_sentence > memory // 2:
+        raise ConfigError(f"beam size {beam} needs about {gib(per_sentence)} per sentence (beam x {vocab} target "
+                          f"pieces x {_BYTES_PER_LOGIT} bytes) but {gib(memory)} of memory is available: lower the beam")
+    return max(1, (memory // 4) // per_sentence)
+
+
 class Translator:
     """Batched translation (greedy, beam or sampling, as ``options`` says) and forced scoring, for a
     model or an ``Ensemble``."""
@@ -43,7 +70,8 @@ class Translator:
             raise ConfigError("a lexical shortlist works with a single model, not an ensemble")
         self.model, self.tok, self.options, self.shortlist = model, tokenizer, options, shortlist
         self.device = next(model.parameters()).device
-        self.batch_size, self.max_tokens, self.precision = batch_size, max_tokens, precision
+        self.batch_size = min(batch_size, search_batch_limit(options, target_vocab_size(model)))
+        self.max_tokens, self.precision = max_tokens, precision
         self.generator = torch.Generator(device=self.device).manual_seed(options.seed)
 
     def _search(self, src: torch.Tensor, src_lens: torch.Tensor) -> List[List[Hypothesis]]:
@@ -99,11 +127,12 @@ class Translator:
     def score_ids(self, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]
                   ) -> List[Tuple[float, int]]:
         """Per pair, (log-probability of target + EOS given the source, its token count), in input
-        order; a blank source scores (0.0, 0)."""
+        order. Every pair is scored by the model: a blank source is the source EOS alone, so a
+        blank target next to it scores p(EOS | nothing), never a made-up 0."""
         if len(src_ids) != len(tgt_ids):
             raise ConfigError(f"{len(src_ids)} sources but {len(tgt_ids)} targets")
         results: List[Tuple[float, int]] = [(0.0, 0)] * len(src_ids)
-        todo = [i for i, s in enumerate(src_ids) if len(s) > 0]
+        todo = list(range(len(src_ids)))
         self.model.eval()
         with torch.inference_mode(), autocast(self.device, self.precision):
             for idx, src, src_lens in self._batches(src_ids, todo):

@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from .options import integer
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="nmt-average", description="Average checkpoints' parameters (in fp32) into "
@@ -12,11 +14,12 @@ def main(argv=None) -> None:
                                 "sentencepiece models must match. The result is not resumable.")
     p.add_argument("inputs", nargs="+", metavar="CKPT_OR_RUN_DIR",
                    help="checkpoint files, or one run directory with --last N")
-    p.add_argument("--last", type=int, metavar="N", help="average the N latest step_*.pt of the run directory")
+    p.add_argument("--last", type=integer(1), metavar="N", help="average the N latest step_*.pt of the run directory")
     p.add_argument("-o", "--output", required=True, help="where to write the averaged checkpoint")
     args = p.parse_args(argv)
     from ..checkpoint import CheckpointError, atomic_save, average_checkpoints, step_checkpoints
     from ..errors import NmtError
+    from ..outputs import check_output, checkpoint_files
     try:
         paths = args.inputs
         if args.last is not None:
@@ -30,10 +33,13 @@ def main(argv=None) -> None:
             paths = found[-args.last:]
         if os.path.abspath(args.output) in {os.path.abspath(x) for x in paths}:
             raise CheckpointError(f"{args.output} is one of the inputs; write the average elsewhere")
+        check_output(args.output, [f for x in paths for f in checkpoint_files(x)], text=False)
         averaged = average_checkpoints(paths)
         atomic_save(averaged, args.output)
     except NmtError as e:
         sys.exit(f"nmt-average: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"nmt-average: interrupted; {args.output} not written")
     print(f"averaged {len(paths)} checkpoints ({', '.join(os.path.basename(x) for x in paths)}) into {args.output}",
           file=sys.stderr)
 

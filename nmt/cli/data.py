@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import shutil
 import sys
@@ -10,36 +9,54 @@ import urllib.request
 
 from ..data import toy
 from ..data.corpus import CorpusError, iter_lines
+from ..outputs import atomic_output
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
 MULTI30K_SPLITS = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
 
 
+def _count(path: str) -> int:
+    return sum(1 for _ in iter_lines(path))
+
+
 def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> dict:
-    """Copy (``source_dir``) or download the raw gzipped files, then check their line counts."""
+    """Copy (``source_dir``) or download the raw gzipped files, then check their line counts.
+
+    Never overwrites: a file already in ``out_dir`` with the expected line count is kept as it is,
+    any other file there stops the command with its name. Each file is written to a temporary name
+    and renamed when complete and checked."""
     os.makedirs(out_dir, exist_ok=True)
     counts = {}
     for split, expected in MULTI30K_SPLITS.items():
         for lang in langs:
             name = f"{split}.{lang}.gz"
             dest = os.path.join(out_dir, name)
-            tmp = dest + ".part"
-            if source_dir:
-                src = os.path.join(source_dir, name)
-                if not os.path.isfile(src):
-                    raise CorpusError(f"missing file: {src}")
-                shutil.copyfile(src, tmp)
-            else:
-                url = MULTI30K_URL.format(name=name)
-                print(f"downloading {url}", file=sys.stderr)
-                with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-                    shutil.copyfileobj(r, f)
-            with gzip.open(tmp, "rb") as f:  # a truncated download fails here, not later
-                f.read()
-            os.replace(tmp, dest)
-            n = sum(1 for _ in iter_lines(dest))
-            if n != expected:
-                raise CorpusError(f"{dest}: {n} lines, expected {expected}")
+            if os.path.lexists(dest):
+                try:
+                    n = _count(dest)
+                except CorpusError:
+                    n = -1
+                if n != expected:
+                    raise CorpusError(f"{dest} exists and is not the Multi30k file ({expected} lines); not "
+                                      f"overwriting it (move it away or choose another --out)")
+                counts[name] = n
+                continue
+            with atomic_output(dest, "wb") as f:
+                if source_dir:
+                    src = os.path.join(source_dir, name)
+                    if not os.path.isfile(src):
+                        raise CorpusError(f"missing file: {src}")
+                    with open(src, "rb") as r:
+                        shutil.copyfileobj(r, f)
+                else:
+                    url = MULTI30K_URL.format(name=name)
+                    print(f"downloading {url}", file=sys.stderr)
+                    with urllib.request.urlopen(url, timeout=60) as r:
+                        shutil.copyfileobj(r, f)
+                f.flush()
+                n = _count(f.name)  # a truncated download fails here, before it gets the name
+                if n != expected:
+                    raise CorpusError(f"{name}: {n} lines, expected {expected}")
             counts[name] = n
     return counts
 
@@ -61,6 +78,8 @@ def main(argv=None) -> None:
             counts = fetch_multi30k(args.out, args.source)
     except (CorpusError, OSError) as e:
         sys.exit(f"nmt-data: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("nmt-data: interrupted; no partial file was left")
     for name, n in counts.items():
         print(f"{name}: {n} lines")
     print(f"written under {args.out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..data.corpus import iter_lines
@@ -24,7 +25,9 @@ def main(argv=None) -> None:
     from ..eval.bleu import score, sentence_scores
     metrics = ("bleu", "chrf", "ter") if args.ter else ("bleu", "chrf")
     try:
-        hyps = [line.rstrip("\r\n") for line in sys.stdin] if args.hyp == "-" else list(iter_lines(args.hyp))
+        if [args.hyp, *args.refs].count("-") > 1:
+            raise NmtError("only one of the files can be '-' (stdin)")
+        hyps = list(iter_lines(args.hyp))  # "-": stdin, decoded as strictly as a file
         refs = [list(iter_lines(r)) for r in args.refs]
         names = [args.hyp] + args.refs
         if args.sentence:
@@ -33,8 +36,19 @@ def main(argv=None) -> None:
             result = score(hyps, refs, metrics=metrics, names=names)
     except NmtError as e:
         sys.exit(f"nmt-evaluate: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("nmt-evaluate: interrupted")
     except OSError as e:
         sys.exit(f"nmt-evaluate: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+    try:
+        _print(args, metrics, rows if args.sentence else result)
+    except BrokenPipeError:  # piped into head: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _print(args, metrics, out) -> None:
+    rows = result = out
     if args.sentence == "jsonl":
         for i, row in enumerate(rows, start=1):
             print(json.dumps({"line": i, **row}))

@@ -4,41 +4,48 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .options import integer
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="nmt-score", description="Score given translations with a checkpoint: per "
                                 "input line, 'logprob<TAB>mean<TAB>tokens' (natural log of p(target + EOS | source), "
                                 "its mean per target piece, the number of pieces + EOS), in input order.")
     p.add_argument("checkpoint", help="a checkpoint file or a run directory (its checkpoints/best.pt)")
-    p.add_argument("-s", "--source", required=True, help="source sentences, plain or .gz")
+    p.add_argument("-s", "--source", required=True, help="source sentences, plain or .gz ('-': stdin)")
     p.add_argument("-t", "--target", required=True, help="their translations, same line count")
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=integer(1), default=64)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
+    p.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
     args = p.parse_args(argv)
     from ..checkpoint import load_model
     from ..data.corpus import CorpusError, iter_lines
     from ..errors import NmtError
+    from ..outputs import atomic_output, check_output, checkpoint_files
     from ..training.distributed import pick_device, pick_threads
     from ..translator import Translator
     try:
-        pick_threads(args.threads)
-        model, tok, *_ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
+        if args.source == "-" and args.target == "-":
+            raise CorpusError("--source and --target cannot both be stdin")
+        check_output(args.output, [args.source, args.target, *checkpoint_files(args.checkpoint)])
         sources, targets = list(iter_lines(args.source)), list(iter_lines(args.target))
         if len(sources) != len(targets):
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
                               f"{len(targets)}")
+        pick_threads(args.threads)
+        model, tok, *_ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
         scores = Translator(model, tok, batch_size=args.batch_size).score(sources, targets)
-        text = "".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}\n" for lp, n in scores)
-        if args.output == "-":
-            sys.stdout.write(text)
-        else:
-            with open(args.output, "w", encoding="utf-8") as f:
-                f.write(text)
+        with atomic_output(args.output) as f:
+            f.write("".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}\n" for lp, n in scores))
     except NmtError as e:
         sys.exit(f"nmt-score: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("nmt-score: interrupted" + ("" if args.output == "-" else f"; {args.output} not written"))
     except OSError as e:
+        if isinstance(e, BrokenPipeError):
+            sys.stderr.close()
+            return
         sys.exit(f"nmt-score: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
 
 

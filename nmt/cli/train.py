@@ -23,6 +23,23 @@ def _run_dir_override(argv) -> str:
     return ""
 
 
+def _preflight(argv) -> None:
+    """Compose the config as Hydra will and run the start-up checks before Hydra writes anything
+    (``.hydra/``, ``train.log``) into the run directory, so a refused start leaves it untouched."""
+    from ..config import compose
+    from ..errors import NmtError
+    from ..training.preflight import preflight
+    try:
+        config = compose([a for a in argv if not a.lstrip("+~").startswith("hydra.")])
+        if config.run_dir or _run_dir_override(argv):
+            preflight(config, config.run_dir or _run_dir_override(argv),
+                      run_dir_checks=os.environ.get("RANK", "0") == "0")
+        else:
+            preflight(config, ".", run_dir_checks=False)  # a fresh outputs/DATE/TIME folder
+    except NmtError as e:
+        sys.exit(f"nmt-train: error: {e}")
+
+
 def _train(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
@@ -36,9 +53,24 @@ def _train(cfg) -> float:
         summary = fit(config, config.run_dir or HydraConfig.get().runtime.output_dir)
     except NmtError as e:
         sys.exit(f"nmt-train: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("nmt-train: interrupted before training started (nothing to save yet)")
     except OSError as e:
         sys.exit(f"nmt-train: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+    except RuntimeError as e:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and _lost_peer(e):
+            sys.exit(f"nmt-train: error: rank {os.environ.get('RANK', '?')}: another process of the distributed "
+                     f"run stopped ({str(e).strip().splitlines()[0][:200]}); the last checkpoint is intact: "
+                     f"resume with resume=true")
+        raise
     return summary["best_bleu"]  # what a sweeper optimises
+
+
+def _lost_peer(e: RuntimeError) -> bool:
+    import torch.distributed as torch_dist
+    text = str(e).lower()
+    return isinstance(e, getattr(torch_dist, "DistError", ())) or any(
+        w in text for w in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe", "timed out"))
 
 
 def main(argv=None) -> None:
@@ -47,13 +79,11 @@ def main(argv=None) -> None:
         from ..config import help_text
         print(help_text(_groups()))
         return
-    run_dir = _run_dir_override(argv)
-    if run_dir and "-m" not in argv and "--multirun" not in argv:
-        from ..training.rundir import RunDirError, check_writable
+    if not any(arg.startswith("-") for arg in argv):  # a single run (not -m, --cfg, ...): check it first
         try:
-            check_writable(run_dir)  # before Hydra writes .hydra/ into it
-        except RunDirError as e:
-            sys.exit(f"nmt-train: error: {e}")
+            _preflight(argv)
+        except KeyboardInterrupt:
+            sys.exit("nmt-train: interrupted before training started")
     import hydra
 
     from ..config import register_configs

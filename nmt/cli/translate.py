@@ -9,7 +9,9 @@ import os
 import sys
 from typing import Iterator, List, Optional, TextIO
 
-from ..data.corpus import CorpusError, iter_lines
+from ..data.corpus import STDIN, CorpusError, iter_lines
+from ..outputs import atomic_output, check_output, checkpoint_files
+from .options import integer, real
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,55 +31,54 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="greedy decoding instead of beam search")
     mode.add_argument("--sample", action="store_true", help="sample from the model (see --temperature, --top-k)")
-    s.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
-    s.add_argument("--length-penalty", type=float, default=1.0, help="GNMT length penalty alpha (default 1.0)")
+    s.add_argument("--beam", type=integer(1), default=5, help="beam size (default 5)")
+    s.add_argument("--length-penalty", type=real(), default=1.0, help="GNMT length penalty alpha (default 1.0)")
     s.add_argument("--penalty", choices=["gnmt", "average", "none"], default="gnmt",
                    help="score normalisation: gnmt ((5+len)/6)^alpha, average (per token) or none")
-    s.add_argument("--max-len-a", type=float, default=1.5, help="max output length = a * source length + b")
-    s.add_argument("--max-len-b", type=int, default=10)
-    s.add_argument("--min-len", type=int, default=0, help="minimum output length in pieces")
-    s.add_argument("--nbest", type=int, default=1,
+    s.add_argument("--max-len-a", type=real(0), default=1.5, help="max output length = a * source length + b")
+    s.add_argument("--max-len-b", type=integer(0), default=10)
+    s.add_argument("--min-len", type=integer(0), default=0, help="minimum output length in pieces")
+    s.add_argument("--nbest", type=integer(1), default=1,
                    help="N best per line (text and tsv: 'index<TAB>score<TAB>text' lines; jsonl: an \"nbest\" list)")
-    s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--top-k", type=int, default=0, help="sample among the k most probable tokens (0: all)")
-    s.add_argument("--seed", type=int, default=1, help="seed for --sample")
+    s.add_argument("--temperature", type=real(above=0), default=1.0)
+    s.add_argument("--top-k", type=integer(0), default=0, help="sample among the k most probable tokens (0: all)")
+    s.add_argument("--seed", type=integer(0), default=1, help="seed for --sample")
     r = p.add_argument_group("speed")
-    r.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
-    r.add_argument("--max-tokens", type=int, default=8000, help="padded source tokens per batch")
-    r.add_argument("--chunk-size", type=int, default=4000, help="lines read, sorted and translated at a time")
-    r.add_argument("--max-src-len", type=int, default=0,
+    r.add_argument("--batch-size", type=integer(1), default=64, help="sentences per batch (default 64)")
+    r.add_argument("--max-tokens", type=integer(1), default=8000, help="padded source tokens per batch")
+    r.add_argument("--chunk-size", type=integer(1), default=4000, help="lines read, sorted and translated at a time")
+    r.add_argument("--max-src-len", type=integer(0), default=0,
                    help="truncate longer inputs (pieces), with a warning (default: the model's data.max_len)")
     r.add_argument("--device", default="cpu", help="cpu or cuda")
     r.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX-512 BF16)")
     r.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
-    r.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)")
-    r.add_argument("--shortlist", type=int, default=0, metavar="K",
+    r.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
+    r.add_argument("--shortlist", type=integer(0), default=0, metavar="K",
                    help="lexical shortlist: search only over each source token's K likeliest target tokens "
                         "(from the training data, stored in the checkpoint) and the most frequent ones (0: off)")
-    r.add_argument("--shortlist-frequent", type=int, default=100, metavar="N",
+    r.add_argument("--shortlist-frequent", type=integer(0), default=100, metavar="N",
                    help="the N most frequent target tokens are always candidates (default 100)")
     o = p.add_argument_group("extras")
     o.add_argument("--attention-plot", metavar="DIR", help="write attention heatmaps of the first sentences to DIR")
-    o.add_argument("--attention-plot-count", type=int, default=10, metavar="K")
+    o.add_argument("--attention-plot-count", type=integer(0), default=10, metavar="K")
     o.add_argument("--ref", nargs="+", metavar="REF", help="score the output against these references right away")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
+def check_input(path: str) -> None:
+    """The input exists and is not a directory (a pipe, ``/dev/stdin`` or ``<(cmd)`` is fine)."""
+    if path != STDIN and not os.path.exists(path):
+        raise CorpusError(f"input file not found: {path}")
+    if os.path.isdir(path):
+        raise CorpusError(f"input {path} is a directory; give a file (or - for stdin)")
+
+
 def read_chunks(path: str, size: int) -> Iterator[List[str]]:
-    """Lists of at most ``size`` lines; invalid UTF-8 raises an error naming the line."""
-    if path == "-":
-        def stdin_lines():
-            for number, raw in enumerate(sys.stdin.buffer, start=1):
-                try:
-                    yield raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as e:
-                    raise CorpusError(f"<stdin>:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-        lines = stdin_lines()
-    else:
-        if not os.path.isfile(path):
-            raise CorpusError(f"input file not found: {path}")
-        lines = iter_lines(path)
+    """Lists of at most ``size`` lines; invalid UTF-8 raises an error naming the line, from a file
+    or from stdin alike."""
+    check_input(path)
+    lines = iter_lines(path)
     while True:
         chunk = list(itertools.islice(lines, size))
         if not chunk:
@@ -91,8 +92,9 @@ def quantize_int8(model):
                                                   dtype=torch.qint8)
 
 
-def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index: int) -> None:
-    """Heatmaps of teacher-forced attention over each (source, translation) pair."""
+def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index: int, inputs=()) -> None:
+    """Heatmaps of teacher-forced attention over each (source, translation) pair: attention_N.png
+    for input line N (counted from 1)."""
     import torch
 
     from ..data.batching import pad, source_tensor
@@ -108,9 +110,10 @@ def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index
         if weights is None:
             print("nmt-translate: this model has no attention (attention=none): no heatmaps", file=sys.stderr)
             return
+        path = os.path.join(out_dir, f"attention_{first_index + k + 1}.png")
+        check_output(path, inputs, flag="--attention-plot", text=False)
         attention_heatmap(weights[0].float().numpy(), tok.src_pieces(line) + ["</s>"],
-                          tok.tgt_pieces(hyp.tokens) + ["</s>"],
-                          os.path.join(out_dir, f"attention_{first_index + k}.png"),
+                          tok.tgt_pieces(hyp.tokens) + ["</s>"], path,
                           title=f"line {first_index + k + 1}, score {hyp.score:.3f}")
 
 
@@ -151,7 +154,17 @@ def load(args):
     return model, tok, cfg, shortlist
 
 
-def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
+def check_min_len(options, max_src: int) -> None:
+    """``--min-len`` that no output may reach (the longest allowed output is a * source length + b)
+    would run every translation to its length limit: refused."""
+    longest = int(options.max_len_a * max_src + options.max_len_b)
+    if options.min_len > longest:
+        raise CorpusError(f"--min-len {options.min_len} exceeds the longest output allowed ({longest} pieces: "
+                          f"--max-len-a {options.max_len_a} x {max_src} source pieces + --max-len-b "
+                          f"{options.max_len_b}); lower it")
+
+
+def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]:
     from ..search import SearchOptions
     from ..training.distributed import check_busy, pick_threads
     from ..translator import Translator
@@ -166,10 +179,11 @@ def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
                             precision="bf16" if args.bf16 else "fp32", shortlist=shortlist)
     max_src = args.max_src_len or cfg.data.max_len
+    check_min_len(options, max_src)
     progress = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
-        total = None if args.input == "-" else sum(1 for _ in iter_lines(args.input))
+        total = sum(1 for _ in iter_lines(args.input)) if os.path.isfile(args.input) else None
         progress = tqdm(total=total, unit="sent", file=sys.stderr, desc="translating", dynamic_ncols=True)
     kept: Optional[List[str]] = [] if args.ref else None
     index, plotted = 0, 0
@@ -187,7 +201,8 @@ def run(args: argparse.Namespace, out: TextIO) -> Optional[List[str]]:
         out.flush()
         if args.attention_plot and plotted < args.attention_plot_count and len(args.checkpoints) == 1:
             n = min(len(chunk), args.attention_plot_count - plotted)
-            plot_attention(model, tok, chunk[:n], [r[0] for r in results[:n]], args.attention_plot, index)
+            plot_attention(model, tok, chunk[:n], [r[0] for r in results[:n]], args.attention_plot, index,
+                           inputs)
             plotted += n
         index += len(chunk)
     if progress is not None:
@@ -200,17 +215,21 @@ def main(argv=None) -> None:
     from ..errors import NmtError
     from ..eval.bleu import score
     try:
-        if args.output == "-":
-            kept = run(args, sys.stdout)
-        else:
-            with open(args.output, "w", encoding="utf-8") as f:
-                kept = run(args, f)
+        inputs = [args.input, *(args.ref or []), *(f for c in args.checkpoints for f in checkpoint_files(c))]
+        check_output(args.output, inputs)
+        if args.attention_plot and os.path.exists(args.attention_plot) and not os.path.isdir(args.attention_plot):
+            raise CorpusError(f"--attention-plot {args.attention_plot}: exists and is not a directory")
+        check_input(args.input)
+        with atomic_output(args.output) as out:
+            kept = run(args, out, inputs)
         if args.ref:
             refs = [list(iter_lines(r)) for r in args.ref]
             for r in score(kept, refs, names=[args.output] + list(args.ref)).values():
                 print(f"{r['text']}  ({r['signature']})", file=sys.stderr)
     except NmtError as e:
         sys.exit(f"nmt-translate: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("nmt-translate: interrupted" + ("" if args.output == "-" else f"; {args.output} not written"))
     except OSError as e:
         if isinstance(e, BrokenPipeError):  # e.g. piped into head
             sys.stderr.close()

@@ -4,12 +4,15 @@ Every problem is reported with the file (and line) it concerns; nothing is dropp
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import itertools
 import logging
 import os
 import random
 import re
+import sys
 import zlib
 from dataclasses import dataclass
 from typing import Iterator, List, Sequence, Tuple
@@ -32,8 +35,21 @@ def resolve(prefix: str, lang: str) -> str:
     raise CorpusError(f"missing corpus file: {plain} (also tried {plain}.gz)")
 
 
+STDIN = "-"
+
+
 def _open_binary(path: str):
+    """``path`` opened for reading bytes: gunzipped for ``.gz``; standard input for ``"-"``. Pipes,
+    ``/dev/stdin`` and ``<(cmd)`` read like files."""
+    if path == STDIN:
+        return contextlib.nullcontext(sys.stdin.buffer)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", path)
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -47,14 +63,14 @@ def iter_lines(path: str, warn: bool = True) -> Iterator[str]:
     with the line number (the first few, then a count). A truncated .gz is an error naming the file
     and the last complete line.
     """
-    number, warned = 0, 0
+    number, warned, name = 0, 0, display_name(path)
     try:
         with _open_binary(path) as f:
             for number, raw in enumerate(f, start=1):
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    raise CorpusError(f"{path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+                    raise CorpusError(f"{name}:{number}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
                 if number == 1 and text.startswith("\ufeff"):
                     text = text[1:]
                 text = text.rstrip("\r\n")
@@ -62,16 +78,18 @@ def iter_lines(path: str, warn: bool = True) -> Iterator[str]:
                 if bad:
                     warned += 1
                     if warned <= _MAX_WARNINGS:
-                        log.warning("%s:%d: control character %r at column %d", path, number, bad.group(), bad.start() + 1)
+                        log.warning("%s:%d: control character %r at column %d", name, number, bad.group(), bad.start() + 1)
                 yield text
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError):
-            raise CorpusError(f"missing corpus file: {path}") from None
+            raise CorpusError(f"file not found: {path}") from None
         if path.endswith(".gz") and isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)):
             raise CorpusError(f"{path}: truncated or corrupt gzip file after line {number} ({e})") from None
-        raise CorpusError(f"{path}: cannot read ({e})") from None
+        if isinstance(e, OSError) and e.strerror:
+            raise CorpusError(f"{name}: cannot read ({e.strerror})") from None
+        raise CorpusError(f"{name}: cannot read ({e})") from None
     if warned > _MAX_WARNINGS:
-        log.warning("%s: %d lines hold control characters", path, warned)
+        log.warning("%s: %d lines hold control characters", name, warned)
 
 
 def read_lines(path: str) -> List[str]:

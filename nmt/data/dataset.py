@@ -28,7 +28,7 @@ from .spm import Tokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _CHUNK = 20_000  # pairs encoded at a time
 
 
@@ -38,6 +38,7 @@ class EncodedCorpus:
     tgt: TokenArrays
     src_text: Optional[List[str]] = None  # kept for validation corpora only (BLEU needs the text)
     tgt_text: Optional[List[str]] = None
+    fingerprint: Optional[str] = None  # content hash of the files it was encoded from (training corpora)
 
     def __len__(self) -> int:
         return len(self.src)
@@ -114,14 +115,24 @@ def encode(corpus, tok: Tokenizer) -> EncodedCorpus:
                          TokenArrays.from_lists(tok.encode_tgt(corpus.tgt)), corpus.src, corpus.tgt)
 
 
-def cache_key(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int) -> str:
-    """Names the encoded form of a corpus: its files (path, size, modification time), the
+def corpus_fingerprint(prefix: str, src_lang: str, tgt_lang: str) -> str:
+    """A hash of the content of a corpus's two files (as stored, so a .gz is hashed compressed):
+    an edit anywhere changes it, whatever the files' sizes and modification times say."""
+    h = hashlib.blake2b(digest_size=16)
+    for lang in (src_lang, tgt_lang):
+        with open(resolve(prefix, lang), "rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+        h.update(b"\0|")
+    return h.hexdigest()
+
+
+def cache_key(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int,
+              fingerprint: Optional[str] = None) -> str:
+    """Names the encoded form of a corpus: the content of its files (``corpus_fingerprint``), the
     sentencepiece models and ``max_len``."""
     h = hashlib.sha256(f"v{CACHE_VERSION} max_len={max_len}".encode())
-    for lang in (src_lang, tgt_lang):
-        path = os.path.abspath(resolve(prefix, lang))
-        st = os.stat(path)
-        h.update(f"|{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+    h.update((fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)).encode())
     h.update(tok.src_proto)
     h.update(tok.tgt_proto)
     return h.hexdigest()[:20]
@@ -176,14 +187,16 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
 
 
 def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
-                  build: bool = True, threads: int = 1, name: str = "train") -> EncodedCorpus:
+                  build: bool = True, threads: int = 1, name: str = "train",
+                  fingerprint: Optional[str] = None) -> EncodedCorpus:
     """The training corpus, encoded, blank and over-long (> ``max_len``) pairs dropped, memory-mapped
     from ``cache_dir``; encoded there first unless an earlier run (or rank 0, ``build``) did.
 
     The cache entry is written under a temporary name and renamed into place when complete, so an
     interrupted encoding never leaves a half-written entry behind, and two runs may share a cache.
     """
-    directory = os.path.join(cache_dir, f"{name}-{cache_key(prefix, src_lang, tgt_lang, tok, max_len)}")
+    fingerprint = fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)
+    directory = os.path.join(cache_dir, f"{name}-{cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint)}")
     if build and not os.path.isfile(os.path.join(directory, "meta.json")):
         os.makedirs(cache_dir, exist_ok=True)
         t0 = time.time()
@@ -198,7 +211,13 @@ def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("%s: encoded %d pairs in %.1f s into %s", name, stats["lines"], time.time() - t0, directory)
+    elif build:
+        log.info("%s: reusing the encoded corpus %s (its key: the content of %s.{%s,%s}, hash %s, the "
+                 "sentencepiece models and max_len %d)", name, directory, prefix, src_lang, tgt_lang, fingerprint,
+                 max_len)
     with open(os.path.join(directory, "meta.json")) as f:
         stats = json.load(f)
     report_filtered(f"{name} ({prefix})", stats, max_len)
-    return load_cached(directory)
+    corpus = load_cached(directory)
+    corpus.fingerprint = fingerprint
+    return corpus

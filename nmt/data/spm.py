@@ -5,11 +5,15 @@ Ids are fixed across the toolkit: pad 0, unk 1, bos 2, eos 3.
 from __future__ import annotations
 
 import io
+import json
 import logging
-import multiprocessing
 import os
 import random
 import resource
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Iterable, List, Optional, Sequence, Tuple
 
@@ -134,25 +138,95 @@ class Tokenizer:
         process for the whole run.
         """
         t0 = time.time()
-        job = (prefix, src_lang, tgt_lang, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed)
+        job = dict(prefix=prefix, src_lang=src_lang, tgt_lang=tgt_lang, vocab_size=vocab_size, model_type=model_type,
+                   joint=joint, character_coverage=character_coverage, input_sentence_size=input_sentence_size,
+                   seed=seed)
         try:
-            with multiprocessing.get_context("spawn").Pool(1) as pool:
-                src_proto, tgt_proto, sentences, peak_mb = pool.apply(_train_from_corpus, job)
-        except OSError as e:  # no child processes here (a sandbox without /dev/shm, a process limit)
+            src_proto, tgt_proto, sentences, peak_mb = _run_child(job)
+        except OSError as e:  # no child processes here (a sandbox, a process limit)
             log.warning("sentencepiece: cannot start a child process (%s); training in this one", e)
-            src_proto, tgt_proto, sentences, peak_mb = _train_from_corpus(*job)
+            src_proto, tgt_proto, sentences, peak_mb = _train_from_corpus(**job)
         log.info("sentencepiece: trained on %d sentences in %.1f s (its process peaked at %.0f MB)",
                  sentences, time.time() - t0, peak_mb)
         return cls(src_proto, tgt_proto)
+
+
+# Errors the child reports by class, re-raised here with their message.
+_ERRORS = {"CorpusError": "corpus", "ConfigError": "config"}
+
+
+def _run_child(job: dict) -> Tuple[bytes, Optional[bytes], int, float]:
+    """Run ``_train_from_corpus`` in a fresh interpreter (``python -m nmt.data.spm``), which imports
+    nothing of the caller's: a user's script without an ``if __name__ == "__main__":`` guard is never
+    run again. The job and the results travel through a private temporary directory."""
+    from .corpus import CorpusError
+    with tempfile.TemporaryDirectory(prefix="nmt-spm-") as tmp:
+        with open(os.path.join(tmp, "job.json"), "w", encoding="utf-8") as f:
+            json.dump(job, f)
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        proc = subprocess.run([sys.executable, "-m", "nmt.data.spm", tmp], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        result_path = os.path.join(tmp, "result.json")
+        result = {}
+        if os.path.exists(result_path):
+            with open(result_path, encoding="utf-8") as f:
+                result = json.load(f)
+        if "error" in result:
+            kind = {"CorpusError": CorpusError, "ConfigError": ConfigError}.get(result["kind"])
+            if kind is not None:
+                raise kind(result["error"])
+        if proc.returncode == -signal.SIGINT or proc.returncode == 130:
+            raise KeyboardInterrupt
+        if proc.returncode != 0 or "sentences" not in result:
+            tail = proc.stderr.decode("utf-8", "replace").strip()[-2000:]
+            raise RuntimeError(f"sentencepiece training failed in its child process (exit {proc.returncode}):\n{tail}")
+        protos = []
+        for name in ("src.model", "tgt.model"):
+            path = os.path.join(tmp, name)
+            protos.append(open(path, "rb").read() if os.path.exists(path) else None)
+        return protos[0], protos[1], result["sentences"], result["peak_mb"]
+
+
+def _child_main(tmp: str) -> int:
+    """``python -m nmt.data.spm DIR``: train as DIR/job.json says; write the models and
+    DIR/result.json (or the error a user can act on)."""
+    from .corpus import CorpusError
+    with open(os.path.join(tmp, "job.json"), encoding="utf-8") as f:
+        job = json.load(f)
+    try:
+        src_proto, tgt_proto, sentences, peak_mb = _train_from_corpus(**job)
+    except KeyboardInterrupt:
+        return 130
+    except (CorpusError, ConfigError) as e:
+        result = {"error": str(e), "kind": type(e).__name__}
+    else:
+        for name, proto in (("src.model", src_proto), ("tgt.model", tgt_proto)):
+            if proto is not None:
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(proto)
+        result = {"sentences": sentences, "peak_mb": peak_mb}
+    with open(os.path.join(tmp, "result.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return 0 if "sentences" in result else 1
 
 
 def _train_from_corpus(prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str, joint: bool,
                        character_coverage: float, input_sentence_size: int,
                        seed: int) -> Tuple[bytes, Optional[bytes], int, float]:
     """Runs in the child process of ``Tokenizer.train_on_corpus``."""
-    from .corpus import sample_pairs
+    from .corpus import CorpusError, sample_pairs
     pairs = max(1, input_sentence_size // 2) if joint else input_sentence_size
     src, tgt = sample_pairs(prefix, src_lang, tgt_lang, pairs, seed)
+    for lang, lines in ((src_lang, src), (tgt_lang, tgt)):
+        if not any(line.strip() for line in lines):
+            raise CorpusError(f"{prefix}.{lang}: no usable training pairs: every line"
+                              f"{'' if len(lines) < pairs else f' of a sample of {len(lines)}'} is blank")
     tok = Tokenizer.train(src, tgt, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return tok.src_proto, None if tok.joint else tok.tgt_proto, len(src) + len(tgt), peak_mb
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))

@@ -11,6 +11,8 @@ Everything is derived from a seed, so the same call always writes the same files
 from __future__ import annotations
 
 import os
+
+from ..outputs import atomic_output
 import random
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
@@ -149,9 +151,8 @@ def generate(out_dir: str, sizes: Dict[str, int] = None, seed: int = 7,
     os.makedirs(out_dir, exist_ok=True)
     for path, text in files.items():
         if not os.path.lexists(path):
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
+            with atomic_output(path) as f:
                 f.write(text)
-            os.replace(path + ".tmp", path)
     return {split: text[0].count("\n") for split, text in texts.items()}
 
 

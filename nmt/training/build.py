@@ -10,11 +10,12 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, tokenizer_of
+from ..checkpoint import load_checkpoint, load_weights, tokenizer_of
 from ..config import Config
 from ..data.corpus import CorpusError
-from ..data.dataset import (EncodedCorpus, check_exists, encode, encode_cached, ensure_generated, read_split,
-                            require)
+from ..data.corpus import resolve
+from ..data.dataset import (EncodedCorpus, check_exists, corpus_fingerprint, encode, encode_cached, ensure_generated,
+                            read_split, require)
 from ..data.spm import Tokenizer
 from ..errors import ConfigError
 from ..models import build_model
@@ -51,7 +52,7 @@ def _tokenizer(cfg: Config, ckpt: Optional[Dict], dist: Dist) -> Tokenizer:
     return Tokenizer(*dist.broadcast(protos))
 
 
-def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist) -> EncodedCorpus:
+def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist, fingerprint: str) -> EncodedCorpus:
     """Encoded once into the cache (by rank 0), memory-mapped by every rank."""
     d = cfg.data
     cache_dir = os.path.abspath(d.cache_dir or os.path.join(run_dir, "cache"))
@@ -59,18 +60,22 @@ def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist) -> E
     if dist.main:
         try:
             train = encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len, cache_dir, build=True,
-                                  threads=torch.get_num_threads())
+                                  threads=torch.get_num_threads(), fingerprint=fingerprint)
         except OSError as e:
             raise ConfigError(f"data.cache_dir={cache_dir}: cannot write the encoded corpus there "
                               f"({e.strerror or e})") from None
     dist.barrier()
     return train if train is not None else encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len,
-                                                         cache_dir, build=False)
+                                                         cache_dir, build=False, fingerprint=fingerprint)
 
 
-def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist):
-    """Check every split exists, get the tokenizer, encode; drop bad training pairs only. Writes
-    nothing but the run directory, the cache (and the toy corpus where allowed)."""
+def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, resumed_corpus: Optional[str] = None):
+    """Check every split exists and reads (valid and test whole: a bad byte there must stop the run
+    now, not after training), get the tokenizer, encode; drop bad training pairs only. Writes
+    nothing but the run directory, the cache (and the toy corpus where allowed).
+
+    ``resumed_corpus``: the training corpus's content hash stored in the checkpoint being resumed;
+    a corpus changed since is refused (the saved data position would point into other data)."""
     d = cfg.data
     if dist.main:
         ensure_generated(d.train, d.valid, d.test, d.generate, d.src_lang, d.tgt_lang)
@@ -78,11 +83,20 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist):
     for name in ("train", "valid", "test"):
         check_exists(getattr(d, name), name, d.src_lang, d.tgt_lang)
     require(d.train, "train", d.src_lang, d.tgt_lang)
+    fingerprint = corpus_fingerprint(d.train, d.src_lang, d.tgt_lang)
+    if resumed_corpus and resumed_corpus != fingerprint:
+        raise CorpusError(f"data.train={d.train}: the training files ({resolve(d.train, d.src_lang)}, "
+                          f"{resolve(d.train, d.tgt_lang)}) changed since the checkpoint was written (content hash "
+                          f"{resumed_corpus} then, {fingerprint} now); resuming would continue at the saved data "
+                          f"position over other data. Restore the files, or start a new run from the checkpoint with "
+                          f"train.init_from=.../checkpoints/last.pt")
     valid = read_split(d.valid, "valid", d.src_lang, d.tgt_lang)
+    if d.test:
+        read_split(d.test, "test", d.src_lang, d.tgt_lang)  # read-checked now; translated at the end
     tok = _tokenizer(cfg, ckpt, dist)
     if dist.main:
         tok.save(run_dir)
-    train = _training_corpus(cfg, tok, run_dir, dist)
+    train = _training_corpus(cfg, tok, run_dir, dist, fingerprint)
     valid = encode(valid, tok)
     shortest = int(np.maximum(train.src_lens, train.tgt_lens).min()) + 1
     if cfg.train.max_tokens < shortest:
@@ -105,23 +119,6 @@ def training_shortlist(train: EncodedCorpus, tok: Tokenizer) -> Dict[str, torch.
     return shortlist
 
 
-def _load_matching(model: torch.nn.Module, state: Dict, source: str) -> None:
-    """Load ``state`` into ``model``, refusing (with the key named) any missing, extra or reshaped key."""
-    own = model.state_dict()
-    for key in own:
-        if key not in state:
-            raise ConfigError(f"{source}: the checkpoint has no parameter {key!r}; the model settings must match "
-                              f"the checkpoint's")
-        if state[key].shape != own[key].shape:
-            raise ConfigError(f"{source}: parameter {key!r} is {tuple(state[key].shape)} in the checkpoint but "
-                              f"{tuple(own[key].shape)} in this model; the model settings must match the checkpoint's")
-    extra = sorted(set(state) - set(own))
-    if extra:
-        raise ConfigError(f"{source}: the checkpoint's parameter {extra[0]!r} has no place in this model; the model "
-                          f"settings must match the checkpoint's")
-    model.load_state_dict(state)
-
-
 def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], init: Optional[Dict]):
     """Model, optimizer, LR schedule and train-state dict: restored from ``ckpt`` when resuming,
     weights from ``init`` (fresh optimizer and schedule) when fine-tuning."""
@@ -137,7 +134,7 @@ def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], in
         scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["train_state"]
     elif init is not None:
-        _load_matching(model, init["model"], f"train.init_from={cfg.train.init_from}")
+        load_weights(model, init["model"], f"train.init_from={cfg.train.init_from}")
         log.info("fine-tuning: weights from %s, fresh optimizer and schedule", cfg.train.init_from)
     scheduler.step_update(state["step"] if state else 0)
     return model, optimizer, scheduler, state

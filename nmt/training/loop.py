@@ -26,12 +26,12 @@ from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..checkpoint import (CheckpointError, atomic_link, atomic_save, is_resumable, load_checkpoint, load_model,
-                          make_checkpoint, prune, rng_state, set_rng_state, step_checkpoints)
-from ..config import Config, to_dict, validate as validate_config
+                          make_checkpoint, prune, remove_partial_checkpoints, rng_state, set_rng_state,
+                          step_checkpoints)
+from ..config import Config, to_dict
 from ..data.batching import Batch, make_batches, padding_fraction
 from ..data.dataset import EncodedCorpus, read_split
 from ..data.spm import PAD
-from ..errors import NmtError
 from ..eval.bleu import score as sacre_score
 from ..models.seq2seq import count_parameters
 from ..precision import autocast
@@ -41,15 +41,12 @@ from .build import build_training, check_init_from, prepare_data, training_short
 from .distributed import Dist, check_busy, pick_device, pick_threads
 from .grad_flow import grad_flow
 from .metrics import MetricsLog, read_metrics
-from .rundir import RunLock, check_writable
+from .preflight import preflight
+from .rundir import RunLock, TrainingError
 from .schedules import teacher_forcing_ratio
 from .signals import StopSignal
 
 log = logging.getLogger("nmt.train")
-
-
-class TrainingError(NmtError):
-    pass
 
 
 @dataclass
@@ -63,6 +60,7 @@ class TrainState:
     bad_validations: int = 0
     nonfinite: int = 0  # non-finite updates in a row
     blowups: int = 0  # updates in a row whose loss blew up
+    corpus: str = ""  # content hash of the training files (a resume over changed files is refused)
 
 
 @dataclass
@@ -390,8 +388,7 @@ def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
 
 def fit(cfg: Config, run_dir: str) -> Dict:
     """Train as ``cfg`` says, in ``run_dir``; returns a summary (steps, best BLEU, test scores, stop reason)."""
-    validate_config(cfg)
-    check_writable(run_dir)
+    preflight(cfg, run_dir, run_dir_checks=int(os.environ.get("RANK", "0")) == 0)
     device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = Dist.from_env(device)
     run_dir = dist.broadcast(os.path.abspath(run_dir))
@@ -400,6 +397,8 @@ def fit(cfg: Config, run_dir: str) -> Dict:
     dist.barrier()
     lock = RunLock(run_dir).acquire() if dist.main else None
     handlers = _setup_logging(run_dir, dist.main)
+    if dist.main:
+        remove_partial_checkpoints(os.path.join(run_dir, "checkpoints"))
     try:
         return _fit(cfg, run_dir, device, dist)
     finally:
@@ -417,15 +416,17 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
              os.environ.get("OMP_WAIT_POLICY", "unset"), f", {dist.world} processes" if dist.enabled else "")
     if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
         log.warning(busy)
-    ckpt = _resume_checkpoint(cfg, run_dir) if cfg.resume else _refuse_existing_run(run_dir)
+    ckpt = _resume_checkpoint(cfg, run_dir) if cfg.resume else None
     init = check_init_from(cfg) if cfg.train.init_from and ckpt is None else None
     if dist.main:
         OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
     torch.manual_seed(cfg.train.seed)
     random.seed(cfg.train.seed)
-    tok, train, valid = prepare_data(cfg, ckpt or init, run_dir, dist)
+    tok, train, valid = prepare_data(cfg, ckpt or init, run_dir, dist,
+                                     resumed_corpus=ckpt["train_state"].get("corpus") if ckpt else None)
     model, optimizer, scheduler, state_dict = build_training(cfg, tok, device, ckpt, init)
     state = TrainState(**state_dict) if state_dict else TrainState()
+    state.corpus = train.fingerprint or ""
     if ckpt is not None:
         set_rng_state(ckpt["rng"])
         log.info("resumed from %s at step %d (epoch %d)", os.path.join(run_dir, "checkpoints", "last.pt"),
@@ -471,12 +472,6 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     return {"steps": state.step, "epochs": state.epoch, "best_bleu": state.best_bleu, "best_step": state.best_step,
             "stop_reason": reason, "run_dir": run_dir, "minutes": (time.time() - run.start_time) / 60,
             "test": test}
-
-
-def _refuse_existing_run(run_dir: str) -> None:
-    if os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt")):
-        raise TrainingError(f"{run_dir} already holds a training run (checkpoints/last.pt); pass resume=true to "
-                            f"continue it or choose another run_dir")
 
 
 def _resume_checkpoint(cfg: Config, run_dir: str) -> Dict:

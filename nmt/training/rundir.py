@@ -12,8 +12,12 @@ from ..errors import NmtError
 LOCK_NAME = ".lock"
 
 
-class RunDirError(NmtError):
-    pass
+class TrainingError(NmtError):
+    """A training run that cannot start or go on; the message says why and what to do."""
+
+
+class RunDirError(TrainingError):
+    """A run directory that cannot be used as asked."""
 
 
 def check_writable(run_dir: str) -> None:
@@ -58,6 +62,21 @@ class RunLock:
         except (OSError, ValueError):
             return None
 
+    def _refusal(self, owner: Optional[dict]) -> RunDirError:
+        who = f"pid {owner.get('pid')} on {owner.get('host')}" if owner else "another process"
+        return RunDirError(f"{os.path.dirname(self.path)} is in use by a training run ({who}); wait for it to "
+                           f"finish or choose another run_dir (remove {self.path} if that process is gone)")
+
+    def _stale(self, owner: Optional[dict]) -> bool:
+        return bool(owner) and owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", 0)))
+
+    def check_free(self) -> None:
+        """Refuse now, without taking the lock, if a live training holds it."""
+        if os.path.exists(self.path):
+            owner = self._owner()
+            if not self._stale(owner):
+                raise self._refusal(owner)
+
     def acquire(self) -> "RunLock":
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         for _ in range(2):
@@ -65,13 +84,10 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner and owner.get("host") == me["host"] and not _pid_alive(int(owner.get("pid", 0))):
+                if self._stale(owner):
                     os.remove(self.path)  # stale: its process is gone
                     continue
-                who = f"pid {owner.get('pid')} on {owner.get('host')}" if owner else "another process"
-                raise RunDirError(f"{os.path.dirname(self.path)} is in use by a training run ({who}); "
-                                  f"wait for it to finish or choose another run_dir "
-                                  f"(remove {self.path} if that process is gone)") from None
+                raise self._refusal(owner) from None
             except OSError as e:
                 if e.errno in (errno.EROFS, errno.EACCES):
                     raise RunDirError(f"cannot write in {os.path.dirname(self.path)}: {e.strerror}") from None

@@ -103,7 +103,7 @@ def test_nbest_sampling_int8_and_attention_plots(trained, toy_dir, tmp_path):
     plots = tmp_path / "att"
     run(bin_path("nmt-translate"), ckpt, "-i", src, "--attention-plot", str(plots), "--attention-plot-count", "3",
         "--quiet")
-    assert sorted(os.listdir(plots)) == ["attention_0.png", "attention_1.png", "attention_2.png"]
+    assert sorted(os.listdir(plots)) == ["attention_1.png", "attention_2.png", "attention_3.png"]
     bad = run(bin_path("nmt-translate"), ckpt, "-i", src, "--beam", "2", "--nbest", "3", check=False)
     assert bad.returncode != 0 and "nbest" in bad.stderr
 

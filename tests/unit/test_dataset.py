@@ -146,12 +146,11 @@ def test_token_arrays_from_lists_round_trip():
 
 
 def test_sentencepiece_trains_in_process_where_no_child_can_start(toy_dir, monkeypatch, caplog):
-    import multiprocessing
+    import subprocess
 
-    class NoProcesses:
-        def Pool(self, *a, **k):
-            raise OSError(38, "Function not implemented")
-    monkeypatch.setattr(multiprocessing, "get_context", lambda method: NoProcesses())
+    def no_processes(*a, **k):
+        raise OSError(38, "Function not implemented")
+    monkeypatch.setattr(subprocess, "run", no_processes)
     tok = Tokenizer.train_on_corpus(str(toy_dir / "train"), "src", "tgt", 300, "unigram", joint=True)
     assert tok.src_vocab_size == 300 and "cannot start a child process" in caplog.text
 

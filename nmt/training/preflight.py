@@ -1,0 +1,70 @@
+"""Checks made before a training run writes anything (Hydra's ``.hydra/``, ``train.log``, the
+lock): every value in range, a model that fits in memory, a run directory that may be used as
+asked. ``nmt-train`` runs them before Hydra starts; ``fit`` runs them again for the Python API and
+for every process of a distributed run."""
+from __future__ import annotations
+
+import os
+
+from ..config import Config, validate
+from ..errors import ConfigError
+from ..resources import available_memory, gib
+from .rundir import RunDirError, RunLock, check_writable
+
+
+def estimate_memory(cfg: Config) -> tuple:
+    """(bytes, parameters): a lower bound of what one training update holds: fp32 weights, their
+    gradients and two optimizer moments (16 bytes per parameter), and the activations of a batch of
+    ``train.max_tokens`` tokens (the output layer's logits and the recurrent layers' states). The
+    model is built on torch's meta device: nothing is allocated."""
+    import torch
+
+    from ..models import build_model
+    vocab = cfg.data.spm.vocab_size
+    with torch.device("meta"):
+        model = build_model(cfg.encoder, cfg.attention, cfg.decoder, vocab, vocab)
+    params = sum(p.numel() for p in model.parameters())
+    e, d = cfg.encoder, cfg.decoder
+    per_token = (3 * vocab + 8 * e.hidden_size * (2 if e.bidirectional else 1) * e.num_layers
+                 + 8 * d.hidden_size * d.num_layers + 2 * d.attentional_size)
+    return 16 * params + 4 * per_token * cfg.train.max_tokens, params
+
+
+def check_memory(cfg: Config, available: int = None) -> None:
+    """Refuse a model (and batch) that cannot fit in this machine's memory, naming the keys."""
+    need, params = estimate_memory(cfg)
+    available = available_memory() if available is None else available
+    if need > available:
+        sizes = {"encoder.hidden_size": cfg.encoder.hidden_size, "encoder.embed_size": cfg.encoder.embed_size,
+                 "encoder.num_layers": cfg.encoder.num_layers, "decoder.hidden_size": cfg.decoder.hidden_size,
+                 "decoder.embed_size": cfg.decoder.embed_size, "decoder.num_layers": cfg.decoder.num_layers,
+                 "decoder.attentional_size": cfg.decoder.attentional_size,
+                 "data.spm.vocab_size": cfg.data.spm.vocab_size, "train.max_tokens": cfg.train.max_tokens}
+        listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        raise ConfigError(f"the model does not fit in memory: {params:,} parameters need at least {gib(need)} to "
+                          f"train (weights, gradients, optimizer state and one batch's activations) but "
+                          f"{gib(available)} is available; lower the sizes ({listed})")
+
+
+def check_run_dir(run_dir: str, resume: bool) -> None:
+    """``run_dir`` may be used: writable, not locked by a live training, and holding a run exactly
+    when ``resume`` says it should."""
+    check_writable(run_dir)
+    last = os.path.join(run_dir, "checkpoints", "last.pt")
+    if resume and not os.path.exists(last):
+        raise RunDirError(f"resume=true but there is no checkpoint at {last}; set run_dir= to the run to resume")
+    if not resume and os.path.exists(last):
+        raise RunDirError(f"{run_dir} already holds a training run (checkpoints/last.pt); pass resume=true to "
+                          f"continue it or choose another run_dir")
+    RunLock(run_dir).check_free()
+
+
+def preflight(cfg: Config, run_dir: str, run_dir_checks: bool = True) -> None:
+    """All of the above; ``run_dir_checks=False`` on the other processes of a distributed run (the
+    first one checks, then takes the lock)."""
+    validate(cfg)
+    check_memory(cfg)
+    if run_dir_checks:
+        check_run_dir(run_dir, cfg.resume)
+    else:
+        check_writable(run_dir)
