@@ -201,7 +201,7 @@ def load_weights(model: torch.nn.Module, state: Dict, source: str) -> None:
         if not isinstance(state[key], torch.Tensor) or state[key].shape != own[key].shape:
             shape = tuple(state[key].shape) if isinstance(state[key], torch.Tensor) else type(state[key]).__name__
             raise CheckpointError(f"{source}: parameter {key!r} is {shape} in the checkpoint but "
-                                  f"{tuple(own[key].shape)} in the model its settings describe")
+                                  f"{tuple(own[key].shape)} in this model (built from the settings)")
     extra = sorted(set(state) - set(own))
     if extra:
         raise CheckpointError(f"{source}: the checkpoint's parameter {extra[0]!r} has no place in the model its "

@@ -8,3 +8,10 @@ once, when torch is first imported. What a busy core costs either way is measure
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def interrupted(program: str, detail: str = "") -> None:
+    """Ctrl-C: one line on stderr, exit status 130 (128 + SIGINT), as shells report it; no traceback."""
+    import sys
+    print(f"{program}: interrupted{'; ' + detail if detail else ''}", file=sys.stderr)
+    sys.exit(130)

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 
+from . import interrupted
 from .options import integer
 
 
@@ -39,7 +40,7 @@ def main(argv=None) -> None:
     except NmtError as e:
         sys.exit(f"nmt-average: error: {e}")
     except KeyboardInterrupt:
-        sys.exit(f"nmt-average: interrupted; {args.output} not written")
+        interrupted("nmt-average", f"{args.output} not written")
     print(f"averaged {len(paths)} checkpoints ({', '.join(os.path.basename(x) for x in paths)}) into {args.output}",
           file=sys.stderr)
 

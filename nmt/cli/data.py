@@ -7,6 +7,7 @@ import shutil
 import sys
 import urllib.request
 
+from . import interrupted
 from ..data import toy
 from ..data.corpus import CorpusError, iter_lines
 from ..outputs import atomic_output
@@ -79,7 +80,7 @@ def main(argv=None) -> None:
     except (CorpusError, OSError) as e:
         sys.exit(f"nmt-data: error: {e}")
     except KeyboardInterrupt:
-        sys.exit("nmt-data: interrupted; no partial file was left")
+        interrupted("nmt-data", "no partial file was left")
     for name, n in counts.items():
         print(f"{name}: {n} lines")
     print(f"written under {args.out}")

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from . import interrupted
 from ..data.corpus import iter_lines
 from ..errors import NmtError
 
@@ -37,7 +38,7 @@ def main(argv=None) -> None:
     except NmtError as e:
         sys.exit(f"nmt-evaluate: error: {e}")
     except KeyboardInterrupt:
-        sys.exit("nmt-evaluate: interrupted")
+        interrupted("nmt-evaluate")
     except OSError as e:
         sys.exit(f"nmt-evaluate: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
     try:

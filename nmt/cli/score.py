@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import interrupted
 from .options import integer
 
 
@@ -41,7 +42,7 @@ def main(argv=None) -> None:
     except NmtError as e:
         sys.exit(f"nmt-score: error: {e}")
     except KeyboardInterrupt:
-        sys.exit("nmt-score: interrupted" + ("" if args.output == "-" else f"; {args.output} not written"))
+        interrupted("nmt-score", "" if args.output == "-" else f"{args.output} not written")
     except OSError as e:
         if isinstance(e, BrokenPipeError):
             sys.stderr.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import sys
 
+from . import interrupted
+
 
 def _groups() -> dict:
     import nmt.configs
@@ -23,6 +25,11 @@ def _run_dir_override(argv) -> str:
     return ""
 
 
+# Whether this start creates its run directory: a start that fails before the first checkpoint then
+# removes what it wrote there (Hydra's .hydra/, train.log, the sentencepiece model), leaving nothing.
+_FRESH = {"run_dir": None}
+
+
 def _preflight(argv) -> None:
     """Compose the config as Hydra will and run the start-up checks before Hydra writes anything
     (``.hydra/``, ``train.log``) into the run directory, so a refused start leaves it untouched."""
@@ -31,30 +38,47 @@ def _preflight(argv) -> None:
     from ..training.preflight import preflight
     try:
         config = compose([a for a in argv if not a.lstrip("+~").startswith("hydra.")])
-        if config.run_dir or _run_dir_override(argv):
-            preflight(config, config.run_dir or _run_dir_override(argv),
-                      run_dir_checks=os.environ.get("RANK", "0") == "0")
+        run_dir = config.run_dir or _run_dir_override(argv)
+        if run_dir:
+            preflight(config, run_dir, run_dir_checks=os.environ.get("RANK", "0") == "0")
+            _FRESH["run_dir"] = None if os.path.exists(run_dir) else os.path.abspath(run_dir)
         else:
             preflight(config, ".", run_dir_checks=False)  # a fresh outputs/DATE/TIME folder
+            _FRESH["run_dir"] = "hydra"
     except NmtError as e:
         sys.exit(f"nmt-train: error: {e}")
+
+
+def _remove_if_fresh(run_dir: str) -> None:
+    """After a failed start: the run directory this start created, if it holds no checkpoint."""
+    import shutil
+    if _FRESH["run_dir"] in (os.path.abspath(run_dir), "hydra") and os.environ.get("RANK", "0") == "0" and \
+            not os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt")):
+        import logging
+        for handler in logging.getLogger().handlers:  # Hydra's train.log handler: close before removing
+            if getattr(handler, "baseFilename", "").startswith(os.path.abspath(run_dir) + os.sep):
+                handler.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _train(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from ..config import check_known_keys
     from ..errors import NmtError
-    from ..training.loop import fit
+    run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
     try:
+        from ..config import check_known_keys
+        from ..training.loop import fit
         check_known_keys(OmegaConf.to_container(cfg, resolve=False))
         config = OmegaConf.to_object(cfg)
-        summary = fit(config, config.run_dir or HydraConfig.get().runtime.output_dir)
+        summary = fit(config, run_dir)
     except NmtError as e:
+        _remove_if_fresh(run_dir)
         sys.exit(f"nmt-train: error: {e}")
     except KeyboardInterrupt:
-        sys.exit("nmt-train: interrupted before training started (nothing to save yet)")
+        _remove_if_fresh(run_dir)
+        interrupted("nmt-train", "checkpoints written so far are intact")
     except OSError as e:
         sys.exit(f"nmt-train: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
     except RuntimeError as e:
@@ -75,6 +99,8 @@ def _lost_peer(e: RuntimeError) -> bool:
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    import logging
+    logging.raiseExceptions = False  # a full disk must not print a logging traceback: the checkpoint error says it
     if "--help" in argv or "-h" in argv:
         from ..config import help_text
         print(help_text(_groups()))
@@ -83,13 +109,16 @@ def main(argv=None) -> None:
         try:
             _preflight(argv)
         except KeyboardInterrupt:
-            sys.exit("nmt-train: interrupted before training started")
-    import hydra
+            interrupted("nmt-train", "before training started")
+    try:
+        import hydra
 
-    from ..config import register_configs
-    register_configs()
-    sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path="pkg://nmt.configs", config_name="train")(_train)()
+        from ..config import register_configs
+        register_configs()
+        sys.argv = [sys.argv[0], *argv]
+        hydra.main(version_base="1.3", config_path="pkg://nmt.configs", config_name="train")(_train)()
+    except KeyboardInterrupt:
+        interrupted("nmt-train", "before training started")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Iterator, List, Optional, TextIO
 
+from . import interrupted
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
 from .options import integer, real
@@ -229,7 +230,7 @@ def main(argv=None) -> None:
     except NmtError as e:
         sys.exit(f"nmt-translate: error: {e}")
     except KeyboardInterrupt:
-        sys.exit("nmt-translate: interrupted" + ("" if args.output == "-" else f"; {args.output} not written"))
+        interrupted("nmt-translate", "" if args.output == "-" else f"{args.output} not written")
     except OSError as e:
         if isinstance(e, BrokenPipeError):  # e.g. piped into head
             sys.stderr.close()

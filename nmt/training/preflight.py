@@ -40,10 +40,10 @@ def check_memory(cfg: Config, available: int = None) -> None:
                  "decoder.embed_size": cfg.decoder.embed_size, "decoder.num_layers": cfg.decoder.num_layers,
                  "decoder.attentional_size": cfg.decoder.attentional_size,
                  "data.spm.vocab_size": cfg.data.spm.vocab_size, "train.max_tokens": cfg.train.max_tokens}
-        listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        listed = ", ".join(f"{k}={v}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1]))
         raise ConfigError(f"the model does not fit in memory: {params:,} parameters need at least {gib(need)} to "
                           f"train (weights, gradients, optimizer state and one batch's activations) but "
-                          f"{gib(available)} is available; lower the sizes ({listed})")
+                          f"{gib(available)} is available; lower the sizes, largest first: {listed}")
 
 
 def check_run_dir(run_dir: str, resume: bool) -> None:
