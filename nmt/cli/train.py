@@ -35,9 +35,10 @@ def _preflight(argv) -> None:
     (``.hydra/``, ``train.log``) into the run directory, so a refused start leaves it untouched."""
     from ..config import compose
     from ..errors import NmtError
-    from ..training.preflight import preflight
+    from ..training.preflight import preflight, resumed_config
     try:
-        config = compose([a for a in argv if not a.lstrip("+~").startswith("hydra.")])
+        overrides = [a for a in argv if not a.lstrip("+~").startswith("hydra.")]
+        config = resumed_config(compose(overrides), overrides)
         run_dir = config.run_dir or _run_dir_override(argv)
         if run_dir:
             preflight(config, run_dir, run_dir_checks=os.environ.get("RANK", "0") == "0")
@@ -70,8 +71,9 @@ def _train(cfg) -> float:
     try:
         from ..config import check_known_keys
         from ..training.loop import fit
+        from ..training.preflight import resumed_config
         check_known_keys(OmegaConf.to_container(cfg, resolve=False))
-        config = OmegaConf.to_object(cfg)
+        config = resumed_config(OmegaConf.to_object(cfg), list(HydraConfig.get().overrides.task))
         summary = fit(config, run_dir)
     except NmtError as e:
         _remove_if_fresh(run_dir)

@@ -170,7 +170,7 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
     from ..training.distributed import check_busy, pick_threads
     from ..translator import Translator
     threads = pick_threads(args.threads)
-    if not args.threads and not args.quiet and (busy := check_busy(threads)):
+    if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
     model, tok, cfg, shortlist = load(args)
     options = SearchOptions(strategy="greedy" if args.greedy else "sample" if args.sample else "beam",

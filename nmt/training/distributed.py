@@ -121,7 +121,7 @@ def pick_threads(requested: int = 0) -> int:
     return requested
 
 
-def check_busy(threads: int) -> Optional[str]:
+def check_busy(threads: int, key: str = "train.threads") -> Optional[str]:
     """A warning when other processes keep so many of this process's CPUs busy that ``threads``
     threads would wait for each other (every op waits for its slowest thread); None otherwise."""
     if threads < 2 or int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
@@ -131,5 +131,5 @@ def check_busy(threads: int) -> Optional[str]:
     if free >= threads - 0.5:
         return None
     return (f"other processes keep {busy:.1f} of this process's {available_cpus()} CPUs busy: {threads} threads "
-            f"will wait for each other; train.threads={max(1, int(free + 0.5))} (--threads for the other "
-            f"programs) is likely faster")
+            f"will wait for each other; {key}{'=' if key.startswith('train') else ' '}{max(1, int(free + 0.5))} "
+            f"is likely faster")

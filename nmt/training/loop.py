@@ -317,9 +317,9 @@ def translate_test(run: Run) -> Optional[Dict]:
     d, t = run.cfg.data, run.cfg.train
     if not run.dist.main or not d.test:
         return None
-    best = os.path.join(run.ckpt_dir, "best.pt")
+    best, step = os.path.join(run.ckpt_dir, "best.pt"), run.state.best_step
     if not os.path.exists(best):
-        best = os.path.join(run.ckpt_dir, "last.pt")
+        best, step = os.path.join(run.ckpt_dir, "last.pt"), run.state.step
     test = read_split(d.test, "test", d.src_lang, d.tgt_lang)
     start = time.time()
     loaded = load_model(best, run.device)
@@ -331,13 +331,14 @@ def translate_test(run: Run) -> Optional[Dict]:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "hyp.txt"), "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in hyps)
-    result = {"checkpoint": best, "source": test.src_path, "reference": test.tgt_path, "beam": t.test_beam,
+    result = {"checkpoint": best, "step": step, "precision": str(t.precision),
+              "source": test.src_path, "reference": test.tgt_path, "beam": t.test_beam,
               "sentences": len(hyps), "seconds": round(time.time() - start, 2),
               **{k: {"score": v["score"], "signature": v["signature"]} for k, v in scores.items()}}
     with open(os.path.join(out_dir, "scores.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     run.metrics.write("test", run.state.step, {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]})
-    log.info("test (%s, beam %d, %s): %s | %s", test.src_path, t.test_beam, os.path.basename(best),
+    log.info("test (%s, beam %d, %s of step %d): %s | %s", test.src_path, t.test_beam, os.path.basename(best), step,
              scores["bleu"]["text"], scores["chrf"]["text"])
     log.info("test signatures: BLEU %s | chrF %s", scores["bleu"]["signature"], scores["chrf"]["signature"])
     return result
@@ -430,7 +431,7 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     if ckpt is not None:
         set_rng_state(ckpt["rng"])
         log.info("resumed from %s at step %d (epoch %d)", os.path.join(run_dir, "checkpoints", "last.pt"),
-                 state.step, state.epoch)
+                 state.step, state.epoch + 1)
     log.info("model: %s parameters", f"{count_parameters(model):,}")
     from .loss import Objective
     objective = Objective(model, cfg.train.label_smoothing)
@@ -458,20 +459,45 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
                 reason = "max_epochs"
                 break
             reason = train_epoch(run, stop_signal, bar)
-    last_validated = run.window.validated_at == state.step
-    if reason in ("max_steps", "max_epochs") and not last_validated:
-        validate(run)
-    elif not last_validated:
-        save_checkpoint(run, best=False, step_copy=False)  # signal or time budget: keep every update
+    interrupted = not validate_final(run, reason)
     log.info("training stopped (%s) after %d steps; best valid BLEU %.2f at step %d; checkpoints in %s",
              reason, state.step, state.best_bleu, state.best_step, run.ckpt_dir)
-    test = translate_test(run) if reason != "signal" else None
+    test = None
+    if not interrupted:
+        try:
+            test = translate_test(run)
+        except KeyboardInterrupt:
+            log.warning("test translation skipped (interrupted); the checkpoints are saved")
     if dist.main:
         draw_plots(run)
         run.metrics.close()
     return {"steps": state.step, "epochs": state.epoch, "best_bleu": state.best_bleu, "best_step": state.best_step,
             "stop_reason": reason, "run_dir": run_dir, "minutes": (time.time() - run.start_time) / 60,
             "test": test}
+
+
+def validate_final(run: Run, reason: str) -> bool:
+    """However training stopped (steps, epochs, time budget, signal), the final weights are validated,
+    so best.pt and the test translation use them when they are the better ones. last.pt is saved
+    first: a second Ctrl-C during this validation skips it (and the test) and loses no update.
+    Returns False when interrupted."""
+    s = run.state
+    if run.window.validated_at == s.step:
+        return True
+    if reason not in ("max_steps", "max_epochs"):
+        save_checkpoint(run, best=False, step_copy=False)  # every update is kept, whatever happens next
+        if reason == "signal":
+            log.warning("validating the final weights (step %d) before stopping; Ctrl-C again to skip", s.step)
+    try:
+        validate(run)
+    except KeyboardInterrupt:
+        log.warning("final validation skipped (interrupted); last.pt holds step %d", s.step)
+        return False
+    if run.dist.main:
+        log.info("final weights (step %d) %s: best.pt is step %d (valid BLEU %.2f)", s.step,
+                 "are the best so far" if s.best_step == s.step else "did not beat the best", s.best_step,
+                 s.best_bleu)
+    return True
 
 
 def _resume_checkpoint(cfg: Config, run_dir: str) -> Dict:

@@ -5,8 +5,9 @@ for every process of a distributed run."""
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
-from ..config import Config, validate
+from ..config import Config, compose, from_dict, to_dict, validate
 from ..errors import ConfigError
 from ..resources import available_memory, gib
 from .rundir import RunDirError, RunLock, check_writable
@@ -50,13 +51,13 @@ def check_run_dir(run_dir: str, resume: bool) -> None:
     """``run_dir`` may be used: writable, not locked by a live training, and holding a run exactly
     when ``resume`` says it should."""
     check_writable(run_dir)
+    RunLock(run_dir).check_free()  # a live training first: "in use" says more than "holds a run"
     last = os.path.join(run_dir, "checkpoints", "last.pt")
     if resume and not os.path.exists(last):
         raise RunDirError(f"resume=true but there is no checkpoint at {last}; set run_dir= to the run to resume")
     if not resume and os.path.exists(last):
         raise RunDirError(f"{run_dir} already holds a training run (checkpoints/last.pt); pass resume=true to "
                           f"continue it or choose another run_dir")
-    RunLock(run_dir).check_free()
 
 
 def preflight(cfg: Config, run_dir: str, run_dir_checks: bool = True) -> None:
@@ -68,3 +69,49 @@ def preflight(cfg: Config, run_dir: str, run_dir_checks: bool = True) -> None:
         check_run_dir(run_dir, cfg.resume)
     else:
         check_writable(run_dir)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _nested(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *path, leaf = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def resumed_config(cfg: Config, overrides: Sequence[str], config_name: str = "train") -> Config:
+    """``resume=true``: the run's own config (from ``checkpoints/last.pt``) with only what
+    ``overrides`` change applied, so ``nmt-train run_dir=RUN resume=true train.max_steps=800`` needs
+    none of the original overrides repeated. What the overrides change is what they change against
+    the defaults (``compose`` without them); keys that may not change on resume are refused later,
+    with their names, as before. Any other ``cfg`` comes back as it is."""
+    if not cfg.resume or not cfg.run_dir:
+        return cfg
+    path = os.path.join(cfg.run_dir, "checkpoints", "last.pt")
+    if not os.path.exists(path):
+        return cfg
+    from ..checkpoint import CheckpointError, load_checkpoint
+    try:
+        saved = _flat(load_checkpoint(path)["config"])
+    except CheckpointError:
+        return cfg  # reported when the run resumes, with the previous good checkpoints named
+    base = _flat(to_dict(compose([o for o in overrides if o.split("=", 1)[0].lstrip("+~") in ("run_dir", "resume")],
+                                 config_name)))
+    given = _flat(to_dict(cfg))
+    merged = dict(saved)
+    merged.update({k: v for k, v in given.items() if v != base.get(k) or k not in saved})
+    merged.update(run_dir=cfg.run_dir, resume=True)
+    return from_dict(_nested(merged))
