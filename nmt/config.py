@@ -236,10 +236,14 @@ def compose(overrides=(), config_name: str = "train") -> Config:
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+    from hydra.core.global_hydra import GlobalHydra
     register_configs()
     try:
-        with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
+        if GlobalHydra.instance().is_initialized():  # inside nmt-train's Hydra app: its search path
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        else:
+            with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
+                cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
         check_known_keys(OmegaConf.to_container(cfg, resolve=False))
         return OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as e:
