@@ -14,10 +14,10 @@ __version__ = "0.2.0"
 __all__ = ["__version__", "load", "train"]
 
 
-def load(path, device: str = "cpu"):
+def load(path, device: str = "cpu", precision: str = "checkpoint"):
     """See ``nmt.api.load``."""
     from .api import load as _load
-    return _load(path, device)
+    return _load(path, device, precision)
 
 
 def train(overrides=(), config_name: str = "train") -> dict:

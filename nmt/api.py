@@ -31,9 +31,11 @@ def _positive_int(value, name: str, low: int = 1) -> int:
 class Model:
     """A loaded model (or ensemble) with its tokenizer: raw text in, detokenized text out."""
 
-    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None):
+    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None, precision: str = "checkpoint"):
+        from .precision import inference_precision
         self.model, self.tokenizer, self.config, self.path, self.device = model, tokenizer, config, path, device
         self.shortlist = shortlist  # the checkpoint's lexical shortlist, if it has one
+        self.precision = inference_precision(precision, config, device)  # as the model trained, by default
 
     def translate(self, lines: Sequence[str], beam: int = 5, nbest: int = 1, greedy: bool = False,
                   batch_size: int = 64, shortlist: int = 0, shortlist_frequent: int = 100,
@@ -52,7 +54,8 @@ class Model:
         options = SearchOptions(strategy="greedy" if greedy else search.pop("strategy", "beam"),
                                 beam_size=beam, nbest=nbest, **search)
         short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
-        translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short)
+        translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
+                                precision=self.precision)
         out = translator.translate(lines)
         return [n[0][0] for n in out] if nbest == 1 else out
 
@@ -70,14 +73,17 @@ class Model:
         if len(sources) != len(targets):
             raise ConfigError(f"sources has {len(sources)} sentences but targets has {len(targets)}")
         _positive_int(batch_size, "batch_size")
-        return Translator(self.model, self.tokenizer, batch_size=batch_size).score(sources, targets)
+        return Translator(self.model, self.tokenizer, batch_size=batch_size,
+                          precision=self.precision).score(sources, targets)
 
     def __repr__(self) -> str:
         return f"nmt.Model({self.path!r})"
 
 
-def load(path: Union[str, Sequence[str]], device: str = "cpu") -> Model:
-    """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble)."""
+def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = "checkpoint") -> Model:
+    """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble).
+    ``precision``: checkpoint (what the model trained with, as ``nmt-translate`` defaults to), auto,
+    fp32 or bf16."""
     from .checkpoint import load_ensemble, load_model
     from .training.distributed import pick_device
     if isinstance(path, os.PathLike):
@@ -99,9 +105,9 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu") -> Model:
     dev = pick_device(device, key="device")
     if isinstance(path, str):
         model, tok, cfg, resolved, shortlist = load_model(path, dev)
-        return Model(model, tok, cfg, resolved, dev, shortlist)
+        return Model(model, tok, cfg, resolved, dev, shortlist, precision)
     model, tok, cfg = load_ensemble(list(path), dev)
-    return Model(model, tok, cfg, ", ".join(path), dev)
+    return Model(model, tok, cfg, ", ".join(path), dev, precision=precision)
 
 
 def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:

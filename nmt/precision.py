@@ -34,3 +34,12 @@ def autocast(device: torch.device, precision: str):
     if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def inference_precision(choice: str, config, device: torch.device) -> str:
+    """The precision to translate with: ``checkpoint`` is the one the model trained with (its
+    ``train.precision``, ``auto`` resolved on this machine), so a run's own test score is what
+    ``nmt-translate`` and ``nmt.load`` reproduce by default; any other choice as ``resolve_precision``."""
+    if choice == "checkpoint":
+        choice = str(config.train.precision)
+    return resolve_precision(choice, device)

@@ -51,7 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     r.add_argument("--max-src-len", type=integer(0), default=0,
                    help="truncate longer inputs (pieces), with a warning (default: the model's data.max_len)")
     r.add_argument("--device", default="cpu", help="cpu or cuda")
-    r.add_argument("--bf16", action="store_true", help="bfloat16 autocast (fast on CPUs with AVX-512 BF16)")
+    r.add_argument("--precision", choices=["checkpoint", "auto", "fp32", "bf16"], default="checkpoint",
+                   help="checkpoint (default): what the model trained with (its train.precision, 'auto' resolved "
+                        "on this machine), so translations match the run's own test score; auto: bf16 where "
+                        "native; fp32; bf16 (autocast)")
+    r.add_argument("--bf16", action="store_const", const="bf16", dest="precision", help="the same as --precision bf16")
     r.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
     r.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
     r.add_argument("--shortlist", type=integer(0), default=0, metavar="K",
@@ -177,8 +181,10 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
                             beam_size=args.beam, alpha=args.length_penalty, penalty=args.penalty,
                             max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len,
                             nbest=args.nbest, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    from ..precision import inference_precision
+    precision = inference_precision(args.precision, cfg, next(model.parameters()).device)
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision="bf16" if args.bf16 else "fp32", shortlist=shortlist)
+                            precision=precision, shortlist=shortlist)
     max_src = args.max_src_len or cfg.data.max_len
     check_min_len(options, max_src)
     progress = None

@@ -34,7 +34,7 @@ from ..data.dataset import EncodedCorpus, read_split
 from ..data.spm import PAD
 from ..eval.bleu import score as sacre_score
 from ..models.seq2seq import count_parameters
-from ..precision import autocast
+from ..precision import autocast, resolve_precision
 from ..search import SearchOptions
 from ..translator import Translator
 from .build import build_training, check_init_from, prepare_data, training_shortlist
@@ -108,6 +108,7 @@ class Run:
     translator: Translator
     shortlist: Optional[Dict[str, torch.Tensor]] = None  # saved with every checkpoint (rank 0)
     start_time: float = field(default_factory=time.time)
+    start_step: int = 0  # the step this process started (or resumed) at
     window: Window = field(default_factory=Window)
 
     @property
@@ -331,15 +332,15 @@ def translate_test(run: Run) -> Optional[Dict]:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "hyp.txt"), "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in hyps)
-    result = {"checkpoint": best, "step": step, "precision": str(t.precision),
+    result = {"checkpoint": best, "step": step, "precision": resolve_precision(t.precision, run.device),
               "source": test.src_path, "reference": test.tgt_path, "beam": t.test_beam,
               "sentences": len(hyps), "seconds": round(time.time() - start, 2),
               **{k: {"score": v["score"], "signature": v["signature"]} for k, v in scores.items()}}
     with open(os.path.join(out_dir, "scores.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     run.metrics.write("test", run.state.step, {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]})
-    log.info("test (%s, beam %d, %s of step %d): %s | %s", test.src_path, t.test_beam, os.path.basename(best), step,
-             scores["bleu"]["text"], scores["chrf"]["text"])
+    log.info("test (%s, beam %d, %s of step %d, %s): %s | %s", test.src_path, t.test_beam, os.path.basename(best),
+             step, result["precision"], scores["bleu"]["text"], scores["chrf"]["text"])
     log.info("test signatures: BLEU %s | chrF %s", scores["bleu"]["signature"], scores["chrf"]["signature"])
     return result
 
@@ -436,14 +437,15 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     from .loss import Objective
     objective = Objective(model, cfg.train.label_smoothing)
     t = cfg.train
-    run = Run(cfg, run_dir, device, dist, tok, train, valid, model, DDP(objective) if dist.enabled else objective,
-              optimizer, scheduler, state,
-              MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else -1) if dist.main else None,
-              Translator(model, tok, SearchOptions(strategy="beam" if t.valid_beam > 1 else "greedy",
-                                                   beam_size=t.valid_beam, max_len_a=t.valid_max_len_a,
-                                                   max_len_b=t.valid_max_len_b),
-                         batch_size=t.valid_batch_size, precision=t.precision),
-              training_shortlist(train, tok) if dist.main else None)
+    validation_options = SearchOptions(strategy="beam" if t.valid_beam > 1 else "greedy", beam_size=t.valid_beam,
+                                       max_len_a=t.valid_max_len_a, max_len_b=t.valid_max_len_b)
+    run = Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
+              net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
+              state=state, start_step=state.step,
+              metrics=MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else -1) if dist.main else None,
+              translator=Translator(model, tok, validation_options, batch_size=t.valid_batch_size,
+                                    precision=t.precision),
+              shortlist=training_shortlist(train, tok) if dist.main else None)
     reason = None
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -458,6 +460,9 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
             if t.max_epochs and state.epoch >= t.max_epochs:
                 reason = "max_epochs"
                 break
+            if t.max_steps and state.step >= t.max_steps:  # checked before an update: a resume at the
+                reason = "max_steps"  # limit changes nothing
+                break
             reason = train_epoch(run, stop_signal, bar)
     interrupted = not validate_final(run, reason)
     log.info("training stopped (%s) after %d steps; best valid BLEU %.2f at step %d; checkpoints in %s",
@@ -468,12 +473,15 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
             test = translate_test(run)
         except KeyboardInterrupt:
             log.warning("test translation skipped (interrupted); the checkpoints are saved")
+    summary = {"steps": state.step, "epochs": state.epoch, "best_bleu": state.best_bleu,
+               "best_step": state.best_step, "stop_reason": reason, "run_dir": run_dir,
+               "minutes": (time.time() - run.start_time) / 60, "test": test}
     if dist.main:
         draw_plots(run)
         run.metrics.close()
-    return {"steps": state.step, "epochs": state.epoch, "best_bleu": state.best_bleu, "best_step": state.best_step,
-            "stop_reason": reason, "run_dir": run_dir, "minutes": (time.time() - run.start_time) / 60,
-            "test": test}
+        with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
+    return summary
 
 
 def validate_final(run: Run, reason: str) -> bool:
@@ -482,7 +490,7 @@ def validate_final(run: Run, reason: str) -> bool:
     first: a second Ctrl-C during this validation skips it (and the test) and loses no update.
     Returns False when interrupted."""
     s = run.state
-    if run.window.validated_at == s.step:
+    if run.window.validated_at == s.step or s.step == run.start_step:  # validated, or nothing new since the start
         return True
     if reason not in ("max_steps", "max_epochs"):
         save_checkpoint(run, best=False, step_copy=False)  # every update is kept, whatever happens next

@@ -214,6 +214,11 @@ def test_every_combination_trains_a_few_steps_in_one_sweep(toy_dir, tmp_path):
     jobs = [d for d in os.listdir(sweep) if d.isdigit()]
     assert len(jobs) == 45
     assert all((sweep / j / "checkpoints" / "last.pt").exists() for j in jobs)
+    # the sweep ends with a table of its jobs, also written as multirun.tsv
+    rows = (sweep / "multirun.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[:3] == ["job", "overrides", "best_valid_bleu"] and len(rows) == 46
+    first = rows[1].split("\t")
+    assert first[0] == "0" and "encoder=birnn" in first[1] and first[5] == "2" and first[6] == "max_steps"
     # luong_dot needs equal sizes: bidirectional encoders (2 x 32) with the 64-unit decoder
     run(bin_path("nmt-train"), "-m", f"hydra.sweep.dir={tmp_path / 'dot'}", "debug=fast", "train.max_steps=2",
         "train.valid_every=2", "attention=luong_dot", "encoder=birnn,bigru,bilstm", "teacher_forcing=inverse_sigmoid",

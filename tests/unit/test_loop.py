@@ -171,3 +171,15 @@ def test_read_only_run_dir_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)
     with pytest.raises(rundir.RunDirError, match="not writable"):
         rundir.check_writable(str(tmp_path / "run"))
+
+
+def test_resume_at_max_steps_changes_nothing(toy_dir, tmp_path):
+    """The stop check comes before an update: resuming a run that reached train.max_steps does no
+    update, writes no checkpoint, and leaves every parameter bit for bit."""
+    run = str(tmp_path / "r")
+    fit(cfg_for(toy_dir, "train.max_steps=5", "train.valid_every=5"), run)
+    before = load_checkpoint(os.path.join(run, "checkpoints", "last.pt"))
+    summary = fit(cfg_for(toy_dir, "train.max_steps=5", "train.valid_every=5", "resume=true"), run)
+    after = load_checkpoint(os.path.join(run, "checkpoints", "last.pt"))
+    assert summary["steps"] == 5 and after["train_state"] == before["train_state"]
+    assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
