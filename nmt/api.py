@@ -85,7 +85,7 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = 
     ``precision``: checkpoint (what the model trained with, as ``nmt-translate`` defaults to), auto,
     fp32 or bf16."""
     from .checkpoint import load_ensemble, load_model
-    from .training.distributed import pick_device
+    from .runtime import pick_device
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str):

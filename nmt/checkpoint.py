@@ -32,7 +32,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 
-from .config import Config, from_dict
+from .config import Config, affects_model, differences, from_dict
 from .data.spm import Tokenizer
 from .errors import NmtError
 from .models import build_model
@@ -231,31 +231,20 @@ def load_ensemble(paths: Sequence[str], device="cpu"):
 def make_checkpoint(model: torch.nn.Module, config: Dict, tok: Tokenizer, **extra) -> Dict:
     """The dict ``atomic_save`` writes; ``extra`` holds the training entries (``TRAINING_KEYS``) and
     the shortlist."""
+    return checkpoint_dict(model.state_dict(), config, spm_entry(tok), **extra)
+
+
+def checkpoint_dict(state: Dict, config: Dict, spm: Dict, **extra) -> Dict:
+    """The checkpoint layout (module docstring) around a state dict, a plain config and the
+    sentencepiece entry."""
     unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from", "shortlist"}
     if unknown:
         raise ValueError(f"unknown checkpoint entries {sorted(unknown)}")
-    return {"format": FORMAT, "model": model.state_dict(), "config": config, "spm": spm_entry(tok),
-            "torch_version": str(torch.__version__), **extra}
+    return {"format": FORMAT, "model": state, "config": config, "spm": spm, "torch_version": str(torch.__version__),
+            **extra}
 
 
 # ---- averaging -----------------------------------------------------------------------------------
-
-def _first_difference(a, b, prefix: str = "") -> Optional[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            if k not in a or k not in b:
-                return f"{prefix}{k}"
-            diff = _first_difference(a[k], b[k], f"{prefix}{k}.")
-            if diff:
-                return diff
-        return None
-    return None if a == b else prefix.rstrip(".")
-
-
-# Settings that do not change what a model computes; they may differ between averaged checkpoints.
-_RUN_ONLY = re.compile(r"^(run_dir|resume|train\..*|optim\..*|teacher_forcing\..*"
-                       r"|data\.(train|valid|test|generate|max_len|cache_dir)|data\.spm\.(model|tgt_model|input_sentence_size))$")
-
 
 def average_checkpoints(paths: Sequence[str]) -> Dict:
     """The element-wise mean (in fp32) of the checkpoints' parameters, as an ordinary (not
@@ -270,11 +259,10 @@ def average_checkpoints(paths: Sequence[str]) -> Dict:
             a, b = first["spm"].get(side), ckpt["spm"].get(side)
             if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
                 raise CheckpointError(f"{path}: its {side} sentencepiece model differs from {paths[0]}'s")
-        diff = _first_difference({k: v for k, v in _flat(first["config"]).items() if not _RUN_ONLY.match(k)},
-                                 {k: v for k, v in _flat(ckpt["config"]).items() if not _RUN_ONLY.match(k)})
+        diff = differences(first["config"], ckpt["config"], affects_model)
         if diff:
-            raise CheckpointError(f"{path}: config differs from {paths[0]}'s at {diff!r}: "
-                                  f"{_flat(first['config']).get(diff)!r} vs {_flat(ckpt['config']).get(diff)!r}")
+            key, mine, theirs = diff[0]
+            raise CheckpointError(f"{path}: config differs from {paths[0]}'s at {key!r}: {mine!r} vs {theirs!r}")
         if set(ckpt["model"]) != set(total):
             raise CheckpointError(f"{path}: its parameters differ from {paths[0]}'s "
                                   f"({sorted(set(ckpt['model']) ^ set(total))[0]!r})")
@@ -286,21 +274,9 @@ def average_checkpoints(paths: Sequence[str]) -> Dict:
                 total[k] += v.double()
     model = {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v
              for k, v in total.items()}
-    out = {"format": FORMAT, "model": model, "config": first["config"], "spm": first["spm"],
-           "torch_version": str(torch.__version__), "averaged_from": [os.path.abspath(p) for p in paths]}
-    if "shortlist" in first:  # built from the training data, the same for every checkpoint of a run
-        out["shortlist"] = first["shortlist"]
-    return out
-
-
-def _flat(d: Dict, prefix: str = "") -> Dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+    # the shortlist is built from the training data: the same for every checkpoint of a run
+    return checkpoint_dict(model, first["config"], first["spm"], averaged_from=[os.path.abspath(p) for p in paths],
+                           **({"shortlist": first["shortlist"]} if "shortlist" in first else {}))
 
 
 # ---- step checkpoints and RNG state --------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Iterator, List, Optional, Tuple
 
@@ -181,15 +182,58 @@ class Config:
     resume: bool = opt(False, "continue the run in run_dir exactly where it stopped")
 
 
-# Keys that may differ between a checkpoint's config and the config of a run resuming it.
-RESUMABLE_KEYS = {
+# ---- which settings may differ between two configs: defined here once ----------------------------
+
+# Keys that may differ between a checkpoint's config and the config of a run resuming it: how long
+# to train, how often and how to validate, log and save, where the data to validate and test is.
+RESUMABLE_KEYS = frozenset({
     "resume", "run_dir",
     "train.max_steps", "train.max_epochs", "train.max_minutes", "train.valid_every",
     "train.patience", "train.keep_last", "train.log_every", "train.max_nonfinite",
     "train.threads", "train.device", "train.tensorboard", "train.plots", "train.valid_beam",
-    "train.valid_batch_size", "train.test_beam", "train.grad_flow_every", "train.blowup_factor",
-    "train.max_blowups", "data.valid", "data.test", "data.generate", "data.cache_dir",
-}
+    "train.valid_max_len_a", "train.valid_max_len_b", "train.valid_batch_size", "train.test_beam",
+    "train.grad_flow_every", "train.blowup_factor", "train.max_blowups", "data.valid", "data.test",
+    "data.generate", "data.cache_dir",
+})
+
+# Keys that do not change what a trained model computes (they may differ between checkpoints that
+# are averaged or ensembled): everything about training and data, except the model's own settings.
+_TRAINING_ONLY = re.compile(r"^(run_dir|resume|train\..*|optim\..*|teacher_forcing\..*"
+                            r"|data\.(train|valid|test|generate|max_len|cache_dir)"
+                            r"|data\.spm\.(model|tgt_model|input_sentence_size))$")
+
+
+def affects_model(key: str) -> bool:
+    return not _TRAINING_ONLY.match(key)
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *path, leaf = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def differences(a: dict, b: dict, compared=lambda key: True) -> List[Tuple[str, Any, Any]]:
+    """(key, value in ``a``, value in ``b``) for every ``compared`` key whose value differs, sorted;
+    ``a`` and ``b`` are nested plain configs (``to_dict``)."""
+    fa, fb = flatten(a), flatten(b)
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if compared(k) and fa.get(k) != fb.get(k)]
 
 
 def register_configs() -> None:
@@ -232,11 +276,12 @@ def check_known_keys(values: dict) -> None:
 def compose(overrides=(), config_name: str = "train") -> Config:
     """The typed ``Config`` that ``nmt-train OVERRIDES`` runs with (Hydra's compose API over
     ``configs/``), its keys checked; a bad override is a ConfigError in nmt's words."""
-    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-    from hydra.core.global_hydra import GlobalHydra
     register_configs()
     try:
         if GlobalHydra.instance().is_initialized():  # inside nmt-train's Hydra app: its search path
@@ -312,7 +357,8 @@ def validate(cfg: Config) -> None:
         numbers = value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             errors.append(f"{key}={value!r}: must be a finite number")
-    d, e, a, dec, tf, o, t = cfg.data, cfg.encoder, cfg.attention, cfg.decoder, cfg.teacher_forcing, cfg.optim, cfg.train
+    d, e, a, dec = cfg.data, cfg.encoder, cfg.attention, cfg.decoder
+    tf, o, t = cfg.teacher_forcing, cfg.optim, cfg.train
     check(d.max_len >= 1, "data.max_len", ">= 1")
     check(d.spm.vocab_size >= 8, "data.spm.vocab_size", ">= 8")
     check(0 < d.spm.character_coverage <= 1, "data.spm.character_coverage", "in (0, 1]")

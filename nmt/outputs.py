@@ -100,11 +100,17 @@ def checkpoint_files(path: str) -> list:
 @contextlib.contextmanager
 def atomic_output(path: str, mode: str = "w") -> Iterator[TextIO]:
     """A file object for ``path`` (``"-"``: stdout) whose content appears under ``path`` only when
-    the block ends without an exception; otherwise ``path`` is left as it was."""
+    the block ends without an exception; otherwise ``path`` is left as it was. A path that is not a
+    regular file (``/dev/null``, a named pipe) is written in place."""
     if path == "-":
         out = sys.stdout.buffer if "b" in mode else sys.stdout
         yield out
         out.flush()
+        return
+    existing = _stat(path)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):  # /dev/null, a FIFO: written in place
+        with open(path, "wb" if "b" in mode else "w", **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
         return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)

@@ -43,3 +43,9 @@ def inference_precision(choice: str, config, device: torch.device) -> str:
     if choice == "checkpoint":
         choice = str(config.train.precision)
     return resolve_precision(choice, device)
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """int8 dynamic quantization of the linear and recurrent layers (CPU inference)."""
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM},
+                                                  dtype=torch.qint8)

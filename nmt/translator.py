@@ -53,7 +53,8 @@ def search_batch_limit(options: SearchOptions, vocab: int, memory: Optional[int]
     per_sentence = beam * vocab * _BYTES_PER_LOGIT
     if per_sentence > memory // 2:
         raise ConfigError(f"beam size {beam} needs about {gib(per_sentence)} per sentence (beam x {vocab} target "
-                          f"pieces x {_BYTES_PER_LOGIT} bytes) but {gib(memory)} of memory is available: lower the beam")
+                          f"pieces x {_BYTES_PER_LOGIT} bytes) but {gib(memory)} of memory is available: lower "
+                          f"the beam")
     return max(1, (memory // 4) // per_sentence)
 
 
@@ -61,7 +62,7 @@ class Translator:
     """Batched translation (greedy, beam or sampling, as ``options`` says) and forced scoring, for a
     model or an ``Ensemble``."""
 
-    def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),
+    def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
                  batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32",
                  shortlist: Optional[Dict[str, torch.Tensor]] = None):
         if batch_size < 1 or max_tokens < 1:

@@ -78,7 +78,8 @@ def print_profile(step, updates: int) -> None:
 
 
 def compose(experiment: str, data_dir: str, overrides):
-    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
     from omegaconf import OmegaConf
     register_configs()
     data = [f"data.train={data_dir}/train", f"data.valid={data_dir}/val", f"data.test={data_dir}/test_2016_flickr"]
@@ -128,7 +129,7 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profi
         group = [order.pop() for _ in range(t.accum_steps) if order]
         batches = [data.batch(idx) for idx in group]
         ratio = teacher_forcing_ratio(i, tf.schedule, tf.start, tf.end, tf.decay_steps, tf.k)
-        step = lambda: train_step(objective, batches, opt, ratio, tf.feed, t.clip_grad_norm,  # noqa: E731
+        step = lambda: train_step(objective, batches, opt, ratio, tf.feed, t.clip_grad_norm,  # noqa: E731, B023
                                   t.clip_grad_value, t.precision)
         if i < min(10, warmup):  # count on warm-up batches, not inside the timed ones
             flops += count_flops(step)
@@ -208,7 +209,7 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
     each source token's K partners and the N most frequent target tokens."""
     model, tok, _, _, stored = load_model(ckpt)
     if int8:
-        from nmt.cli.translate import quantize_int8
+        from nmt.precision import quantize_int8
         model = quantize_int8(model)
     if shortlist:
         from nmt.search.shortlist import trim
@@ -227,7 +228,7 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
         hyps = [h[0][0] for h in tr.translate(src)]
         seconds = time.perf_counter() - start
         s = score(hyps, [ref])
-        per_sentence = count_flops(lambda: tr.translate(src[:256])) / 256 if not int8 else 0
+        per_sentence = count_flops(lambda: tr.translate(src[:256])) / 256 if not int8 else 0  # noqa: B023
         rate = len(src) / seconds
         results[name] = {"sentences_per_s": round(rate, 1), "decode_seconds": round(seconds, 2),
                          **({"gflop_per_sentence": round(per_sentence / 1e9, 5),
@@ -238,8 +239,9 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
                          **({"shortlist": list(shortlist)} if shortlist else {})}
         if not int8:
             cmd = [str(Path(sys.executable).parent / "nmt-translate"), ckpt, "-i", src_path, "-o", os.devnull,
-                   "--batch-size", "64", "--quiet"] + (["--greedy"] if name == "greedy" else
-                                                       ["--beam", "5", "--length-penalty", str(extra.get("alpha", 1.0))])
+                   "--batch-size", "64", "--quiet"]
+            alpha = str(extra.get("alpha", 1.0))
+            cmd += ["--greedy"] if name == "greedy" else ["--beam", "5", "--length-penalty", alpha]
             if extra.get("precision") == "bf16":
                 cmd.append("--bf16")
             if shortlist:

@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -34,8 +33,10 @@ def toy_dir(tmp_path_factory):
 
 def compose(overrides=()):
     """The Config object nmt-train would build from these overrides."""
-    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
     from omegaconf import OmegaConf
+
     from nmt.config import register_configs
     register_configs()
     with initialize_config_module(config_module="nmt.configs", version_base="1.3"):

@@ -5,11 +5,12 @@ import argparse
 import os
 import sys
 
-from . import interrupted
+from . import interrupted, prepare_process
 from .options import integer
 
 
 def main(argv=None) -> None:
+    prepare_process()
     p = argparse.ArgumentParser(prog="nmt-average", description="Average checkpoints' parameters (in fp32) into "
                                 "one checkpoint for nmt-translate, nmt-score and nmt.load. Configs and "
                                 "sentencepiece models must match. The result is not resumable.")

@@ -7,10 +7,10 @@ import shutil
 import sys
 import urllib.request
 
-from . import interrupted
 from ..data import toy
 from ..data.corpus import CorpusError, iter_lines
 from ..outputs import atomic_output
+from . import interrupted, prepare_process
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
 MULTI30K_SPLITS = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
@@ -63,6 +63,7 @@ def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> 
 
 
 def main(argv=None) -> None:
+    prepare_process()
     p = argparse.ArgumentParser(prog="nmt-data", description="Prepare corpora for the recipes.")
     sub = p.add_subparsers(dest="what", required=True)
     t = sub.add_parser("toy", help="write the embedded synthetic corpus (deterministic)")

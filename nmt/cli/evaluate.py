@@ -7,12 +7,13 @@ import json
 import os
 import sys
 
-from . import interrupted
 from ..data.corpus import iter_lines
 from ..errors import NmtError
+from . import interrupted, prepare_process
 
 
 def main(argv=None) -> None:
+    prepare_process()
     p = argparse.ArgumentParser(prog="nmt-evaluate", description="Score detokenized translations with sacrebleu "
                                 "(BLEU and chrF, TER with --ter), printing each score with its signature.")
     p.add_argument("hyp", help="hypothesis file, one translation per line ('-' for stdin)")

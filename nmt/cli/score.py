@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import interrupted
+from . import interrupted, prepare_process
 from .options import integer
 
 
 def main(argv=None) -> None:
+    prepare_process()
     p = argparse.ArgumentParser(prog="nmt-score", description="Score given translations with a checkpoint: per "
                                 "input line, 'logprob<TAB>mean<TAB>tokens' (natural log of p(target + EOS | source), "
                                 "its mean per target piece, the number of pieces + EOS), in input order.")
@@ -24,7 +25,7 @@ def main(argv=None) -> None:
     from ..data.corpus import CorpusError, iter_lines
     from ..errors import NmtError
     from ..outputs import atomic_output, check_output, checkpoint_files
-    from ..training.distributed import pick_device, pick_threads
+    from ..runtime import pick_device, pick_threads
     from ..translator import Translator
     try:
         if args.source == "-" and args.target == "-":

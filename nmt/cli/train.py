@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import interrupted
+from . import interrupted, prepare_process
 
 
 def _groups() -> dict:
@@ -100,6 +100,7 @@ def _lost_peer(e: RuntimeError) -> bool:
 
 
 def main(argv=None) -> None:
+    prepare_process()
     argv = sys.argv[1:] if argv is None else argv
     import logging
     logging.raiseExceptions = False  # a full disk must not print a logging traceback: the checkpoint error says it

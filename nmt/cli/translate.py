@@ -9,9 +9,9 @@ import os
 import sys
 from typing import Iterator, List, Optional, TextIO
 
-from . import interrupted
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
+from . import interrupted, prepare_process
 from .options import integer, real
 
 
@@ -91,12 +91,6 @@ def read_chunks(path: str, size: int) -> Iterator[List[str]]:
         yield chunk
 
 
-def quantize_int8(model):
-    import torch
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM},
-                                                  dtype=torch.qint8)
-
-
 def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index: int, inputs=()) -> None:
     """Heatmaps of teacher-forced attention over each (source, translation) pair: attention_N.png
     for input line N (counted from 1)."""
@@ -144,8 +138,9 @@ def load(args):
     """(model or ensemble, tokenizer, the first checkpoint's config, the shortlist or None)."""
     from ..checkpoint import load_ensemble, load_model
     from ..errors import ConfigError
+    from ..precision import quantize_int8
+    from ..runtime import pick_device
     from ..search.shortlist import select
-    from ..training.distributed import pick_device
     device = pick_device(args.device, key="--device")
     if len(args.checkpoints) == 1:
         model, tok, cfg, path, stored = load_model(args.checkpoints[0], device)
@@ -170,8 +165,8 @@ def check_min_len(options, max_src: int) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]:
+    from ..runtime import check_busy, pick_threads
     from ..search import SearchOptions
-    from ..training.distributed import check_busy, pick_threads
     from ..translator import Translator
     threads = pick_threads(args.threads)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
@@ -218,6 +213,7 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
 
 
 def main(argv=None) -> None:
+    prepare_process()
     args = parse_args(argv)
     from ..errors import NmtError
     from ..eval.bleu import score

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,6 @@ class Batch:
     src_lens: torch.Tensor  # (batch,) int64, on CPU (pack_padded_sequence wants it there)
     tgt_in: torch.Tensor  # (batch, tgt_len) BOS + target ids, PAD-padded
     tgt_out: torch.Tensor  # (batch, tgt_len) target ids + EOS, PAD-padded
-    index: torch.Tensor  # (batch,) positions of the pairs in the corpus
 
     @property
     def size(self) -> int:
@@ -36,10 +35,10 @@ class Batch:
     def num_tgt_tokens(self) -> int:
         return int((self.tgt_out != PAD).sum())
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         return Batch(self.src.to(device, non_blocking=True), self.src_lens,
                      self.tgt_in.to(device, non_blocking=True),
-                     self.tgt_out.to(device, non_blocking=True), self.index)
+                     self.tgt_out.to(device, non_blocking=True))
 
 
 def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool = False,
@@ -70,7 +69,7 @@ class TokenArrays:
         np.cumsum(self.lens, out=self.offsets[1:])
 
     @classmethod
-    def from_lists(cls, seqs: Sequence[Sequence[int]]) -> "TokenArrays":
+    def from_lists(cls, seqs: Sequence[Sequence[int]]) -> TokenArrays:
         lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(lens.sum()))
         return cls(tokens, lens)
@@ -86,13 +85,11 @@ class TokenArrays:
         return pad_flat(self.tokens, self.offsets[idx], self.lens[idx], bos, eos)
 
 
-def make_batch(src: TokenArrays, tgt: TokenArrays, idx: Iterable[int], index: Optional[Sequence[int]] = None) -> Batch:
-    """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS; ``index`` (default
-    ``idx``) is what ``Batch.index`` records."""
+def make_batch(src: TokenArrays, tgt: TokenArrays, idx: Iterable[int]) -> Batch:
+    """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS."""
     idx = np.asarray(idx, dtype=np.int64)
     return Batch(src=src.padded(idx, eos=True), src_lens=torch.from_numpy(src.lens[idx] + 1),
-                 tgt_in=tgt.padded(idx, bos=True), tgt_out=tgt.padded(idx, eos=True),
-                 index=torch.from_numpy(idx) if index is None else torch.tensor(list(index), dtype=torch.long))
+                 tgt_in=tgt.padded(idx, bos=True), tgt_out=tgt.padded(idx, eos=True))
 
 
 def pad(seqs: Sequence[Sequence[int]], bos: bool = False, eos: bool = False) -> torch.Tensor:
@@ -104,11 +101,6 @@ def source_tensor(src: Sequence[Sequence[int]]):
     """Source ids + EOS, padded: (batch, src_len) and the (batch,) lengths."""
     lens = torch.tensor([len(s) + 1 for s in src], dtype=torch.long)
     return pad(src, eos=True), lens
-
-
-def collate(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], index: Sequence[int]) -> Batch:
-    """A ``Batch`` of id lists (tests, small inputs); training batches come from ``make_batch``."""
-    return make_batch(TokenArrays.from_lists(src), TokenArrays.from_lists(tgt), np.arange(len(src)), index)
 
 
 def make_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int,

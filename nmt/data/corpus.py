@@ -78,7 +78,8 @@ def iter_lines(path: str, warn: bool = True) -> Iterator[str]:
                 if bad:
                     warned += 1
                     if warned <= _MAX_WARNINGS:
-                        log.warning("%s:%d: control character %r at column %d", name, number, bad.group(), bad.start() + 1)
+                        log.warning("%s:%d: control character %r at column %d", name, number, bad.group(),
+                                    bad.start() + 1)
                 yield text
     except (OSError, EOFError, zlib.error) as e:
         if isinstance(e, FileNotFoundError):
@@ -173,12 +174,3 @@ def report_filtered(name: str, stats: dict, max_len: int) -> None:
                  name, stats["empty"], stats["too_long"], max_len, stats["kept"])
     if not stats["kept"]:
         raise CorpusError(f"{name}: no pair left after dropping empty and over-long pairs")
-
-
-def filter_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
-                 src_text: Sequence[str], tgt_text: Sequence[str], max_len: int,
-                 name: str = "train") -> Tuple[List[int], dict]:
-    """``keep_pairs`` on a whole corpus, reported (``report_filtered``)."""
-    keep, stats = keep_pairs(src_ids, tgt_ids, src_text, tgt_text, max_len)
-    report_filtered(name, stats, max_len)
-    return keep, stats

@@ -86,7 +86,7 @@ class Tokenizer:
         return [self.tgt.id_to_piece(int(i)) for i in ids]
 
     @classmethod
-    def load(cls, src_path: str, tgt_path: Optional[str] = None) -> "Tokenizer":
+    def load(cls, src_path: str, tgt_path: Optional[str] = None) -> Tokenizer:
         """Existing sentencepiece model file(s): one joint model, or a source and a target model."""
         protos = []
         for key, path in (("data.spm.model", src_path), ("data.spm.tgt_model", tgt_path)):
@@ -117,7 +117,7 @@ class Tokenizer:
     @classmethod
     def train(cls, src_lines: Sequence[str], tgt_lines: Sequence[str], vocab_size: int,
               model_type: str, joint: bool, character_coverage: float = 1.0,
-              input_sentence_size: int = 1_000_000, seed: int = 1) -> "Tokenizer":
+              input_sentence_size: int = 1_000_000, seed: int = 1) -> Tokenizer:
         kw = dict(vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
                   input_sentence_size=input_sentence_size, seed=seed)
         if joint:
@@ -129,7 +129,7 @@ class Tokenizer:
     @classmethod
     def train_on_corpus(cls, prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str,
                         joint: bool, character_coverage: float = 1.0, input_sentence_size: int = 1_000_000,
-                        seed: int = 1) -> "Tokenizer":
+                        seed: int = 1) -> Tokenizer:
         """Train on a sample of a corpus file pair, in a child process.
 
         The child streams the corpus, keeps a uniform sample of ``input_sentence_size`` sentences

@@ -11,11 +11,11 @@ Everything is derived from a seed, so the same call always writes the same files
 from __future__ import annotations
 
 import os
-
-from ..outputs import atomic_output
 import random
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
+
+from ..outputs import atomic_output
 
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"

@@ -54,7 +54,3 @@ def sentence_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], metrics:
     scorers = {name: MAKERS[name](**({"effective_order": True} if name == "bleu" else {})) for name in metrics}
     return [{name: round(float(m.sentence_score(h, [r[i] for r in refs]).score), 4) for name, m in scorers.items()}
             for i, h in enumerate(hyps)]
-
-
-def bleu(hyps: List[str], refs: List[str]) -> float:
-    return score(hyps, [refs], metrics=("bleu",))["bleu"]["score"]

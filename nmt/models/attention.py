@@ -24,9 +24,6 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class NoAttention(nn.Module):
     """The fixed-context model: every step sees the same encoder summary (the masked mean)."""
 
-    def __init__(self, query_size: int, memory_size: int):
-        super().__init__()
-
     def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.unsqueeze(-1).to(values.dtype)  # (batch, src_len, 1)
         return (values * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)  # (batch, 1, memory)
@@ -58,7 +55,8 @@ class BahdanauAttention(nn.Module):
         return self.key_proj(values)  # (batch, src_len, hidden)
 
     def forward(self, query, keys, values, mask):
-        """query: (batch, tgt_len, query_size) -> context (batch, tgt_len, memory), weights (batch, tgt_len, src_len)."""
+        """query: (batch, tgt_len, query_size) -> context (batch, tgt_len, memory) and
+        weights (batch, tgt_len, src_len)."""
         q = self.query_proj(query)  # (batch, tgt_len, hidden)
         energy = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (batch, tgt_len, src_len, hidden)
         scores = self.v(energy).squeeze(-1)  # (batch, tgt_len, src_len)
@@ -88,9 +86,9 @@ class LuongAttention(nn.Module):
 
 def build_attention(kind: str, query_size: int, memory_size: int, hidden_size: int = 0) -> nn.Module:
     if kind == "none":
-        return NoAttention(query_size, memory_size)
+        return NoAttention()
     if kind == "final":
-        return FinalStateOnly(query_size, memory_size)
+        return FinalStateOnly()
     if kind == "bahdanau":
         return BahdanauAttention(query_size, memory_size, hidden_size)
     if kind in ("luong_dot", "luong_general"):

@@ -13,8 +13,8 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import nn
 
-from .rnn import make_rnn
 from ..errors import ConfigError
+from .rnn import make_rnn
 
 
 class DecoderState(NamedTuple):

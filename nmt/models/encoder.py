@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .rnn import make_rnn
 from ..errors import ConfigError
+from .rnn import make_rnn
 
 
 class EncoderOutput(NamedTuple):

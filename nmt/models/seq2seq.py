@@ -7,10 +7,10 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .attention import build_attention
 from .decoder import Decoder, DecoderState, Memory
 from .encoder import Bridge, Encoder
-from ..errors import ConfigError
 
 
 class Seq2Seq(nn.Module):

@@ -5,7 +5,7 @@ and the Python API, so a setting is named and checked in one place.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 
@@ -49,7 +49,3 @@ class SearchOptions:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError(f"top-k must be >= 0, got {self.top_k}")
-
-    def but(self, **changes) -> "SearchOptions":
-        """A copy with ``changes`` applied (and checked)."""
-        return replace(self, **changes)

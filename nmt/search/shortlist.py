@@ -67,7 +67,8 @@ def build_shortlist(src_tokens: np.ndarray, src_offsets: np.ndarray, tgt_tokens:
         partners = t_tok[_ragged_positions((np.cumsum(t_lens) - t_lens)[s_pair], meets)]
         new_keys, new_counts = np.unique(np.repeat(s_tok, meets) * tgt_vocab + partners, return_counts=True)
         keys, inverse = np.unique(np.concatenate([keys, new_keys]), return_inverse=True)
-        counts = np.bincount(inverse, weights=np.concatenate([counts, new_counts]), minlength=len(keys)).astype(np.int64)
+        counts = np.bincount(inverse, weights=np.concatenate([counts, new_counts]), minlength=len(keys))
+        counts = counts.astype(np.int64)
     s, t = keys // tgt_vocab, keys % tgt_vocab
     dice = 2.0 * counts / (src_df[s] + tgt_df[t])
     order = np.lexsort((-dice, s))  # by source token, best partner first

@@ -12,10 +12,17 @@ import torch
 
 from ..checkpoint import load_checkpoint, load_weights, tokenizer_of
 from ..config import Config
-from ..data.corpus import CorpusError
-from ..data.corpus import resolve
-from ..data.dataset import (EncodedCorpus, check_exists, corpus_fingerprint, encode, encode_cached, ensure_generated,
-                            read_split, require)
+from ..data.corpus import CorpusError, resolve
+from ..data.dataset import (
+    EncodedCorpus,
+    check_exists,
+    corpus_fingerprint,
+    encode,
+    encode_cached,
+    ensure_generated,
+    read_split,
+    require,
+)
 from ..data.spm import Tokenizer
 from ..errors import ConfigError
 from ..models import build_model

@@ -25,20 +25,32 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..checkpoint import (CheckpointError, atomic_link, atomic_save, is_resumable, load_checkpoint, load_model,
-                          make_checkpoint, prune, remove_partial_checkpoints, rng_state, set_rng_state,
-                          step_checkpoints)
-from ..config import Config, to_dict
+from ..checkpoint import (
+    CheckpointError,
+    atomic_link,
+    atomic_save,
+    is_resumable,
+    load_checkpoint,
+    load_model,
+    make_checkpoint,
+    prune,
+    remove_partial_checkpoints,
+    rng_state,
+    set_rng_state,
+    step_checkpoints,
+)
+from ..config import RESUMABLE_KEYS, Config, differences, to_dict
 from ..data.batching import Batch, make_batches, padding_fraction
 from ..data.dataset import EncodedCorpus, read_split
 from ..data.spm import PAD
 from ..eval.bleu import score as sacre_score
 from ..models.seq2seq import count_parameters
 from ..precision import autocast, resolve_precision
+from ..runtime import check_busy, pick_device, pick_threads
 from ..search import SearchOptions
 from ..translator import Translator
 from .build import build_training, check_init_from, prepare_data, training_shortlist
-from .distributed import Dist, check_busy, pick_device, pick_threads
+from .distributed import Dist
 from .grad_flow import grad_flow
 from .metrics import MetricsLog, read_metrics
 from .preflight import preflight
@@ -516,7 +528,8 @@ def _resume_checkpoint(cfg: Config, run_dir: str) -> Dict:
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
-        others = step_checkpoints(ckpt_dir)[::-1] + [p for p in [os.path.join(ckpt_dir, "best.pt")] if os.path.exists(p)]
+        best = os.path.join(ckpt_dir, "best.pt")
+        others = step_checkpoints(ckpt_dir)[::-1] + ([best] if os.path.exists(best) else [])
         hint = (f"; the previous good checkpoints are {', '.join(others)}: copy one to {path} to resume from it"
                 if others else "; no other checkpoint exists in that directory")
         raise TrainingError(f"{e}{hint}") from None
@@ -527,24 +540,11 @@ def _resume_checkpoint(cfg: Config, run_dir: str) -> Dict:
     return ckpt
 
 
-def _flatten(d: Dict, prefix: str = "") -> Dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def check_resume_config(saved: Dict, current: Dict, path: str) -> None:
     """Refuse to resume when a key outside ``RESUMABLE_KEYS`` changed, naming every such key."""
-    from ..config import RESUMABLE_KEYS
-    a, b = _flatten(saved), _flatten(current)
-    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
+    changed = differences(saved, current, lambda key: key not in RESUMABLE_KEYS)
     if changed:
-        details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed)
+        details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
         raise TrainingError(f"cannot resume from {path}: these settings differ from the checkpoint's and may not "
                             f"change on resume: {details}")
 

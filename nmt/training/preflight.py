@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..config import Config, compose, from_dict, to_dict, validate
+from ..config import Config, compose, flatten, from_dict, to_dict, unflatten, validate
 from ..errors import ConfigError
 from ..resources import available_memory, gib
 from .rundir import RunDirError, RunLock, check_writable
@@ -71,27 +71,6 @@ def preflight(cfg: Config, run_dir: str, run_dir_checks: bool = True) -> None:
         check_writable(run_dir)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _nested(flat: dict) -> dict:
-    out: dict = {}
-    for key, value in flat.items():
-        *path, leaf = key.split(".")
-        node = out
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
 def resumed_config(cfg: Config, overrides: Sequence[str], config_name: str = "train") -> Config:
     """``resume=true``: the run's own config (from ``checkpoints/last.pt``) with only what
     ``overrides`` change applied, so ``nmt-train run_dir=RUN resume=true train.max_steps=800`` needs
@@ -105,13 +84,13 @@ def resumed_config(cfg: Config, overrides: Sequence[str], config_name: str = "tr
         return cfg
     from ..checkpoint import CheckpointError, load_checkpoint
     try:
-        saved = _flat(load_checkpoint(path)["config"])
+        saved = flatten(load_checkpoint(path)["config"])
     except CheckpointError:
         return cfg  # reported when the run resumes, with the previous good checkpoints named
-    base = _flat(to_dict(compose([o for o in overrides if o.split("=", 1)[0].lstrip("+~") in ("run_dir", "resume")],
+    base = flatten(to_dict(compose([o for o in overrides if o.split("=", 1)[0].lstrip("+~") in ("run_dir", "resume")],
                                  config_name)))
-    given = _flat(to_dict(cfg))
+    given = flatten(to_dict(cfg))
     merged = dict(saved)
     merged.update({k: v for k, v in given.items() if v != base.get(k) or k not in saved})
     merged.update(run_dir=cfg.run_dir, resume=True)
-    return from_dict(_nested(merged))
+    return from_dict(unflatten(merged))

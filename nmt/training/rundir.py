@@ -77,7 +77,7 @@ class RunLock:
             if not self._stale(owner):
                 raise self._refusal(owner)
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         for _ in range(2):
             try:

@@ -1,7 +1,6 @@
 """After training: averaging, ensembles, scoring, output formats, the Python API, fine-tuning,
 vocabulary reuse and gradient-flow recording, through the real programs."""
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -11,7 +10,6 @@ import pytest
 import torch
 
 import nmt
-
 from nmt.checkpoint import load_checkpoint
 
 from ..conftest import bin_path, toy_overrides

@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -12,7 +11,7 @@ import torch
 
 from nmt.checkpoint import load_checkpoint
 
-from ..conftest import TINY_OVERRIDES, bin_path, toy_overrides
+from ..conftest import bin_path, toy_overrides
 from .helpers import inputs_untouched, run
 
 pytestmark = pytest.mark.slow

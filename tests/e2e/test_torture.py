@@ -188,6 +188,13 @@ def test_an_interrupted_translation_leaves_the_previous_output(work, capsys, mon
     assert sorted(p.name for p in data.iterdir()) == ["in.txt", "out.txt", "ref.txt"]
 
 
+def test_output_to_a_device_is_written_in_place(work, capsys):
+    """``-o /dev/null`` is not replaced by a regular file (the temporary-file rename is for files)."""
+    run_dir, data = work
+    handled(call("translate", [run_dir, "-i", data / "in.txt", "--greedy", "-o", os.devnull], capsys))
+    assert not os.path.isfile(os.devnull)
+
+
 def test_data_never_overwrites(tmp_path, capsys):
     out = tmp_path / "m30k"
     out.mkdir()

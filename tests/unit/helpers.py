@@ -1,4 +1,4 @@
-"""Small model builders shared by the unit tests."""
+"""Small model builders and batches shared by the unit tests."""
 from nmt.config import AttentionConfig, DecoderConfig, EncoderConfig
 from nmt.models import build_model
 
@@ -16,3 +16,19 @@ def tiny_model(cell="gru", enc_cell=None, attention="bahdanau", input_feeding=Tr
                         attentional_size=attentional_size, tie_embeddings=tie, bridge=bridge, init=init,
                         init_scale=init_scale)
     return build_model(enc, AttentionConfig(kind=attention, hidden_size=7), dec, vocab, vocab)
+
+
+def collate(src, tgt, index=None):
+    """A ``Batch`` of id lists, built as training builds them (``make_batch``)."""
+    import numpy as np
+
+    from nmt.data.batching import TokenArrays, make_batch
+    return make_batch(TokenArrays.from_lists(src), TokenArrays.from_lists(tgt), np.arange(len(src)))
+
+
+def filter_pairs(src_ids, tgt_ids, src_text, tgt_text, max_len):
+    """``keep_pairs`` reported as training reports it."""
+    from nmt.data.corpus import keep_pairs, report_filtered
+    keep, stats = keep_pairs(src_ids, tgt_ids, src_text, tgt_text, max_len)
+    report_filtered("train", stats, max_len)
+    return keep, stats

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.data.batching import collate, make_batches, padding_fraction
+from nmt.data.batching import make_batches, padding_fraction
 from nmt.data.spm import BOS, EOS, PAD
+
+from .helpers import collate
 
 
 @pytest.fixture(scope="module")

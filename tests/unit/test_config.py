@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -105,8 +104,10 @@ def test_shipped_configs_validate_and_every_experiment_stops_by_itself():
 
 
 def test_keys_outside_the_schema_are_refused_with_a_suggestion():
-    from hydra import compose as hydra_compose, initialize_config_module
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
     from omegaconf import OmegaConf
+
     from nmt.config import check_known_keys
 
     def raw(overrides):

@@ -2,7 +2,9 @@ import gzip
 
 import pytest
 
-from nmt.data.corpus import CorpusError, filter_pairs, read_lines, read_parallel, resolve
+from nmt.data.corpus import CorpusError, read_lines, read_parallel, resolve
+
+from .helpers import filter_pairs
 
 
 def write(path, text, gz=False):

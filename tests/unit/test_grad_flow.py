@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from nmt.config import AttentionConfig, DecoderConfig, EncoderConfig
-from nmt.data.batching import collate
 from nmt.models import build_model
 from nmt.training.grad_flow import grad_flow
+
+from .helpers import collate
 
 
 def copy_batch(n=16, length=30, vocab=40, seed=0):

@@ -4,14 +4,13 @@ import os
 import pytest
 import torch
 
-from nmt.data.batching import collate
-from nmt.training import loop
 from nmt.checkpoint import CheckpointError, load_checkpoint
+from nmt.training import loop
 from nmt.training.loop import TrainingError, fit, train_step
 from nmt.training.loss import Objective
 
 from ..conftest import compose, toy_overrides
-from .helpers import tiny_model
+from .helpers import collate, tiny_model
 
 
 def cfg_for(toy_dir, *extra):
@@ -161,7 +160,8 @@ def test_lock_refuses_a_second_owner_and_takes_over_a_dead_ones(tmp_path):
         with pytest.raises(RunDirError, match=f"pid {os.getpid()}"):
             RunLock(str(tmp_path)).acquire()
     assert not (tmp_path / ".lock").exists()
-    (tmp_path / ".lock").write_text('{"pid": 999999999, "host": "%s"}' % __import__("socket").gethostname())
+    host = __import__("socket").gethostname()
+    (tmp_path / ".lock").write_text(f'{{"pid": 999999999, "host": "{host}"}}')
     with RunLock(str(tmp_path)):
         pass  # a dead process's lock is taken over
 

@@ -3,10 +3,10 @@ import torch
 import torch.nn.functional as F
 
 from nmt.data.spm import PAD
-from nmt.training.loss import Objective, chunked_cross_entropy
 from nmt.precision import resolve_precision
+from nmt.training.loss import Objective, chunked_cross_entropy
 
-from .helpers import tiny_model
+from .helpers import collate, tiny_model
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -32,7 +32,6 @@ def test_chunked_loss_and_gradients_equal_plain_cross_entropy(smoothing, chunk_r
 
 
 def test_objective_is_the_mean_token_loss_of_the_model():
-    from nmt.data.batching import collate
     model = tiny_model().eval()
     b = collate([[5, 6, 7], [8, 9]], [[10, 11], [12]], [0, 1])
     logits, _ = model(b.src, b.src_lens, b.tgt_in)

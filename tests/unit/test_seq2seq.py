@@ -3,11 +3,10 @@ import itertools
 import pytest
 import torch
 
-from nmt.data.batching import collate
 from nmt.data.spm import PAD
 from nmt.models.seq2seq import count_parameters
 
-from .helpers import tiny_model
+from .helpers import collate, tiny_model
 
 ATTENTIONS = ["final", "none", "bahdanau", "luong_dot", "luong_general"]
 CELLS = ["rnn", "gru", "lstm"]

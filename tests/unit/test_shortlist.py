@@ -90,7 +90,7 @@ def test_a_shortlist_of_the_whole_vocabulary_changes_nothing():
 
 
 def test_a_narrow_shortlist_only_emits_candidates_and_works_on_int8_models():
-    from nmt.cli.translate import quantize_int8
+    from nmt.precision import quantize_int8
     from nmt.translator import Translator
 
     class Tok:

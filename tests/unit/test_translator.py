@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from nmt.data.spm import Tokenizer, train_spm
 from nmt.models.ensemble import Ensemble
@@ -95,4 +94,4 @@ def test_options_are_checked_once_and_named():
         SearchOptions(strategy="viterbi")
     with pytest.raises(ValueError, match="length penalty"):
         SearchOptions(penalty="cubic")
-    assert SearchOptions().but(beam_size=2).beam_size == 2
+    assert __import__("dataclasses").replace(SearchOptions(), beam_size=2).beam_size == 2
