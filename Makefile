@@ -22,9 +22,9 @@ lint: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# unit tests only (no end-to-end CLI runs): under a minute on 2 cores
+# unit tests only (no end-to-end CLI runs, no whole training runs): under a minute on 2 cores
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
 
 DEMO = runs/demo
 

@@ -18,8 +18,10 @@ TINY_OVERRIDES = [
 
 @pytest.fixture(autouse=True)
 def _threads():
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

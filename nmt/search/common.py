@@ -5,7 +5,7 @@ from typing import List, NamedTuple
 
 import torch
 
-from ..data.spm import EOS
+from ..data.spm import BOS, EOS, PAD
 
 
 class Hypothesis(NamedTuple):
@@ -20,10 +20,13 @@ def max_lengths(src_lens: torch.Tensor, a: float, b: int) -> torch.Tensor:
 
 
 def constrain(logp: torch.Tensor, t: int, min_len: int, at_max: torch.Tensor) -> torch.Tensor:
-    """Forbid EOS before ``min_len`` tokens; allow only EOS where the length limit is reached.
+    """Forbid EOS before ``min_len`` tokens; allow only EOS where the length limit is reached; never
+    emit PAD or BOS (no training target holds them, but an untrained or damaged model may rank them high).
 
     logp: (rows, vocab) log-probabilities or logits, changed in place; at_max: (rows,) bool.
     """
+    logp[:, PAD] = float("-inf")
+    logp[:, BOS] = float("-inf")
     if t < min_len:
         logp[:, EOS] = float("-inf")
     if bool(at_max.any()):

@@ -19,9 +19,17 @@ def test_weights_sum_to_one_and_are_zero_on_padding(kind, tgt_len):
 
 
 def test_bahdanau_keys_are_projected_once_per_batch():
+    """The key projection runs in ``precompute`` (once per batch), never in a decoding step."""
     att = build_attention("bahdanau", 6, 10, hidden_size=5)
-    keys = att.precompute(torch.randn(2, 7, 10), torch.ones(2, 7, dtype=torch.bool))
-    assert keys.shape == (2, 7, 5)
+    calls = []
+    att.key_proj.register_forward_hook(lambda *a: calls.append(1))
+    values, mask = torch.randn(2, 7, 10), torch.ones(2, 7, dtype=torch.bool)
+    keys = att.precompute(values, mask)
+    assert keys.shape == (2, 7, 5) and len(calls) == 1
+    torch.testing.assert_close(keys, att.key_proj(values))
+    for _ in range(4):  # four decoding steps reuse the keys
+        att(torch.randn(2, 1, 6), keys, values, mask)
+    assert len(calls) == 2  # the one above, for the comparison
 
 
 def test_no_attention_is_the_masked_mean():

@@ -48,4 +48,12 @@ def test_objective_is_the_mean_token_loss_of_the_model():
 def test_precision_names():
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
-    assert resolve_precision("auto", cpu) in ("fp32", "bf16")
+    from nmt import precision
+    for native, expected in ((True, "bf16"), (False, "fp32")):  # auto follows what the CPU computes natively
+        precision._cpu_has_fast_bf16, real = (lambda n=native: n), precision._cpu_has_fast_bf16
+        try:
+            assert resolve_precision("auto", cpu) == expected
+        finally:
+            precision._cpu_has_fast_bf16 = real
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", cpu)

@@ -47,3 +47,17 @@ def test_a_spinning_process_is_measured_and_reported():
         spinner.kill()
         spinner.wait()
     assert check_busy(1) is None  # one thread never waits for another
+
+
+def test_check_busy_reports_by_the_measured_load(monkeypatch):
+    """Driven by a measured load, not a clock: two threads on two CPUs with 1.5 of them busy is
+    reported (naming the option), with 0.2 busy it is not, and one thread never is."""
+    from nmt import runtime
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    monkeypatch.setattr(runtime, "busy_cpus", lambda *a, **k: 1.5)
+    message = check_busy(2, key="--threads")
+    assert message and "1.5 of this process's 2 CPUs busy" in message and "--threads 1" in message
+    monkeypatch.setattr(runtime, "busy_cpus", lambda *a, **k: 0.2)
+    assert check_busy(2) is None
+    monkeypatch.setattr(runtime, "busy_cpus", lambda *a, **k: 2.0)
+    assert check_busy(1) is None

@@ -84,7 +84,14 @@ def test_ensemble_of_one_equals_the_model_and_two_differ(tok):
     # at most 1 (geometric <= arithmetic mean), so a sentence scores at least the mean of the members'
     for (e, _), (x, _), (y, _) in zip(src_scores, a, b):
         assert e >= (x + y) / 2 - 1e-4 and e != pytest.approx(x)
-    assert Translator(pair, tok, SearchOptions(beam_size=3)).translate(lines[:3])
+    # the ensemble's own search result scores, under forced decoding with the ensemble, what search said
+    search = Translator(pair, tok, SearchOptions(strategy="greedy"))
+    ids = search.encode_lines(lines[:3])
+    greedy = search.translate_ids(ids)
+    assert len(greedy) == 3 and all(len(n) == 1 and n[0].tokens for n in greedy)
+    forced = Translator(pair, tok).score_ids(ids, [n[0].tokens for n in greedy])
+    for n, (logprob, count) in zip(greedy, forced):
+        assert n[0].score == pytest.approx(logprob, abs=1e-3) and count == len(n[0].tokens) + 1
 
 
 def test_options_are_checked_once_and_named():

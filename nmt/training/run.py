@@ -1,0 +1,84 @@
+"""The state of a training run: what a checkpoint restores (``TrainState``), what an update reports
+(``Update``), running totals between log lines (``Window``) and the live objects (``Run``)."""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+
+from ..config import Config
+from ..data.dataset import EncodedCorpus
+from ..translator import Translator
+from .distributed import Dist
+from .metrics import MetricsLog
+
+
+@dataclass
+class TrainState:
+    """Everything about the loop's progress that a checkpoint must restore."""
+    step: int = 0  # updates done
+    epoch: int = 0
+    position: int = 0  # index of the next batch in this epoch's batch order
+    best_bleu: float = -1.0
+    best_step: int = 0
+    bad_validations: int = 0
+    nonfinite: int = 0  # non-finite updates in a row
+    blowups: int = 0  # updates in a row whose loss blew up
+    corpus: str = ""  # content hash of the training files (a resume over changed files is refused)
+
+
+@dataclass
+class Update:
+    """What one update reports."""
+    loss: float  # mean training loss per target token (with label smoothing)
+    nll: float  # mean cross-entropy per target token (no smoothing)
+    tokens: int
+    grad_norm: float  # before clipping
+    applied: bool  # finite: the optimizer stepped
+    clipped: bool
+    tf_ratio: float
+    lr: float
+
+
+@dataclass
+class Window:
+    """Running totals since the last log line (tokens, time) and the last validation (clipping)."""
+    since: float = field(default_factory=time.time)
+    tokens: int = 0
+    updates: int = 0
+    clipped: int = 0
+    valid_updates: int = 0
+    valid_clipped: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=50))  # recent finite losses
+    validated_at: int = -1  # step of the last validation
+
+
+@dataclass
+class Run:
+    """The live objects of one training run."""
+    cfg: Config
+    run_dir: str
+    device: torch.device
+    dist: Dist
+    tok: object
+    train: EncodedCorpus
+    valid: EncodedCorpus
+    model: torch.nn.Module
+    net: torch.nn.Module  # the Objective, inside DDP when distributed
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    state: TrainState
+    metrics: Optional[MetricsLog]
+    translator: Translator
+    shortlist: Optional[Dict[str, torch.Tensor]] = None  # saved with every checkpoint (rank 0)
+    start_time: float = field(default_factory=time.time)
+    start_step: int = 0  # the step this process started (or resumed) at
+    window: Window = field(default_factory=Window)
+
+    @property
+    def ckpt_dir(self) -> str:
+        return os.path.join(self.run_dir, "checkpoints")

@@ -1,0 +1,100 @@
+"""One update: forward, token-level loss, backward, clipping, optimizer step (``train_step``); the
+run's update with its teacher-forcing ratio and schedule (``run_update``); and the health checks
+that stop a diverging run (``check_health``)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import statistics
+from typing import List, Sequence
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ..data.batching import Batch
+from ..precision import autocast
+from .run import Run, Update
+from .rundir import TrainingError
+from .schedules import teacher_forcing_ratio
+
+log = logging.getLogger("nmt.train")
+
+
+def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed: str = "argmax",
+               clip_norm: float = 1.0, clip_value: float = 0.0, precision: str = "fp32"):
+    """One update over ``batches`` (gradient accumulation): forward, token-level loss, backward,
+    clipping, optimizer step. The loss is the mean over batches of each batch's per-token mean.
+
+    ``objective`` is an ``Objective`` (possibly inside DistributedDataParallel).
+    Returns (summed token loss, summed token nll, target tokens, pre-clip gradient norm, applied).
+    A non-finite loss or gradient skips the update.
+    """
+    objective.train()
+    optimizer.zero_grad(set_to_none=True)
+    device = batches[0].src.device
+    loss_sum, nll_sum, tokens = 0.0, 0.0, 0
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        sync = objective.no_sync() if isinstance(objective, DDP) and not last else contextlib.nullcontext()
+        with sync:
+            with autocast(device, precision):
+                loss, nll = objective(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out, tf_ratio=tf_ratio,
+                                      feed=feed)
+            (loss / len(batches)).backward()
+        n = batch.num_tgt_tokens
+        loss_sum += loss.item() * n
+        nll_sum += nll.item() * n
+        tokens += n
+    params = [p for p in objective.parameters() if p.grad is not None]
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm if clip_norm > 0 else float("inf")))
+    finite = math.isfinite(grad_norm) and math.isfinite(loss_sum)
+    if finite:
+        if clip_value > 0:
+            torch.nn.utils.clip_grad_value_(params, clip_value)
+        optimizer.step()
+    return loss_sum, nll_sum, tokens, grad_norm, finite
+
+
+def run_update(run: Run, batch_indices: Sequence[Sequence[int]]) -> Update:
+    t, tf_cfg = run.cfg.train, run.cfg.teacher_forcing
+    batches = [run.train.batch(idx).to(run.device) for idx in batch_indices]
+    tf = teacher_forcing_ratio(run.state.step, tf_cfg.schedule, tf_cfg.start, tf_cfg.end, tf_cfg.decay_steps,
+                               tf_cfg.k)
+    lr = run.optimizer.param_groups[0]["lr"]
+    loss_sum, nll_sum, tokens, gnorm, finite = train_step(run.net, batches, run.optimizer, tf, tf_cfg.feed,
+                                                          t.clip_grad_norm, t.clip_grad_value, t.precision)
+    loss_sum, nll_sum, tokens = run.dist.all_sum([loss_sum, nll_sum, tokens])
+    run.state.position += run.dist.world * t.accum_steps
+    run.state.step += 1
+    run.scheduler.step_update(run.state.step)
+    tokens = int(tokens)
+    return Update(loss_sum / max(tokens, 1), nll_sum / max(tokens, 1), tokens, gnorm, finite,
+                  finite and t.clip_grad_norm > 0 and gnorm > t.clip_grad_norm, tf, lr)
+
+
+def check_health(run: Run, u: Update) -> None:
+    """Count non-finite and blown-up updates in a row; stop with an error after too many."""
+    s, t = run.state, run.cfg.train
+    if not u.applied:
+        s.nonfinite += 1
+        log.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s): update skipped",
+                    s.step, u.loss, u.grad_norm)
+        if s.nonfinite >= t.max_nonfinite:
+            raise TrainingError(f"stopping at step {s.step}: {s.nonfinite} non-finite updates in a row; lower "
+                                f"optim.lr or check the data (the last good checkpoint is kept)")
+        return
+    s.nonfinite = 0
+    recent = run.window.recent
+    blown = bool(t.blowup_factor) and len(recent) >= 10 and u.loss > t.blowup_factor * statistics.median(recent)
+    if not blown:
+        s.blowups = 0
+        recent.append(u.loss)
+        return
+    s.blowups += 1
+    log.warning("step %d: loss %.4g is %.0fx the median of the last %d updates (%.4g): training is diverging; "
+                "lower optim.lr or train.clip_grad_norm", s.step, u.loss, u.loss / statistics.median(recent),
+                len(recent), statistics.median(recent))
+    if s.blowups >= t.max_blowups:
+        raise TrainingError(f"stopping at step {s.step}: the loss blew up for {s.blowups} updates in a row "
+                            f"(now {u.loss:.4g}); lower optim.lr (the last good checkpoint is kept)")
