@@ -157,7 +157,7 @@ class Shortlisted:
         """prev_tokens: (rows,) candidate positions -> logits (rows, n), -inf outside each row's own
         candidates; state; weights."""
         dec = self.model.decoder
-        attn_h, state, weights = dec._step_hidden(dec.dropout(dec.embed(self.ids[prev_tokens])), state,
+        attn_h, state, weights = dec.step_features(dec.embed_tokens(self.ids[prev_tokens]), state,
                                                   memory.memory)
         logits = F.linear(attn_h, self.weight, self.bias).masked_fill(~memory.own, float("-inf"))
         return logits, state, (None if weights is None else weights[:, 0])

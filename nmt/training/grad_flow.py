@@ -94,14 +94,15 @@ def _add(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch
 
 
 def _decoder_steps(decoder, tgt_in: torch.Tensor, state, memory: Memory):
-    """The decoder's teacher-forced step loop (``Decoder._step_hidden``), keeping per step the RNN
-    output (batch, 1, hidden) and the new state h (layers, batch, hidden) as graph tensors."""
+    """The decoder's teacher-forced step loop (``Decoder.step_features`` through its public halves,
+    ``recur`` and ``attend``), keeping per step the cell's output (batch, 1, hidden) and the new state
+    h (layers, batch, hidden) as graph tensors."""
     outs, hs, logits = [], [], []
     for t in range(tgt_in.size(1)):
         emb = decoder.embed(tgt_in[:, t])
         x = torch.cat([emb, state.feed], dim=-1) if decoder.input_feeding else emb
-        out, h, c = decoder._rnn(x.unsqueeze(1), state)  # out: (batch, 1, hidden)
-        attn_h, _ = decoder._attend(out, memory)
+        out, h, c = decoder.recur(x.unsqueeze(1), state)  # out: (batch, 1, hidden)
+        attn_h, _ = decoder.attend(out, memory)
         attn_h = attn_h.squeeze(1)  # (batch, output_size)
         state = type(state)(h, c, attn_h if decoder.input_feeding else None)
         outs.append(out)  # the tensor attention reads (a view of it would get no gradient)
