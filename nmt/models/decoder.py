@@ -139,3 +139,9 @@ class Decoder(nn.Module):
             pred = prev.argmax(-1) if feed == "argmax" else torch.multinomial(torch.softmax(prev, -1), 1).squeeze(1)
             gold = torch.rand(tgt_in.size(0), device=tgt_in.device) < tf_ratio  # (batch,)
         return gold, pred
+
+    def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
+                tf_ratio: float = 1.0, feed: str = "argmax") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Logits (batch, tgt_len, vocab) and attention weights; see ``features``."""
+        feats, weights = self.features(tgt_in, state, memory, tf_ratio, feed)
+        return self.output(feats), weights  # one matmul for all steps
