@@ -4,7 +4,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: install lint test test-fast demo bench clean
+.PHONY: install lint docs test test-fast demo bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 # pyflakes, pycodestyle, isort, bugbear, pyupgrade (pyproject.toml, [tool.ruff])
 lint: install
 	$(BIN)/ruff check .
+
+# the documentation site from docs/ (a broken link or a missing page fails the build)
+docs: install
+	$(BIN)/mkdocs build --strict --quiet
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -39,4 +43,4 @@ bench: install
 	$(BIN)/python scripts/benchmark.py --experiment bench_reference --train-updates 250 --warmup 50
 
 clean:
-	rm -rf $(VENV) runs outputs multirun
+	rm -rf $(VENV) runs outputs multirun site
