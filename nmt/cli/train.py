@@ -85,9 +85,10 @@ def _train(cfg) -> float:
         sys.exit(f"nmt-train: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
     except RuntimeError as e:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and _lost_peer(e):
+            import re
+            cause = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip().splitlines()[0]).split(". ")[0][:160]
             sys.exit(f"nmt-train: error: rank {os.environ.get('RANK', '?')}: another process of the distributed "
-                     f"run stopped ({str(e).strip().splitlines()[0][:200]}); the last checkpoint is intact: "
-                     f"resume with resume=true")
+                     f"run stopped ({cause}); the last checkpoint is intact: resume with resume=true")
         raise
     return summary["best_bleu"]  # what a sweeper optimises
 

@@ -151,10 +151,6 @@ class Tokenizer:
         return cls(src_proto, tgt_proto)
 
 
-# Errors the child reports by class, re-raised here with their message.
-_ERRORS = {"CorpusError": "corpus", "ConfigError": "config"}
-
-
 def _run_child(job: dict) -> Tuple[bytes, Optional[bytes], int, float]:
     """Run ``_train_from_corpus`` in a fresh interpreter (``python -m nmt.data.spm``), which imports
     nothing of the caller's: a user's script without an ``if __name__ == "__main__":`` guard is never
@@ -173,7 +169,7 @@ def _run_child(job: dict) -> Tuple[bytes, Optional[bytes], int, float]:
         if os.path.exists(result_path):
             with open(result_path, encoding="utf-8") as f:
                 result = json.load(f)
-        if "error" in result:
+        if "error" in result:  # an error the user can act on: re-raised here with its message
             kind = {"CorpusError": CorpusError, "ConfigError": ConfigError}.get(result["kind"])
             if kind is not None:
                 raise kind(result["error"])
