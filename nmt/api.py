@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import List, Sequence, Tuple, Union
 
-from .search import SearchOptions
+from .search import decoding_options
 
 
 def _lines(value, name: str) -> List[str]:
@@ -51,8 +51,7 @@ class Model:
         for name, value, low in (("beam", beam, 1), ("nbest", nbest, 1), ("batch_size", batch_size, 1),
                                  ("shortlist", shortlist, 0), ("shortlist_frequent", shortlist_frequent, 0)):
             _positive_int(value, name, low)
-        options = SearchOptions(strategy="greedy" if greedy else search.pop("strategy", "beam"),
-                                beam_size=beam, nbest=nbest, **search)
+        options = decoding_options(beam, greedy=greedy, nbest=nbest, **search)
         short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
                                 precision=self.precision)

@@ -1,7 +1,7 @@
 """Text in, text out: batch sentences by length, search, restore input order; and forced scoring."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -96,9 +96,10 @@ class Translator:
             src, src_lens = source_tensor([src_ids[i] for i in idx])
             yield idx, src.to(self.device), src_lens
 
-    def translate_ids(self, src_ids: Sequence[Sequence[int]], progress=None) -> List[List[Hypothesis]]:
+    def translate_ids(self, src_ids: Sequence[Sequence[int]],
+                      on_batch: Optional[Callable[[int], None]] = None) -> List[List[Hypothesis]]:
         """Per input, its n-best list; an empty input gets [Hypothesis([], 0.0)] without decoding.
-        ``progress`` (a tqdm bar) moves by the sentences of each batch."""
+        ``on_batch`` is called with the number of sentences each batch finished (a progress bar)."""
         results: List[Optional[List[Hypothesis]]] = [None] * len(src_ids)
         todo = [i for i, s in enumerate(src_ids) if len(s) > 0]
         self.model.eval()
@@ -106,10 +107,10 @@ class Translator:
             for idx, src, src_lens in self._batches(src_ids, todo):
                 for i, hyps in zip(idx, self._search(src, src_lens)):
                     results[i] = hyps
-                if progress is not None:
-                    progress.update(len(idx))
-        if progress is not None:
-            progress.update(len(src_ids) - len(todo))
+                if on_batch is not None:
+                    on_batch(len(idx))
+        if on_batch is not None:
+            on_batch(len(src_ids) - len(todo))
         return [r if r is not None else [Hypothesis([], 0.0)] for r in results]
 
     def encode_lines(self, lines: Sequence[str]) -> List[List[int]]:

@@ -166,16 +166,16 @@ def check_min_len(options, max_src: int) -> None:
 
 def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]:
     from ..runtime import check_busy, pick_threads
-    from ..search import SearchOptions
+    from ..search import decoding_options
     from ..translator import Translator
     threads = pick_threads(args.threads)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
     model, tok, cfg, shortlist = load(args)
-    options = SearchOptions(strategy="greedy" if args.greedy else "sample" if args.sample else "beam",
-                            beam_size=args.beam, alpha=args.length_penalty, penalty=args.penalty,
-                            max_len_a=args.max_len_a, max_len_b=args.max_len_b, min_len=args.min_len,
-                            nbest=args.nbest, temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    options = decoding_options(args.beam, greedy=args.greedy, sample=args.sample, alpha=args.length_penalty,
+                               penalty=args.penalty, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+                               min_len=args.min_len, nbest=args.nbest, temperature=args.temperature,
+                               top_k=args.top_k, seed=args.seed)
     from ..precision import inference_precision
     precision = inference_precision(args.precision, cfg, next(model.parameters()).device)
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
                 print(f"nmt-translate: warning: line {index + k + 1}: {len(ids_k)} pieces, truncated to {max_src}",
                       file=sys.stderr)
                 ids[k] = ids_k[:max_src]
-        results = translator.translate_ids(ids, progress=progress)
+        results = translator.translate_ids(ids, on_batch=None if progress is None else progress.update)
         firsts = write_results(out, args.output_format, args.nbest, index, results, tok)
         if kept is not None:
             kept.extend(firsts)

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -186,18 +186,24 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
     return stats
 
 
+def cache_entry(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
+                name: str = "train", fingerprint: Optional[str] = None) -> Tuple[str, str]:
+    """(the cache directory of this corpus, tokenizer and max_len; the corpus's content hash)."""
+    fingerprint = fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)
+    return os.path.join(cache_dir, f"{name}-{cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint)}"), \
+        fingerprint
+
+
 def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
-                  build: bool = True, threads: int = 1, name: str = "train",
-                  fingerprint: Optional[str] = None) -> EncodedCorpus:
+                  threads: int = 1, name: str = "train", fingerprint: Optional[str] = None) -> EncodedCorpus:
     """The training corpus, encoded, blank and over-long (> ``max_len``) pairs dropped, memory-mapped
-    from ``cache_dir``; encoded there first unless an earlier run (or rank 0, ``build``) did.
+    from ``cache_dir``; encoded there first unless an earlier run did.
 
     The cache entry is written under a temporary name and renamed into place when complete, so an
     interrupted encoding never leaves a half-written entry behind, and two runs may share a cache.
     """
-    fingerprint = fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)
-    directory = os.path.join(cache_dir, f"{name}-{cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint)}")
-    if build and not os.path.isfile(os.path.join(directory, "meta.json")):
+    directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint)
+    if not os.path.isfile(os.path.join(directory, "meta.json")):
         os.makedirs(cache_dir, exist_ok=True)
         t0 = time.time()
         tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir)
@@ -211,10 +217,22 @@ def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("%s: encoded %d pairs in %.1f s into %s", name, stats["lines"], time.time() - t0, directory)
-    elif build:
+    else:
         log.info("%s: reusing the encoded corpus %s (its key: the content of %s.{%s,%s}, hash %s, the "
                  "sentencepiece models and max_len %d)", name, directory, prefix, src_lang, tgt_lang, fingerprint,
                  max_len)
+    return _open(directory, prefix, max_len, fingerprint, name)
+
+
+def open_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
+                name: str = "train", fingerprint: Optional[str] = None) -> EncodedCorpus:
+    """The encoded corpus another process (the first rank) wrote into ``cache_dir``; FileNotFoundError
+    if it is not there."""
+    directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint)
+    return _open(directory, prefix, max_len, fingerprint, name)
+
+
+def _open(directory: str, prefix: str, max_len: int, fingerprint: str, name: str) -> EncodedCorpus:
     with open(os.path.join(directory, "meta.json")) as f:
         stats = json.load(f)
     report_filtered(f"{name} ({prefix})", stats, max_len)

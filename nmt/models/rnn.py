@@ -1,4 +1,4 @@
-"""The three recurrent cells behind one name, and their state as an (h, c) pair."""
+"""The three recurrent cells (`nn.RNN`, `nn.GRU`, `nn.LSTM`) behind one name, built batch-first."""
 from __future__ import annotations
 
 from torch import nn

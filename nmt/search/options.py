@@ -49,3 +49,23 @@ class SearchOptions:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError(f"top-k must be >= 0, got {self.top_k}")
+
+
+def decoding_options(beam: int = 5, greedy: bool = False, sample: bool = False, **rest) -> SearchOptions:
+    """The one way every caller turns its settings into ``SearchOptions``: ``nmt-translate``'s flags,
+    the Python API's arguments, validation (``train.valid_beam``: 1 means greedy) and the end-of-run
+    test (``train.test_beam``). ``sample`` wins over ``greedy``, which wins over beam search; ``rest``
+    is any other field (``alpha``, ``max_len_a``, ``nbest``, ...)."""
+    strategy = "sample" if sample else "greedy" if greedy else rest.pop("strategy", "beam")
+    return SearchOptions(strategy=strategy, beam_size=beam, **rest)
+
+
+def validation_options(train) -> SearchOptions:
+    """Decoding for validation BLEU, from the ``train`` config group."""
+    return decoding_options(train.valid_beam, greedy=train.valid_beam == 1, max_len_a=train.valid_max_len_a,
+                            max_len_b=train.valid_max_len_b)
+
+
+def end_of_run_options(train) -> SearchOptions:
+    """Decoding for the end-of-run test translation: ``nmt-translate``'s defaults with ``train.test_beam``."""
+    return decoding_options(train.test_beam)

@@ -20,6 +20,7 @@ from ..data.dataset import (
     encode,
     encode_cached,
     ensure_generated,
+    open_cached,
     read_split,
     require,
 )
@@ -32,7 +33,7 @@ from .schedules import LRSchedule, build_optimizer
 log = logging.getLogger("nmt.train")
 
 
-def check_init_from(cfg: Config) -> Dict:
+def load_init_checkpoint(cfg: Config) -> Dict:
     """The checkpoint named by ``train.init_from`` (weights and sentencepiece models to start from)."""
     if cfg.data.spm.model:
         raise ConfigError("train.init_from and data.spm.model both name a sentencepiece model: the checkpoint's "
@@ -66,14 +67,14 @@ def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist, fing
     train = None
     if dist.main:
         try:
-            train = encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len, cache_dir, build=True,
+            train = encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len, cache_dir,
                                   threads=torch.get_num_threads(), fingerprint=fingerprint)
         except OSError as e:
             raise ConfigError(f"data.cache_dir={cache_dir}: cannot write the encoded corpus there "
                               f"({e.strerror or e})") from None
     dist.barrier()
-    return train if train is not None else encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len,
-                                                         cache_dir, build=False, fingerprint=fingerprint)
+    return train if train is not None else open_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len,
+                                                       cache_dir, fingerprint=fingerprint)
 
 
 def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, resumed_corpus: Optional[str] = None):

@@ -25,9 +25,9 @@ from ..config import Config, to_dict
 from ..data.batching import make_batches, padding_fraction
 from ..models.seq2seq import count_parameters
 from ..runtime import check_busy, pick_device, pick_threads
-from ..search import SearchOptions
+from ..search import validation_options
 from ..translator import Translator
-from .build import build_training, check_init_from, prepare_data, training_shortlist
+from .build import build_training, load_init_checkpoint, prepare_data, training_shortlist
 from .distributed import Dist
 from .logs import draw_plots, log_update, record_grad_flow, setup_logging
 from .metrics import MetricsLog, read_metrics  # noqa: F401 (read_metrics: part of this module's interface)
@@ -114,7 +114,7 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
         log.warning(busy)
     ckpt = resume_checkpoint(cfg, run_dir) if cfg.resume else None
-    init = check_init_from(cfg) if cfg.train.init_from and ckpt is None else None
+    init = load_init_checkpoint(cfg) if cfg.train.init_from and ckpt is None else None
     if dist.main:
         OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
     torch.manual_seed(cfg.train.seed)
@@ -132,13 +132,12 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     from .loss import Objective
     objective = Objective(model, cfg.train.label_smoothing)
     t = cfg.train
-    validation_options = SearchOptions(strategy="beam" if t.valid_beam > 1 else "greedy", beam_size=t.valid_beam,
-                                       max_len_a=t.valid_max_len_a, max_len_b=t.valid_max_len_b)
     run = Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
               net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
               state=state, start_step=state.step,
-              metrics=MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else -1) if dist.main else None,
-              translator=Translator(model, tok, validation_options, batch_size=t.valid_batch_size,
+              metrics=(MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else None)
+                       if dist.main else None),
+              translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
                                     precision=t.precision),
               shortlist=training_shortlist(train, tok) if dist.main else None)
     reason = None

@@ -14,13 +14,18 @@ from ..data.spm import PAD
 
 
 def chunked_cross_entropy(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
-                          label_smoothing: float = 0.0, chunk_rows: int = 4096,
-                          with_nll: bool = False):
-    """Mean over non-PAD targets of CE(output(features), target), with label smoothing.
+                          label_smoothing: float = 0.0, chunk_rows: int = 4096) -> torch.Tensor:
+    """Mean over non-PAD targets of CE(output(features), target), with label smoothing."""
+    return loss_and_nll(features, output, target, label_smoothing, chunk_rows)[0]
+
+
+def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
+                 label_smoothing: float = 0.0, chunk_rows: int = 4096):
+    """(loss, nll): the mean over non-PAD targets of CE(output(features), target) with label
+    smoothing, and the plain cross-entropy (no smoothing, no gradient), the number that compares
+    with the validation loss.
 
     features: (batch, tgt_len, size); target: (batch, tgt_len) with PAD at padding.
-    With ``with_nll`` returns (loss, nll): nll is the plain cross-entropy (no smoothing, no
-    gradient), the number that compares with the validation loss.
     """
     feats = features.flatten(0, 1)  # (batch*tgt_len, size)
     tgt = target.flatten()  # (batch*tgt_len,)
@@ -43,7 +48,7 @@ def chunked_cross_entropy(features: torch.Tensor, output: nn.Linear, target: tor
             total = total + part
             nll = nll + part.detach()
     n = max(int(tgt.numel()), 1)
-    return (total / n, nll / n) if with_nll else total / n
+    return total / n, nll / n
 
 
 class Objective(nn.Module):
@@ -56,4 +61,4 @@ class Objective(nn.Module):
     def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: str = "argmax"):
         """(mean training loss, mean plain cross-entropy without gradient) over the real target tokens."""
         feats, _ = self.model.features(src, src_lens, tgt_in, tf_ratio=tf_ratio, feed=feed)
-        return chunked_cross_entropy(feats, self.model.decoder.output, tgt_out, self.label_smoothing, with_nll=True)
+        return loss_and_nll(feats, self.model.decoder.output, tgt_out, self.label_smoothing)

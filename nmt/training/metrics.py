@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,10 @@ def read_metrics(path: str) -> List[Dict]:
 
 
 class MetricsLog:
-    def __init__(self, run_dir: str, tensorboard: bool = True, resume_step: int = -1):
+    def __init__(self, run_dir: str, tensorboard: bool = True, resume_step: Optional[int] = None):
+        """``resume_step``: the step of the checkpoint a resumed run continues from (None: a new run)."""
         self.path = os.path.join(run_dir, "metrics.jsonl")
-        if resume_step >= 0:
+        if resume_step is not None:
             # Forget what an interrupted run logged after the checkpoint we resume from.
             kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
             with open(self.path, "w", encoding="utf-8") as f:
@@ -37,8 +38,8 @@ class MetricsLog:
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.writer = SummaryWriter(os.path.join(run_dir, "tensorboard"), purge_step=max(resume_step, 0) + 1
-                                            if resume_step >= 0 else None)
+                self.writer = SummaryWriter(os.path.join(run_dir, "tensorboard"),
+                                            purge_step=None if resume_step is None else resume_step + 1)
             except ImportError:  # pragma: no cover - tensorboard is a dependency
                 log.warning("tensorboard is not installed; no event files written")
 

@@ -18,7 +18,7 @@ from ..data.dataset import EncodedCorpus, read_split
 from ..data.spm import PAD
 from ..eval.bleu import score as sacre_score
 from ..precision import autocast, resolve_precision
-from ..search import SearchOptions
+from ..search import end_of_run_options
 from ..translator import Translator
 from .logs import draw_plots
 from .run import Run
@@ -117,7 +117,7 @@ def translate_test(run: Run) -> Optional[Dict]:
     test = read_split(d.test, "test", d.src_lang, d.tgt_lang)
     start = time.time()
     loaded = load_model(best, run.device)
-    translator = Translator(loaded.model, loaded.tokenizer, SearchOptions(beam_size=t.test_beam),
+    translator = Translator(loaded.model, loaded.tokenizer, end_of_run_options(t),
                             precision=t.precision)
     hyps = [n[0][0] for n in translator.translate(test.src)]
     scores = sacre_score(hyps, [test.tgt])

@@ -8,7 +8,7 @@ import pytest
 from nmt.data import dataset
 from nmt.data.batching import TokenArrays
 from nmt.data.corpus import CorpusError, iter_parallel, read_parallel, sample_pairs
-from nmt.data.dataset import EncodedCorpus, encode_cached
+from nmt.data.dataset import EncodedCorpus, encode_cached, open_cached
 from nmt.data.spm import Tokenizer
 
 from .helpers import collate, filter_pairs
@@ -89,7 +89,7 @@ def test_interrupted_encoding_leaves_nothing_behind(corpus, tok, tmp_path, monke
 def test_a_worker_rank_only_reads_the_cache(corpus, tok, tmp_path):
     prefix, _, _ = corpus
     with pytest.raises(FileNotFoundError):
-        encode_cached(prefix, "src", "tgt", tok, 50, str(tmp_path / "cache"), build=False)
+        open_cached(prefix, "src", "tgt", tok, 50, str(tmp_path / "cache"))
 
 
 def test_no_pair_left_is_an_error(tmp_path, tok):
