@@ -116,8 +116,7 @@ def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:
 
     from .config import compose
     from .training.loop import fit
-    from .training.preflight import preflight, resumed_config
+    from .training.preflight import resumed_config
     config = resumed_config(compose(list(overrides), config_name), list(overrides), config_name)
     run_dir = config.run_dir or os.path.join("outputs", time.strftime("%Y-%m-%d"), time.strftime("%H-%M-%S"))
-    preflight(config, run_dir)
-    return fit(config, run_dir)
+    return fit(config, run_dir)  # which runs the start-up checks first

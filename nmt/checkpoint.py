@@ -19,6 +19,7 @@ so that a checkpoint alone translates, and a training checkpoint resumes exactly
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import logging
@@ -36,6 +37,7 @@ from .config import Config, affects_model, differences, from_dict
 from .data.spm import Tokenizer
 from .errors import NmtError
 from .models import build_model
+from .outputs import PARTIAL_SUFFIX, atomic_output, fsync_dir
 
 FORMAT = "nmt-checkpoint-v1"
 TRAINING_KEYS = ("optimizer", "scheduler", "train_state", "rng")
@@ -47,19 +49,6 @@ class CheckpointError(NmtError):
 
 # ---- atomic writing ------------------------------------------------------------------------------
 
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_error(path: str, e: OSError) -> CheckpointError:
     what = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
     return CheckpointError(f"could not write {path}: {what}; the previous checkpoints in "
@@ -67,23 +56,14 @@ def _write_error(path: str, e: OSError) -> CheckpointError:
 
 
 def atomic_save(obj: Dict, path: str) -> None:
-    """Write to a temporary file beside ``path``, fsync, rename: ``path`` is always whole.
-    A failed write (full disk, ...) leaves ``path`` as it was and raises CheckpointError."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp.{os.getpid()}"
+    """``torch.save`` through ``atomic_output``: ``path`` is always whole. A failed write (full disk,
+    ...) leaves ``path`` as it was and raises CheckpointError."""
     try:
-        os.makedirs(directory, exist_ok=True)
-        with open(tmp, "wb") as f:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_output(path, "wb") as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as e:
         raise _write_error(path, e) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    _fsync_dir(directory)
 
 
 def atomic_link(src: str, dst: str) -> None:
@@ -101,7 +81,7 @@ def atomic_link(src: str, dst: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise _write_error(dst, e) from None
-    _fsync_dir(os.path.dirname(os.path.abspath(dst)))
+    fsync_dir(os.path.dirname(os.path.abspath(dst)))
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -125,7 +105,9 @@ def load_checkpoint(path: str) -> Dict:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted, or not a checkpoint "
                               f"at all: no torch.save archive)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # memory-mapped: what a caller never touches (a resume reading only the config, the optimizer
+        # state of a checkpoint loaded to translate) is never read from disk
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
         lines = [l.strip() for l in str(e).splitlines() if "Unsupported" in l or "global" in l.lower()]
         if not lines:
@@ -292,19 +274,19 @@ def step_checkpoints(directory: str) -> List[str]:
 
 
 def remove_partial_checkpoints(directory: str) -> List[str]:
-    """Delete the temporary files (``NAME.tmp.PID``) an interrupted save left in ``directory``; call
-    it only while holding the run's lock. Returns what it removed."""
+    """Delete the temporary files an interrupted save left in ``directory`` (``atomic_output``'s
+    ``.NAME.pt.*.part``, and ``NAME.pt.tmp.PID`` of links and of earlier versions); call it only while
+    holding the run's lock. Returns what it removed."""
+    partial = re.compile(r"(\..+\.pt\..+" + re.escape(PARTIAL_SUFFIX) + r"|.+\.pt\.tmp\.\d+)")
     removed = []
-    for path in glob.glob(os.path.join(glob.escape(directory), "*.pt.tmp.*")):
-        if re.fullmatch(r".+\.pt\.tmp\.\d+", os.path.basename(path)):
-            try:
-                os.remove(path)
-                removed.append(path)
-            except OSError:
-                pass
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        if partial.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(directory, name))
+                removed.append(name)
     if removed:
         logging.getLogger("nmt.train").info("removed %d partial checkpoint file(s) left by an interrupted save: %s",
-                                             len(removed), ", ".join(os.path.basename(p) for p in removed))
+                                             len(removed), ", ".join(removed))
     return removed
 
 

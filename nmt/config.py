@@ -254,7 +254,6 @@ def iter_fields(cls=Config, prefix: str = "") -> Iterator[Tuple[str, Any, str]]:
 
 def check_known_keys(values: dict) -> None:
     """Refuse keys the schema does not have (``+train.max_step=10`` adds one past Hydra's checks)."""
-    import difflib
     known = {key for key, _, _ in iter_fields()}
     groups = {k.rsplit(".", 1)[0] for k in known if "." in k}
 
@@ -268,9 +267,20 @@ def check_known_keys(values: dict) -> None:
 
     for key in walk({k: v for k, v in values.items() if k != "hydra"}, ""):
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            raise ConfigError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close else
-                                                               "; nmt-train --help lists the keys"))
+            raise unknown_key(key)
+
+
+def unknown_key(key: str) -> ConfigError:
+    """The error for a key the schema does not have, with the closest known key (by the whole
+    dotted key, else by its last part) as a suggestion."""
+    import difflib
+    known = sorted(k for k, _, _ in iter_fields())
+    close = difflib.get_close_matches(key, known, n=1)
+    if not close:
+        leaf = difflib.get_close_matches(key.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in known], n=1)
+        close = [k for k in known if leaf and k.rsplit(".", 1)[-1] == leaf[0]][:1]
+    return ConfigError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close
+                                                        else "; nmt-train --help lists the keys"))
 
 
 def compose(overrides=(), config_name: str = "train") -> Config:
@@ -298,8 +308,6 @@ def compose(overrides=(), config_name: str = "train") -> Config:
 def _compose_error(e: Exception) -> ConfigError:
     """Hydra's composition errors, reworded: an unknown key gets nmt's "did you mean", never
     Hydra's advice to add it with ``+`` (which the schema refuses anyway)."""
-    import difflib
-    import re
     parts, cause = [], e
     while cause is not None and len(parts) < 4:
         parts.append(str(cause))
@@ -307,14 +315,7 @@ def _compose_error(e: Exception) -> ConfigError:
     text = "\n".join(parts)
     unknown = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
     if unknown and ("is not in struct" in text or "To append to your config" in text):
-        key = unknown.group(1)
-        known = sorted(k for k, _, _ in iter_fields())
-        close = difflib.get_close_matches(key, known, n=1) or difflib.get_close_matches(
-            key.rsplit(".", 1)[-1], [k.rsplit(".", 1)[-1] for k in known], n=1)
-        if close and "." not in close[0]:
-            close = [k for k in known if k.endswith("." + close[0])][:1] or close
-        return ConfigError(f"unknown config key {key!r}" + (f"; did you mean {close[0]!r}?" if close
-                                                            else "; nmt-train --help lists the keys"))
+        return unknown_key(unknown.group(1))
     lines = []
     for line in text.splitlines():
         line = line.strip()
@@ -353,7 +354,7 @@ def validate(cfg: Config) -> None:
                 obj = getattr(obj, part)
             errors.append(f"{key}={obj!r}: must be {want}")
 
-    for key, value in _leaves(cfg):
+    for key, value in flatten(to_dict(cfg)).items():
         numbers = value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
             errors.append(f"{key}={value!r}: must be a finite number")
@@ -414,16 +415,6 @@ def validate(cfg: Config) -> None:
               f"equal to the attentional size ({out}) with decoder.tie_embeddings=true")
     if errors:
         raise ConfigError("invalid settings: " + "; ".join(errors))
-
-
-def _leaves(obj, prefix: str = "") -> Iterator[Tuple[str, Any]]:
-    """(dotted key, value) of every leaf of a config object."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if is_dataclass(value):
-            yield from _leaves(value, f"{prefix}{f.name}.")
-        else:
-            yield f"{prefix}{f.name}", value
 
 
 def help_text(groups: dict) -> str:

@@ -22,6 +22,8 @@ from typing import Iterable, Iterator, Optional, TextIO
 
 from .errors import NmtError
 
+PARTIAL_SUFFIX = ".part"  # of the temporary file beside an output being written
+
 
 class OutputError(NmtError):
     """An output path that would destroy something, or that cannot be written; the message names it."""
@@ -109,23 +111,41 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[TextIO]:
         return
     existing = _stat(path)
     if existing is not None and not stat.S_ISREG(existing.st_mode):  # /dev/null, a FIFO: written in place
-        with open(path, "wb" if "b" in mode else "w", **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        with _open(path, mode) as f:
             yield f
         return
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=PARTIAL_SUFFIX, dir=directory)
     os.close(fd)
     try:
-        with (open(tmp, "wb") if "b" in mode else open(tmp, "w", encoding="utf-8", newline="\n")) as f:
+        with _open(tmp, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        old = _stat(path)
-        os.chmod(tmp, stat.S_IMODE(old.st_mode) if old else 0o666 & ~_umask())
+        os.chmod(tmp, stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+    fsync_dir(directory)
+
+
+def _open(path: str, mode: str):
+    return open(path, "wb") if "b" in mode else open(path, "w", encoding="utf-8", newline="\n")
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename in ``directory`` durable (where the file system allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

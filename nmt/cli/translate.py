@@ -82,7 +82,6 @@ def check_input(path: str) -> None:
 def read_chunks(path: str, size: int) -> Iterator[List[str]]:
     """Lists of at most ``size`` lines; invalid UTF-8 raises an error naming the line, from a file
     or from stdin alike."""
-    check_input(path)
     lines = iter_lines(path)
     while True:
         chunk = list(itertools.islice(lines, size))

@@ -5,7 +5,6 @@ Every problem is reported with the file (and line) it concerns; nothing is dropp
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import itertools
 import logging
@@ -43,8 +42,6 @@ def _open_binary(path: str):
     ``/dev/stdin`` and ``<(cmd)`` read like files."""
     if path == STDIN:
         return contextlib.nullcontext(sys.stdin.buffer)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a directory", path)
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 

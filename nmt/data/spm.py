@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import sentencepiece as spm
@@ -178,11 +179,8 @@ def _run_child(job: dict) -> Tuple[bytes, Optional[bytes], int, float]:
         if proc.returncode != 0 or "sentences" not in result:
             tail = proc.stderr.decode("utf-8", "replace").strip()[-2000:]
             raise RuntimeError(f"sentencepiece training failed in its child process (exit {proc.returncode}):\n{tail}")
-        protos = []
-        for name in ("src.model", "tgt.model"):
-            path = os.path.join(tmp, name)
-            protos.append(open(path, "rb").read() if os.path.exists(path) else None)
-        return protos[0], protos[1], result["sentences"], result["peak_mb"]
+        src, tgt = (Path(tmp, name) for name in ("src.model", "tgt.model"))
+        return src.read_bytes(), tgt.read_bytes() if tgt.exists() else None, result["sentences"], result["peak_mb"]
 
 
 def _child_main(tmp: str) -> int:

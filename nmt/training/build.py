@@ -91,7 +91,8 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, re
     for name in ("train", "valid", "test"):
         check_exists(getattr(d, name), name, d.src_lang, d.tgt_lang)
     require(d.train, "train", d.src_lang, d.tgt_lang)
-    fingerprint = corpus_fingerprint(d.train, d.src_lang, d.tgt_lang)
+    # read once (the whole corpus), on the first rank
+    fingerprint = dist.broadcast(corpus_fingerprint(d.train, d.src_lang, d.tgt_lang) if dist.main else None)
     if resumed_corpus and resumed_corpus != fingerprint:
         raise CorpusError(f"data.train={d.train}: the training files ({resolve(d.train, d.src_lang)}, "
                           f"{resolve(d.train, d.tgt_lang)}) changed since the checkpoint was written (content hash "

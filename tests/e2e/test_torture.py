@@ -409,13 +409,14 @@ def test_partial_checkpoints_are_removed_at_start_up(toy_dir, trained, tmp_path)
     from nmt.training.loop import fit
     run_dir = tmp_path / "run"
     shutil.copytree(trained, run_dir)
-    for name in ("last.pt.tmp.4242", "best.pt.tmp.17"):
+    for name in ("last.pt.tmp.4242", "best.pt.tmp.17", ".last.pt.k2j4x9.part"):
         (run_dir / "checkpoints" / name).write_bytes(b"half a checkpoint")
     (run_dir / "checkpoints" / "notes.tmp.txt").write_text("not ours\n")
     fit(compose(toy_overrides(toy_dir, ["train.max_steps=5", "train.valid_every=4", "optim.lr=3e-3",
                                         "resume=true"])), str(run_dir))
     left = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert not any(".pt.tmp." in n for n in left) and "notes.tmp.txt" in left
+    assert not any(n.endswith(".part") for n in left)
     OUTCOMES["handled"] += 1
 
 
