@@ -42,6 +42,15 @@ SpmType = Choice("SpmType", {n: n for n in ("unigram", "bpe")})
 Generate = Choice("Generate", {"toy": "toy"})
 
 
+def choose(kind: type, value: Any, key: str) -> Any:
+    """``value`` as a member of the choice ``kind``: the check at a boundary that Hydra does not
+    guard (a Python API argument, a command-line flag); ConfigError naming ``key`` otherwise."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r}: choose one of {', '.join(m.value for m in kind)}") from None
+
+
 def opt(default: Any, help: str):
     """A dataclass field with a default and the one line ``nmt-train --help`` shows for it."""
     if isinstance(default, (list, dict, tuple)) or is_dataclass(default):
@@ -340,11 +349,42 @@ def to_dict(cfg: Config) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
+# ---- cross-field rules: each stated once, checked by ``validate`` before any data is read and by
+# the constructor that depends on it (a model built from Python gets the same message) -------------
+
+def luong_dot_rule(decoder_hidden: int, encoder_output: int) -> Optional[str]:
+    if decoder_hidden != encoder_output:
+        return (f"decoder.hidden_size={decoder_hidden}: must be equal to the encoder output size "
+                f"({encoder_output}) with attention=luong_dot (or use luong_general)")
+    return None
+
+
+def tied_embeddings_rule(output_size: int, embed_size: int) -> Optional[str]:
+    if output_size != embed_size:
+        return (f"decoder.embed_size={embed_size}: must be equal to the attentional size ({output_size}) "
+                f"with decoder.tie_embeddings=true")
+    return None
+
+
+def teacher_forcing_k_rule(schedule: TfSchedule, k: float) -> Optional[str]:
+    if schedule == TfSchedule.exponential and not 0 < k < 1:
+        return f"teacher_forcing.k={k}: must be in (0, 1) for the exponential schedule"
+    if schedule == TfSchedule.inverse_sigmoid and k < 1:
+        return f"teacher_forcing.k={k}: must be >= 1 for the inverse_sigmoid schedule"
+    return None
+
+
+def require(problem: Optional[str]) -> None:
+    """Raise a rule's problem, if any, as a ConfigError."""
+    if problem:
+        raise ConfigError(problem)
+
+
 # ---- range and cross-field checks, all before any data is read ----------------------------------
 
 def validate(cfg: Config) -> None:
     """Every value in range, with the key named; ConfigError on the first that is not."""
-    errors: List[str] = []
+    errors: List[Optional[str]] = []
 
     def check(ok, key, want):
         if not ok:
@@ -372,17 +412,14 @@ def validate(cfg: Config) -> None:
         check(m.num_layers >= 1, f"{name}.num_layers", ">= 1")
         check(0 <= m.dropout < 1, f"{name}.dropout", "in [0, 1)")
     check(a.hidden_size >= 0, "attention.hidden_size", ">= 0")
-    check(a.kind != "final" or dec.bridge != "zeros", "decoder.bridge",
+    check(a.kind != AttentionKind.final or dec.bridge != BridgeKind.zeros, "decoder.bridge",
           "last or bridge with attention=final (the initial state is the decoder's only view of the source)")
     check(dec.attentional_size >= 0, "decoder.attentional_size", ">= 0")
     check(dec.init_scale > 0, "decoder.init_scale", "> 0")
     check(0 <= tf.start <= 1, "teacher_forcing.start", "in [0, 1]")
     check(0 <= tf.end <= 1, "teacher_forcing.end", "in [0, 1]")
     check(tf.decay_steps >= 1, "teacher_forcing.decay_steps", ">= 1")
-    if tf.schedule == "exponential":
-        check(0 < tf.k < 1, "teacher_forcing.k", "in (0, 1) for the exponential schedule")
-    if tf.schedule == "inverse_sigmoid":
-        check(tf.k >= 1, "teacher_forcing.k", ">= 1 for the inverse_sigmoid schedule")
+    errors.append(teacher_forcing_k_rule(tf.schedule, tf.k))
     check(o.lr > 0, "optim.lr", "> 0")
     check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "two values in [0, 1)")
     check(o.momentum >= 0, "optim.momentum", ">= 0")
@@ -405,14 +442,12 @@ def validate(cfg: Config) -> None:
     check(t.valid_max_len_a >= 0, "train.valid_max_len_a", ">= 0")
     check(t.valid_max_len_b >= 1, "train.valid_max_len_b", ">= 1")
     check(t.blowup_factor == 0 or t.blowup_factor > 1, "train.blowup_factor", "0 (off) or > 1")
-    if a.kind == "luong_dot":
-        enc_out = e.hidden_size * (2 if e.bidirectional else 1)
-        check(enc_out == dec.hidden_size, "decoder.hidden_size",
-              f"equal to the encoder output size ({enc_out}) with attention=luong_dot")
+    enc_out = e.hidden_size * (2 if e.bidirectional else 1)
+    if a.kind == AttentionKind.luong_dot:
+        errors.append(luong_dot_rule(dec.hidden_size, enc_out))
     if dec.tie_embeddings:
-        out = dec.attentional_size or dec.hidden_size + e.hidden_size * (2 if e.bidirectional else 1)
-        check(out == dec.embed_size, "decoder.embed_size",
-              f"equal to the attentional size ({out}) with decoder.tie_embeddings=true")
+        errors.append(tied_embeddings_rule(dec.attentional_size or dec.hidden_size + enc_out, dec.embed_size))
+    errors = [problem for problem in errors if problem]
     if errors:
         raise ConfigError("invalid settings: " + "; ".join(errors))
 

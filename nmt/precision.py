@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from .errors import ConfigError
+from .config import Precision, choose
 
 
 def _cpu_has_fast_bf16() -> bool:
@@ -17,32 +17,30 @@ def _cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     """``auto`` is bf16 where the hardware computes it natively (CUDA with bf16, CPUs with
     AVX512-BF16 or AMX), else fp32: emulated bf16 matmuls are several times slower than fp32."""
-    if precision not in ("fp32", "bf16", "auto"):
-        raise ConfigError(f"precision must be fp32, bf16 or auto, got {precision!r}")
-    if precision != "auto":
-        return str(precision)
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if _cpu_has_fast_bf16() else "fp32"
+    precision = Precision(precision)
+    if precision is not Precision.auto:
+        return precision
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else _cpu_has_fast_bf16()
+    return Precision.bf16 if native else Precision.fp32
 
 
-def autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: Precision):
     """A context manager: bf16 autocast, or nothing for fp32."""
-    if resolve_precision(precision, device) == "bf16":
+    if resolve_precision(precision, device) is Precision.bf16:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def inference_precision(choice: str, config, device: torch.device) -> str:
+def inference_precision(choice: str, config, device: torch.device, key: str = "precision") -> Precision:
     """The precision to translate with: ``checkpoint`` is the one the model trained with (its
     ``train.precision``, ``auto`` resolved on this machine), so a run's own test score is what
     ``nmt-translate`` and ``nmt.load`` reproduce by default; any other choice as ``resolve_precision``."""
     if choice == "checkpoint":
-        choice = str(config.train.precision)
-    return resolve_precision(choice, device)
+        return resolve_precision(config.train.precision, device)
+    return resolve_precision(choose(Precision, choice, key), device)
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:

@@ -8,21 +8,21 @@ from typing import Optional, Sequence
 
 import torch
 
+from .config import Device, choose
 from .errors import ConfigError
 
 
-def pick_device(name: str, local_rank: int = 0, key: str = "train.device") -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+def pick_device(name: Device, local_rank: int = 0, key: str = "train.device") -> torch.device:
+    name = choose(Device, name, key)
+    if name is Device.auto:
+        name = Device.cuda if torch.cuda.is_available() else Device.cpu
+    if name is Device.cuda:
         if not torch.cuda.is_available():
             raise ConfigError(f"{key}=cuda, but no CUDA device is available (this torch "
                               f"{'has no CUDA support' if torch.version.cuda is None else 'finds no GPU'}); use cpu")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
-    if name != "cpu":
-        raise ConfigError(f"{key}={name!r}: choose auto, cpu or cuda")
-    return torch.device(name)
+    return torch.device("cpu")
 
 
 def available_cpus() -> int:

@@ -10,6 +10,7 @@ from .data.spm import Tokenizer
 from .errors import ConfigError
 from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
+from .search.options import Strategy
 from .search.score import forced_logprobs
 from .search.shortlist import Shortlisted, candidates
 
@@ -46,7 +47,7 @@ def search_batch_limit(options: SearchOptions, vocab: int, memory: Optional[int]
     x target vocabulary) fit in a quarter of the available memory; a beam wider than the vocabulary,
     or one sentence that cannot fit at all, is refused with the setting named."""
     from .resources import available_memory, gib
-    beam = options.beam_size if options.strategy == "beam" else 1
+    beam = options.beam_size if options.strategy is Strategy.beam else 1
     if beam > vocab:
         raise ConfigError(f"beam size {beam} is wider than the target vocabulary ({vocab} pieces): lower the beam")
     memory = available_memory() if memory is None else memory
@@ -79,9 +80,9 @@ class Translator:
         o, model = self.options, self.model
         if self.shortlist is not None:  # search over the batch's candidate tokens, then map back to ids
             model = Shortlisted(self.model, *candidates(self.shortlist, src))
-        if o.strategy == "greedy":
+        if o.strategy is Strategy.greedy:
             out = greedy_search(model, src, src_lens, o)
-        elif o.strategy == "sample":
+        elif o.strategy is Strategy.sample:
             out = sample_search(model, src, src_lens, o, generator=self.generator)
         else:
             out = beam_search(model, src, src_lens, o)

@@ -20,6 +20,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import sentencepiece as spm
 
+from ..config import SpmType
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -27,18 +28,17 @@ log = logging.getLogger(__name__)
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
-def train_spm(sentences: Sequence[str], vocab_size: int, model_type: str = "unigram",
+def train_spm(sentences: Sequence[str], vocab_size: int, model_type: SpmType = SpmType.unigram,
               character_coverage: float = 1.0, input_sentence_size: int = 1_000_000, seed: int = 1) -> bytes:
     """Train a sentencepiece model on ``sentences`` and return its serialized proto."""
-    if model_type not in ("unigram", "bpe"):
-        raise ConfigError(f"spm model_type must be 'unigram' or 'bpe', got {model_type!r}")
+    model_type = SpmType(model_type)
     sentences = [s for s in sentences if s.strip()]
     if len(sentences) > input_sentence_size:
         sentences = random.Random(seed).sample(sentences, input_sentence_size)
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
-        model_type=model_type, character_coverage=character_coverage,
+        model_type=model_type.value, character_coverage=character_coverage,
         pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, hard_vocab_limit=False,
         input_sentence_size=0, shuffle_input_sentence=False, num_threads=os.cpu_count() or 1,
         minloglevel=2)

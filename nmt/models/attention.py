@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..config import AttentionKind, luong_dot_rule, require
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -69,10 +69,8 @@ class LuongAttention(nn.Module):
 
     def __init__(self, query_size: int, memory_size: int, general: bool):
         super().__init__()
-        if not general and query_size != memory_size:
-            raise ConfigError(
-                f"luong_dot attention needs the decoder hidden size ({query_size}) to equal the encoder "
-                f"output size ({memory_size}); use luong_general or change the sizes")
+        if not general:
+            require(luong_dot_rule(query_size, memory_size))
         self.key_proj = nn.Linear(memory_size, query_size, bias=False) if general else None
 
     def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -84,13 +82,12 @@ class LuongAttention(nn.Module):
         return torch.bmm(weights, values), weights
 
 
-def build_attention(kind: str, query_size: int, memory_size: int, hidden_size: int = 0) -> nn.Module:
-    if kind == "none":
+def build_attention(kind: AttentionKind, query_size: int, memory_size: int, hidden_size: int = 0) -> nn.Module:
+    kind = AttentionKind(kind)
+    if kind is AttentionKind.none:
         return NoAttention()
-    if kind == "final":
+    if kind is AttentionKind.final:
         return FinalStateOnly()
-    if kind == "bahdanau":
+    if kind is AttentionKind.bahdanau:
         return BahdanauAttention(query_size, memory_size, hidden_size)
-    if kind in ("luong_dot", "luong_general"):
-        return LuongAttention(query_size, memory_size, general=kind == "luong_general")
-    raise ConfigError(f"unknown attention {kind!r}; choose final, none, bahdanau, luong_dot or luong_general")
+    return LuongAttention(query_size, memory_size, general=kind is AttentionKind.luong_general)

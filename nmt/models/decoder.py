@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..config import Cell, Feed, require, tied_embeddings_rule
 from .rnn import make_rnn
 
 
@@ -31,11 +31,11 @@ class Memory(NamedTuple):
 
 class Decoder(nn.Module):
     def __init__(self, vocab_size: int, pad_id: int, attention: nn.Module, memory_size: int,
-                 cell: str = "gru", embed_size: int = 256, hidden_size: int = 512, num_layers: int = 1,
+                 cell: Cell = Cell.gru, embed_size: int = 256, hidden_size: int = 512, num_layers: int = 1,
                  dropout: float = 0.0, input_feeding: bool = True, attentional_size: int = 512,
                  tie_embeddings: bool = False):
         super().__init__()
-        self.cell, self.input_feeding = cell, input_feeding
+        self.lstm, self.input_feeding = Cell(cell) is Cell.lstm, input_feeding
         self.output_size = attentional_size or hidden_size + memory_size
         self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
@@ -46,14 +46,12 @@ class Decoder(nn.Module):
             if attentional_size else None
         self.output = nn.Linear(self.output_size, vocab_size)
         if tie_embeddings:
-            if self.output_size != embed_size:
-                raise ConfigError(f"tie_embeddings needs decoder embed_size ({embed_size}) to equal the "
-                                 f"attentional size ({self.output_size})")
+            require(tied_embeddings_rule(self.output_size, embed_size))
             self.output.weight = self.embed.weight
 
     def init_state(self, h: torch.Tensor, c: Optional[torch.Tensor]) -> DecoderState:
         feed = h.new_zeros(h.size(1), self.output_size) if self.input_feeding else None
-        return DecoderState(h, c if self.cell == "lstm" else None, feed)
+        return DecoderState(h, c if self.lstm else None, feed)
 
     # ---- the step contract: what search, the shortlist, ensembles and diagnostics use --------------
     #
@@ -76,8 +74,8 @@ class Decoder(nn.Module):
         The recurrent module itself, one position at a time: on CPU its fused kernels beat the same cell
         written as separate tensor ops with the embedding half of its input projected for all steps at
         once (measured: 108 against 123 sentences/s on bench_reference)."""
-        out, new = self.rnn(x, (state.h, state.c) if self.cell == "lstm" else state.h)
-        h, c = new if self.cell == "lstm" else (new, None)
+        out, new = self.rnn(x, (state.h, state.c) if self.lstm else state.h)
+        h, c = new if self.lstm else (new, None)
         return out, h, c
 
     def attend(self, out: torch.Tensor, memory: Memory):
@@ -107,7 +105,7 @@ class Decoder(nn.Module):
         return attn_h, DecoderState(h, c, attn_h if self.input_feeding else None), weights
 
     def features(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
-                 tf_ratio: float = 1.0, feed: str = "argmax") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                 tf_ratio: float = 1.0, feed: Feed = Feed.argmax) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """tgt_in: (batch, tgt_len) BOS-prefixed gold tokens.
 
         Returns the vectors fed to the output layer (batch, tgt_len, output_size) and the attention
@@ -117,7 +115,7 @@ class Decoder(nn.Module):
         """
         emb = self.embed_tokens(tgt_in)  # (batch, tgt_len, embed)
         if tf_ratio >= 1.0 and not self.input_feeding:
-            out, _ = self.rnn(emb, (state.h, state.c) if self.cell == "lstm" else state.h)  # (batch, tgt_len, hidden)
+            out, _ = self.rnn(emb, (state.h, state.c) if self.lstm else state.h)  # (batch, tgt_len, hidden)
             return self.attend(out, memory)
         hiddens, all_weights = [], []
         for t in range(tgt_in.size(1)):
@@ -131,17 +129,20 @@ class Decoder(nn.Module):
         weights = None if all_weights[0] is None else torch.cat(all_weights, dim=1)  # (batch, tgt_len, src_len)
         return torch.stack(hiddens, dim=1), weights  # (batch, tgt_len, output_size)
 
-    def _sample_feed(self, last: torch.Tensor, tgt_in: torch.Tensor, tf_ratio: float, feed: str):
+    def _sample_feed(self, last: torch.Tensor, tgt_in: torch.Tensor, tf_ratio: float, feed: Feed):
         """Per sequence: take the gold token (True) or the model's own prediction from ``last``
         (batch, output_size); the choice carries no gradient."""
         with torch.no_grad():
             prev = self.output(last).float()
-            pred = prev.argmax(-1) if feed == "argmax" else torch.multinomial(torch.softmax(prev, -1), 1).squeeze(1)
+            if Feed(feed) is Feed.argmax:
+                pred = prev.argmax(-1)
+            else:
+                pred = torch.multinomial(torch.softmax(prev, -1), 1).squeeze(1)
             gold = torch.rand(tgt_in.size(0), device=tgt_in.device) < tf_ratio  # (batch,)
         return gold, pred
 
     def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,
-                tf_ratio: float = 1.0, feed: str = "argmax") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                tf_ratio: float = 1.0, feed: Feed = Feed.argmax) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Logits (batch, tgt_len, vocab) and attention weights; see ``features``."""
         feats, weights = self.features(tgt_in, state, memory, tf_ratio, feed)
         return self.output(feats), weights  # one matmul for all steps

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..errors import ConfigError
+from ..config import BridgeKind, Cell
 from .rnn import make_rnn
 
 
@@ -24,11 +24,11 @@ class Encoder(nn.Module):
     dropout and residual connections (layer 2 upward) apply between them without unpacking.
     """
 
-    def __init__(self, vocab_size: int, pad_id: int, cell: str = "gru", embed_size: int = 256,
+    def __init__(self, vocab_size: int, pad_id: int, cell: Cell = Cell.gru, embed_size: int = 256,
                  hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
                  dropout: float = 0.0, residual: bool = False):
         super().__init__()
-        self.cell, self.num_layers, self.residual = cell, num_layers, residual
+        self.cell, self.num_layers, self.residual = Cell(cell), num_layers, residual
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.directions
         self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
@@ -70,22 +70,22 @@ class Bridge(nn.Module):
     state from the encoder's cell state if the encoder is an LSTM, else zeros.
     """
 
-    def __init__(self, kind: str, encoder_size: int, decoder_size: int, decoder_layers: int,
+    def __init__(self, kind: BridgeKind, encoder_size: int, decoder_size: int, decoder_layers: int,
                  encoder_lstm: bool, decoder_lstm: bool):
         super().__init__()
-        if kind not in ("zeros", "last", "bridge"):
-            raise ConfigError(f"unknown bridge {kind!r}; choose zeros, last or bridge")
+        kind = BridgeKind(kind)
         self.kind, self.size, self.layers, self.decoder_lstm = kind, decoder_size, decoder_layers, decoder_lstm
         out = decoder_size * decoder_layers
-        self.proj_h = nn.Linear(encoder_size, out) if kind != "zeros" else None
-        self.proj_c = nn.Linear(encoder_size, out) if kind != "zeros" and encoder_lstm and decoder_lstm else None
+        projected = kind is not BridgeKind.zeros
+        self.proj_h = nn.Linear(encoder_size, out) if projected else None
+        self.proj_c = nn.Linear(encoder_size, out) if projected and encoder_lstm and decoder_lstm else None
 
     def _map(self, proj: Optional[nn.Linear], final: Optional[torch.Tensor], batch: int,
              like: torch.Tensor) -> torch.Tensor:
         if proj is None or final is None:
             return like.new_zeros(self.layers, batch, self.size)
         x = proj(final[-1])  # (batch, layers*hidden)
-        if self.kind == "bridge":
+        if self.kind is BridgeKind.bridge:
             x = torch.tanh(x)
         return x.view(batch, self.layers, self.size).transpose(0, 1).contiguous()  # (layers, batch, hidden)
 

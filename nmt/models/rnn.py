@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import ConfigError
+from ..config import Cell
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
 
 
-def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
+def make_rnn(cell: Cell, input_size: int, hidden_size: int, num_layers: int = 1,
              bidirectional: bool = False, dropout: float = 0.0) -> nn.Module:
-    if cell not in CELLS:
-        raise ConfigError(f"unknown cell {cell!r}; choose one of {sorted(CELLS)}")
-    return CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
+    return CELLS[Cell(cell)](input_size, hidden_size, num_layers=num_layers, batch_first=True,
                        bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)

@@ -7,10 +7,10 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..config import Cell, Feed, Init
 from .attention import build_attention
 from .decoder import Decoder, DecoderState, Memory
-from .encoder import Bridge, Encoder
+from .encoder import Bridge, Encoder, EncoderOutput
 
 
 class Seq2Seq(nn.Module):
@@ -25,19 +25,24 @@ class Seq2Seq(nn.Module):
         self.encoder, self.bridge, self.decoder = encoder, bridge, decoder
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> Tuple[Memory, DecoderState]:
-        enc = self.encoder(src, src_lens)
-        mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lens.to(src.device)[:, None]
+        return self.start(self.encoder(src, src_lens), src_lens)
+
+    def start(self, enc: EncoderOutput, src_lens: torch.Tensor) -> Tuple[Memory, DecoderState]:
+        """From the encoder's output: the memory attention reads (its keys computed once per batch)
+        and the decoder's initial state (through the bridge)."""
+        src_len, device = enc.outputs.size(1), enc.outputs.device
+        mask = torch.arange(src_len, device=device)[None, :] < src_lens.to(device)[:, None]
         # mask: (batch, src_len), True at real tokens
         keys = self.decoder.attention.precompute(enc.outputs, mask)
         h, c = self.bridge(enc)
         return Memory(enc.outputs, keys, mask), self.decoder.init_state(h, c)
 
-    def forward(self, src, src_lens, tgt_in, tf_ratio: float = 1.0, feed: str = "argmax"):
+    def forward(self, src, src_lens, tgt_in, tf_ratio: float = 1.0, feed: Feed = Feed.argmax):
         """Logits (batch, tgt_len, vocab) and attention weights (batch, tgt_len, src_len) or None."""
         memory, state = self.encode(src, src_lens)
         return self.decoder(tgt_in, state, memory, tf_ratio=tf_ratio, feed=feed)
 
-    def features(self, src, src_lens, tgt_in, tf_ratio: float = 1.0, feed: str = "argmax"):
+    def features(self, src, src_lens, tgt_in, tf_ratio: float = 1.0, feed: Feed = Feed.argmax):
         """What the output layer sees (batch, tgt_len, output_size), and the attention weights."""
         memory, state = self.encode(src, src_lens)
         return self.decoder.features(tgt_in, state, memory, tf_ratio=tf_ratio, feed=feed)
@@ -57,15 +62,14 @@ class Seq2Seq(nn.Module):
         return state, memory
 
 
-def _init_weights(model: nn.Module, init: str, scale: float, forget_bias: float) -> None:
-    if init not in ("uniform", "xavier", "orthogonal"):
-        raise ConfigError(f"unknown init {init!r}; choose uniform, xavier or orthogonal")
+def _init_weights(model: nn.Module, init: Init, scale: float, forget_bias: float) -> None:
+    init = Init(init)
     for name, p in model.named_parameters():
-        if init == "uniform":
+        if init is Init.uniform:
             nn.init.uniform_(p, -scale, scale)
         elif p.dim() == 1:
             nn.init.zeros_(p)
-        elif init == "orthogonal" and "weight_hh" in name:
+        elif init is Init.orthogonal and "weight_hh" in name:
             for block in p.data.split(p.size(1), dim=0):  # one square block per gate
                 nn.init.orthogonal_(block)
         else:
@@ -92,7 +96,8 @@ def build_model(encoder, attention, decoder, src_vocab_size: int, tgt_vocab_size
     attn = build_attention(att_kw["kind"], dec_kw["hidden_size"], enc.output_size, att_kw["hidden_size"])
     dec = Decoder(tgt_vocab_size, pad_id, attn, enc.output_size, **dec_kw)
     bridge = Bridge(bridge_kind, enc.output_size, dec_kw["hidden_size"], dec_kw["num_layers"],
-                    encoder_lstm=enc_kw["cell"] == "lstm", decoder_lstm=dec_kw["cell"] == "lstm")
+                    encoder_lstm=Cell(enc_kw["cell"]) is Cell.lstm,
+                    decoder_lstm=Cell(dec_kw["cell"]) is Cell.lstm)
     model = Seq2Seq(enc, bridge, dec)
     _init_weights(model, init, scale, forget_bias)
     return model

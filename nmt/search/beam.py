@@ -14,14 +14,14 @@ import torch
 
 from ..data.spm import BOS, EOS, PAD
 from .common import Hypothesis, constrain, max_lengths
-from .options import SearchOptions
+from .options import Penalty, SearchOptions
 
 
-def length_penalty(length: int, alpha: float, kind: str) -> float:
+def length_penalty(length: int, alpha: float, kind: Penalty) -> float:
     """Divisor of a hypothesis score: GNMT ((5 + len) / 6) ** alpha, the length, or 1."""
-    if kind == "gnmt":
+    if kind is Penalty.gnmt:
         return ((5.0 + length) / 6.0) ** alpha
-    if kind == "average":
+    if kind is Penalty.average:
         return float(length)
     return 1.0
 

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import Choice, choose
 from ..errors import ConfigError
 
-STRATEGIES = ("beam", "greedy", "sample")
-PENALTIES = ("gnmt", "average", "none")
+Strategy = Choice("Strategy", {n: n for n in ("beam", "greedy", "sample")})
+Penalty = Choice("Penalty", {n: n for n in ("gnmt", "average", "none")})
 
 
 @dataclass(frozen=True)
 class SearchOptions:
-    strategy: str = "beam"  # beam | greedy | sample
+    strategy: Strategy = Strategy.beam
     beam_size: int = 5
     alpha: float = 1.0  # GNMT length-penalty exponent
-    penalty: str = "gnmt"  # gnmt ((5+len)/6)^alpha | average (per token) | none
+    penalty: Penalty = Penalty.gnmt  # gnmt ((5+len)/6)^alpha | average (per token) | none
     max_len_a: float = 1.5  # longest output: a * source length + b
     max_len_b: int = 10
     min_len: int = 0  # no EOS before this many pieces
@@ -28,13 +29,12 @@ class SearchOptions:
     seed: int = 1  # sampling
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"unknown search strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.penalty not in PENALTIES:
-            raise ConfigError(f"unknown length penalty {self.penalty!r}; choose one of {', '.join(PENALTIES)}")
+        # the one check of the two choices; everything downstream compares members
+        object.__setattr__(self, "strategy", choose(Strategy, self.strategy, "search strategy"))
+        object.__setattr__(self, "penalty", choose(Penalty, self.penalty, "length penalty"))
         if self.beam_size < 1:
             raise ConfigError(f"beam size must be >= 1, got {self.beam_size}")
-        if self.strategy != "beam" and self.nbest != 1:
+        if self.strategy is not Strategy.beam and self.nbest != 1:
             raise ConfigError("nbest lists need beam search")
         if not 1 <= self.nbest <= self.beam_size:
             raise ConfigError(f"nbest must be between 1 and the beam size ({self.beam_size}), got {self.nbest}")
@@ -56,7 +56,7 @@ def decoding_options(beam: int = 5, greedy: bool = False, sample: bool = False, 
     the Python API's arguments, validation (``train.valid_beam``: 1 means greedy) and the end-of-run
     test (``train.test_beam``). ``sample`` wins over ``greedy``, which wins over beam search; ``rest``
     is any other field (``alpha``, ``max_len_a``, ``nbest``, ...)."""
-    strategy = "sample" if sample else "greedy" if greedy else rest.pop("strategy", "beam")
+    strategy = Strategy.sample if sample else Strategy.greedy if greedy else rest.pop("strategy", Strategy.beam)
     return SearchOptions(strategy=strategy, beam_size=beam, **rest)
 
 

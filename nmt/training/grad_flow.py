@@ -21,30 +21,31 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..config import Cell
 from ..data.batching import Batch
 from ..data.spm import PAD
 from ..models.decoder import Memory
 from ..models.encoder import EncoderOutput
 
-_CELLS = {"rnn": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
+_CELLS = {Cell.rnn: nn.RNNCell, Cell.gru: nn.GRUCell, Cell.lstm: nn.LSTMCell}
 
 
-def _run_direction(rnn: nn.Module, cell_kind: str, suffix: str, x: torch.Tensor, lens: torch.Tensor,
+def _run_direction(rnn: nn.Module, cell_kind: Cell, suffix: str, x: torch.Tensor, lens: torch.Tensor,
                    reverse: bool) -> Tuple[List[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
     """One direction of one layer, position by position. x: (batch, src_len, input).
 
     Returns the states h_t (src_len tensors of (batch, hidden); past a forward sentence's end they
     hold its last state, masked out of the outputs), the final h and c."""
-    kw = {"nonlinearity": rnn.nonlinearity} if cell_kind == "rnn" else {}
+    kw = {"nonlinearity": rnn.nonlinearity} if cell_kind is Cell.rnn else {}
     cell = _CELLS[cell_kind](rnn.input_size, rnn.hidden_size, bias=rnn.bias, device="meta", **kw)
     params = {name: getattr(rnn, f"{name}_l0{suffix}") for name, _ in cell.named_parameters()}
     batch, length = x.size(0), x.size(1)
     h = x.new_zeros(batch, rnn.hidden_size)
-    c = x.new_zeros(batch, rnn.hidden_size) if cell_kind == "lstm" else None
+    c = x.new_zeros(batch, rnn.hidden_size) if cell_kind is Cell.lstm else None
     states: List[Optional[torch.Tensor]] = [None] * length
     for t in (range(length - 1, -1, -1) if reverse else range(length)):
         real = (t < lens).to(x.device)[:, None]  # (batch, 1)
-        if cell_kind == "lstm":
+        if cell_kind is Cell.lstm:
             h_new, c_new = functional_call(cell, params, (x[:, t], (h, c)))
             c = torch.where(real, c_new, c)
         else:
@@ -99,7 +100,7 @@ def _decoder_steps(decoder, tgt_in: torch.Tensor, state, memory: Memory):
     h (layers, batch, hidden) as graph tensors."""
     outs, hs, logits = [], [], []
     for t in range(tgt_in.size(1)):
-        emb = decoder.embed(tgt_in[:, t])
+        emb = decoder.embed_tokens(tgt_in[:, t])  # (batch, embed); eval mode: no dropout
         x = torch.cat([emb, state.feed], dim=-1) if decoder.input_feeding else emb
         out, h, c = decoder.recur(x.unsqueeze(1), state)  # out: (batch, 1, hidden)
         attn_h, _ = decoder.attend(out, memory)
@@ -119,10 +120,7 @@ def grad_flow(model, batch: Batch, label_smoothing: float = 0.0) -> Dict[str, Li
         with torch.enable_grad():
             src, src_lens = batch.src, batch.src_lens
             enc, top = _unrolled_encoder(model.encoder, src, src_lens)
-            mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lens.to(src.device)[:, None]
-            memory = Memory(enc.outputs, model.decoder.attention.precompute(enc.outputs, mask), mask)
-            h, c = model.bridge(enc)
-            state = model.decoder.init_state(h, c)
+            memory, state = model.start(enc, src_lens)
             outs, hs, logits = _decoder_steps(model.decoder, batch.tgt_in, state, memory)
             loss = F.cross_entropy(logits.float().flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD,
                                    label_smoothing=label_smoothing)

@@ -71,5 +71,5 @@ def test_final_needs_a_bridge():
 def test_luong_dot_size_mismatch_and_unknown_kind():
     with pytest.raises(ValueError, match="luong_dot"):
         build_attention("luong_dot", 6, 8)
-    with pytest.raises(ValueError, match="unknown attention"):
+    with pytest.raises(ValueError, match="not a valid AttentionKind"):
         build_attention("transformer", 6, 6)

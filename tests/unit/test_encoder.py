@@ -56,7 +56,7 @@ def test_bridge_handles_mismatched_sides(kind, enc_cell, dec_cell, dec_layers):
 
 
 def test_unknown_bridge_and_cell_are_refused():
-    with pytest.raises(ValueError, match="bridge"):
+    with pytest.raises(ValueError, match="not a valid BridgeKind"):
         Bridge("copy", 4, 4, 1, False, False)
-    with pytest.raises(ValueError, match="cell"):
+    with pytest.raises(ValueError, match="not a valid Cell"):
         Encoder(10, 0, cell="transformer")

@@ -55,5 +55,5 @@ def test_precision_names():
             assert resolve_precision("auto", cpu) == expected
         finally:
             precision._cpu_has_fast_bf16 = real
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(ValueError, match="not a valid Precision"):
         resolve_precision("fp16", cpu)

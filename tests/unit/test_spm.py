@@ -29,5 +29,5 @@ def test_separate_models_and_save(corpus, tmp_path):
 
 
 def test_unknown_model_type_is_refused(corpus):
-    with pytest.raises(ValueError, match="model_type"):
+    with pytest.raises(ValueError, match="not a valid SpmType"):
         Tokenizer.train(corpus.src, corpus.tgt, 200, "word", joint=True)
