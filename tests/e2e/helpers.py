@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 OUTPUT_FLAGS = {"-o", "--output", "--attention-plot", "--out"}
@@ -72,3 +73,13 @@ def run(*args, input=None, check=True, env=None, timeout=600, cwd=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def wait_for(path, proc, timeout: float = 300):
+    """Wait until ``path`` exists (an event a running program makes); fail if ``proc`` ends first.
+    ``timeout`` is only a guard against a hang, far above any expected wait."""
+    start = time.monotonic()
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - start < timeout, f"{path} never appeared"
+        time.sleep(0.05)

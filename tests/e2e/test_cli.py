@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch
 from nmt.checkpoint import load_checkpoint
 
 from ..conftest import bin_path, toy_overrides
-from .helpers import inputs_untouched, run
+from .helpers import inputs_untouched, run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -159,14 +158,6 @@ def test_bad_data_gives_a_clear_error(tmp_path, toy_dir):
     assert proc.returncode != 0 and "max_stepz" in proc.stderr
 
 
-def _wait_for(path, proc, timeout=120):
-    start = time.time()
-    while not os.path.exists(path):
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() - start < timeout
-        time.sleep(0.2)
-
-
 def test_kill_9_then_resume_reproduces_the_uninterrupted_run(toy_dir, tmp_path):
     args = toy_overrides(toy_dir, ["train.max_steps=30", "train.valid_every=10", "train.max_tokens=1500",
                                    "encoder.dropout=0.2"])
@@ -175,7 +166,7 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_run(toy_dir, tmp_path):
     with inputs_untouched([bin_path("nmt-train"), f"run_dir={killed}", *args]):
         proc = subprocess.Popen([bin_path("nmt-train"), f"run_dir={killed}", *args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for(killed / "checkpoints" / "step_10.pt", proc)
+        wait_for(killed / "checkpoints" / "step_10.pt", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     step = load_checkpoint(str(killed / "checkpoints" / "last.pt"))["train_state"]["step"]
@@ -192,8 +183,7 @@ def test_sigint_saves_last_and_exits_cleanly(toy_dir, tmp_path):
             *toy_overrides(toy_dir, ["train.max_steps=100000", "train.valid_every=5"])]
     with inputs_untouched(args):
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        _wait_for(run_dir / "checkpoints" / "step_5.pt", proc)
-        time.sleep(1.0)
+        wait_for(run_dir / "checkpoints" / "step_5.pt", proc)  # mid-run, between validations
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

@@ -5,14 +5,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from ..conftest import TINY_OVERRIDES, bin_path
-from .helpers import inputs_untouched, run
+from .helpers import inputs_untouched, run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -143,11 +143,12 @@ def test_second_training_into_one_run_dir_stops_at_once(toy_dir, tmp_path):
             "data.test=null", *TINY_OVERRIDES, "train.max_steps=60", "train.valid_every=30"]
     with inputs_untouched(args):
         first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        start = time.time()
-        while not (run_dir / ".lock").exists():
-            assert time.time() - start < 60 and first.poll() is None
-            time.sleep(0.1)
-        second = run(*args, check=False)
+        wait_for(run_dir / ".lock", first)
+        first.send_signal(signal.SIGSTOP)  # frozen while it holds the lock: no race with its finishing
+        try:
+            second = run(*args, check=False)
+        finally:
+            first.send_signal(signal.SIGCONT)
         _, err = first.communicate(timeout=300)
     assert second.returncode != 0 and "in use by a training run" in no_traceback(second)
     assert f"pid {first.pid}" in second.stderr
@@ -166,11 +167,12 @@ def test_translate_a_run_directory_and_help_is_fast(toy_dir, tmp_path):
     b = run(bin_path("nmt-translate"), run_dir / "checkpoints" / "best.pt", "-i", toy_dir / "test.src",
             "--greedy").stdout
     assert a == b and len(a.splitlines()) == 40
-    code = ("import sys, time; t = time.time(); from nmt.cli.train import main; main(['--help']); "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(time.time() - t, file=sys.stderr)")
+    # fast by construction, not by a clock: --help imports none of the heavy libraries
+    code = ("import sys; from nmt.cli.train import main; main(['--help']); "
+            "heavy = {'torch', 'sentencepiece', 'sacrebleu', 'numpy'} & set(sys.modules); "
+            "assert not heavy, f'--help imported {heavy}'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert float(proc.stderr.strip().splitlines()[-1]) < 2.0
     for key in ("train.max_steps", "train.test_beam", "data.test", "optim.lr", "train.init_from"):
         line = next(l for l in proc.stdout.splitlines() if l.strip().startswith(key + " "))
         assert len(line.split(")", 1)[1].strip()) > 10, line  # a description, not just the key
