@@ -34,16 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from nmt.checkpoint import load_checkpoint, load_model  # noqa: E402
 from nmt.config import register_configs  # noqa: E402
-from nmt.data.batching import make_batches  # noqa: E402
 from nmt.data.corpus import iter_lines  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
 from nmt.search import SearchOptions  # noqa: E402
-from nmt.training.build import build_training, prepare_data  # noqa: E402
 from nmt.training.distributed import Dist  # noqa: E402
-from nmt.training.loop import train_step  # noqa: E402
-from nmt.training.loss import Objective  # noqa: E402
-from nmt.training.schedules import teacher_forcing_ratio  # noqa: E402
+from nmt.training.loop import build_run, epoch_updates  # noqa: E402
+from nmt.training.update import run_update  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 
 
@@ -109,52 +106,44 @@ def peak_rss_mb(children=False) -> float:
 
 
 def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profile: int = 0) -> dict:
-    """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones, built by
-    the functions training uses (data, tokenizer, model, optimizer, LR schedule), and the limit:
-    matmul FLOPs per sentence counted on the real model and batches, against the peak GEMM rate."""
-    torch.manual_seed(cfg.train.seed)
+    """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones, run by
+    training's own code (``build_run``, ``epoch_updates``, ``run_update``: the same batches, teacher
+    forcing and schedule as ``nmt-train``), and the limit: matmul FLOPs per sentence counted on the
+    real model and batches, against the peak GEMM rate."""
     os.makedirs(run_dir, exist_ok=True)
-    tok, data, _ = prepare_data(cfg, None, run_dir, Dist())
-    model, opt, scheduler, _ = build_training(cfg, tok, torch.device("cpu"), None, None)
-    objective = Objective(model, cfg.train.label_smoothing)
-    t, tf = cfg.train, cfg.teacher_forcing
-    order, epoch = [], 0
-    tokens = sents = 0
-    flops = flop_sents = 0
+    run = build_run(cfg, run_dir, torch.device("cpu"), Dist())
+
+    def groups():  # epoch after epoch
+        while True:
+            yield from epoch_updates(run)
+
+    tokens = sents = flops = flop_sents = 0
     start = None
-    for i in range(warmup + updates):
-        if not order:
-            order = make_batches(data.src_lens, data.tgt_lens, t.max_tokens, t.max_sentences, t.seed, epoch)
-            epoch += 1
-        group = [order.pop() for _ in range(t.accum_steps) if order]
-        batches = [data.batch(idx) for idx in group]
-        ratio = teacher_forcing_ratio(i, tf.schedule, tf.start, tf.end, tf.decay_steps, tf.k)
-        step = lambda: train_step(objective, batches, opt, ratio, tf.feed, t.clip_grad_norm,  # noqa: E731, B023
-                                  t.clip_grad_value, t.precision)
+    for i, group in zip(range(warmup + updates), groups()):
+        size = sum(len(idx) for idx in group)
+        update = lambda: run_update(run, group)  # noqa: E731, B023
         if i < min(10, warmup):  # count on warm-up batches, not inside the timed ones
-            flops += count_flops(step)
-            flop_sents += sum(b.size for b in batches)
+            flops += count_flops(update)
+            flop_sents += size
             if profile and i == min(10, warmup) - 1:
-                print_profile(step, profile)
-            scheduler.step_update(i + 1)
+                print_profile(update, profile)
             continue
         if i == warmup:
             start = time.perf_counter()
-        _, _, n, _, _ = step()
-        scheduler.step_update(i + 1)
+        u = update()
         if i >= warmup:
-            tokens += n
-            sents += sum(b.size for b in batches)
+            tokens += u.tokens
+            sents += size
     seconds = time.perf_counter() - start
     per_sentence = flops / flop_sents
     limit = peak * 1e9 / per_sentence
     rate = sents / seconds
     return {"updates": updates, "warmup": warmup, "seconds": round(seconds, 2),
             "target_tokens_per_s": round(tokens / seconds, 1), "sentences_per_s": round(rate, 1),
-            "sentences_per_update": round(sents / updates, 1), "parameters": count_parameters(model),
+            "sentences_per_update": round(sents / updates, 1), "parameters": count_parameters(run.model),
             "gflop_per_sentence": round(per_sentence / 1e9, 4), "limit_sentences_per_s": round(limit, 1),
             "share_of_limit": round(rate / limit, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "precision": str(t.precision)}
+            "precision": str(cfg.train.precision)}
 
 
 def budget_train(overrides, minutes: float, run_dir: str) -> dict:

@@ -14,7 +14,7 @@ import os
 import random
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -36,7 +36,7 @@ from .run import Run, TrainState
 from .rundir import RunLock, TrainingError  # noqa: F401 (TrainingError: raised through fit)
 from .saving import resume_checkpoint
 from .signals import StopSignal
-from .update import check_health, run_update, train_step  # noqa: F401 (train_step: the benchmark's)
+from .update import check_health, run_update
 from .validation import run_validation, translate_test, validate_final
 
 log = logging.getLogger("nmt.train")
@@ -53,8 +53,9 @@ def stop_reason(run: Run, validated_stop: bool, stop_votes: float, signal_reques
     return None
 
 
-def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
-    """The updates of the current epoch from ``state.position``; the stop reason, or None at its end."""
+def epoch_updates(run: Run) -> Iterator[List[List[int]]]:
+    """This rank's batches (index lists) for each update of the current epoch, from
+    ``state.position`` on (``run_update`` advances it); the epoch counter moves on at its end."""
     t, s, dist = run.cfg.train, run.state, run.dist
     per_update = dist.world * t.accum_steps
     order = make_batches(run.train.src_lens, run.train.tgt_lens, t.max_tokens, t.max_sentences, t.seed, s.epoch)
@@ -66,7 +67,14 @@ def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
         log.info("epoch %d: %d batches, padding %.1f%%", s.epoch + 1, len(order),
                  100 * padding_fraction(order, run.train.src_lens, run.train.tgt_lens))
     while s.position // per_update < updates:
-        mine = order[s.position + dist.rank * t.accum_steps: s.position + (dist.rank + 1) * t.accum_steps]
+        yield order[s.position + dist.rank * t.accum_steps: s.position + (dist.rank + 1) * t.accum_steps]
+    s.epoch, s.position = s.epoch + 1, 0
+
+
+def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
+    """The updates of the current epoch from ``state.position``; the stop reason, or None at its end."""
+    t, s, dist = run.cfg.train, run.state, run.dist
+    for mine in epoch_updates(run):
         if t.grad_flow_every and s.step % t.grad_flow_every == 0:
             record_grad_flow(run, mine[0])
         u = run_update(run, mine)
@@ -79,7 +87,6 @@ def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
         reason = stop_reason(run, early, stop_votes, stop_signal.requested)
         if reason:
             return reason
-    s.epoch, s.position = s.epoch + 1, 0
     return None
 
 
@@ -107,16 +114,11 @@ def fit(cfg: Config, run_dir: str) -> Dict:
         dist.close()
 
 
-def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
-    threads = pick_threads(cfg.train.threads)
-    log.info("device %s, %d torch threads (OMP_WAIT_POLICY=%s)%s", device, threads,
-             os.environ.get("OMP_WAIT_POLICY", "unset"), f", {dist.world} processes" if dist.enabled else "")
-    if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
-        log.warning(busy)
-    ckpt = resume_checkpoint(cfg, run_dir) if cfg.resume else None
-    init = load_init_checkpoint(cfg) if cfg.train.init_from and ckpt is None else None
-    if dist.main:
-        OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
+def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict] = None,
+              init: Optional[dict] = None) -> Run:
+    """The live objects of a run (data, tokenizer, model, optimizer, schedule, state): fresh,
+    resumed from ``ckpt`` or started from ``init``'s weights. Seeds are set first, so a run and a
+    benchmark built here draw the same initial weights and batches."""
     torch.manual_seed(cfg.train.seed)
     random.seed(cfg.train.seed)
     tok, train, valid = prepare_data(cfg, ckpt or init, run_dir, dist,
@@ -132,14 +134,28 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     from .loss import Objective
     objective = Objective(model, cfg.train.label_smoothing)
     t = cfg.train
-    run = Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
-              net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
-              state=state, start_step=state.step,
-              metrics=(MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else None)
-                       if dist.main else None),
-              translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
-                                    precision=t.precision),
-              shortlist=training_shortlist(train, tok) if dist.main else None)
+    return Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
+               net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
+               state=state, start_step=state.step,
+               metrics=(MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else None)
+                        if dist.main else None),
+               translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
+                                     precision=t.precision),
+               shortlist=training_shortlist(train, tok) if dist.main else None)
+
+
+def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
+    threads = pick_threads(cfg.train.threads)
+    log.info("device %s, %d torch threads (OMP_WAIT_POLICY=%s)%s", device, threads,
+             os.environ.get("OMP_WAIT_POLICY", "unset"), f", {dist.world} processes" if dist.enabled else "")
+    if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
+        log.warning(busy)
+    ckpt = resume_checkpoint(cfg, run_dir) if cfg.resume else None
+    init = load_init_checkpoint(cfg) if cfg.train.init_from and ckpt is None else None
+    if dist.main:
+        OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
+    run = build_run(cfg, run_dir, device, dist, ckpt, init)
+    t, state = cfg.train, run.state
     reason = None
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm

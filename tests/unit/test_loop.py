@@ -6,8 +6,9 @@ import torch
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
 from nmt.training import loop, update
-from nmt.training.loop import TrainingError, fit, train_step
+from nmt.training.loop import TrainingError, fit
 from nmt.training.loss import Objective
+from nmt.training.update import train_step
 
 from ..conftest import compose, toy_overrides
 from .helpers import collate, tiny_model
