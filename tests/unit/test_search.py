@@ -102,7 +102,7 @@ def test_topk_step_recovers_beams_and_tokens():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(beam_size=0), "beam size"), (dict(beam_size=2, nbest=3), "nbest"), (dict(nbest=0), "nbest"),
+    (dict(beam_size=0), "beam size must be >= 1"), (dict(beam_size=2, nbest=3), "nbest"), (dict(nbest=0), "nbest"),
     (dict(min_len=10, max_len_a=0, max_len_b=5), "min length"), (dict(penalty="cubic"), "length penalty")])
 def test_invalid_options_fail_before_decoding(kwargs, match):
     """Options are checked when they are made: no search ever sees an invalid one."""
