@@ -10,6 +10,7 @@ from .data.spm import Tokenizer
 from .errors import ConfigError
 from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
+from .search.alignment import WORD_START, forced_attention, pharaoh, word_alignment, word_attention
 from .search.options import Strategy
 from .search.score import forced_logprobs
 from .search.shortlist import Shortlisted, candidates
@@ -57,6 +58,19 @@ def search_batch_limit(options: SearchOptions, vocab: int, memory: Optional[int]
                           f"pieces x {_BYTES_PER_LOGIT} bytes) but {gib(memory)} of memory is available: lower "
                           f"the beam")
     return max(1, (memory // 4) // per_sentence)
+
+
+def result_record(hyps: Sequence[Hypothesis], texts: Sequence[str], nbest: int,
+                  extras: Optional[Sequence[dict]] = None) -> dict:
+    """One input's result as ``nmt-translate --output-format jsonl`` and ``nmt-serve`` write it:
+    ``{"translation", "score"[, "nbest": [...]]}``, each hypothesis with its ``extras`` (alignment,
+    attention) merged in."""
+    entries = [{"translation": t, "score": round(h.score, 6), **(extras[k] if extras else {})}
+               for k, (h, t) in enumerate(zip(hyps, texts))]
+    record = dict(entries[0])
+    if nbest > 1:
+        record["nbest"] = entries
+    return record
 
 
 class Translator:
@@ -145,6 +159,35 @@ class Translator:
                 for i, s in zip(idx, scores):
                     results[i] = s
         return results
+
+    def alignments(self, src_ids: Sequence[Sequence[int]], hyps: Sequence[Sequence[Hypothesis]],
+                   weights: bool = False) -> List[List[dict]]:
+        """Per input, per hypothesis: ``{"alignment": "0-0 1-2 ..."}`` (Pharaoh, whitespace words;
+        see ``search.alignment``), with ``weights`` also ``{"attention": {"source": words, "target":
+        words, "weights": rows of target words}}``. A model without attention gets an empty
+        alignment and no weights."""
+        pairs = [(i, k) for i, n in enumerate(hyps) for k in range(len(n)) if src_ids[i] and n[k].tokens]
+        out: List[List[dict]] = [[{"alignment": ""} for _ in n] for n in hyps]
+        self.model.eval()
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            for group in length_sorted_batches([len(src_ids[i]) for i, _ in pairs], self.batch_size, self.max_tokens):
+                chosen = [pairs[g] for g in group]
+                src, src_lens = source_tensor([src_ids[i] for i, _ in chosen])
+                tgt = pad([hyps[i][k].tokens for i, k in chosen], bos=True)
+                att = forced_attention(self.model, src.to(self.device), src_lens, tgt.to(self.device))
+                if att is None:
+                    continue
+                for row, (i, k) in enumerate(chosen):
+                    src_pieces = self.tok.src_id_pieces(src_ids[i])
+                    tgt_pieces = self.tok.tgt_pieces(hyps[i][k].tokens)
+                    record = {"alignment": pharaoh(word_alignment(att[row].cpu(), src_pieces, tgt_pieces))}
+                    if weights:
+                        record["attention"] = {
+                            "source": "".join(src_pieces).replace(WORD_START, " ").split(),
+                            "target": "".join(tgt_pieces).replace(WORD_START, " ").split(),
+                            "weights": word_attention(att[row].cpu(), src_pieces, tgt_pieces)}
+                    out[i][k] = record
+        return out
 
     def score(self, sources: Sequence[str], targets: Sequence[str]) -> List[Tuple[float, int]]:
         """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``."""

@@ -66,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     o = p.add_argument_group("extras")
     o.add_argument("--attention-plot", metavar="DIR", help="write attention heatmaps of the first sentences to DIR")
     o.add_argument("--attention-plot-count", type=integer(0), default=10, metavar="K")
+    o.add_argument("--alignment", action="store_true",
+                   help="word alignments from attention (Pharaoh 'src-tgt' word indices; the attention argmax, "
+                        "not a trained aligner): jsonl adds an \"alignment\" field, tsv a fourth column")
     o.add_argument("--ref", nargs="+", metavar="REF", help="score the output against these references right away")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -115,19 +118,20 @@ def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index
                           title=f"line {first_index + k + 1}, score {hyp.score:.3f}")
 
 
-def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok) -> List[str]:
-    """Write one chunk's results; returns the 1-best texts."""
+def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok, aligned=None) -> List[str]:
+    """Write one chunk's results (with ``aligned``, per input and hypothesis ``{"alignment": ...}``);
+    returns the 1-best texts."""
+    from ..translator import result_record
     firsts = []
     for k, hyps in enumerate(results):
         texts = tok.decode_tgt([h.tokens for h in hyps])
         firsts.append(texts[0])
+        extras = aligned[k] if aligned else None
         if fmt == "jsonl":
-            record = {"translation": texts[0], "score": round(hyps[0].score, 6)}
-            if nbest > 1:
-                record["nbest"] = [{"translation": t, "score": round(h.score, 6)} for h, t in zip(hyps, texts)]
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(json.dumps(result_record(hyps, texts, nbest, extras), ensure_ascii=False) + "\n")
         elif fmt == "tsv" or nbest > 1:
-            out.write("".join(f"{index + k}\t{h.score:.4f}\t{t}\n" for h, t in zip(hyps, texts)))
+            out.write("".join(f"{index + k}\t{h.score:.4f}\t{t}" + (f"\t{extras[j]['alignment']}" if extras else "")
+                              + "\n" for j, (h, t) in enumerate(zip(hyps, texts))))
         else:
             out.write(texts[0] + "\n")
     return firsts
@@ -196,7 +200,8 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
                       file=sys.stderr)
                 ids[k] = ids_k[:max_src]
         results = translator.translate_ids(ids, on_batch=None if progress is None else progress.update)
-        firsts = write_results(out, args.output_format, args.nbest, index, results, tok)
+        aligned = translator.alignments(ids, results) if args.alignment else None
+        firsts = write_results(out, args.output_format, args.nbest, index, results, tok, aligned)
         if kept is not None:
             kept.extend(firsts)
         out.flush()
@@ -217,6 +222,8 @@ def main(argv=None) -> None:
     from ..errors import NmtError
     from ..eval.bleu import score
     try:
+        if args.alignment and (args.output_format == "text" and args.nbest == 1):
+            raise CorpusError("--alignment needs --output-format jsonl or tsv (text output has no room for it)")
         inputs = [args.input, *(args.ref or []), *(f for c in args.checkpoints for f in checkpoint_files(c))]
         check_output(args.output, inputs)
         if args.attention_plot and os.path.exists(args.attention_plot) and not os.path.isdir(args.attention_plot):

@@ -83,6 +83,9 @@ class Tokenizer:
     def src_pieces(self, line: str) -> List[str]:
         return self.src.encode(line, out_type=str)
 
+    def src_id_pieces(self, ids: Sequence[int]) -> List[str]:
+        return [self.src.id_to_piece(int(i)) for i in ids]
+
     def tgt_pieces(self, ids: Sequence[int]) -> List[str]:
         return [self.tgt.id_to_piece(int(i)) for i in ids]
 

@@ -1,0 +1,109 @@
+"""nmt-serve: a translation server (HTTP JSON API and a web page) with dynamic batching."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import prepare_process
+from .options import integer, real
+
+API_KEY_ENV = "NMT_API_KEY"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="nmt-serve", description="Serve an nmt checkpoint over HTTP: POST /v1/translate, GET /v1/model, "
+        "GET /health, a web page at /, the OpenAPI schema at /docs. Concurrent requests are merged into "
+        "batches (dynamic batching).")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="checkpoint file(s) or run directories; several serve as an ensemble")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=integer(0, 65535), default=8000, help="port (default 8000; 0: any free port)")
+    s = p.add_argument_group("search (server-side defaults)")
+    s.add_argument("--beam", type=integer(1), default=5, help="beam size when a request names none (default 5)")
+    s.add_argument("--max-beam", type=integer(1), default=16, help="largest beam a request may ask for (default 16)")
+    s.add_argument("--length-penalty", type=real(), default=1.0, help="GNMT length penalty alpha (default 1.0)")
+    s.add_argument("--penalty", choices=["gnmt", "average", "none"], default="gnmt")
+    s.add_argument("--max-len-a", type=real(0), default=1.5, help="max output length = a * source length + b")
+    s.add_argument("--max-len-b", type=integer(0), default=10)
+    r = p.add_argument_group("speed")
+    r.add_argument("--max-batch-sentences", type=integer(1), default=64,
+                   help="sentences merged into one search batch (default 64)")
+    r.add_argument("--max-wait-ms", type=real(0), default=5.0,
+                   help="how long a request waits for others to share its batch (default 5 ms)")
+    r.add_argument("--device", default="cpu", help="cpu or cuda")
+    r.add_argument("--precision", choices=["checkpoint", "auto", "fp32", "bf16"], default="checkpoint",
+                   help="checkpoint (default): what the model trained with; auto; fp32; bf16")
+    r.add_argument("--int8", action="store_true", help="int8 dynamic quantization (CPU)")
+    r.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
+    r.add_argument("--shortlist", type=integer(0), default=0, metavar="K", help="lexical shortlist (0: off)")
+    r.add_argument("--shortlist-frequent", type=integer(0), default=100, metavar="N")
+    g = p.add_argument_group("limits and access")
+    g.add_argument("--max-request-lines", type=integer(1), default=64, help="lines per request (default 64)")
+    g.add_argument("--max-chars", type=integer(1), default=1000, help="characters per line (default 1000)")
+    g.add_argument("--max-body-bytes", type=integer(64), default=1 << 20, help="request body size (default 1 MiB)")
+    g.add_argument("--api-key", default=None,
+                   help=f"require this key ('Authorization: Bearer KEY' or 'X-API-Key'); default: ${API_KEY_ENV} if set")
+    g.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")
+    g.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return p.parse_args(argv)
+
+
+def build(args: argparse.Namespace):
+    """The app for ``args``: the model loaded (quantized, shortlist chosen) and the settings."""
+    import nmt
+
+    from ..errors import ConfigError
+    from ..precision import quantize_int8
+    from ..runtime import pick_threads
+    from ..search.shortlist import select
+    from ..serve import Settings, create_app
+    pick_threads(args.threads)
+    model = nmt.load(args.checkpoints if len(args.checkpoints) > 1 else args.checkpoints[0], device=args.device,
+                     precision=args.precision)
+    if args.int8:
+        if model.device.type != "cpu":
+            raise ConfigError("--int8 quantization runs on the CPU only")
+        model.model = quantize_int8(model.model)
+    if args.beam > args.max_beam:
+        raise ConfigError(f"--beam {args.beam} is over --max-beam {args.max_beam}")
+    settings = Settings(
+        beam=args.beam, max_beam=args.max_beam,
+        search=dict(alpha=args.length_penalty, penalty=args.penalty, max_len_a=args.max_len_a, max_len_b=args.max_len_b),
+        max_batch_sentences=args.max_batch_sentences, max_wait_ms=args.max_wait_ms,
+        max_request_lines=args.max_request_lines, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, cors_origins=args.cors_origin,
+        shortlist=select(model.shortlist, args.shortlist, args.shortlist_frequent, model.path))
+    return create_app(model, settings)
+
+
+def main(argv=None) -> None:
+    prepare_process()
+    args = parse_args(argv)
+    from ..errors import NmtError
+    try:
+        import uvicorn
+    except ImportError:
+        sys.exit("nmt-serve: error: the server needs FastAPI and uvicorn: pip install 'nmt[serve]'")
+    try:
+        app = build(args)
+    except NmtError as e:
+        sys.exit(f"nmt-serve: error: {e}")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    # uvicorn stops on SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then the
+    # app's shutdown drains the batcher; the exit status is 0
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except OSError as e:
+        sys.exit(f"nmt-serve: error: cannot listen on {args.host}:{args.port}: {e.strerror or e}")
+    if not server.started:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The HTTP API (FastAPI) over one loaded model (or ensemble) and its dynamic batcher.
+
+``POST /v1/translate``  ``{"text": [lines], "beam"?, "nbest"?, "alignment"?, "attention"?}`` ->
+                        ``{"translations": [records]}``, each record as ``nmt-translate
+                        --output-format jsonl`` writes it (plus ``alignment`` / ``attention``)
+``GET /v1/model``       languages, architecture, parameters, checkpoint step and scores
+``GET /health``         ``{"status": "ok"}``
+``GET /``               the web page; ``/docs`` and ``/openapi.json`` are the framework's
+
+Every refusal is a 4xx with ``{"error": "..."}`` naming the problem; the server never reads or
+writes a path named in a request (requests carry text only).
+"""
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import List, Optional, Sequence
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..search import decoding_options
+from ..translator import Translator, result_record
+from .batcher import Batcher
+
+
+@dataclass
+class Settings:
+    """Server-side defaults and bounds (``nmt-serve``'s flags)."""
+    beam: int = 5
+    max_beam: int = 16
+    search: dict = field(default_factory=dict)  # other SearchOptions fields: alpha, penalty, max_len_a, ...
+    max_batch_sentences: int = 64
+    max_wait_ms: float = 5.0
+    max_request_lines: int = 64
+    max_chars: int = 1000
+    max_body_bytes: int = 1 << 20
+    api_key: Optional[str] = None
+    cors_origins: Sequence[str] = ()
+    shortlist: Optional[dict] = None  # the selected lexical shortlist, if any
+
+
+class TranslateRequest(BaseModel):
+    """A batch of lines to translate; empty lines stay empty."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: List[str]
+    beam: Optional[int] = None
+    nbest: int = 1
+    alignment: bool = False
+    attention: bool = False
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _validation_message(errors) -> str:
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes (413), by its Content-Length or while it streams."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await _error(413, f"request body over {self.limit} bytes").__call__(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, f"request body over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def model_info(model) -> dict:
+    """What ``GET /v1/model`` reports: languages, architecture, size, training step and scores."""
+    from ..checkpoint import load_checkpoint
+    from ..config import to_dict
+    from ..models.seq2seq import count_parameters
+    cfg = to_dict(model.config)
+    info = {"path": model.path, "source_language": cfg["data"]["src_lang"], "target_language": cfg["data"]["tgt_lang"],
+            "architecture": {k: cfg[k] for k in ("encoder", "attention", "decoder")},
+            "parameters": count_parameters(model.model), "precision": str(model.precision)}
+    paths = model.path.split(", ")
+    if len(paths) == 1 and os.path.isfile(paths[0]):
+        state = load_checkpoint(paths[0]).get("train_state") or {}
+        info["step"] = state.get("step")
+        if state.get("best_bleu", -1) >= 0:
+            info["valid_bleu"] = {"score": state["best_bleu"], "step": state.get("best_step"),
+                                  "decoding": f"train.valid_beam={cfg['train']['valid_beam']}"}
+        scores = os.path.join(os.path.dirname(os.path.dirname(paths[0])), "test", "scores.json")
+        if os.path.isfile(scores):
+            with contextlib.suppress(OSError, ValueError), open(scores, encoding="utf-8") as f:
+                info["test_scores"] = json.load(f)
+    else:
+        info["ensemble"] = paths
+    return info
+
+
+def create_app(model, settings: Settings = None) -> FastAPI:
+    """The app around ``model`` (an ``nmt.api.Model``); the batcher starts with the app and
+    finishes its queue when the app shuts down."""
+    settings = settings or Settings()
+    translators = {}
+    max_src = model.config.data.max_len
+
+    def search(options, ids):  # on the inference thread
+        return translator_for(options).translate_ids(ids)
+
+    def translator_for(options) -> Translator:
+        if options not in translators:
+            translators[options] = Translator(model.model, model.tokenizer, options,
+                                              batch_size=settings.max_batch_sentences,
+                                              precision=model.precision, shortlist=settings.shortlist)
+        return translators[options]
+
+    state = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        state["batcher"] = Batcher(search, settings.max_batch_sentences, settings.max_wait_ms)
+        state["info"] = model_info(model)
+        yield
+        state["batcher"].close()
+
+    app = FastAPI(title="nmt-serve", version="1", lifespan=lifespan,
+                  description="Translation with an nmt model: dynamic batching, n-best lists, alignments.")
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc):
+        return _error(422, _validation_message(exc.errors()))
+
+    def authorised(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key (send it as 'Authorization: Bearer KEY' or 'X-API-Key')")
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/v1/model", dependencies=[Depends(authorised)])
+    async def info():
+        return state["info"]
+
+    schema = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": TranslateRequest.model_json_schema()}}}}
+
+    @app.post("/v1/translate", dependencies=[Depends(authorised)], openapi_extra=schema)
+    async def translate(request: Request):
+        body = await request.body()
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise HTTPException(400, f"request body is not valid UTF-8 (byte {e.start})") from None
+        try:
+            req = TranslateRequest.model_validate(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise HTTPException(400, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+        except ValidationError as e:
+            raise HTTPException(422, _validation_message(e.errors())) from None
+        options = check(req)
+        import asyncio
+        future = state["batcher"].submit(encode(req.text), options, finisher(req, options))
+        return {"translations": await asyncio.wrap_future(future)}
+
+    def check(req: TranslateRequest):
+        if not req.text:
+            raise HTTPException(422, "text: give at least one line")
+        if len(req.text) > settings.max_request_lines:
+            raise HTTPException(413, f"text: {len(req.text)} lines, over this server's limit of "
+                                     f"{settings.max_request_lines} per request")
+        for k, line in enumerate(req.text):
+            if len(line) > settings.max_chars:
+                raise HTTPException(413, f"text[{k}]: {len(line)} characters, over this server's limit of "
+                                         f"{settings.max_chars}")
+            if "\n" in line or "\r" in line:
+                raise HTTPException(422, f"text[{k}]: holds a line break; send one line per list item")
+        beam = settings.beam if req.beam is None else req.beam
+        if not 1 <= beam <= settings.max_beam:
+            raise HTTPException(422, f"beam: {beam} is out of range; this server allows 1 to {settings.max_beam}")
+        if not 1 <= req.nbest <= beam:
+            raise HTTPException(422, f"nbest: {req.nbest} is out of range; 1 to the beam size ({beam})")
+        return decoding_options(beam, nbest=req.nbest, **settings.search)
+
+    def encode(lines: List[str]) -> List[List[int]]:
+        ids = model.tokenizer.encode_src([line for line in lines if line.strip()])
+        it = iter(ids)
+        return [next(it)[:max_src] if line.strip() else [] for line in lines]
+
+    def finisher(req: TranslateRequest, options):
+        def finish(hyps):  # on the inference thread: decode, align, shape as nmt-translate's jsonl
+            extras = None
+            if req.alignment or req.attention:
+                extras = translator_for(options).alignments(encode(req.text), hyps, weights=req.attention)
+                if not req.alignment:
+                    extras = [[{k: v for k, v in e.items() if k != "alignment"} for e in n] for n in extras]
+            out = []
+            for k, n in enumerate(hyps):
+                texts = model.tokenizer.decode_tgt([h.tokens for h in n])
+                out.append(result_record(n, texts, req.nbest, extras[k] if extras else None))
+            return out
+        return finish
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return resources.files("nmt.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    return app

@@ -1,0 +1,95 @@
+"""Dynamic batching: concurrent requests queued, merged into one search batch, split back.
+
+One inference thread owns the model. It takes the oldest request, then whatever else arrives
+within ``max_wait_ms`` of it (or is already waiting) up to ``max_batch_sentences``, groups the
+requests by their search settings, runs each group as one ``translate_ids`` call (which sorts by
+length and batches by itself) and hands each request its own results. Search is batch-independent,
+so a translation is the same whether its request ran alone or merged with others.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from ..search import Hypothesis, SearchOptions
+
+
+@dataclass
+class Job:
+    """One request: its source ids, search settings and what to make of its hypotheses (run on the
+    inference thread, which owns the model)."""
+    ids: List[List[int]]
+    options: SearchOptions
+    finish: Callable[[List[List[Hypothesis]]], object]
+    future: Future = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    def __init__(self, search: Callable[[SearchOptions, Sequence[Sequence[int]]], List[List[Hypothesis]]],
+                 max_batch_sentences: int = 64, max_wait_ms: float = 5.0):
+        self.search, self.max_sentences, self.max_wait = search, max_batch_sentences, max_wait_ms / 1000
+        self.queue: "queue.Queue[Optional[Job]]" = queue.Queue()
+        self.batches = self.requests = 0  # counters: merged batches run, requests served
+        self.thread = threading.Thread(target=self._run, name="nmt-inference", daemon=True)
+        self.thread.start()
+
+    def submit(self, ids: List[List[int]], options: SearchOptions, finish) -> Future:
+        job = Job(ids, options, finish)
+        self.queue.put(job)
+        return job.future
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def _collect(self, first: Job) -> (List[Job], bool):
+        jobs, count, deadline = [first], len(first.ids), first.arrived + self.max_wait
+        while count < self.max_sentences:
+            try:
+                job = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+            count += len(job.ids)
+        return jobs, False
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            jobs, closing = self._collect(first)
+            groups: Dict[SearchOptions, List[Job]] = {}
+            for job in jobs:
+                groups.setdefault(job.options, []).append(job)
+            for options, group in groups.items():
+                self._serve(options, [j for j in group if j.future.set_running_or_notify_cancel()])
+            if closing:
+                return
+
+    def _serve(self, options: SearchOptions, jobs: List[Job]) -> None:
+        if not jobs:
+            return
+        try:
+            results = self.search(options, [ids for job in jobs for ids in job.ids])
+        except Exception as e:  # noqa: BLE001 (each waiting request gets the error)
+            for job in jobs:
+                job.future.set_exception(e)
+            return
+        self.batches += 1
+        start = 0
+        for job in jobs:
+            mine, start = results[start:start + len(job.ids)], start + len(job.ids)
+            try:
+                job.future.set_result(job.finish(mine))
+            except Exception as e:  # noqa: BLE001
+                job.future.set_exception(e)
+            self.requests += 1
