@@ -67,3 +67,16 @@ def pytest_terminal_summary(terminalreporter):
     if RUNS["guarded"]:
         terminalreporter.write_line(f"input-directory checksum guard: {RUNS['guarded']} command-line runs wrapped, "
                                     f"no input file changed")
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory):
+    """A toy model that has learned (experiment=toy, 250 updates, about a minute): its run directory.
+    For tests that need real translations (serving, alignments, the browser)."""
+    import subprocess
+    work = tmp_path_factory.mktemp("toy_run")
+    proc = subprocess.run([bin_path("nmt-train"), "experiment=toy", "train.max_steps=250", "train.valid_every=250",
+                           "train.tensorboard=false", "train.plots=false", "data.test=null", f"run_dir={work}/run"],
+                          cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work

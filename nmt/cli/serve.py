@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -44,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--max-chars", type=integer(1), default=1000, help="characters per line (default 1000)")
     g.add_argument("--max-body-bytes", type=integer(64), default=1 << 20, help="request body size (default 1 MiB)")
     g.add_argument("--api-key", default=None,
-                   help=f"require this key ('Authorization: Bearer KEY' or 'X-API-Key'); default: ${API_KEY_ENV} if set")
+                   help=f"require this key ('Authorization: Bearer KEY' or 'X-API-Key'); "
+                        f"default: ${API_KEY_ENV} if set")
     g.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")
     g.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -71,12 +73,29 @@ def build(args: argparse.Namespace):
         raise ConfigError(f"--beam {args.beam} is over --max-beam {args.max_beam}")
     settings = Settings(
         beam=args.beam, max_beam=args.max_beam,
-        search=dict(alpha=args.length_penalty, penalty=args.penalty, max_len_a=args.max_len_a, max_len_b=args.max_len_b),
+        search=dict(alpha=args.length_penalty, penalty=args.penalty, max_len_a=args.max_len_a,
+                    max_len_b=args.max_len_b),
         max_batch_sentences=args.max_batch_sentences, max_wait_ms=args.max_wait_ms,
         max_request_lines=args.max_request_lines, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, cors_origins=args.cors_origin,
         shortlist=select(model.shortlist, args.shortlist, args.shortlist_frequent, model.path))
     return create_app(model, settings)
+
+
+def _graceful_server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises a SIGTERM/SIGINT after its graceful shutdown (exit status -15); a stop
+        asked for by a signal is the normal end of a server: exit 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return GracefulServer
 
 
 def main(argv=None) -> None:
@@ -85,6 +104,7 @@ def main(argv=None) -> None:
     from ..errors import NmtError
     try:
         import uvicorn
+        _GracefulServer = _graceful_server_class()
     except ImportError:
         sys.exit("nmt-serve: error: the server needs FastAPI and uvicorn: pip install 'nmt[serve]'")
     try:
@@ -96,7 +116,7 @@ def main(argv=None) -> None:
     # uvicorn stops on SIGINT/SIGTERM: it stops accepting, lets in-flight requests finish, then the
     # app's shutdown drains the batcher; the exit status is 0
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
-    server = uvicorn.Server(config)
+    server = _GracefulServer(config)
     try:
         server.run()
     except OSError as e:

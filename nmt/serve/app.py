@@ -12,6 +12,7 @@ writes a path named in a request (requests carry text only).
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -26,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..errors import NmtError
 from ..search import decoding_options
 from ..translator import Translator, result_record
 from .batcher import Batcher
@@ -119,31 +121,98 @@ def model_info(model) -> dict:
     return info
 
 
+class Service:
+    """The model behind the routes: request checks, encoding, the batcher, and turning hypotheses
+    into records (decode, align) on the inference thread, which alone touches the model."""
+
+    def __init__(self, model, settings: Settings):
+        self.model, self.settings, self.translators = model, settings, {}
+        self.max_src = model.config.data.max_len
+        self.batcher: Optional[Batcher] = None
+        self.info: dict = {}
+
+    def start(self) -> None:
+        self.batcher = Batcher(self.search, self.settings.max_batch_sentences, self.settings.max_wait_ms)
+        self.info = model_info(self.model)
+
+    def translator_for(self, options) -> Translator:
+        if options not in self.translators:
+            self.translators[options] = Translator(self.model.model, self.model.tokenizer, options,
+                                                   batch_size=self.settings.max_batch_sentences,
+                                                   precision=self.model.precision, shortlist=self.settings.shortlist)
+        return self.translators[options]
+
+    def search(self, options, ids):  # on the inference thread
+        return self.translator_for(options).translate_ids(ids)
+
+    def check(self, req: TranslateRequest):
+        """The request's ``SearchOptions``, or a 4xx naming what is out of bounds."""
+        limits = self.settings
+        if not req.text:
+            raise HTTPException(422, "text: give at least one line")
+        if len(req.text) > limits.max_request_lines:
+            raise HTTPException(413, f"text: {len(req.text)} lines, over this server's limit of "
+                                     f"{limits.max_request_lines} per request")
+        for k, line in enumerate(req.text):
+            if len(line) > limits.max_chars:
+                raise HTTPException(413, f"text[{k}]: {len(line)} characters, over this server's limit of "
+                                         f"{limits.max_chars}")
+            if "\n" in line or "\r" in line:
+                raise HTTPException(422, f"text[{k}]: holds a line break; send one line per list item")
+        beam = limits.beam if req.beam is None else req.beam
+        if not 1 <= beam <= limits.max_beam:
+            raise HTTPException(422, f"beam: {beam} is out of range; this server allows 1 to {limits.max_beam}")
+        if not 1 <= req.nbest <= beam:
+            raise HTTPException(422, f"nbest: {req.nbest} is out of range; 1 to the beam size ({beam})")
+        return decoding_options(beam, nbest=req.nbest, **limits.search)
+
+    def encode(self, lines: List[str]) -> List[List[int]]:
+        """Source ids per line (blank: []), cut to the model's ``data.max_len`` as nmt-translate does."""
+        encoded = iter(self.model.tokenizer.encode_src([line for line in lines if line.strip()]))
+        return [next(encoded)[:self.max_src] if line.strip() else [] for line in lines]
+
+    def submit(self, req: TranslateRequest):
+        options = self.check(req)
+        ids = self.encode(req.text)
+
+        def finish(hyps):  # on the inference thread: decode, align, shape as nmt-translate's jsonl
+            extras = None
+            if req.alignment or req.attention:
+                extras = self.translator_for(options).alignments(ids, hyps, weights=req.attention)
+                if not req.alignment:
+                    extras = [[{k: v for k, v in e.items() if k != "alignment"} for e in n] for n in extras]
+            texts = [self.model.tokenizer.decode_tgt([h.tokens for h in n]) for n in hyps]
+            return [result_record(n, t, req.nbest, extras[k] if extras else None)
+                    for k, (n, t) in enumerate(zip(hyps, texts))]
+
+        return self.batcher.submit(ids, options, finish)
+
+
+async def _parse(request: Request) -> TranslateRequest:
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HTTPException(400, f"request body is not valid UTF-8 (byte {e.start})") from None
+    try:
+        return TranslateRequest.model_validate(json.loads(text))
+    except json.JSONDecodeError as e:
+        raise HTTPException(400, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except ValidationError as e:
+        raise HTTPException(422, _validation_message(e.errors())) from None
+
+
 def create_app(model, settings: Settings = None) -> FastAPI:
     """The app around ``model`` (an ``nmt.api.Model``); the batcher starts with the app and
     finishes its queue when the app shuts down."""
     settings = settings or Settings()
-    translators = {}
-    max_src = model.config.data.max_len
-
-    def search(options, ids):  # on the inference thread
-        return translator_for(options).translate_ids(ids)
-
-    def translator_for(options) -> Translator:
-        if options not in translators:
-            translators[options] = Translator(model.model, model.tokenizer, options,
-                                              batch_size=settings.max_batch_sentences,
-                                              precision=model.precision, shortlist=settings.shortlist)
-        return translators[options]
-
-    state = {}
+    service = Service(model, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        state["batcher"] = Batcher(search, settings.max_batch_sentences, settings.max_wait_ms)
-        state["info"] = model_info(model)
+        service.start()
         yield
-        state["batcher"].close()
+        service.batcher.close()
 
     app = FastAPI(title="nmt-serve", version="1", lifespan=lifespan,
                   description="Translation with an nmt model: dynamic batching, n-best lists, alignments.")
@@ -152,14 +221,9 @@ def create_app(model, settings: Settings = None) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request, exc):
-        return _error(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request, exc):
-        return _error(422, _validation_message(exc.errors()))
+    app.add_exception_handler(StarletteHTTPException, lambda request, exc: _error(exc.status_code, str(exc.detail)))
+    app.add_exception_handler(RequestValidationError,
+                              lambda request, exc: _error(422, _validation_message(exc.errors())))
 
     def authorised(request: Request) -> None:
         if settings.api_key is None:
@@ -170,70 +234,22 @@ def create_app(model, settings: Settings = None) -> FastAPI:
 
     @app.get("/health")
     async def health():
-        return {"status": "ok"}
+        return {"status": "ok", **service.batcher.stats()}
 
     @app.get("/v1/model", dependencies=[Depends(authorised)])
     async def info():
-        return state["info"]
+        return service.info
 
     schema = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": TranslateRequest.model_json_schema()}}}}
 
     @app.post("/v1/translate", dependencies=[Depends(authorised)], openapi_extra=schema)
     async def translate(request: Request):
-        body = await request.body()
+        future = service.submit(await _parse(request))
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise HTTPException(400, f"request body is not valid UTF-8 (byte {e.start})") from None
-        try:
-            req = TranslateRequest.model_validate(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise HTTPException(400, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-        except ValidationError as e:
-            raise HTTPException(422, _validation_message(e.errors())) from None
-        options = check(req)
-        import asyncio
-        future = state["batcher"].submit(encode(req.text), options, finisher(req, options))
-        return {"translations": await asyncio.wrap_future(future)}
-
-    def check(req: TranslateRequest):
-        if not req.text:
-            raise HTTPException(422, "text: give at least one line")
-        if len(req.text) > settings.max_request_lines:
-            raise HTTPException(413, f"text: {len(req.text)} lines, over this server's limit of "
-                                     f"{settings.max_request_lines} per request")
-        for k, line in enumerate(req.text):
-            if len(line) > settings.max_chars:
-                raise HTTPException(413, f"text[{k}]: {len(line)} characters, over this server's limit of "
-                                         f"{settings.max_chars}")
-            if "\n" in line or "\r" in line:
-                raise HTTPException(422, f"text[{k}]: holds a line break; send one line per list item")
-        beam = settings.beam if req.beam is None else req.beam
-        if not 1 <= beam <= settings.max_beam:
-            raise HTTPException(422, f"beam: {beam} is out of range; this server allows 1 to {settings.max_beam}")
-        if not 1 <= req.nbest <= beam:
-            raise HTTPException(422, f"nbest: {req.nbest} is out of range; 1 to the beam size ({beam})")
-        return decoding_options(beam, nbest=req.nbest, **settings.search)
-
-    def encode(lines: List[str]) -> List[List[int]]:
-        ids = model.tokenizer.encode_src([line for line in lines if line.strip()])
-        it = iter(ids)
-        return [next(it)[:max_src] if line.strip() else [] for line in lines]
-
-    def finisher(req: TranslateRequest, options):
-        def finish(hyps):  # on the inference thread: decode, align, shape as nmt-translate's jsonl
-            extras = None
-            if req.alignment or req.attention:
-                extras = translator_for(options).alignments(encode(req.text), hyps, weights=req.attention)
-                if not req.alignment:
-                    extras = [[{k: v for k, v in e.items() if k != "alignment"} for e in n] for n in extras]
-            out = []
-            for k, n in enumerate(hyps):
-                texts = model.tokenizer.decode_tgt([h.tokens for h in n])
-                out.append(result_record(n, texts, req.nbest, extras[k] if extras else None))
-            return out
-        return finish
+            return {"translations": await asyncio.wrap_future(future)}
+        except NmtError as e:
+            raise HTTPException(422, str(e)) from None
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():

@@ -33,15 +33,20 @@ class Batcher:
     def __init__(self, search: Callable[[SearchOptions, Sequence[Sequence[int]]], List[List[Hypothesis]]],
                  max_batch_sentences: int = 64, max_wait_ms: float = 5.0):
         self.search, self.max_sentences, self.max_wait = search, max_batch_sentences, max_wait_ms / 1000
-        self.queue: "queue.Queue[Optional[Job]]" = queue.Queue()
-        self.batches = self.requests = 0  # counters: merged batches run, requests served
+        self.queue: queue.Queue[Optional[Job]] = queue.Queue()
+        self.batches = self.requests = 0  # counters: search batches run, requests answered
+        self.submitted = 0
         self.thread = threading.Thread(target=self._run, name="nmt-inference", daemon=True)
         self.thread.start()
 
     def submit(self, ids: List[List[int]], options: SearchOptions, finish) -> Future:
         job = Job(ids, options, finish)
+        self.submitted += 1
         self.queue.put(job)
         return job.future
+
+    def stats(self) -> dict:
+        return {"requests": self.requests, "batches": self.batches, "in_flight": self.submitted - self.requests}
 
     def close(self) -> None:
         """Finish what is queued, then stop the thread."""
@@ -83,6 +88,7 @@ class Batcher:
         except Exception as e:  # noqa: BLE001 (each waiting request gets the error)
             for job in jobs:
                 job.future.set_exception(e)
+                self.requests += 1
             return
         self.batches += 1
         start = 0

@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[2] / "nmt"
 #   -> config, errors, outputs, resources
 RANKS = [("nmt.errors", 0), ("nmt.config", 0), ("nmt.outputs", 0), ("nmt.resources", 0), ("nmt.data", 1), ("nmt.eval", 1), ("nmt.plots", 1),
          ("nmt.precision", 1), ("nmt.runtime", 1), ("nmt.models", 2), ("nmt.search", 3), ("nmt.checkpoint", 4), ("nmt.translator", 5),
-         ("nmt.training", 6), ("nmt.api", 7), ("nmt.cli", 8), ("nmt.configs", 0)]
+         ("nmt.training", 6), ("nmt.api", 7), ("nmt.serve", 8), ("nmt.cli", 9), ("nmt.configs", 0)]
 
 
 def rank(module: str) -> int:
