@@ -34,7 +34,7 @@ Init = Choice("Init", {n: n for n in ("uniform", "xavier", "orthogonal")})
 TfSchedule = Choice("TfSchedule", {n: n for n in ("constant", "linear", "exponential", "inverse_sigmoid")})
 Feed = Choice("Feed", {n: n for n in ("argmax", "sample")})
 OptimizerName = Choice("OptimizerName", {n: n for n in ("adam", "sgd")})
-Scheduler = Choice("Scheduler", {n: n for n in ("constant", "plateau", "inverse_sqrt")})
+Scheduler = Choice("Scheduler", {n: n for n in ("constant", "plateau", "inverse_sqrt", "linear", "cosine")})
 PlateauMetric = Choice("PlateauMetric", {n: n for n in ("bleu", "loss")})
 Precision = Choice("Precision", {n: n for n in ("fp32", "bf16", "auto")})
 Device = Choice("Device", {n: n for n in ("auto", "cpu", "cuda")})
@@ -137,7 +137,8 @@ class OptimConfig:
     betas: Tuple[float, float] = opt((0.9, 0.999), "Adam betas")
     momentum: float = opt(0.0, "SGD momentum")
     weight_decay: float = opt(0.0, "L2 weight decay")
-    scheduler: Scheduler = opt(Scheduler.constant, "learning-rate schedule: constant | plateau | inverse_sqrt")
+    scheduler: Scheduler = opt(Scheduler.constant, "learning-rate schedule: constant | plateau | inverse_sqrt | "
+                               "linear | cosine (to min_lr at the end of train.max_steps or train.max_minutes)")
     warmup_steps: int = opt(0, "linear warm-up steps")
     plateau_metric: PlateauMetric = opt(PlateauMetric.bleu, "plateau: watch valid bleu | loss")
     plateau_factor: float = opt(0.5, "plateau: multiply the rate by this (0, 1)")
@@ -428,6 +429,9 @@ def validate(cfg: Config) -> None:
     check(0 < o.plateau_factor < 1, "optim.plateau_factor", "in (0, 1)")
     check(o.plateau_patience >= 0, "optim.plateau_patience", ">= 0")
     check(o.min_lr >= 0, "optim.min_lr", ">= 0")
+    check(o.scheduler not in (Scheduler.linear, Scheduler.cosine) or t.max_steps > 0 or t.max_minutes > 0,
+          "optim.scheduler", "given a budget to decay over (train.max_steps or train.max_minutes) when linear "
+          "or cosine")
     for key in ("max_steps", "max_epochs", "max_sentences", "patience", "keep_last", "threads",
                 "grad_flow_every"):
         check(getattr(t, key) >= 0, f"train.{key}", ">= 0")

@@ -135,7 +135,8 @@ def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], in
     o = cfg.optim
     optimizer = build_optimizer(model.parameters(), o.name, o.lr, o.betas, o.momentum, o.weight_decay)
     scheduler = LRSchedule(optimizer, o.scheduler, o.warmup_steps, o.plateau_metric, o.plateau_factor,
-                           o.plateau_patience, o.min_lr)
+                           o.plateau_patience, o.min_lr, budget_steps=cfg.train.max_steps,
+                           budget_minutes=cfg.train.max_minutes)
     state = None
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])

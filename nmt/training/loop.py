@@ -78,8 +78,11 @@ def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
         if t.grad_flow_every and s.step % t.grad_flow_every == 0:
             record_grad_flow(run, mine[0])
         u = run_update(run, mine)
-        out_of_time = bool(t.max_minutes) and time.time() - run.start_time > 60 * t.max_minutes
-        (stop_votes,) = dist.all_sum([float(stop_signal.requested or out_of_time)])
+        minutes = (time.time() - run.start_time) / 60
+        out_of_time = bool(t.max_minutes) and minutes > t.max_minutes
+        stop_votes, minutes = dist.all_sum([float(stop_signal.requested or out_of_time), minutes])
+        if t.max_minutes:  # a schedule over a time budget: every rank uses the same (mean) time
+            run.scheduler.step_update(s.step, minutes / dist.world)
         check_health(run, u)
         log_update(run, u)
         bar.update(1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -43,20 +44,32 @@ def build_optimizer(params, name: OptimizerName, lr: float, betas=(0.9, 0.999), 
 
 
 class LRSchedule:
-    """constant | inverse_sqrt (linear warm-up, then lr * sqrt(warmup / step)) | plateau.
+    """constant | inverse_sqrt (linear warm-up, then lr * sqrt(warmup / step)) | plateau | linear |
+    cosine. Every kind but constant warms up linearly over ``warmup_steps``.
 
-    ``step_update(step)`` is called after every update, ``step_valid(bleu, loss)`` after every
-    validation (only plateau reacts). Its whole state is in ``state_dict`` for exact resume.
+    linear and cosine decay from the rate to ``min_lr`` over the run's budget: the progress is the
+    larger of ``step / budget_steps`` and ``minutes / budget_minutes`` (whichever ends the run first),
+    so a run stopped by ``train.max_minutes`` ends at the bottom of its schedule.
+
+    ``step_update(step[, minutes])`` is called after every update, ``step_valid(bleu, loss)`` after
+    every validation (only plateau reacts). Its whole state is in ``state_dict`` for exact resume.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, kind: Scheduler = Scheduler.constant, warmup_steps: int = 0,
                  metric: PlateauMetric = PlateauMetric.bleu, factor: float = 0.5, patience: int = 2,
-                 min_lr: float = 1e-6):
+                 min_lr: float = 1e-6, budget_steps: int = 0, budget_minutes: float = 0.0):
         self.optimizer, self.kind, self.warmup = optimizer, Scheduler(kind), warmup_steps
         self.base_lr = optimizer.param_groups[0]["lr"]
         self.metric, self.factor, self.patience, self.min_lr = PlateauMetric(metric), factor, patience, min_lr
         self.scale, self.best, self.bad = 1.0, None, 0
+        self.budget_steps, self.budget_minutes, self.minutes = budget_steps, budget_minutes, 0.0
         self.step_update(0)
+
+    def progress(self, step: int) -> float:
+        """How much of the budget is spent, in [0, 1]."""
+        parts = [step / self.budget_steps if self.budget_steps else 0.0,
+                 self.minutes / self.budget_minutes if self.budget_minutes else 0.0]
+        return min(1.0, max(parts))
 
     def lr_at(self, step: int) -> float:
         lr = self.base_lr * self.scale
@@ -64,9 +77,17 @@ class LRSchedule:
             lr *= (step + 1) / self.warmup
         elif self.kind is Scheduler.inverse_sqrt and self.warmup:
             lr *= math.sqrt(self.warmup / max(step, 1))
+        elif self.kind in (Scheduler.linear, Scheduler.cosine):
+            p = self.progress(step)
+            decay = 1.0 - p if self.kind is Scheduler.linear else 0.5 * (1.0 + math.cos(math.pi * p))
+            return self.min_lr + (lr - self.min_lr) * decay
         return max(lr, self.min_lr) if self.kind is not Scheduler.constant else lr
 
-    def step_update(self, step: int) -> None:
+    def step_update(self, step: int, minutes: Optional[float] = None) -> None:
+        """Set the rate for the update after ``step``; ``minutes``: the run's time so far (the same
+        on every rank), for a budget in minutes."""
+        if minutes is not None:
+            self.minutes = minutes
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(step)
 
@@ -83,7 +104,8 @@ class LRSchedule:
                 self.bad = 0
 
     def state_dict(self) -> dict:
-        return {"scale": self.scale, "best": self.best, "bad": self.bad}
+        return {"scale": self.scale, "best": self.best, "bad": self.bad, "minutes": self.minutes}
 
     def load_state_dict(self, state: dict) -> None:
         self.scale, self.best, self.bad = state["scale"], state["best"], state["bad"]
+        self.minutes = state.get("minutes", 0.0)

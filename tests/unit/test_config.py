@@ -73,7 +73,7 @@ def test_configs_found_after_a_regular_install(tmp_path):
 
 def test_choices_are_enums_refused_at_composition_with_the_allowed_values():
     for override, allowed in (("teacher_forcing.feed=argmx", "argmax"), ("train.precision=fp16", "bf16"),
-                              ("encoder.cell=lstn", "lstm"), ("optim.scheduler=cosine", "plateau"),
+                              ("encoder.cell=lstn", "lstm"), ("optim.scheduler=step_decay", "plateau"),
                               ("attention.kind=luong", "luong_general"), ("data.spm.model_type=wordpiece", "bpe")):
         with pytest.raises(ConfigCompositionException) as e:
             compose([override])

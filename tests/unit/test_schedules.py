@@ -71,4 +71,34 @@ def test_bad_names_are_refused():
     with pytest.raises(ValueError, match="not a valid OptimizerName"):
         build_optimizer([torch.nn.Parameter(torch.zeros(1))], "lion", 1.0)
     with pytest.raises(ValueError, match="not a valid Scheduler"):
-        LRSchedule(_opt(), "cosine")
+        LRSchedule(_opt(), "step_decay")
+
+
+def test_linear_and_cosine_decay_to_the_floor_at_the_end_of_the_budget():
+    for kind, middle in (("linear", 0.5), ("cosine", 0.5)):
+        s = LRSchedule(_opt(1.0), kind, warmup_steps=10, min_lr=0.0, budget_steps=110)
+        assert s.lr_at(0) == pytest.approx(0.1) and s.lr_at(9) == pytest.approx(1.0)  # warm-up
+        assert s.lr_at(55) == pytest.approx(middle)
+        assert s.lr_at(110) == pytest.approx(0.0) and s.lr_at(500) == pytest.approx(0.0)
+        rates = [s.lr_at(k) for k in range(10, 111)]
+        assert rates == sorted(rates, reverse=True)
+    cos = LRSchedule(_opt(1.0), "cosine", min_lr=0.0, budget_steps=100)
+    assert cos.lr_at(25) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    # a time budget: whichever budget is spent first sets the progress; minutes survive a resume
+    timed = LRSchedule(_opt(1.0), "linear", min_lr=0.1, budget_steps=1000, budget_minutes=10)
+    timed.step_update(100, minutes=7.5)
+    assert timed.lr_at(100) == pytest.approx(0.1 + 0.9 * 0.25)
+    again = LRSchedule(_opt(1.0), "linear", min_lr=0.1, budget_steps=1000, budget_minutes=10)
+    again.load_state_dict(timed.state_dict())
+    assert again.lr_at(100) == timed.lr_at(100)
+
+
+def test_a_decay_without_a_budget_is_refused():
+    from nmt.config import Config, validate
+    from nmt.errors import ConfigError
+    cfg = Config()
+    cfg.optim.scheduler = "cosine"
+    with pytest.raises(ConfigError, match="optim.scheduler"):
+        validate(cfg)
+    cfg.train.max_minutes = 20
+    validate(cfg)
