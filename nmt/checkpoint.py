@@ -12,6 +12,8 @@ A checkpoint is a dict of tensors and plain values:
     torch_version
   training checkpoints (resumable) add
     optimizer, scheduler, train_state, rng
+    train_model  with train.ema_decay: the raw training weights (``model`` holds the averaged ones,
+                 which validation, best.pt and every tool use)
   averaged checkpoints (not resumable) add
     averaged_from  the paths averaged
 
@@ -219,7 +221,7 @@ def make_checkpoint(model: torch.nn.Module, config: Dict, tok: Tokenizer, **extr
 def checkpoint_dict(state: Dict, config: Dict, spm: Dict, **extra) -> Dict:
     """The checkpoint layout (module docstring) around a state dict, a plain config and the
     sentencepiece entry."""
-    unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from", "shortlist"}
+    unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from", "shortlist", "train_model"}
     if unknown:
         raise ValueError(f"unknown checkpoint entries {sorted(unknown)}")
     return {"format": FORMAT, "model": state, "config": config, "spm": spm, "torch_version": str(torch.__version__),

@@ -139,7 +139,7 @@ def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], in
                            budget_minutes=cfg.train.max_minutes)
     state = None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt.get("train_model", ckpt["model"]))  # raw weights, if averaged ones are saved
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["train_state"]

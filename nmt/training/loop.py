@@ -29,6 +29,7 @@ from ..search import validation_options
 from ..translator import Translator
 from .build import build_training, load_init_checkpoint, prepare_data, training_shortlist
 from .distributed import Dist
+from .ema import EMA
 from .logs import draw_plots, log_update, record_grad_flow, setup_logging
 from .metrics import MetricsLog, read_metrics  # noqa: F401 (read_metrics: part of this module's interface)
 from .preflight import preflight
@@ -137,6 +138,12 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
     from .loss import Objective
     objective = Objective(model, cfg.train.label_smoothing)
     t = cfg.train
+    ema = None
+    if t.ema_decay:
+        ema = EMA(model, t.ema_decay)
+        if ckpt is not None:
+            ema.load(ckpt["model"])  # the saved averaged weights
+        log.info("moving average of the weights: decay %g (validated and saved as the model)", t.ema_decay)
     return Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
                net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
                state=state, start_step=state.step,
@@ -144,7 +151,7 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
                         if dist.main else None),
                translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
                                      precision=t.precision),
-               shortlist=training_shortlist(train, tok) if dist.main else None)
+               shortlist=training_shortlist(train, tok) if dist.main else None, ema=ema)
 
 
 def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:

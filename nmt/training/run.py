@@ -14,6 +14,7 @@ from ..config import Config
 from ..data.dataset import EncodedCorpus
 from ..translator import Translator
 from .distributed import Dist
+from .ema import EMA
 from .metrics import MetricsLog
 
 
@@ -75,6 +76,7 @@ class Run:
     metrics: Optional[MetricsLog]
     translator: Translator
     shortlist: Optional[Dict[str, torch.Tensor]] = None  # saved with every checkpoint (rank 0)
+    ema: Optional[EMA] = None  # the moving average of the weights (train.ema_decay)
     start_time: float = field(default_factory=time.time)
     start_step: int = 0  # the step this process started (or resumed) at
     window: Window = field(default_factory=Window)

@@ -10,11 +10,12 @@ from ..checkpoint import (
     CheckpointError,
     atomic_link,
     atomic_save,
+    checkpoint_dict,
     is_resumable,
     load_checkpoint,
-    make_checkpoint,
     prune,
     rng_state,
+    spm_entry,
     step_checkpoints,
 )
 from ..config import RESUMABLE_KEYS, Config, differences, to_dict
@@ -27,9 +28,13 @@ def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
     if not run.dist.main:
         return
     last = os.path.join(run.ckpt_dir, "last.pt")
-    atomic_save(make_checkpoint(run.model, to_dict(run.cfg), run.tok, optimizer=run.optimizer.state_dict(),
+    extra = {"shortlist": run.shortlist} if run.shortlist else {}
+    weights = run.model.state_dict()
+    if run.ema is not None:  # the averaged weights are the model; the raw ones resume training
+        weights, extra["train_model"] = {**weights, **run.ema.state_dict()}, weights
+    atomic_save(checkpoint_dict(weights, to_dict(run.cfg), spm_entry(run.tok), optimizer=run.optimizer.state_dict(),
                                 scheduler=run.scheduler.state_dict(), train_state=asdict(run.state),
-                                rng=rng_state(), **({"shortlist": run.shortlist} if run.shortlist else {})), last)
+                                rng=rng_state(), **extra), last)
     if step_copy and run.cfg.train.keep_last > 0:
         atomic_link(last, os.path.join(run.ckpt_dir, f"step_{run.state.step}.pt"))
         prune(run.ckpt_dir, run.cfg.train.keep_last)

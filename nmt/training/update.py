@@ -67,6 +67,8 @@ def run_update(run: Run, batch_indices: Sequence[Sequence[int]]) -> Update:
     loss_sum, nll_sum, tokens = run.dist.all_sum([loss_sum, nll_sum, tokens])
     run.state.position += run.dist.world * t.accum_steps
     run.state.step += 1
+    if finite and run.ema is not None:
+        run.ema.update(run.model, run.state.step)
     run.scheduler.step_update(run.state.step)
     tokens = int(tokens)
     return Update(loss_sum / max(tokens, 1), nll_sum / max(tokens, 1), tokens, gnorm, finite,

@@ -2,6 +2,7 @@
 a run stops, and the end-of-run test translation."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -50,8 +51,9 @@ def run_validation(run: Run) -> bool:
     if run.dist.main:
         start = time.time()
         log.info("step %d: validating on %d sentences", s.step, len(run.valid))
-        loss = valid_loss(run.model, run.valid, run.device, t.max_tokens, t.precision)
-        hyps = [h[0][0] for h in run.translator.translate(run.valid.src_text)]
+        with run.ema.applied(run.model) if run.ema is not None else contextlib.nullcontext():
+            loss = valid_loss(run.model, run.valid, run.device, t.max_tokens, t.precision)
+            hyps = [h[0][0] for h in run.translator.translate(run.valid.src_text)]
         scores = sacre_score(hyps, [run.valid.tgt_text])
         bleu = scores["bleu"]["score"]
         improved = bleu > s.best_bleu

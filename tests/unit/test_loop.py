@@ -192,3 +192,37 @@ def test_resume_at_max_steps_changes_nothing(toy_dir, tmp_path):
     after = load_checkpoint(os.path.join(run, "checkpoints", "last.pt"))
     assert summary["steps"] == 5 and after["train_state"] == before["train_state"]
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+
+
+def test_ema_averages_with_a_warm_start_and_applied_restores():
+    from nmt.training.ema import EMA
+    model = tiny_model()
+    ema = EMA(model, decay=0.9)
+    start = {k: v.clone() for k, v in ema.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model, step=1)  # warm start: d = min(0.9, 2 / 11)
+    d = 2 / 11
+    for k, v in ema.state_dict().items():
+        torch.testing.assert_close(v, d * start[k] + (1 - d) * model.state_dict()[k])
+    own = {k: v.clone() for k, v in model.state_dict().items()}
+    with ema.applied(model):
+        for k, v in ema.state_dict().items():
+            assert torch.equal(model.state_dict()[k], v)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, own[k])
+
+
+@pytest.mark.integration
+def test_ema_is_validated_saved_as_the_model_and_resumes_exactly(toy_dir, tmp_path):
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    fit(cfg_for(toy_dir, "train.max_steps=20", "train.ema_decay=0.99", *RANDOMNESS), whole)
+    fit(cfg_for(toy_dir, "train.max_steps=11", "train.ema_decay=0.99", *RANDOMNESS), split)
+    fit(cfg_for(toy_dir, "train.max_steps=20", "train.ema_decay=0.99", "resume=true", *RANDOMNESS), split)
+    a = load_checkpoint(os.path.join(whole, "checkpoints", "last.pt"))
+    b = load_checkpoint(os.path.join(split, "checkpoints", "last.pt"))
+    for key in ("model", "train_model"):
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    assert any(not torch.equal(a["model"][k], a["train_model"][k]) for k in a["model"])  # averaged != raw
