@@ -43,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="N best per line (text and tsv: 'index<TAB>score<TAB>text' lines; jsonl: an \"nbest\" list)")
     s.add_argument("--temperature", type=real(above=0), default=1.0)
     s.add_argument("--top-k", type=integer(0), default=0, help="sample among the k most probable tokens (0: all)")
+    s.add_argument("--top-p", type=real(0, 1, above=0), default=1.0,
+                   help="nucleus sampling: among the fewest most probable tokens whose probability reaches p (1: all)")
+    s.add_argument("--no-repeat-ngram", type=integer(0), default=0, metavar="N",
+                   help="no output repeats an n-gram of N pieces (0: off)")
     s.add_argument("--seed", type=integer(0), default=1, help="seed for --sample")
     r = p.add_argument_group("speed")
     r.add_argument("--batch-size", type=integer(1), default=64, help="sentences per batch (default 64)")
@@ -178,7 +182,8 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
     options = decoding_options(args.beam, greedy=args.greedy, sample=args.sample, alpha=args.length_penalty,
                                penalty=args.penalty, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
                                min_len=args.min_len, nbest=args.nbest, temperature=args.temperature,
-                               top_k=args.top_k, seed=args.seed)
+                               top_k=args.top_k, top_p=args.top_p, no_repeat_ngram=args.no_repeat_ngram,
+                               seed=args.seed)
     from ..precision import inference_precision
     precision = inference_precision(args.precision, cfg, next(model.parameters()).device)
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,

@@ -13,7 +13,7 @@ from typing import List
 import torch
 
 from ..data.spm import BOS, EOS, PAD
-from .common import Hypothesis, constrain, max_lengths
+from .common import Hypothesis, block_repeats, constrain, max_lengths
 from .options import Penalty, SearchOptions
 
 
@@ -70,6 +70,8 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions()) 
         lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # normaliser of the unconstrained distribution
         at_max = (t >= limit[active]).repeat_interleave(k)  # (live*beam,)
         logits = constrain(logits, t, min_len, at_max)
+        if options.no_repeat_ngram:
+            block_repeats(logits, alive_tokens.reshape(live * k, t), options.no_repeat_ngram)
         # The best 2k of beam x vocab are among each beam's own best 2k: select those first, so the
         # log-softmax and the beam-wide top-k run over (live, beam, 2k) instead of (live, beam, vocab).
         width = min(2 * k, logits.size(-1))

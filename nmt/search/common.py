@@ -34,3 +34,24 @@ def constrain(logp: torch.Tensor, t: int, min_len: int, at_max: torch.Tensor) ->
         logp[at_max] = float("-inf")
         logp[:, EOS] = torch.where(at_max, eos_lp, logp[:, EOS])
     return logp
+
+
+def block_repeats(logp: torch.Tensor, history: torch.Tensor, n: int) -> torch.Tensor:
+    """No n-gram twice: forbid every token that would complete an n-gram already in the row's
+    history (as OpenNMT-py's and fairseq's ``no_repeat_ngram_size``). EOS is never forbidden.
+
+    logp: (rows, vocab), changed in place; history: (rows, t) tokens so far.
+    """
+    t = history.size(1)
+    if n < 1 or t < n - 1 or t == 0:
+        return logp
+    windows = history.unfold(1, n, 1) if t >= n else history.new_empty(history.size(0), 0, n)  # (rows, t-n+1, n)
+    if n > 1:
+        match = (windows[..., :-1] == history[:, t - n + 1:].unsqueeze(1)).all(-1)  # (rows, t-n+1)
+    else:
+        match = torch.ones(windows.shape[:2], dtype=torch.bool, device=history.device)
+    rows, at = match.nonzero(as_tuple=True)
+    banned = windows[rows, at, -1]
+    keep = banned != EOS
+    logp[rows[keep], banned[keep]] = float("-inf")
+    return logp

@@ -1,4 +1,4 @@
-"""Greedy decoding and sampling (temperature, top-k), batched, dropping finished sentences."""
+"""Greedy decoding and sampling (temperature, top-k, nucleus), batched, dropping finished sentences."""
 from __future__ import annotations
 
 from typing import Callable, List
@@ -6,7 +6,7 @@ from typing import Callable, List
 import torch
 
 from ..data.spm import BOS, EOS
-from .common import Hypothesis, constrain, max_lengths
+from .common import Hypothesis, block_repeats, constrain, max_lengths
 from .options import SearchOptions
 
 
@@ -25,6 +25,8 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
         logits = logits.float()  # (active, vocab)
         lse = torch.logsumexp(logits, dim=-1)  # normaliser of the unconstrained distribution
         logits = constrain(logits, t, min_len, t >= limit[active])
+        if options.no_repeat_ngram:
+            block_repeats(logits, tokens[active, :t], options.no_repeat_ngram)
         tok = choose(logits)  # (active,)
         tokens[active, t] = tok
         scores[active] += logits.gather(1, tok[:, None]).squeeze(1) - lse  # log-probability of tok
@@ -52,14 +54,19 @@ def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
 @torch.inference_mode()
 def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="sample"),
                   generator: torch.Generator = None) -> List[List[Hypothesis]]:
-    """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0."""
-    temperature, top_k = options.temperature, options.top_k
+    """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0
+    and to the nucleus (the fewest most probable tokens whose probability reaches top_p) if p < 1."""
+    temperature, top_k, top_p = options.temperature, options.top_k, options.top_p
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
         scaled = logits / temperature
         if top_k:
             kth = scaled.topk(min(top_k, scaled.size(-1)), dim=-1).values[:, -1:]  # (rows, 1)
             scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+        if top_p < 1.0:
+            probs, order = torch.softmax(scaled, -1).sort(dim=-1, descending=True)  # (rows, vocab)
+            outside = probs.cumsum(-1) - probs >= top_p  # mass before a token already reaches p
+            scaled = scaled.masked_fill(outside.scatter(1, order, outside), float("-inf"))
         return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator).squeeze(1)
 
     return _one_best(model, src, src_lens, choose, options)

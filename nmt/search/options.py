@@ -26,6 +26,8 @@ class SearchOptions:
     nbest: int = 1  # hypotheses returned per sentence (beam only)
     temperature: float = 1.0  # sampling
     top_k: int = 0  # sampling among the k most probable tokens (0: all)
+    top_p: float = 1.0  # nucleus sampling: among the fewest tokens whose probability reaches p (1: all)
+    no_repeat_ngram: int = 0  # no hypothesis repeats an n-gram of this size (0: off)
     seed: int = 1  # sampling
 
     def __post_init__(self):
@@ -49,6 +51,10 @@ class SearchOptions:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError(f"top-k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top-p must be in (0, 1], got {self.top_p}")
+        if self.no_repeat_ngram < 0:
+            raise ConfigError(f"no-repeat-ngram must be >= 0 (0: off), got {self.no_repeat_ngram}")
 
 
 def decoding_options(beam: int = 5, greedy: bool = False, sample: bool = False, **rest) -> SearchOptions:

@@ -163,3 +163,50 @@ def test_sampling_top1_is_greedy_and_seeded_sampling_repeats():
     assert [h[0].tokens for h in a] == [h[0].tokens for h in b]
     with pytest.raises(ValueError, match="temperature"):
         sample_search(model, src, lens, SearchOptions(strategy="sample", temperature=0))
+
+
+def test_block_repeats_forbids_the_tokens_that_would_repeat_an_ngram():
+    from nmt.search.common import block_repeats
+    history = torch.tensor([[5, 6, 7, 5], [8, 8, 9, 9]])
+    logp = block_repeats(torch.zeros(2, 12), history, 2)
+    assert torch.isinf(logp[0, 6]) and int(torch.isinf(logp[0]).sum()) == 1  # "5 6" seen: after 5, not 6
+    assert torch.isinf(logp[1, 9]) and int(torch.isinf(logp[1]).sum()) == 1  # "9 9" seen: after 9, not 9
+    once = block_repeats(torch.zeros(1, 12), torch.tensor([[5, EOS, 6]]), 1)
+    assert torch.isinf(once[0, 5]) and torch.isinf(once[0, 6]) and not torch.isinf(once[0, EOS])
+    untouched = block_repeats(torch.zeros(1, 12), torch.tensor([[5, 6]]), 3)  # no complete trigram yet
+    assert not torch.isinf(untouched).any()
+
+
+def _ngrams(tokens, n):
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_no_output_repeats_an_ngram(search):
+    # a model that loves repeating: an untrained one with large weights, long outputs
+    model = tiny_model(cell="gru", init_scale=0.8).eval()
+    src, lens = source_tensor(_real_batch(12, seed=7))
+    kw = dict(max_len_a=3.0, max_len_b=10, min_len=12)
+    opts = (lambda **o: SearchOptions(strategy="greedy", **kw, **o)) if search == "greedy" else \
+        (lambda **o: SearchOptions(beam_size=4, nbest=2, **kw, **o))
+    run = greedy_search if search == "greedy" else beam_search
+    free = run(model, src, lens, opts())
+    assert any(len(set(_ngrams(h[0].tokens, 2))) < len(_ngrams(h[0].tokens, 2)) for h in free)  # it does repeat
+    for n in (1, 2, 3):
+        for hyps in run(model, src, lens, opts(no_repeat_ngram=n)):
+            for h in hyps:
+                grams = _ngrams(h.tokens, n)
+                assert len(set(grams)) == len(grams), (n, h.tokens)
+
+
+def test_nucleus_sampling():
+    model = tiny_model(cell="gru", init_scale=0.5).eval()
+    src, lens = source_tensor(_real_batch(8, seed=6))
+    g = greedy_search(model, src, lens, SearchOptions(strategy="greedy"))
+    tiny = sample_search(model, src, lens, SearchOptions(strategy="sample", top_p=1e-6))  # the nucleus is one token
+    assert [h[0].tokens for h in g] == [h[0].tokens for h in tiny]
+    seeded = [sample_search(model, src, lens, SearchOptions(strategy="sample", top_p=p),
+                            generator=torch.Generator().manual_seed(4)) for p in (1.0, 1.0)]
+    assert [h[0].tokens for h in seeded[0]] == [h[0].tokens for h in seeded[1]]
+    with pytest.raises(ValueError, match="top-p"):
+        SearchOptions(strategy="sample", top_p=0)
