@@ -146,6 +146,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=600, help="requests per setting (count limit)")
     p.add_argument("--seconds", type=float, default=60, help="time limit per setting")
     p.add_argument("--soak", type=int, default=20000, help="one-line requests in the soak (0: skip)")
+    p.add_argument("--server-args", default="", help="more nmt-serve flags, e.g. '--threads 1 --max-wait-ms 10'")
     p.add_argument("--results", default=str(ROOT / "results" / "serve_load.jsonl"))
     p.add_argument("--update-readme", action="store_true", help="rewrite the README's table from this run")
     args = p.parse_args()
@@ -154,7 +155,7 @@ def main() -> None:
     print(json.dumps({"offline": offline}), flush=True)
     import tempfile
     log = os.path.join(tempfile.mkdtemp(prefix="nmt-load-"), "serve.log")
-    proc, url = start_server(args.checkpoint, log, "--beam", str(args.beam))
+    proc, url = start_server(args.checkpoint, log, "--beam", str(args.beam), *args.server_args.split())
     runs, soak = [], None
     try:
         asyncio.run(drive(url, lines, 4, 1, 40, 30))  # warm-up
@@ -173,7 +174,8 @@ def main() -> None:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    record = {"time": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()}-vCPU {cpu}", "beam": args.beam,
+    record = {"time": time.strftime("%Y-%m-%d"), "server_args": args.server_args,
+              "machine": f"{os.cpu_count()}-vCPU {cpu}", "beam": args.beam,
               "checkpoint_label": args.label, "offline": offline, "runs": runs, "soak": soak, "server_exit": code}
     os.makedirs(os.path.dirname(args.results), exist_ok=True)
     with open(args.results, "a") as f:

@@ -1,7 +1,7 @@
 """Dynamic batching: concurrent requests queued, merged into one search batch, split back.
 
-One inference thread owns the model. It takes the oldest request, then whatever else arrives
-within ``max_wait_ms`` of it (or is already waiting) up to ``max_batch_sentences``, groups the
+One inference thread owns the model. It takes the oldest request, then whatever is already waiting
+or arrives within ``max_wait_ms`` up to ``max_batch_sentences``, groups the
 requests by their search settings, runs each group as one ``translate_ids`` call (which sorts by
 length and batches by itself) and hands each request its own results. Search is batch-independent,
 so a translation is the same whether its request ran alone or merged with others.
@@ -54,16 +54,23 @@ class Batcher:
         self.thread.join()
 
     def _collect(self, first: Job) -> (List[Job], bool):
-        jobs, count, deadline = [first], len(first.ids), first.arrived + self.max_wait
+        """The requests for one batch: ``first``, then whatever is waiting or arrives, until the batch
+        is full or no request arrived for ``max_wait_ms`` (at most 20 such waits in all). Waiting
+        from now, not from the first request's arrival, lets a burst the server is still reading (the
+        event loop runs while this thread waits) join this batch instead of trailing as a small one."""
+        jobs, count = [first], len(first.ids)
+        start = time.monotonic()
+        deadline, cap = start + self.max_wait, start + 20 * self.max_wait
         while count < self.max_sentences:
             try:
-                job = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                job = self.queue.get(timeout=max(0.0, min(deadline, cap) - time.monotonic()))
             except queue.Empty:
                 break
             if job is None:
                 return jobs, True
             jobs.append(job)
             count += len(job.ids)
+            deadline = time.monotonic() + self.max_wait
         return jobs, False
 
     def _run(self) -> None:
