@@ -245,7 +245,8 @@ def create_app(model, settings: Settings = None) -> FastAPI:
 
     @app.post("/v1/translate", dependencies=[Depends(authorised)], openapi_extra=schema)
     async def translate(request: Request):
-        future = service.submit(await _parse(request))
+        with service.batcher.arrival():
+            future = service.submit(await _parse(request))
         try:
             return {"translations": await asyncio.wrap_future(future)}
         except NmtError as e:

@@ -8,6 +8,7 @@ so a translation is the same whether its request ran alone or merged with others
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -36,6 +37,7 @@ class Batcher:
         self.queue: queue.Queue[Optional[Job]] = queue.Queue()
         self.batches = self.requests = 0  # counters: search batches run, requests answered
         self.submitted = 0
+        self.arriving = 0  # requests the server is reading that will be submitted soon (see ``arrival``)
         self.thread = threading.Thread(target=self._run, name="nmt-inference", daemon=True)
         self.thread.start()
 
@@ -44,6 +46,15 @@ class Batcher:
         self.submitted += 1
         self.queue.put(job)
         return job.future
+
+    @contextlib.contextmanager
+    def arrival(self):
+        """Around reading and checking a request: while any is inside, a batch waits for it."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     def stats(self) -> dict:
         return {"requests": self.requests, "batches": self.batches, "in_flight": self.submitted - self.requests}
@@ -55,13 +66,16 @@ class Batcher:
 
     def _collect(self, first: Job) -> (List[Job], bool):
         """The requests for one batch: ``first``, then whatever is waiting or arrives, until the batch
-        is full or no request arrived for ``max_wait_ms`` (at most 20 such waits in all). Waiting
+        is full, no other request is being read, or none arrived for ``max_wait_ms`` (at most 20 such
+        waits in all). Waiting
         from now, not from the first request's arrival, lets a burst the server is still reading (the
         event loop runs while this thread waits) join this batch instead of trailing as a small one."""
         jobs, count = [first], len(first.ids)
         start = time.monotonic()
         deadline, cap = start + self.max_wait, start + 20 * self.max_wait
         while count < self.max_sentences:
+            if not self.arriving and self.queue.empty():
+                break  # nobody else is coming: no waiting tax on a lone request
             try:
                 job = self.queue.get(timeout=max(0.0, min(deadline, cap) - time.monotonic()))
             except queue.Empty:
