@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from .search import decoding_options
 
@@ -39,15 +39,20 @@ class Model:
 
     def translate(self, lines: Sequence[str], beam: int = 5, nbest: int = 1, greedy: bool = False,
                   batch_size: int = 64, shortlist: int = 0, shortlist_frequent: int = 100,
-                  **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
+                  prefix: Optional[Sequence[str]] = None, **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
         """Translations of ``lines`` in order: a list of strings, or with ``nbest`` > 1 a list of
         n-best lists of (text, score). ``shortlist=K`` searches over each source token's K likeliest
         target tokens and the ``shortlist_frequent`` most frequent ones (as ``nmt-translate
         --shortlist K``). ``search`` takes any other ``SearchOptions`` field (``alpha``, ``penalty``,
-        ``max_len_a``, ``min_len``, ...)."""
+        ``max_len_a``, ``min_len``, ``no_repeat_ngram``, ``top_p``, ...). ``prefix``: per line, a
+        target prefix its translation must start with ("" for none): forced, then searched on."""
         from .search.shortlist import select
         from .translator import Translator
         lines = _lines(lines, "lines")
+        if prefix is not None:
+            prefix = _lines(prefix, "prefix")
+            if len(prefix) != len(lines):
+                raise ValueError(f"prefix has {len(prefix)} entries for {len(lines)} lines")
         for name, value, low in (("beam", beam, 1), ("nbest", nbest, 1), ("batch_size", batch_size, 1),
                                  ("shortlist", shortlist, 0), ("shortlist_frequent", shortlist_frequent, 0)):
             _positive_int(value, name, low)
@@ -55,7 +60,7 @@ class Model:
         short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
                                 precision=self.precision)
-        out = translator.translate(lines)
+        out = translator.translate(lines, prefix)
         return [n[0][0] for n in out] if nbest == 1 else out
 
     def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64) -> List[float]:

@@ -11,6 +11,7 @@ from .errors import ConfigError
 from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
 from .search.alignment import WORD_START, forced_attention, pharaoh, word_alignment, word_attention
+from .search.common import Prefix
 from .search.options import Strategy
 from .search.score import forced_logprobs
 from .search.shortlist import Shortlisted, candidates
@@ -90,16 +91,17 @@ class Translator:
         self.max_tokens, self.precision = max_tokens, precision
         self.generator = torch.Generator(device=self.device).manual_seed(options.seed)
 
-    def _search(self, src: torch.Tensor, src_lens: torch.Tensor) -> List[List[Hypothesis]]:
+    def _search(self, src: torch.Tensor, src_lens: torch.Tensor, prefix: Optional[Prefix] = None
+                ) -> List[List[Hypothesis]]:
         o, model = self.options, self.model
         if self.shortlist is not None:  # search over the batch's candidate tokens, then map back to ids
             model = Shortlisted(self.model, *candidates(self.shortlist, src))
         if o.strategy is Strategy.greedy:
-            out = greedy_search(model, src, src_lens, o)
+            out = greedy_search(model, src, src_lens, o, prefix=prefix)
         elif o.strategy is Strategy.sample:
-            out = sample_search(model, src, src_lens, o, generator=self.generator)
+            out = sample_search(model, src, src_lens, o, generator=self.generator, prefix=prefix)
         else:
-            out = beam_search(model, src, src_lens, o)
+            out = beam_search(model, src, src_lens, o, prefix=prefix)
         if self.shortlist is not None:
             out = [[h._replace(tokens=model.to_vocabulary(h.tokens)) for h in hyps] for hyps in out]
         return out
@@ -112,15 +114,23 @@ class Translator:
             yield idx, src.to(self.device), src_lens
 
     def translate_ids(self, src_ids: Sequence[Sequence[int]],
-                      on_batch: Optional[Callable[[int], None]] = None) -> List[List[Hypothesis]]:
+                      on_batch: Optional[Callable[[int], None]] = None,
+                      prefixes: Optional[Sequence[Sequence[int]]] = None) -> List[List[Hypothesis]]:
         """Per input, its n-best list; an empty input gets [Hypothesis([], 0.0)] without decoding.
-        ``on_batch`` is called with the number of sentences each batch finished (a progress bar)."""
+        ``on_batch`` is called with the number of sentences each batch finished (a progress bar).
+        ``prefixes``: per input, target ids every hypothesis must start with ([]: none)."""
+        if prefixes is not None:
+            if len(prefixes) != len(src_ids):
+                raise ConfigError(f"{len(prefixes)} prefixes for {len(src_ids)} inputs")
+            if self.shortlist is not None:
+                raise ConfigError("a target prefix cannot be combined with a lexical shortlist")
         results: List[Optional[List[Hypothesis]]] = [None] * len(src_ids)
         todo = [i for i, s in enumerate(src_ids) if len(s) > 0]
         self.model.eval()
         with torch.inference_mode(), autocast(self.device, self.precision):
             for idx, src, src_lens in self._batches(src_ids, todo):
-                for i, hyps in zip(idx, self._search(src, src_lens)):
+                prefix = None if prefixes is None else Prefix.of([prefixes[i] for i in idx], self.device)
+                for i, hyps in zip(idx, self._search(src, src_lens, prefix)):
                     results[i] = hyps
                 if on_batch is not None:
                     on_batch(len(idx))
@@ -133,10 +143,18 @@ class Translator:
         encoded = iter(self.tok.encode_src([line for line in lines if line.strip()]))
         return [next(encoded) if line.strip() else [] for line in lines]
 
-    def translate(self, lines: Sequence[str]) -> List[List[Tuple[str, float]]]:
-        """Raw text in, n-best lists of (detokenized text, score) out, in input order."""
+    def encode_prefixes(self, prefixes: Sequence[str]) -> List[List[int]]:
+        """Target ids per prefix text; a blank prefix gives [] (no constraint)."""
+        encoded = iter(self.tok.encode_tgt([p for p in prefixes if p.strip()]))
+        return [next(encoded) if p.strip() else [] for p in prefixes]
+
+    def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None
+                  ) -> List[List[Tuple[str, float]]]:
+        """Raw text in, n-best lists of (detokenized text, score) out, in input order; with
+        ``prefixes``, each translation starts with its line's prefix."""
         out = []
-        for hyps in self.translate_ids(self.encode_lines(lines)):
+        ids = None if prefixes is None else self.encode_prefixes(prefixes)
+        for hyps in self.translate_ids(self.encode_lines(lines), prefixes=ids):
             texts = self.tok.decode_tgt([h.tokens for h in hyps])
             out.append([(text, h.score) for text, h in zip(texts, hyps)])
         return out

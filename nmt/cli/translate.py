@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--nbest", type=integer(1), default=1,
                    help="N best per line (text and tsv: 'index<TAB>score<TAB>text' lines; jsonl: an \"nbest\" list)")
     s.add_argument("--temperature", type=real(above=0), default=1.0)
+    s.add_argument("--prefix-file", metavar="FILE",
+                   help="one target prefix per input line (blank: none): each translation starts with it "
+                        "(forced, then searched on; its log-probability counts in the score)")
     s.add_argument("--top-k", type=integer(0), default=0, help="sample among the k most probable tokens (0: all)")
     s.add_argument("--top-p", type=real(0, 1, above=0), default=1.0,
                    help="nucleus sampling: among the fewest most probable tokens whose probability reaches p (1: all)")
@@ -197,14 +200,23 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
         progress = tqdm(total=total, unit="sent", file=sys.stderr, desc="translating", dynamic_ncols=True)
     kept: Optional[List[str]] = [] if args.ref else None
     index, plotted = 0, 0
+    prefix_lines = iter_lines(args.prefix_file) if args.prefix_file else None
     for chunk in read_chunks(args.input, args.chunk_size):
+        prefixes = None
+        if prefix_lines is not None:
+            texts = list(itertools.islice(prefix_lines, len(chunk)))
+            if len(texts) < len(chunk):
+                raise CorpusError(f"--prefix-file {args.prefix_file} has {index + len(texts)} lines, fewer than "
+                                  f"the input")
+            prefixes = translator.encode_prefixes(texts)
         ids = translator.encode_lines(chunk)
         for k, ids_k in enumerate(ids):
             if max_src and len(ids_k) > max_src:
                 print(f"nmt-translate: warning: line {index + k + 1}: {len(ids_k)} pieces, truncated to {max_src}",
                       file=sys.stderr)
                 ids[k] = ids_k[:max_src]
-        results = translator.translate_ids(ids, on_batch=None if progress is None else progress.update)
+        results = translator.translate_ids(ids, on_batch=None if progress is None else progress.update,
+                                           prefixes=prefixes)
         aligned = translator.alignments(ids, results) if args.alignment else None
         firsts = write_results(out, args.output_format, args.nbest, index, results, tok, aligned)
         if kept is not None:
@@ -216,6 +228,8 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
                            inputs)
             plotted += n
         index += len(chunk)
+    if prefix_lines is not None and next(prefix_lines, None) is not None:
+        raise CorpusError(f"--prefix-file {args.prefix_file} has more lines than the input ({index})")
     if progress is not None:
         progress.close()
     return kept
@@ -229,11 +243,16 @@ def main(argv=None) -> None:
     try:
         if args.alignment and (args.output_format == "text" and args.nbest == 1):
             raise CorpusError("--alignment needs --output-format jsonl or tsv (text output has no room for it)")
-        inputs = [args.input, *(args.ref or []), *(f for c in args.checkpoints for f in checkpoint_files(c))]
+        inputs = [args.input, *(args.ref or []), *([args.prefix_file] if args.prefix_file else []),
+                  *(f for c in args.checkpoints for f in checkpoint_files(c))]
         check_output(args.output, inputs)
         if args.attention_plot and os.path.exists(args.attention_plot) and not os.path.isdir(args.attention_plot):
             raise CorpusError(f"--attention-plot {args.attention_plot}: exists and is not a directory")
         check_input(args.input)
+        if args.prefix_file:
+            if args.prefix_file == STDIN and args.input == STDIN:
+                raise CorpusError("--prefix-file and the input cannot both be stdin")
+            check_input(args.prefix_file)
         with atomic_output(args.output) as out:
             kept = run(args, out, inputs)
         if args.ref:

@@ -8,12 +8,12 @@ A sentence is done once it has K finished hypotheses or reaches its length limit
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import torch
 
 from ..data.spm import BOS, EOS, PAD
-from .common import Hypothesis, block_repeats, constrain, max_lengths
+from .common import Hypothesis, Prefix, block_repeats, constrain, max_lengths
 from .options import Penalty, SearchOptions
 
 
@@ -40,8 +40,10 @@ def topk_step(scores: torch.Tensor, logp: torch.Tensor, k: int):
 
 
 @torch.inference_mode()
-def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions()) -> List[List[Hypothesis]]:
-    """Per sentence, the ``options.nbest`` best finished hypotheses, best first.
+def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
+                prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
+    """Per sentence, the ``options.nbest`` best finished hypotheses, best first; with ``prefix``,
+    each starts with its sentence's prefix (forced; its log-probability counts in the score).
 
     src: (batch, src_len) ids + EOS, PAD-padded; src_lens: (batch,) on CPU.
     """
@@ -51,6 +53,8 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions()) 
     memory, state = model.encode(src, src_lens)
     state, memory = model.reorder(state, memory, torch.arange(batch, device=device).repeat_interleave(k))
     limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(device)  # (batch,)
+    if prefix is not None:
+        limit = torch.maximum(limit, prefix.lens)  # room for the whole prefix
     steps = int(limit.max()) + 1
 
     alive_scores = torch.full((batch, k), float("-inf"), device=device)
@@ -69,9 +73,12 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions()) 
         logits = logits.float()  # (live*beam, vocab)
         lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # normaliser of the unconstrained distribution
         at_max = (t >= limit[active]).repeat_interleave(k)  # (live*beam,)
+        raw = logits.clone() if prefix is not None else None
         logits = constrain(logits, t, min_len, at_max)
         if options.no_repeat_ngram:
             block_repeats(logits, alive_tokens.reshape(live * k, t), options.no_repeat_ngram)
+        if prefix is not None:
+            prefix.force(logits, raw, t, active.repeat_interleave(k))
         # The best 2k of beam x vocab are among each beam's own best 2k: select those first, so the
         # log-softmax and the beam-wide top-k run over (live, beam, 2k) instead of (live, beam, vocab).
         width = min(2 * k, logits.size(-1))

@@ -55,3 +55,28 @@ def block_repeats(logp: torch.Tensor, history: torch.Tensor, n: int) -> torch.Te
     keep = banned != EOS
     logp[rows[keep], banned[keep]] = float("-inf")
     return logp
+
+
+class Prefix(NamedTuple):
+    """Target prefixes a search must start with: ``tokens`` (batch, width) PAD-padded, ``lens``
+    (batch,); a sentence with length 0 is searched freely."""
+    tokens: torch.Tensor
+    lens: torch.Tensor
+
+    @classmethod
+    def of(cls, prefixes, device) -> Prefix:
+        from ..data.batching import pad
+        return cls(pad(prefixes).to(device), torch.tensor([len(p) for p in prefixes], device=device))
+
+    def force(self, logp: torch.Tensor, raw: torch.Tensor, t: int, sentence: torch.Tensor) -> torch.Tensor:
+        """Rows (of sentences ``sentence``, (rows,)) whose prefix reaches past step ``t`` may only
+        emit its t-th token, with its unconstrained score from ``raw``; logp changed in place."""
+        if t >= self.tokens.size(1):
+            return logp
+        forced = (t < self.lens[sentence]).nonzero().squeeze(1)  # (n,) rows
+        if forced.numel():
+            tok = self.tokens[sentence[forced], t]  # (n,)
+            keep = raw[forced, tok]
+            logp[forced] = float("-inf")
+            logp[forced, tok] = keep
+        return logp

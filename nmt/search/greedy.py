@@ -1,21 +1,23 @@
 """Greedy decoding and sampling (temperature, top-k, nucleus), batched, dropping finished sentences."""
 from __future__ import annotations
 
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import torch
 
 from ..data.spm import BOS, EOS
-from .common import Hypothesis, block_repeats, constrain, max_lengths
+from .common import Hypothesis, Prefix, block_repeats, constrain, max_lengths
 from .options import SearchOptions
 
 
 def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tensor],
-              options: SearchOptions) -> List[List[Hypothesis]]:
+              options: SearchOptions, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     memory, state = model.encode(src, src_lens)
     min_len = options.min_len
     batch = src.size(0)
     limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(src.device)  # (batch,)
+    if prefix is not None:
+        limit = torch.maximum(limit, prefix.lens)  # room for the whole prefix
     tokens = torch.full((batch, int(limit.max()) + 1), EOS, dtype=torch.long, device=src.device)
     scores = torch.zeros(batch, device=src.device, dtype=torch.float)
     active = torch.arange(batch, device=src.device)  # sentence ids of the rows still decoding
@@ -24,9 +26,12 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
         logits, state, _ = model.step(prev, state, memory)
         logits = logits.float()  # (active, vocab)
         lse = torch.logsumexp(logits, dim=-1)  # normaliser of the unconstrained distribution
+        raw = logits.clone() if prefix is not None else None
         logits = constrain(logits, t, min_len, t >= limit[active])
         if options.no_repeat_ngram:
             block_repeats(logits, tokens[active, :t], options.no_repeat_ngram)
+        if prefix is not None:
+            prefix.force(logits, raw, t, active)
         tok = choose(logits)  # (active,)
         tokens[active, t] = tok
         scores[active] += logits.gather(1, tok[:, None]).squeeze(1) - lse  # log-probability of tok
@@ -45,15 +50,16 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
 
 
 @torch.inference_mode()
-def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="greedy")
-                  ) -> List[List[Hypothesis]]:
-    """The most probable token at every step; one hypothesis per sentence (score: log-probability)."""
-    return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), options)
+def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="greedy"),
+                  prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
+    """The most probable token at every step (after the ``prefix``, if any); one hypothesis per
+    sentence (score: log-probability, the prefix's included)."""
+    return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), options, prefix)
 
 
 @torch.inference_mode()
 def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="sample"),
-                  generator: torch.Generator = None) -> List[List[Hypothesis]]:
+                  generator: torch.Generator = None, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0
     and to the nucleus (the fewest most probable tokens whose probability reaches top_p) if p < 1."""
     temperature, top_k, top_p = options.temperature, options.top_k, options.top_p
@@ -69,4 +75,4 @@ def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
             scaled = scaled.masked_fill(outside.scatter(1, order, outside), float("-inf"))
         return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator).squeeze(1)
 
-    return _one_best(model, src, src_lens, choose, options)
+    return _one_best(model, src, src_lens, choose, options, prefix)

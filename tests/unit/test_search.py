@@ -210,3 +210,32 @@ def test_nucleus_sampling():
     assert [h[0].tokens for h in seeded[0]] == [h[0].tokens for h in seeded[1]]
     with pytest.raises(ValueError, match="top-p"):
         SearchOptions(strategy="sample", top_p=0)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam", "sample"])
+def test_a_prefix_is_forced_and_scored_and_an_empty_one_changes_nothing(search):
+    from nmt.data.batching import pad
+    from nmt.search.common import Prefix
+    from nmt.search.score import forced_logprobs
+    model = tiny_model(cell="gru", init_scale=0.5).eval()
+    sents = _real_batch(6, seed=8)
+    src, lens = source_tensor(sents)
+    prefixes = [[7, 9, 11], [], [5], [12, 12], [], [20, 21, 22, 23]]
+    options = {"greedy": SearchOptions(strategy="greedy"), "beam": SearchOptions(beam_size=3, nbest=2, penalty="none"),
+               "sample": SearchOptions(strategy="sample", top_k=1)}[search]
+    run = {"greedy": greedy_search, "beam": beam_search, "sample": sample_search}[search]
+    free = run(model, src, lens, options)
+    forced = run(model, src, lens, options, prefix=Prefix.of(prefixes, src.device))
+    for p, f, g in zip(prefixes, free, forced):
+        for h in g:
+            assert h.tokens[:len(p)] == p
+        if not p:
+            assert [h.tokens for h in f] == [h.tokens for h in g]
+    best = [g[0].tokens for g in forced]  # the score counts the prefix: it is the forced log-probability
+    scores = forced_logprobs(model, src, lens, pad(best, bos=True), pad(best, eos=True))
+    for g, (logprob, _) in zip(forced, scores):
+        assert g[0].logprob == pytest.approx(logprob, abs=1e-3)
+    # the free search's own first tokens as prefix: the same output
+    own = [f[0].tokens[:2] for f in free]
+    again = run(model, src, lens, options, prefix=Prefix.of(own, src.device))
+    assert [h[0].tokens for h in again] == [h[0].tokens for h in free]
