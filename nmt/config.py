@@ -81,6 +81,9 @@ class DataConfig:
     src_lang: str = opt("src", "source language code (file suffix)")
     tgt_lang: str = opt("tgt", "target language code (file suffix)")
     max_len: int = opt(100, "training pairs longer than this many pieces are dropped")
+    max_len_ratio: float = opt(0.0, "drop training pairs whose longer side has more than this many times the pieces "
+                                    "of the shorter (0: off)")
+    dedup: bool = opt(False, "drop exact repeats of a training pair (the first is kept)")
     generate: Optional[Generate] = opt(None, "toy: write the embedded corpus to its default place if absent")
     cache_dir: Optional[str] = opt(None, "where the encoded training corpus is cached (null: RUN_DIR/cache)")
     spm: SpmConfig = group(SpmConfig, "sentencepiece")
@@ -210,7 +213,7 @@ RESUMABLE_KEYS = frozenset({
 # Keys that do not change what a trained model computes (they may differ between checkpoints that
 # are averaged or ensembled): everything about training and data, except the model's own settings.
 _TRAINING_ONLY = re.compile(r"^(run_dir|resume|train\..*|optim\..*|teacher_forcing\..*"
-                            r"|data\.(train|valid|test|generate|max_len|cache_dir)"
+                            r"|data\.(train|valid|test|generate|max_len|max_len_ratio|dedup|cache_dir)"
                             r"|data\.spm\.(model|tgt_model|input_sentence_size))$")
 
 
@@ -403,6 +406,7 @@ def validate(cfg: Config) -> None:
     d, e, a, dec = cfg.data, cfg.encoder, cfg.attention, cfg.decoder
     tf, o, t = cfg.teacher_forcing, cfg.optim, cfg.train
     check(d.max_len >= 1, "data.max_len", ">= 1")
+    check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
     check(d.spm.vocab_size >= 8, "data.spm.vocab_size", ">= 8")
     check(0 < d.spm.character_coverage <= 1, "data.spm.character_coverage", "in (0, 1]")
     check(d.spm.input_sentence_size >= 1, "data.spm.input_sentence_size", ">= 1")

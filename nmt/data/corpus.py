@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import itertools
 import logging
 import os
@@ -14,7 +15,7 @@ import re
 import sys
 import zlib
 from dataclasses import dataclass
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import NmtError
 
@@ -149,25 +150,73 @@ def sample_pairs(prefix: str, src_lang: str, tgt_lang: str, size: int, seed: int
     return [s for _, s, _ in chosen], [t for _, _, t in chosen]
 
 
+@dataclass(frozen=True)
+class Cleaning:
+    """Training-data filters beyond blank and over-long pairs, each off by default (validation and
+    test data are never filtered): ``max_len_ratio`` drops pairs whose longer side has more than
+    that many times the pieces of the shorter; ``dedup`` drops exact repeats of a (source, target) pair."""
+    max_len_ratio: float = 0.0
+    dedup: bool = False
+
+    def key(self) -> str:
+        return f"ratio={self.max_len_ratio} dedup={self.dedup}"
+
+
+NO_CLEANING = Cleaning()
+
+
+class SeenPairs:
+    """Exact-duplicate detection over a streamed corpus: 8 bytes per kept pair (a sorted array of
+    64-bit hashes), not a Python set, so millions of pairs stay cheap."""
+
+    def __init__(self):
+        import numpy as np
+        self.np, self.seen = np, np.empty(0, dtype=np.uint64)
+
+    def fresh(self, pairs: Sequence[Tuple[str, str]]) -> List[bool]:
+        np = self.np
+        hashes = np.fromiter((int.from_bytes(hashlib.blake2b(f"{s}\t{t}".encode(), digest_size=8).digest(), "little")
+                              for s, t in pairs), dtype=np.uint64, count=len(pairs))
+        at = np.searchsorted(self.seen, hashes).clip(max=max(len(self.seen) - 1, 0))
+        new = ~(self.seen[at] == hashes) if len(self.seen) else np.ones(len(pairs), dtype=bool)
+        first = np.zeros(len(pairs), dtype=bool)
+        first[np.unique(hashes, return_index=True)[1]] = True  # the first of repeats within the chunk
+        keep = new & first
+        self.seen = np.union1d(self.seen, hashes[keep])
+        return keep.tolist()
+
+
 def keep_pairs(src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], src_text: Sequence[str],
-               tgt_text: Sequence[str], max_len: int) -> Tuple[List[int], dict]:
-    """Indices of training pairs to keep, both sides non-blank and at most ``max_len`` pieces, and the
-    counts ``{"kept", "empty", "too_long"}``. Pairs are dropped together, so the sides stay aligned."""
-    keep, empty, too_long = [], 0, 0
+               tgt_text: Sequence[str], max_len: int, cleaning: Cleaning = NO_CLEANING,
+               seen: Optional[SeenPairs] = None) -> Tuple[List[int], dict]:
+    """Indices of training pairs to keep, both sides non-blank and at most ``max_len`` pieces (and as
+    ``cleaning`` says), and the counts ``{"kept", "empty", "too_long", "ratio", "duplicate"}``. Pairs
+    are dropped together, so the sides stay aligned. ``seen`` carries duplicates across chunks."""
+    keep, empty, too_long, ratio = [], 0, 0, 0
     for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
         if not src_text[i].strip() or not tgt_text[i].strip():
             empty += 1
         elif len(s) > max_len or len(t) > max_len:
             too_long += 1
+        elif cleaning.max_len_ratio and max(len(s), len(t)) > cleaning.max_len_ratio * max(1, min(len(s), len(t))):
+            ratio += 1
         else:
             keep.append(i)
-    return keep, {"kept": len(keep), "empty": empty, "too_long": too_long}
+    duplicate = 0
+    if cleaning.dedup:
+        fresh = (seen or SeenPairs()).fresh([(src_text[i], tgt_text[i]) for i in keep])
+        duplicate = len(keep) - sum(fresh)
+        keep = [i for i, f in zip(keep, fresh) if f]
+    return keep, {"kept": len(keep), "empty": empty, "too_long": too_long, "ratio": ratio, "duplicate": duplicate}
 
 
-def report_filtered(name: str, stats: dict, max_len: int) -> None:
+def report_filtered(name: str, stats: dict, max_len: int, cleaning: Cleaning = NO_CLEANING) -> None:
     """Log what ``keep_pairs`` dropped from a corpus; no pair left is an error."""
-    if stats["empty"] or stats["too_long"]:
-        log.info("%s: dropped %d empty and %d over-long (> %d pieces) pairs; %d kept",
-                 name, stats["empty"], stats["too_long"], max_len, stats["kept"])
+    ratio, duplicate = stats.get("ratio", 0), stats.get("duplicate", 0)
+    if stats["empty"] or stats["too_long"] or ratio or duplicate:
+        extra = (f", {ratio} over the length ratio {cleaning.max_len_ratio}" if cleaning.max_len_ratio else "") + \
+                (f", {duplicate} duplicates" if cleaning.dedup else "")
+        log.info("%s: dropped %d empty and %d over-long (> %d pieces) pairs%s; %d kept",
+                 name, stats["empty"], stats["too_long"], max_len, extra, stats["kept"])
     if not stats["kept"]:
-        raise CorpusError(f"{name}: no pair left after dropping empty and over-long pairs")
+        raise CorpusError(f"{name}: no pair left after dropping empty, over-long and filtered pairs")

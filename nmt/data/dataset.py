@@ -23,7 +23,17 @@ import numpy as np
 
 from . import toy
 from .batching import Batch, TokenArrays, make_batch
-from .corpus import CorpusError, iter_parallel, keep_pairs, read_parallel, report_filtered, resolve
+from .corpus import (
+    NO_CLEANING,
+    Cleaning,
+    CorpusError,
+    SeenPairs,
+    iter_parallel,
+    keep_pairs,
+    read_parallel,
+    report_filtered,
+    resolve,
+)
 from .spm import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -128,10 +138,11 @@ def corpus_fingerprint(prefix: str, src_lang: str, tgt_lang: str) -> str:
 
 
 def cache_key(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int,
-              fingerprint: Optional[str] = None) -> str:
+              fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING) -> str:
     """Names the encoded form of a corpus: the content of its files (``corpus_fingerprint``), the
-    sentencepiece models and ``max_len``."""
-    h = hashlib.sha256(f"v{CACHE_VERSION} max_len={max_len}".encode())
+    sentencepiece models, ``max_len`` and the cleaning filters."""
+    filters = "" if cleaning == NO_CLEANING else f" {cleaning.key()}"  # unchanged keys for unfiltered corpora
+    h = hashlib.sha256(f"v{CACHE_VERSION} max_len={max_len}{filters}".encode())
     h.update((fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)).encode())
     h.update(tok.src_proto)
     h.update(tok.tgt_proto)
@@ -155,10 +166,11 @@ def load_cached(directory: str) -> EncodedCorpus:
 
 
 def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, out_dir: str,
-                 threads: int) -> dict:
+                 threads: int, cleaning: Cleaning = NO_CLEANING) -> dict:
     """Stream, encode and filter the corpus in chunks into ``out_dir``; returns the stats."""
     dtype = np.uint16 if max(tok.src_vocab_size, tok.tgt_vocab_size) <= 1 << 16 else np.int32
-    stats = {"lines": 0, "kept": 0, "empty": 0, "too_long": 0}
+    stats = {"lines": 0, "kept": 0, "empty": 0, "too_long": 0, "ratio": 0, "duplicate": 0}
+    seen = SeenPairs() if cleaning.dedup else None
     names = ("src.tokens", "tgt.tokens", "src.lens", "tgt.lens")
     files = {name: open(os.path.join(out_dir, name), "wb") for name in names}
     try:
@@ -167,7 +179,7 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
             src_text, tgt_text = zip(*chunk)
             src = tok.src.encode(list(src_text), num_threads=threads)
             tgt = tok.tgt.encode(list(tgt_text), num_threads=threads)
-            keep, chunk_stats = keep_pairs(src, tgt, src_text, tgt_text, max_len)
+            keep, chunk_stats = keep_pairs(src, tgt, src_text, tgt_text, max_len, cleaning, seen)
             stats["lines"] += len(chunk)
             for key, count in chunk_stats.items():
                 stats[key] += count
@@ -187,28 +199,32 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
 
 
 def cache_entry(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
-                name: str = "train", fingerprint: Optional[str] = None) -> Tuple[str, str]:
-    """(the cache directory of this corpus, tokenizer and max_len; the corpus's content hash)."""
+                name: str = "train", fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING
+                ) -> Tuple[str, str]:
+    """(the cache directory of this corpus, tokenizer, max_len and filters; the corpus's content hash)."""
     fingerprint = fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)
-    return os.path.join(cache_dir, f"{name}-{cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint)}"), \
-        fingerprint
+    key = cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint, cleaning)
+    return os.path.join(cache_dir, f"{name}-{key}"), fingerprint
 
 
 def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
-                  threads: int = 1, name: str = "train", fingerprint: Optional[str] = None) -> EncodedCorpus:
-    """The training corpus, encoded, blank and over-long (> ``max_len``) pairs dropped, memory-mapped
+                  threads: int = 1, name: str = "train", fingerprint: Optional[str] = None,
+                  cleaning: Cleaning = NO_CLEANING) -> EncodedCorpus:
+    """The training corpus, encoded, blank and over-long (> ``max_len``) pairs dropped (and what
+    ``cleaning`` filters), memory-mapped
     from ``cache_dir``; encoded there first unless an earlier run did.
 
     The cache entry is written under a temporary name and renamed into place when complete, so an
     interrupted encoding never leaves a half-written entry behind, and two runs may share a cache.
     """
-    directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint)
+    directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint,
+                                         cleaning)
     if not os.path.isfile(os.path.join(directory, "meta.json")):
         os.makedirs(cache_dir, exist_ok=True)
         t0 = time.time()
         tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir)
         try:
-            stats = _write_cache(prefix, src_lang, tgt_lang, tok, max_len, tmp, threads)
+            stats = _write_cache(prefix, src_lang, tgt_lang, tok, max_len, tmp, threads, cleaning)
             try:
                 os.rename(tmp, directory)
             except OSError:
@@ -221,21 +237,24 @@ def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max
         log.info("%s: reusing the encoded corpus %s (its key: the content of %s.{%s,%s}, hash %s, the "
                  "sentencepiece models and max_len %d)", name, directory, prefix, src_lang, tgt_lang, fingerprint,
                  max_len)
-    return _open(directory, prefix, max_len, fingerprint, name)
+    return _open(directory, prefix, max_len, fingerprint, name, cleaning)
 
 
 def open_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
-                name: str = "train", fingerprint: Optional[str] = None) -> EncodedCorpus:
+                name: str = "train", fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING
+                ) -> EncodedCorpus:
     """The encoded corpus another process (the first rank) wrote into ``cache_dir``; FileNotFoundError
     if it is not there."""
-    directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint)
-    return _open(directory, prefix, max_len, fingerprint, name)
+    directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint,
+                                         cleaning)
+    return _open(directory, prefix, max_len, fingerprint, name, cleaning)
 
 
-def _open(directory: str, prefix: str, max_len: int, fingerprint: str, name: str) -> EncodedCorpus:
+def _open(directory: str, prefix: str, max_len: int, fingerprint: str, name: str,
+          cleaning: Cleaning = NO_CLEANING) -> EncodedCorpus:
     with open(os.path.join(directory, "meta.json")) as f:
         stats = json.load(f)
-    report_filtered(f"{name} ({prefix})", stats, max_len)
+    report_filtered(f"{name} ({prefix})", stats, max_len, cleaning)
     corpus = load_cached(directory)
     corpus.fingerprint = fingerprint
     return corpus

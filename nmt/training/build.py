@@ -12,7 +12,7 @@ import torch
 
 from ..checkpoint import load_checkpoint, load_weights, tokenizer_of
 from ..config import Config
-from ..data.corpus import CorpusError, resolve
+from ..data.corpus import Cleaning, CorpusError, resolve
 from ..data.dataset import (
     EncodedCorpus,
     check_exists,
@@ -64,17 +64,18 @@ def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist, fing
     """Encoded once into the cache (by rank 0), memory-mapped by every rank."""
     d = cfg.data
     cache_dir = os.path.abspath(d.cache_dir or os.path.join(run_dir, "cache"))
+    cleaning = Cleaning(d.max_len_ratio, d.dedup)
     train = None
     if dist.main:
         try:
             train = encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len, cache_dir,
-                                  threads=torch.get_num_threads(), fingerprint=fingerprint)
+                                  threads=torch.get_num_threads(), fingerprint=fingerprint, cleaning=cleaning)
         except OSError as e:
             raise ConfigError(f"data.cache_dir={cache_dir}: cannot write the encoded corpus there "
                               f"({e.strerror or e})") from None
     dist.barrier()
     return train if train is not None else open_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len,
-                                                       cache_dir, fingerprint=fingerprint)
+                                                       cache_dir, fingerprint=fingerprint, cleaning=cleaning)
 
 
 def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, resumed_corpus: Optional[str] = None):

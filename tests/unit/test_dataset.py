@@ -161,3 +161,27 @@ def test_corpus_errors_from_the_child_process_keep_their_message(tmp_path):
     _write(tmp_path / "bad.tgt", ["a"])
     with pytest.raises(CorpusError, match="line counts differ"):
         Tokenizer.train_on_corpus(str(tmp_path / "bad"), "src", "tgt", 300, "unigram", joint=True)
+
+
+def test_cleaning_drops_length_ratio_outliers_and_duplicates_across_chunks(corpus, tok, tmp_path, monkeypatch):
+    from nmt.data.corpus import Cleaning
+    prefix, src, tgt = corpus
+    src, tgt = src + src[:30] + ["a"], tgt + tgt[:30] + [" ".join(["word"] * 40)]  # 30 repeats, one ratio outlier
+    _write(tmp_path / "d.src", src)
+    _write(tmp_path / "d.tgt", tgt)
+    monkeypatch.setattr(dataset, "_CHUNK", 70)  # repeats in other chunks than their first
+    cache = str(tmp_path / "cache")
+    plain = encode_cached(str(tmp_path / "d"), "src", "tgt", tok, 50, cache)
+    clean = encode_cached(str(tmp_path / "d"), "src", "tgt", tok, 50, cache, cleaning=Cleaning(3.0, True))
+    assert len(os.listdir(cache)) == 2  # filters are part of the cache key
+    src_ids, tgt_ids = tok.encode_src(src), tok.encode_tgt(tgt)
+    pairs = [(tuple(src_ids[i]), tuple(tgt_ids[i])) for i in range(len(src))]
+    kept = [(tuple(clean.src[i]), tuple(clean.tgt[i])) for i in range(len(clean))]
+    assert len(set(kept)) == len(kept) and len(kept) < len(plain)
+    for s, t in kept:
+        assert max(len(s), len(t)) <= 3 * max(1, min(len(s), len(t)))
+    assert set(kept) == {p for p in pairs if 0 < len(p[0]) <= 50 and 0 < len(p[1]) <= 50
+                         and max(len(p[0]), len(p[1])) <= 3 * max(1, min(len(p[0]), len(p[1])))}
+    import json
+    metas = [json.load(open(os.path.join(cache, e, "meta.json"))) for e in os.listdir(cache)]
+    assert max(m["duplicate"] for m in metas) >= 30 and max(m["ratio"] for m in metas) >= 1
