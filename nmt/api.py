@@ -59,7 +59,7 @@ class Model:
         options = decoding_options(beam, greedy=greedy, nbest=nbest, **search)
         short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
-                                precision=self.precision)
+                                precision=self.precision, src_prefix=self.config.data.src_prefix)
         out = translator.translate(lines, prefix)
         return [n[0][0] for n in out] if nbest == 1 else out
 
@@ -77,8 +77,8 @@ class Model:
         if len(sources) != len(targets):
             raise ConfigError(f"sources has {len(sources)} sentences but targets has {len(targets)}")
         _positive_int(batch_size, "batch_size")
-        return Translator(self.model, self.tokenizer, batch_size=batch_size,
-                          precision=self.precision).score(sources, targets)
+        return Translator(self.model, self.tokenizer, batch_size=batch_size, precision=self.precision,
+                          src_prefix=self.config.data.src_prefix).score(sources, targets)
 
     def __repr__(self) -> str:
         return f"nmt.Model({self.path!r})"

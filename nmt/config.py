@@ -71,6 +71,8 @@ class SpmConfig:
     input_sentence_size: int = opt(1_000_000, "sentences sampled from the training corpus to train sentencepiece")
     model: Optional[str] = opt(None, "reuse this sentencepiece model (source, or joint) instead of training one")
     tgt_model: Optional[str] = opt(None, "reuse this target sentencepiece model (with data.spm.model)")
+    user_symbols: List[str] = opt([], "pieces sentencepiece keeps whole, e.g. tags: [<2en>,<2fr>] (data.src_prefix "
+                                      "is added by itself)")
 
 
 @dataclass
@@ -80,6 +82,8 @@ class DataConfig:
     test: Optional[str] = opt(None, "test corpus prefix, translated with best.pt at the end (null: skip)")
     src_lang: str = opt("src", "source language code (file suffix)")
     tgt_lang: str = opt("tgt", "target language code (file suffix)")
+    src_prefix: Optional[str] = opt(None, "a tag put before every source sentence (training, validation, test and "
+                                          "translation), kept whole by sentencepiece: e.g. <2en> or <medical>")
     max_len: int = opt(100, "training pairs longer than this many pieces are dropped")
     max_len_ratio: float = opt(0.0, "drop training pairs whose longer side has more than this many times the pieces "
                                     "of the shorter (0: off)")
@@ -406,6 +410,10 @@ def validate(cfg: Config) -> None:
     d, e, a, dec = cfg.data, cfg.encoder, cfg.attention, cfg.decoder
     tf, o, t = cfg.teacher_forcing, cfg.optim, cfg.train
     check(d.max_len >= 1, "data.max_len", ">= 1")
+    check(d.src_prefix is None or (d.src_prefix.strip() and not any(c.isspace() for c in d.src_prefix)),
+          "data.src_prefix", "one token without whitespace (or null)")
+    check(all(s and not any(c.isspace() for c in s) for s in d.spm.user_symbols), "data.spm.user_symbols",
+          "tokens without whitespace")
     check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
     check(d.spm.vocab_size >= 8, "data.spm.vocab_size", ">= 8")
     check(0 < d.spm.character_coverage <= 1, "data.spm.character_coverage", "in (0, 1]")

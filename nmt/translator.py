@@ -6,6 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .data.batching import pad, source_tensor
+from .data.corpus import with_prefix
 from .data.spm import Tokenizer
 from .errors import ConfigError
 from .precision import autocast
@@ -80,12 +81,15 @@ class Translator:
 
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
                  batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32",
-                 shortlist: Optional[Dict[str, torch.Tensor]] = None):
+                 shortlist: Optional[Dict[str, torch.Tensor]] = None, src_prefix: Optional[str] = None):
+        """``src_prefix``: the tag the model was trained with before every source (``data.src_prefix``),
+        put before every line ``encode_lines`` encodes; alignments count words without it."""
         if batch_size < 1 or max_tokens < 1:
             raise ConfigError(f"batch size and max tokens must be >= 1 (got {batch_size}, {max_tokens})")
         if shortlist is not None and not hasattr(model, "decoder"):
             raise ConfigError("a lexical shortlist works with a single model, not an ensemble")
         self.model, self.tok, self.options, self.shortlist = model, tokenizer, options, shortlist
+        self.src_prefix = src_prefix or None
         self.device = next(model.parameters()).device
         self.batch_size = min(batch_size, search_batch_limit(options, target_vocab_size(model)))
         self.max_tokens, self.precision = max_tokens, precision
@@ -140,7 +144,7 @@ class Translator:
 
     def encode_lines(self, lines: Sequence[str]) -> List[List[int]]:
         """Source ids per line; blank lines give []."""
-        encoded = iter(self.tok.encode_src([line for line in lines if line.strip()]))
+        encoded = iter(self.tok.encode_src(with_prefix([line for line in lines if line.strip()], self.src_prefix)))
         return [next(encoded) if line.strip() else [] for line in lines]
 
     def encode_prefixes(self, prefixes: Sequence[str]) -> List[List[int]]:
@@ -185,6 +189,7 @@ class Translator:
         words, "weights": rows of target words}}``. A model without attention gets an empty
         alignment and no weights."""
         pairs = [(i, k) for i, n in enumerate(hyps) for k in range(len(n)) if src_ids[i] and n[k].tokens]
+        tag = len(self.src_prefix.split()) if self.src_prefix else 0  # the tag's words come first
         out: List[List[dict]] = [[{"alignment": ""} for _ in n] for n in hyps]
         self.model.eval()
         with torch.inference_mode(), autocast(self.device, self.precision):
@@ -198,12 +203,13 @@ class Translator:
                 for row, (i, k) in enumerate(chosen):
                     src_pieces = self.tok.src_id_pieces(src_ids[i])
                     tgt_pieces = self.tok.tgt_pieces(hyps[i][k].tokens)
-                    record = {"alignment": pharaoh(word_alignment(att[row].cpu(), src_pieces, tgt_pieces))}
+                    links = word_alignment(att[row].cpu(), src_pieces, tgt_pieces)
+                    record = {"alignment": pharaoh([(s - tag, t) for s, t in links if s >= tag])}
                     if weights:
                         record["attention"] = {
-                            "source": "".join(src_pieces).replace(WORD_START, " ").split(),
+                            "source": "".join(src_pieces).replace(WORD_START, " ").split()[tag:],
                             "target": "".join(tgt_pieces).replace(WORD_START, " ").split(),
-                            "weights": word_attention(att[row].cpu(), src_pieces, tgt_pieces)}
+                            "weights": [row_[tag:] for row_ in word_attention(att[row].cpu(), src_pieces, tgt_pieces)]}
                     out[i][k] = record
         return out
 

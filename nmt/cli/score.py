@@ -36,8 +36,9 @@ def main(argv=None) -> None:
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
                               f"{len(targets)}")
         pick_threads(args.threads)
-        model, tok, *_ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
-        scores = Translator(model, tok, batch_size=args.batch_size).score(sources, targets)
+        model, tok, cfg, *_ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
+        scores = Translator(model, tok, batch_size=args.batch_size, src_prefix=cfg.data.src_prefix).score(sources,
+                                                                                                           targets)
         with atomic_output(args.output) as f:
             f.write("".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}\n" for lp, n in scores))
     except NmtError as e:

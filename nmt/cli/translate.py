@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     s.add_argument("--nbest", type=integer(1), default=1,
                    help="N best per line (text and tsv: 'index<TAB>score<TAB>text' lines; jsonl: an \"nbest\" list)")
     s.add_argument("--temperature", type=real(above=0), default=1.0)
+    s.add_argument("--src-prefix", metavar="TAG",
+                   help="the tag put before every source line (default: the model's data.src_prefix; '' for none), "
+                        "e.g. the target-language tag of a multilingual model")
     s.add_argument("--prefix-file", metavar="FILE",
                    help="one target prefix per input line (blank: none): each translation starts with it "
                         "(forced, then searched on; its log-probability counts in the score)")
@@ -189,8 +192,9 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
                                seed=args.seed)
     from ..precision import inference_precision
     precision = inference_precision(args.precision, cfg, next(model.parameters()).device)
+    src_prefix = cfg.data.src_prefix if args.src_prefix is None else args.src_prefix
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision=precision, shortlist=shortlist)
+                            precision=precision, shortlist=shortlist, src_prefix=src_prefix)
     max_src = args.max_src_len or cfg.data.max_len
     check_min_len(options, max_src)
     progress = None

@@ -165,6 +165,13 @@ class Cleaning:
 NO_CLEANING = Cleaning()
 
 
+def with_prefix(lines: Sequence[str], prefix: Optional[str]) -> List[str]:
+    """``prefix`` (a tag) before every non-blank line; blank lines stay blank."""
+    if not prefix:
+        return list(lines)
+    return [f"{prefix} {line}" if line.strip() else line for line in lines]
+
+
 class SeenPairs:
     """Exact-duplicate detection over a streamed corpus: 8 bytes per kept pair (a sorted array of
     64-bit hashes), not a Python set, so millions of pairs stay cheap."""

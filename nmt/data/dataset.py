@@ -33,6 +33,7 @@ from .corpus import (
     read_parallel,
     report_filtered,
     resolve,
+    with_prefix,
 )
 from .spm import Tokenizer
 
@@ -119,9 +120,10 @@ def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str):
     return read_parallel(require(prefix, name, src_lang, tgt_lang), src_lang, tgt_lang)
 
 
-def encode(corpus, tok: Tokenizer) -> EncodedCorpus:
-    """A (small) corpus encoded in memory, its text kept: validation data."""
-    return EncodedCorpus(TokenArrays.from_lists(tok.encode_src(corpus.src)),
+def encode(corpus, tok: Tokenizer, src_prefix: Optional[str] = None) -> EncodedCorpus:
+    """A (small) corpus encoded in memory (sources tagged with ``src_prefix``), its text kept as
+    given: validation data."""
+    return EncodedCorpus(TokenArrays.from_lists(tok.encode_src(with_prefix(corpus.src, src_prefix))),
                          TokenArrays.from_lists(tok.encode_tgt(corpus.tgt)), corpus.src, corpus.tgt)
 
 
@@ -138,10 +140,12 @@ def corpus_fingerprint(prefix: str, src_lang: str, tgt_lang: str) -> str:
 
 
 def cache_key(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int,
-              fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING) -> str:
+              fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING,
+              src_prefix: Optional[str] = None) -> str:
     """Names the encoded form of a corpus: the content of its files (``corpus_fingerprint``), the
     sentencepiece models, ``max_len`` and the cleaning filters."""
     filters = "" if cleaning == NO_CLEANING else f" {cleaning.key()}"  # unchanged keys for unfiltered corpora
+    filters += f" src_prefix={src_prefix}" if src_prefix else ""
     h = hashlib.sha256(f"v{CACHE_VERSION} max_len={max_len}{filters}".encode())
     h.update((fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)).encode())
     h.update(tok.src_proto)
@@ -166,7 +170,7 @@ def load_cached(directory: str) -> EncodedCorpus:
 
 
 def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, out_dir: str,
-                 threads: int, cleaning: Cleaning = NO_CLEANING) -> dict:
+                 threads: int, cleaning: Cleaning = NO_CLEANING, src_prefix: Optional[str] = None) -> dict:
     """Stream, encode and filter the corpus in chunks into ``out_dir``; returns the stats."""
     dtype = np.uint16 if max(tok.src_vocab_size, tok.tgt_vocab_size) <= 1 << 16 else np.int32
     stats = {"lines": 0, "kept": 0, "empty": 0, "too_long": 0, "ratio": 0, "duplicate": 0}
@@ -177,7 +181,7 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
         pairs = iter_parallel(prefix, src_lang, tgt_lang)
         while chunk := list(itertools.islice(pairs, _CHUNK)):
             src_text, tgt_text = zip(*chunk)
-            src = tok.src.encode(list(src_text), num_threads=threads)
+            src = tok.src.encode(with_prefix(src_text, src_prefix), num_threads=threads)
             tgt = tok.tgt.encode(list(tgt_text), num_threads=threads)
             keep, chunk_stats = keep_pairs(src, tgt, src_text, tgt_text, max_len, cleaning, seen)
             stats["lines"] += len(chunk)
@@ -199,17 +203,17 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
 
 
 def cache_entry(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
-                name: str = "train", fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING
-                ) -> Tuple[str, str]:
+                name: str = "train", fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING,
+                src_prefix: Optional[str] = None) -> Tuple[str, str]:
     """(the cache directory of this corpus, tokenizer, max_len and filters; the corpus's content hash)."""
     fingerprint = fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)
-    key = cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint, cleaning)
+    key = cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint, cleaning, src_prefix)
     return os.path.join(cache_dir, f"{name}-{key}"), fingerprint
 
 
 def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
                   threads: int = 1, name: str = "train", fingerprint: Optional[str] = None,
-                  cleaning: Cleaning = NO_CLEANING) -> EncodedCorpus:
+                  cleaning: Cleaning = NO_CLEANING, src_prefix: Optional[str] = None) -> EncodedCorpus:
     """The training corpus, encoded, blank and over-long (> ``max_len``) pairs dropped (and what
     ``cleaning`` filters), memory-mapped
     from ``cache_dir``; encoded there first unless an earlier run did.
@@ -218,13 +222,13 @@ def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max
     interrupted encoding never leaves a half-written entry behind, and two runs may share a cache.
     """
     directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint,
-                                         cleaning)
+                                         cleaning, src_prefix)
     if not os.path.isfile(os.path.join(directory, "meta.json")):
         os.makedirs(cache_dir, exist_ok=True)
         t0 = time.time()
         tmp = tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir)
         try:
-            stats = _write_cache(prefix, src_lang, tgt_lang, tok, max_len, tmp, threads, cleaning)
+            stats = _write_cache(prefix, src_lang, tgt_lang, tok, max_len, tmp, threads, cleaning, src_prefix)
             try:
                 os.rename(tmp, directory)
             except OSError:
@@ -241,12 +245,12 @@ def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max
 
 
 def open_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
-                name: str = "train", fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING
-                ) -> EncodedCorpus:
+                name: str = "train", fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING,
+                src_prefix: Optional[str] = None) -> EncodedCorpus:
     """The encoded corpus another process (the first rank) wrote into ``cache_dir``; FileNotFoundError
     if it is not there."""
     directory, fingerprint = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint,
-                                         cleaning)
+                                         cleaning, src_prefix)
     return _open(directory, prefix, max_len, fingerprint, name, cleaning)
 
 

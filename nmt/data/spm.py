@@ -29,7 +29,8 @@ PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
 def train_spm(sentences: Sequence[str], vocab_size: int, model_type: SpmType = SpmType.unigram,
-              character_coverage: float = 1.0, input_sentence_size: int = 1_000_000, seed: int = 1) -> bytes:
+              character_coverage: float = 1.0, input_sentence_size: int = 1_000_000, seed: int = 1,
+              user_symbols: Sequence[str] = ()) -> bytes:
     """Train a sentencepiece model on ``sentences`` and return its serialized proto."""
     model_type = SpmType(model_type)
     sentences = [s for s in sentences if s.strip()]
@@ -39,6 +40,7 @@ def train_spm(sentences: Sequence[str], vocab_size: int, model_type: SpmType = S
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
         model_type=model_type.value, character_coverage=character_coverage,
+        **({"user_defined_symbols": list(user_symbols)} if user_symbols else {}),
         pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, hard_vocab_limit=False,
         input_sentence_size=0, shuffle_input_sentence=False, num_threads=os.cpu_count() or 1,
         minloglevel=2)
@@ -121,19 +123,20 @@ class Tokenizer:
     @classmethod
     def train(cls, src_lines: Sequence[str], tgt_lines: Sequence[str], vocab_size: int,
               model_type: str, joint: bool, character_coverage: float = 1.0,
-              input_sentence_size: int = 1_000_000, seed: int = 1) -> Tokenizer:
+              input_sentence_size: int = 1_000_000, seed: int = 1, user_symbols: Sequence[str] = ()) -> Tokenizer:
+        """``user_symbols`` (tags) are kept whole on the source side (and in a joint model)."""
         kw = dict(vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
                   input_sentence_size=input_sentence_size, seed=seed)
         if joint:
             log.info("training a joint %s sentencepiece model (%d pieces)", model_type, vocab_size)
-            return cls(train_spm(list(src_lines) + list(tgt_lines), **kw))
+            return cls(train_spm(list(src_lines) + list(tgt_lines), user_symbols=user_symbols, **kw))
         log.info("training source and target %s sentencepiece models (%d pieces each)", model_type, vocab_size)
-        return cls(train_spm(src_lines, **kw), train_spm(tgt_lines, **kw))
+        return cls(train_spm(src_lines, user_symbols=user_symbols, **kw), train_spm(tgt_lines, **kw))
 
     @classmethod
     def train_on_corpus(cls, prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str,
                         joint: bool, character_coverage: float = 1.0, input_sentence_size: int = 1_000_000,
-                        seed: int = 1) -> Tokenizer:
+                        seed: int = 1, user_symbols: Sequence[str] = ()) -> Tokenizer:
         """Train on a sample of a corpus file pair, in a child process.
 
         The child streams the corpus, keeps a uniform sample of ``input_sentence_size`` sentences
@@ -144,7 +147,7 @@ class Tokenizer:
         t0 = time.time()
         job = dict(prefix=prefix, src_lang=src_lang, tgt_lang=tgt_lang, vocab_size=vocab_size, model_type=model_type,
                    joint=joint, character_coverage=character_coverage, input_sentence_size=input_sentence_size,
-                   seed=seed)
+                   seed=seed, user_symbols=list(user_symbols))
         try:
             src_proto, tgt_proto, sentences, peak_mb = _run_child(job)
         except OSError as e:  # no child processes here (a sandbox, a process limit)
@@ -211,7 +214,7 @@ def _child_main(tmp: str) -> int:
 
 def _train_from_corpus(prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str, joint: bool,
                        character_coverage: float, input_sentence_size: int,
-                       seed: int) -> Tuple[bytes, Optional[bytes], int, float]:
+                       seed: int, user_symbols: Sequence[str] = ()) -> Tuple[bytes, Optional[bytes], int, float]:
     """Runs in the child process of ``Tokenizer.train_on_corpus``."""
     from .corpus import CorpusError, sample_pairs
     pairs = max(1, input_sentence_size // 2) if joint else input_sentence_size
@@ -220,7 +223,8 @@ def _train_from_corpus(prefix: str, src_lang: str, tgt_lang: str, vocab_size: in
         if not any(line.strip() for line in lines):
             raise CorpusError(f"{prefix}.{lang}: no usable training pairs: every line"
                               f"{'' if len(lines) < pairs else f' of a sample of {len(lines)}'} is blank")
-    tok = Tokenizer.train(src, tgt, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed)
+    tok = Tokenizer.train(src, tgt, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed,
+                          user_symbols)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return tok.src_proto, None if tok.joint else tok.tgt_proto, len(src) + len(tgt), peak_mb
 

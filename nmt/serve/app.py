@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..data.corpus import with_prefix
 from ..errors import NmtError
 from ..search import decoding_options
 from ..translator import Translator, result_record
@@ -139,7 +140,8 @@ class Service:
         if options not in self.translators:
             self.translators[options] = Translator(self.model.model, self.model.tokenizer, options,
                                                    batch_size=self.settings.max_batch_sentences,
-                                                   precision=self.model.precision, shortlist=self.settings.shortlist)
+                                                   precision=self.model.precision, shortlist=self.settings.shortlist,
+                                                   src_prefix=self.model.config.data.src_prefix)
         return self.translators[options]
 
     def search(self, options, ids):  # on the inference thread
@@ -168,7 +170,8 @@ class Service:
 
     def encode(self, lines: List[str]) -> List[List[int]]:
         """Source ids per line (blank: []), cut to the model's ``data.max_len`` as nmt-translate does."""
-        encoded = iter(self.model.tokenizer.encode_src([line for line in lines if line.strip()]))
+        tagged = with_prefix([line for line in lines if line.strip()], self.model.config.data.src_prefix)
+        encoded = iter(self.model.tokenizer.encode_src(tagged))
         return [next(encoded)[:self.max_src] if line.strip() else [] for line in lines]
 
     def submit(self, req: TranslateRequest):

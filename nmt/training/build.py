@@ -41,6 +41,12 @@ def load_init_checkpoint(cfg: Config) -> Dict:
     return load_checkpoint(cfg.train.init_from)
 
 
+def user_symbols(cfg: Config) -> list:
+    """The pieces sentencepiece must keep whole: ``data.spm.user_symbols`` and ``data.src_prefix``."""
+    extra = [cfg.data.src_prefix] if cfg.data.src_prefix else []
+    return list(dict.fromkeys(list(cfg.data.spm.user_symbols) + extra))
+
+
 def _tokenizer(cfg: Config, ckpt: Optional[Dict], dist: Dist) -> Tokenizer:
     """From the checkpoint, from data.spm.model files, or trained on the training data (rank 0)."""
     d = cfg.data
@@ -55,7 +61,7 @@ def _tokenizer(cfg: Config, ckpt: Optional[Dict], dist: Dist) -> Tokenizer:
     if dist.main:  # one model for every rank
         t = Tokenizer.train_on_corpus(d.train, d.src_lang, d.tgt_lang, d.spm.vocab_size, d.spm.model_type,
                                       d.spm.joint, d.spm.character_coverage, d.spm.input_sentence_size,
-                                      seed=cfg.train.seed)
+                                      seed=cfg.train.seed, user_symbols=user_symbols(cfg))
         protos = (t.src_proto, None if t.joint else t.tgt_proto)
     return Tokenizer(*dist.broadcast(protos))
 
@@ -69,13 +75,15 @@ def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist, fing
     if dist.main:
         try:
             train = encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len, cache_dir,
-                                  threads=torch.get_num_threads(), fingerprint=fingerprint, cleaning=cleaning)
+                                  threads=torch.get_num_threads(), fingerprint=fingerprint, cleaning=cleaning,
+                                  src_prefix=d.src_prefix)
         except OSError as e:
             raise ConfigError(f"data.cache_dir={cache_dir}: cannot write the encoded corpus there "
                               f"({e.strerror or e})") from None
     dist.barrier()
     return train if train is not None else open_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len,
-                                                       cache_dir, fingerprint=fingerprint, cleaning=cleaning)
+                                                       cache_dir, fingerprint=fingerprint, cleaning=cleaning,
+                                                       src_prefix=d.src_prefix)
 
 
 def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, resumed_corpus: Optional[str] = None):
@@ -107,7 +115,7 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, re
     if dist.main:
         tok.save(run_dir)
     train = _training_corpus(cfg, tok, run_dir, dist, fingerprint)
-    valid = encode(valid, tok)
+    valid = encode(valid, tok, d.src_prefix)
     shortest = int(np.maximum(train.src_lens, train.tgt_lens).min()) + 1
     if cfg.train.max_tokens < shortest:
         raise CorpusError(f"train.max_tokens={cfg.train.max_tokens} is smaller than the shortest training pair "

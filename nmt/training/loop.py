@@ -150,7 +150,7 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
                metrics=(MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else None)
                         if dist.main else None),
                translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
-                                     precision=t.precision),
+                                     precision=t.precision, src_prefix=cfg.data.src_prefix),
                shortlist=training_shortlist(train, tok) if dist.main else None, ema=ema)
 
 

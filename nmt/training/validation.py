@@ -120,7 +120,7 @@ def translate_test(run: Run) -> Optional[Dict]:
     start = time.time()
     loaded = load_model(best, run.device)
     translator = Translator(loaded.model, loaded.tokenizer, end_of_run_options(t),
-                            precision=t.precision)
+                            precision=t.precision, src_prefix=d.src_prefix)
     hyps = [n[0][0] for n in translator.translate(test.src)]
     scores = sacre_score(hyps, [test.tgt])
     out_dir = os.path.join(run.run_dir, "test")

@@ -226,3 +226,19 @@ def test_ema_is_validated_saved_as_the_model_and_resumes_exactly(toy_dir, tmp_pa
         for k in a[key]:
             assert torch.equal(a[key][k], b[key][k]), (key, k)
     assert any(not torch.equal(a["model"][k], a["train_model"][k]) for k in a["model"])  # averaged != raw
+
+
+@pytest.mark.integration
+def test_a_tagged_run_trains_validates_and_translates_with_its_tag(toy_dir, tmp_path):
+    import nmt
+    from nmt.checkpoint import load_model
+    run = str(tmp_path / "tagged")
+    fit(cfg_for(toy_dir, "train.max_steps=4", "train.valid_every=4", "data.src_prefix=<2tgt>",
+                "data.max_len_ratio=3", "data.dedup=true"), run)
+    loaded = load_model(os.path.join(run, "checkpoints", "last.pt"))
+    assert loaded.config.data.src_prefix == "<2tgt>"
+    assert "<2tgt>" in loaded.tokenizer.src_pieces("<2tgt> the dog")
+    cache = os.listdir(os.path.join(run, "cache"))
+    assert len(cache) == 1
+    model = nmt.load(run)
+    assert len(model.translate(["the dog runs.", ""])) == 2

@@ -102,3 +102,24 @@ def test_options_are_checked_once_and_named():
     with pytest.raises(ValueError, match="length penalty"):
         SearchOptions(penalty="cubic")
     assert __import__("dataclasses").replace(SearchOptions(), beam_size=2).beam_size == 2
+
+
+def test_a_source_tag_is_kept_whole_put_before_every_line_and_left_out_of_alignments():
+    import random
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(300)]
+    tagged = Tokenizer(train_spm(lines, vocab_size=40, user_symbols=["<2xx>"]))
+    assert "<2xx>" in tagged.src_pieces("<2xx> the dog runs")  # one piece, never split
+    model = model_for(tagged)
+    translator = Translator(model, tagged, SearchOptions(beam_size=2, nbest=2), src_prefix="<2xx>")
+    src = ["the dog runs", "", "a cat"]
+    ids = translator.encode_lines(src)
+    assert ids[0] == tagged.encode_src(["<2xx> the dog runs"])[0] and ids[1] == []
+    hyps = translator.translate_ids(ids)
+    for n, line, aligned in zip(hyps, src, translator.alignments(ids, hyps, weights=True)):
+        for h, a in zip(n, aligned):
+            words = len(line.split())
+            assert all(0 <= int(link.split("-")[0]) < words for link in a["alignment"].split())
+            if h.tokens and words:
+                assert a["attention"]["source"] == line.split()  # the tag is not a source word
+                assert all(len(row) == words for row in a["attention"]["weights"])
