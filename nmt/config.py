@@ -71,8 +71,8 @@ class SpmConfig:
     input_sentence_size: int = opt(1_000_000, "sentences sampled from the training corpus to train sentencepiece")
     model: Optional[str] = opt(None, "reuse this sentencepiece model (source, or joint) instead of training one")
     tgt_model: Optional[str] = opt(None, "reuse this target sentencepiece model (with data.spm.model)")
-    user_symbols: List[str] = opt([], "pieces sentencepiece keeps whole, e.g. tags: [<2en>,<2fr>] (data.src_prefix "
-                                      "is added by itself)")
+    user_symbols: List[str] = opt([], "pieces sentencepiece keeps whole, e.g. tags: \"['<2en>','<2fr>']\" "
+                                      "(data.src_prefix is added by itself)")
 
 
 @dataclass
@@ -83,7 +83,7 @@ class DataConfig:
     src_lang: str = opt("src", "source language code (file suffix)")
     tgt_lang: str = opt("tgt", "target language code (file suffix)")
     src_prefix: Optional[str] = opt(None, "a tag put before every source sentence (training, validation, test and "
-                                          "translation), kept whole by sentencepiece: e.g. <2en> or <medical>")
+                                          "translation), kept whole by sentencepiece: e.g. \"data.src_prefix='<2en>'\"")
     max_len: int = opt(100, "training pairs longer than this many pieces are dropped")
     max_len_ratio: float = opt(0.0, "drop training pairs whose longer side has more than this many times the pieces "
                                     "of the shorter (0: off)")

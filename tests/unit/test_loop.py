@@ -233,7 +233,7 @@ def test_a_tagged_run_trains_validates_and_translates_with_its_tag(toy_dir, tmp_
     import nmt
     from nmt.checkpoint import load_model
     run = str(tmp_path / "tagged")
-    fit(cfg_for(toy_dir, "train.max_steps=4", "train.valid_every=4", "data.src_prefix=<2tgt>",
+    fit(cfg_for(toy_dir, "train.max_steps=4", "train.valid_every=4", "data.src_prefix='<2tgt>'",
                 "data.max_len_ratio=3", "data.dedup=true"), run)
     loaded = load_model(os.path.join(run, "checkpoints", "last.pt"))
     assert loaded.config.data.src_prefix == "<2tgt>"
