@@ -13,7 +13,7 @@ from typing import List, Optional
 import torch
 
 from ..data.spm import BOS, EOS, PAD
-from .common import Hypothesis, Prefix, block_repeats, constrain, max_lengths
+from .common import Hypothesis, Prefix, length_limits, restrict
 from .options import Penalty, SearchOptions
 
 
@@ -48,13 +48,11 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
     src: (batch, src_len) ids + EOS, PAD-padded; src_lens: (batch,) on CPU.
     """
     k, device = options.beam_size, src.device
-    alpha, penalty, min_len = options.alpha, options.penalty, options.min_len
+    alpha, penalty = options.alpha, options.penalty
     batch = src.size(0)
     memory, state = model.encode(src, src_lens)
     state, memory = model.reorder(state, memory, torch.arange(batch, device=device).repeat_interleave(k))
-    limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(device)  # (batch,)
-    if prefix is not None:
-        limit = torch.maximum(limit, prefix.lens)  # room for the whole prefix
+    limit = length_limits(src_lens, options, prefix, device)  # (batch,)
     steps = int(limit.max()) + 1
 
     alive_scores = torch.full((batch, k), float("-inf"), device=device)
@@ -73,12 +71,7 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
         logits = logits.float()  # (live*beam, vocab)
         lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # normaliser of the unconstrained distribution
         at_max = (t >= limit[active]).repeat_interleave(k)  # (live*beam,)
-        raw = logits.clone() if prefix is not None else None
-        logits = constrain(logits, t, min_len, at_max)
-        if options.no_repeat_ngram:
-            block_repeats(logits, alive_tokens.reshape(live * k, t), options.no_repeat_ngram)
-        if prefix is not None:
-            prefix.force(logits, raw, t, active.repeat_interleave(k))
+        restrict(logits, t, options, at_max, alive_tokens.reshape(live * k, t), prefix, active.repeat_interleave(k))
         # The best 2k of beam x vocab are among each beam's own best 2k: select those first, so the
         # log-softmax and the beam-wide top-k run over (live, beam, 2k) instead of (live, beam, vocab).
         width = min(2 * k, logits.size(-1))
@@ -121,10 +114,15 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
             active, alive_scores, alive_tokens = active[keep], alive_scores[keep], alive_tokens[keep]
         prev = alive_tokens[:, :, -1].reshape(-1)  # (live*beam,)
 
+    return _nbest_lists(fin_scores, fin_logp, fin_tokens, options.nbest)
+
+
+def _nbest_lists(fin_scores, fin_logp, fin_tokens, nbest: int) -> List[List[Hypothesis]]:
+    """Per sentence, its ``nbest`` finished hypotheses (at least one, even if none finished)."""
     out = []
     for scores, logps, hyps in zip(fin_scores.tolist(), fin_logp.tolist(), fin_tokens.tolist()):
         nb = []
-        for score, logp, toks in zip(scores[:options.nbest], logps[:options.nbest], hyps[:options.nbest]):
+        for score, logp, toks in zip(scores[:nbest], logps[:nbest], hyps[:nbest]):
             if score != float("-inf") or not nb:
                 nb.append(Hypothesis(toks[: toks.index(EOS)] if EOS in toks else toks, score, logp))
         out.append(nb)

@@ -1,7 +1,7 @@
 """What greedy, sampling and beam search share: hypotheses, length limits, constraints."""
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 import torch
 
@@ -80,3 +80,23 @@ class Prefix(NamedTuple):
             logp[forced] = float("-inf")
             logp[forced, tok] = keep
         return logp
+
+
+def length_limits(src_lens: torch.Tensor, options, prefix: Optional[Prefix], device) -> torch.Tensor:
+    """(batch,) longest output per sentence (``max_lengths``), never shorter than its prefix."""
+    limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(device)
+    return limit if prefix is None else torch.maximum(limit, prefix.lens)
+
+
+def restrict(logits: torch.Tensor, t: int, options, at_max: torch.Tensor, history: torch.Tensor,
+             prefix: Optional[Prefix] = None, sentence: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Every constraint on step ``t``'s candidates, in place: lengths and special tokens
+    (``constrain``), n-gram blocking over each row's ``history`` (rows, t), and forced prefixes
+    (``sentence``: each row's sentence id)."""
+    raw = logits.clone() if prefix is not None else None
+    constrain(logits, t, options.min_len, at_max)
+    if options.no_repeat_ngram:
+        block_repeats(logits, history, options.no_repeat_ngram)
+    if prefix is not None:
+        prefix.force(logits, raw, t, sentence)
+    return logits

@@ -6,18 +6,15 @@ from typing import Callable, List, Optional
 import torch
 
 from ..data.spm import BOS, EOS
-from .common import Hypothesis, Prefix, block_repeats, constrain, max_lengths
+from .common import Hypothesis, Prefix, length_limits, restrict
 from .options import SearchOptions
 
 
 def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tensor],
               options: SearchOptions, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     memory, state = model.encode(src, src_lens)
-    min_len = options.min_len
     batch = src.size(0)
-    limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(src.device)  # (batch,)
-    if prefix is not None:
-        limit = torch.maximum(limit, prefix.lens)  # room for the whole prefix
+    limit = length_limits(src_lens, options, prefix, src.device)  # (batch,)
     tokens = torch.full((batch, int(limit.max()) + 1), EOS, dtype=torch.long, device=src.device)
     scores = torch.zeros(batch, device=src.device, dtype=torch.float)
     active = torch.arange(batch, device=src.device)  # sentence ids of the rows still decoding
@@ -26,12 +23,7 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
         logits, state, _ = model.step(prev, state, memory)
         logits = logits.float()  # (active, vocab)
         lse = torch.logsumexp(logits, dim=-1)  # normaliser of the unconstrained distribution
-        raw = logits.clone() if prefix is not None else None
-        logits = constrain(logits, t, min_len, t >= limit[active])
-        if options.no_repeat_ngram:
-            block_repeats(logits, tokens[active, :t], options.no_repeat_ngram)
-        if prefix is not None:
-            prefix.force(logits, raw, t, active)
+        restrict(logits, t, options, t >= limit[active], tokens[active, :t], prefix, active)
         tok = choose(logits)  # (active,)
         tokens[active, t] = tok
         scores[active] += logits.gather(1, tok[:, None]).squeeze(1) - lse  # log-probability of tok

@@ -60,7 +60,7 @@ def test_filter_drops_pairs_together_and_counts():
     tgt_ids = [[9], [10], [], [11], [12, 12]]
     keep, stats = filter_pairs(src_ids, tgt_ids, src_text, tgt_text, max_len=3)
     assert keep == [0, 4]
-    assert stats == {"kept": 2, "empty": 2, "too_long": 1}
+    assert stats == {"kept": 2, "empty": 2, "too_long": 1, "ratio": 0, "duplicate": 0}
 
 
 def test_filter_with_nothing_left_is_an_error():
