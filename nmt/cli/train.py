@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import interrupted, prepare_process
+from . import interrupted, interrupted_by_user, prepare_process, watch_sigint
 
 
 def _groups() -> dict:
@@ -81,16 +81,26 @@ def _train(cfg) -> float:
     except KeyboardInterrupt:
         _remove_if_fresh(run_dir)
         interrupted("nmt-train", "checkpoints written so far are intact")
-    except OSError as e:
+    except Exception as e:
+        _failed(e, run_dir)
+    return summary["best_bleu"]  # what a sweeper optimises
+
+
+def _failed(e: Exception, run_dir: str) -> None:
+    """Any other error: after a Ctrl-C (which a library may have turned into another error), the
+    interruption; an OS error, one line; a lost distributed peer, one line naming its cause."""
+    if interrupted_by_user():
+        _remove_if_fresh(run_dir)
+        interrupted("nmt-train", "checkpoints written so far are intact")
+    if isinstance(e, OSError):
         sys.exit(f"nmt-train: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
-    except RuntimeError as e:
+    if isinstance(e, RuntimeError):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and _lost_peer(e):
             import re
             cause = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip().splitlines()[0]).split(". ")[0][:160]
             sys.exit(f"nmt-train: error: rank {os.environ.get('RANK', '?')}: another process of the distributed "
                      f"run stopped ({cause}); the last checkpoint is intact: resume with resume=true")
-        raise
-    return summary["best_bleu"]  # what a sweeper optimises
+    raise e
 
 
 def _lost_peer(e: RuntimeError) -> bool:
@@ -102,6 +112,7 @@ def _lost_peer(e: RuntimeError) -> bool:
 
 def main(argv=None) -> None:
     prepare_process()
+    watch_sigint()
     argv = sys.argv[1:] if argv is None else argv
     import logging
     logging.raiseExceptions = False  # a full disk must not print a logging traceback: the checkpoint error says it

@@ -26,10 +26,29 @@ def test_bahdanau_keys_are_projected_once_per_batch():
     values, mask = torch.randn(2, 7, 10), torch.ones(2, 7, dtype=torch.bool)
     keys = att.precompute(values, mask)
     assert keys.shape == (2, 7, 5) and len(calls) == 1
-    torch.testing.assert_close(keys, att.key_proj(values))
+    torch.testing.assert_close(keys, 2 * att.key_proj(values))  # see BahdanauAttention
     for _ in range(4):  # four decoding steps reuse the keys
         att(torch.randn(2, 1, 6), keys, values, mask)
     assert len(calls) == 2  # the one above, for the comparison
+
+
+def test_bahdanau_weights_are_those_of_the_tanh_form():
+    """The sigmoid form gives the weights of softmax(v^T tanh(W_q q + W_k m_j)), forward and backward."""
+    torch.manual_seed(0)
+    att = build_attention("bahdanau", 6, 10, hidden_size=5)
+    values = torch.randn(3, 7, 10, requires_grad=True)
+    query = torch.randn(3, 4, 6, requires_grad=True)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5], dtype=torch.bool)
+    _, w = att(query, att.precompute(values, mask), values, mask)
+    energy = torch.tanh(att.query_proj(query).unsqueeze(2) + att.key_proj(values).unsqueeze(1))
+    scores = att.v(energy).squeeze(-1).masked_fill(~mask[:, None, :], float("-inf"))
+    reference = torch.softmax(scores, -1)
+    torch.testing.assert_close(w, reference)
+    g = torch.randn_like(w)
+    got = torch.autograd.grad((w * g).sum(), (query, values))
+    want = torch.autograd.grad((reference * g).sum(), (query, values))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
 
 
 def test_no_attention_is_the_masked_mean():
