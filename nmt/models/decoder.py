@@ -1,10 +1,10 @@
 """Recurrent decoder with attention, input feeding, an attentional layer and tied embeddings.
 
 ``step`` decodes one position and is what search uses; ``forward`` decodes a whole target for
-training by looping over the same computation, feeding either the gold token or the model's own
-prediction (teacher-forcing ratio, decided per sequence and per step). When nothing feeds back
-(ratio 1, no input feeding) it takes a fast path: one RNN call over the whole target and one
-batched attention over all steps, equal to the step loop (tested).
+training by the same computation unrolled over the target (``unrolled.py``), feeding either the gold
+token or the model's own prediction (teacher-forcing ratio, decided per sequence and per step). When
+nothing feeds back (ratio 1, no input feeding) it takes a fast path: one RNN call over the whole
+target and one batched attention over all steps. Both are tested equal to the step.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from torch import nn
 
 from ..config import Cell, Feed, require, tied_embeddings_rule
 from .rnn import make_rnn
+from .unrolled import unrolled_features
 
 
 class DecoderState(NamedTuple):
@@ -63,8 +64,9 @@ class Decoder(nn.Module):
     #
     # ``step`` is all of it; ``step_features`` stops before the output layer (the shortlist brings its
     # own rows of it); ``recur`` and ``attend`` are its two halves, for a caller that needs the cell's
-    # output itself (gradient-flow diagnostics). ``features`` runs ``step_features`` over a whole
-    # target for training (tested equal to ``step``, forward and backward).
+    # output itself (gradient-flow diagnostics). ``features`` computes ``step_features`` over a whole
+    # target for training, unrolled for speed (``unrolled.py``; tested equal to ``step``, forward and
+    # backward).
 
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.embed(tokens))
@@ -113,21 +115,11 @@ class Decoder(nn.Module):
         sequence at each step takes the gold token with that probability, else its own previous
         prediction (``feed``: argmax or a sample from the softmax).
         """
-        emb = self.embed_tokens(tgt_in)  # (batch, tgt_len, embed)
         if tf_ratio >= 1.0 and not self.input_feeding:
+            emb = self.embed_tokens(tgt_in)  # (batch, tgt_len, embed)
             out, _ = self.rnn(emb, (state.h, state.c) if self.lstm else state.h)  # (batch, tgt_len, hidden)
             return self.attend(out, memory)
-        hiddens, all_weights = [], []
-        for t in range(tgt_in.size(1)):
-            emb_t = emb[:, t]
-            if tf_ratio < 1.0 and t > 0:
-                gold, pred = self._sample_feed(hiddens[-1], tgt_in, tf_ratio, feed)
-                emb_t = torch.where(gold[:, None], emb_t, self.embed_tokens(pred))  # gold, or the prediction
-            attn_h, state, weights = self.step_features(emb_t, state, memory)
-            hiddens.append(attn_h)
-            all_weights.append(weights)
-        weights = None if all_weights[0] is None else torch.cat(all_weights, dim=1)  # (batch, tgt_len, src_len)
-        return torch.stack(hiddens, dim=1), weights  # (batch, tgt_len, output_size)
+        return unrolled_features(self, tgt_in, state, memory, tf_ratio, feed)
 
     def _sample_feed(self, last: torch.Tensor, tgt_in: torch.Tensor, tf_ratio: float, feed: Feed):
         """Per sequence: take the gold token (True) or the model's own prediction from ``last``
