@@ -22,6 +22,7 @@ import os
 import platform
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -242,6 +243,30 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
     return results
 
 
+def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: int = 40, extra=None) -> dict:
+    """One sentence at a time (batch 1, beam 5), as a server or a person typing sees it: the first
+    ``sentences`` source lines of ``words`` words, each translated alone; milliseconds per sentence
+    (median, 90th percentile) beside the limit (its matmul FLOPs at the peak GEMM rate)."""
+    model, tok, _, _, _ = load_model(ckpt)
+    extra = extra or {}
+    lines = [line for line in iter_lines(src_path) if len(line.split()) == words][:sentences]
+    tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0)),
+                    batch_size=1, precision=extra.get("precision", "fp32"))
+    tr.translate(lines[:3])  # warm-up
+    times = []
+    for line in lines:
+        start = time.perf_counter()
+        tr.translate([line])
+        times.append(1000 * (time.perf_counter() - start))
+    flops = count_flops(lambda: [tr.translate([line]) for line in lines]) / len(lines)
+    limit_ms = 1000 * flops / (peak * 1e9)
+    median = statistics.median(times)
+    return {"words": words, "sentences": len(lines), "ms_median": round(median, 2),
+            "ms_p90": round(sorted(times)[int(0.9 * (len(times) - 1))], 2),
+            "mflop_per_sentence": round(flops / 1e6, 2), "limit_ms": round(limit_ms, 3),
+            "share_of_limit": round(limit_ms / median, 4)}
+
+
 def busy_core_cost(args) -> list:
     """Training speed with and without another process spinning on one CPU, for 1 thread, the
     default thread count, and OpenMP's wait policy unset (libgomp spins a while) or passive; each case
@@ -281,7 +306,8 @@ def speed_table(results: str) -> str:
         raise SystemExit(f"{results}: no benchmark records")
     cpu = records[-1]["cpu"]["model"]
     records = [r for r in records if r.get("cpu", {}).get("model") == cpu]
-    train = {r["experiment"]: r for r in records if "limit_sentences_per_s" in r.get("train", {})}
+    train = {" ".join([f"`{r['experiment']}`", *r.get("overrides", [])]): r
+             for r in records if "limit_sentences_per_s" in r.get("train", {})}
     decode = [r for r in records if "share_of_limit" in r.get("decode", {}).get("beam5", {})
               and r.get("decode_split", "test_2016_flickr") == "test_2016_flickr"]
     busy = [r for r in records if "busy_core" in r]
@@ -294,7 +320,7 @@ def speed_table(results: str) -> str:
              "|---|---|---|---|---|---|"]
     for name, r in sorted(train.items()):
         t = r["train"]
-        lines.append(f"| `{name}` training ({t['sentences_per_update']:.0f} sentences per update, "
+        lines.append(f"| {name} training ({t['sentences_per_update']:.0f} sentences per update, "
                      f"{t['parameters'] / 1e6:.1f}M parameters) | {t['sentences_per_s']:.1f} | "
                      f"{t['limit_sentences_per_s']:.1f} | {100 * t['share_of_limit']:.0f}% | "
                      f"{t['gflop_per_sentence']:.3f} GFLOP | |")
@@ -313,6 +339,12 @@ def speed_table(results: str) -> str:
                 limit = (f"{d['limit_sentences_per_s']:.1f} | {100 * d['share_of_limit']:.0f}% | "
                          f"{1000 * d['gflop_per_sentence']:.1f} MFLOP") if "limit_sentences_per_s" in d else "- | - | -"
                 lines.append(f"| {label}, {how} | {d['sentences_per_s']:.1f} | {limit} | {d['bleu']:.2f} |")
+        lat = r.get("latency")
+        if lat:
+            lines.append(f"| one sentence at a time ({lat['words']} words, batch 1, beam 5): ms per sentence, "
+                         f"median of {lat['sentences']} (90th percentile {lat['ms_p90']:.1f}) | "
+                         f"{lat['ms_median']:.1f} ms | {lat['limit_ms']:.2f} ms | "
+                         f"{100 * lat['share_of_limit']:.1f}% | {lat['mflop_per_sentence']:.1f} MFLOP | |")
     if busy:
         rows = busy[-1]["busy_core"]
         lines += ["", f"Training speed of `{busy[-1]['experiment']}` with another process spinning on one of the "
@@ -403,6 +435,8 @@ def main() -> None:
             out["label"] = args.label
         out["checkpoint_parameters"] = count_parameters(load_model(ckpt).model)
         out["decode"] = decode(ckpt, src, ref, extra, peak)
+        out["latency"] = latency(ckpt, src, peak, extra=extra)
+        print(json.dumps({"latency": out["latency"]}), file=sys.stderr)
         if args.int8:
             out["decode_int8"] = decode(ckpt, src, ref, {"alpha": args.alpha}, peak, int8=True)
         if args.shortlist:
