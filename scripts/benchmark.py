@@ -304,13 +304,14 @@ def speed_table(results: str) -> str:
     records = [json.loads(line) for line in open(results) if line.strip()]
     if not records:
         raise SystemExit(f"{results}: no benchmark records")
-    cpu = records[-1]["cpu"]["model"]
-    records = [r for r in records if r.get("cpu", {}).get("model") == cpu]
+    cpu = records[-1]["cpu"]
+    busy = [r for r in records if "busy_core" in r]  # the latest from any machine, named with it
+    records = [r for r in records if r.get("cpu") == cpu]  # same model and instruction sets
+    cpu = cpu["model"]
     train = {" ".join([f"`{r['experiment']}`", *r.get("overrides", [])]): r
              for r in records if "limit_sentences_per_s" in r.get("train", {})}
     decode = [r for r in records if "share_of_limit" in r.get("decode", {}).get("beam5", {})
               and r.get("decode_split", "test_2016_flickr") == "test_2016_flickr"]
-    busy = [r for r in records if "busy_core" in r]
     used = list(train.values()) + decode[-1:]
     peaks = sorted({r["peak_gemm_gflops"] for r in used if "peak_gemm_gflops" in r})
     r0 = used[-1] if used else records[-1]
@@ -347,8 +348,10 @@ def speed_table(results: str) -> str:
                          f"{100 * lat['share_of_limit']:.1f}% | {lat['mflop_per_sentence']:.1f} MFLOP | |")
     if busy:
         rows = busy[-1]["busy_core"]
+        where = busy[-1]["cpu"]
         lines += ["", f"Training speed of `{busy[-1]['experiment']}` with another process spinning on one of the "
-                  "CPUs (ms per update; each case in its own process):", "",
+                  f"CPUs (ms per update; each case in its own process; {where['model']} with "
+                  f"{', '.join(where['flags'])}, {busy[-1]['time'][:10]}):", "",
                   "| OpenMP wait policy | threads | idle machine | one core busy |", "|---|---|---|---|"]
         for policy in ("unset", "PASSIVE"):
             for threads in sorted({x["threads"] for x in rows}):
@@ -356,6 +359,17 @@ def speed_table(results: str) -> str:
                         if x["omp_wait_policy"] == policy and x["threads"] == threads}
                 lines.append(f"| {policy} | {threads} | {cell.get(False, '-')} | {cell.get(True, '-')} |")
     return "\n".join(lines)
+
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+MARKS = ("<!-- speed-table:begin (scripts/benchmark.py --table --update-docs) -->", "<!-- speed-table:end -->")
+
+
+def update_docs(table: str) -> None:
+    """Replace the speed table in docs/benchmarks.md (between ``MARKS``) with ``table``."""
+    text = DOCS.read_text()
+    start, end = text.index(MARKS[0]) + len(MARKS[0]), text.index(MARKS[1])
+    DOCS.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
 def main() -> None:
@@ -382,11 +396,16 @@ def main() -> None:
                    help="training speed with another process spinning on one CPU, per thread count and "
                         "OpenMP wait policy (each in its own process)")
     p.add_argument("--results", default=str(ROOT / "results" / "benchmarks.jsonl"))
-    p.add_argument("--table", action="store_true", help="print the README's speed table from --results and exit")
+    p.add_argument("--table", action="store_true", help="print the speed table from --results and exit")
+    p.add_argument("--update-docs", action="store_true",
+                   help="with --table: rewrite the table in docs/benchmarks.md (between its markers)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. train.precision=bf16")
     args = p.parse_args()
     if args.table:
-        print(speed_table(args.results))
+        table = speed_table(args.results)
+        print(table)
+        if args.update_docs:
+            update_docs(table)
         return
     if not os.path.exists(os.path.join(args.data, "train.de.gz")):
         raise SystemExit(f"Multi30k not found in {args.data}; fetch it with: nmt-data multi30k --out {args.data}")

@@ -123,14 +123,16 @@ class Decoder(nn.Module):
 
     def _sample_feed(self, last: torch.Tensor, tgt_in: torch.Tensor, tf_ratio: float, feed: Feed):
         """Per sequence: take the gold token (True) or the model's own prediction from ``last``
-        (batch, output_size); the choice carries no gradient."""
+        (batch, output_size); the choice carries no gradient. Only the sequences that take their
+        prediction run the output layer (at a ratio near 1, almost none); ``pred`` holds PAD elsewhere."""
         with torch.no_grad():
-            prev = self.output(last).float()
-            if Feed(feed) is Feed.argmax:
-                pred = prev.argmax(-1)
-            else:
-                pred = torch.multinomial(torch.softmax(prev, -1), 1).squeeze(1)
             gold = torch.rand(tgt_in.size(0), device=tgt_in.device) < tf_ratio  # (batch,)
+            pred = torch.full_like(tgt_in[:, 0], self.embed.padding_idx)  # (batch,)
+            rows = (~gold).nonzero().squeeze(1)
+            if rows.numel():
+                prev = self.output(last.index_select(0, rows)).float()  # (rows, vocab)
+                pred[rows] = prev.argmax(-1) if Feed(feed) is Feed.argmax else \
+                    torch.multinomial(torch.softmax(prev, -1), 1).squeeze(1)
         return gold, pred
 
     def forward(self, tgt_in: torch.Tensor, state: DecoderState, memory: Memory,

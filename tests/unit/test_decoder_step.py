@@ -75,3 +75,66 @@ def test_step_is_step_features_then_the_output_layer(cell):
     torch.testing.assert_close(logits, model.decoder.output(feats))
     torch.testing.assert_close(w1, w2[:, 0])
     assert all(torch.equal(a, b) for a, b in zip(s1, s2) if a is not None)
+
+
+def scheduled_stepwise(decoder, tgt_in, state, memory, tf_ratio, feed):
+    """Scheduled sampling written as the step loop: at each position after the first, each sequence
+    takes the gold token or its own previous prediction (``Decoder._sample_feed``)."""
+    emb, outs = decoder.embed_tokens(tgt_in), []
+    for t in range(tgt_in.size(1)):
+        emb_t = emb[:, t]
+        if t > 0:
+            gold, pred = decoder._sample_feed(outs[-1], tgt_in, tf_ratio, feed)
+            emb_t = torch.where(gold[:, None], emb_t, decoder.embed_tokens(pred))
+        attn_h, state, _ = decoder.step_features(emb_t, state, memory)
+        outs.append(attn_h)
+    return torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize("cell,input_feeding,feed", [("gru", True, "argmax"), ("lstm", False, "sample"),
+                                                     ("rnn", True, "sample")])
+def test_scheduled_sampling_equals_the_step_loop(cell, input_feeding, feed):
+    """Teacher forcing < 1: the unrolled loop feeds back the same predictions as the step loop (same
+    random draws), forward and backward."""
+    model = tiny_model(cell=cell, attention="luong_general", input_feeding=input_feeding, dec_layers=2).train()
+    src, src_lens, tgt_in = batch(2)
+    results = []
+    for path in ("unrolled", "stepwise"):
+        model.zero_grad()
+        torch.manual_seed(7)
+        memory, state = model.encode(src, src_lens)
+        if path == "unrolled":
+            feats, _ = model.decoder.features(tgt_in, state, memory, tf_ratio=0.5, feed=feed)
+        else:
+            feats = scheduled_stepwise(model.decoder, tgt_in, state, memory, 0.5, feed)
+        logits = model.decoder.output(feats)
+        (logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)).sum().backward()
+        results.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                          if p.grad is not None}))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=2e-6, rtol=1e-5)
+    assert results[0][1].keys() == results[1][1].keys()
+    for name, grad in results[1][1].items():
+        torch.testing.assert_close(results[0][1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_attentional_size_zero_and_bf16_autocast():
+    """No attentional layer ([h; c] fed straight on), and the unrolled loop under bf16 autocast (as
+    ``train.precision=bf16`` runs it) gives gradients of every parameter's dtype, close to fp32."""
+    model = tiny_model(cell="gru", attention="bahdanau", attentional_size=0).train()
+    src, src_lens, tgt_in = batch(3)
+    memory, state = model.encode(src, src_lens)
+    feats, _ = model.decoder.features(tgt_in, state, memory, tf_ratio=ALMOST_ONE)
+    torch.testing.assert_close(model.decoder.output(feats), stepped(model, tgt_in, state, memory)[0])
+    model = tiny_model(cell="lstm", attention="bahdanau").train()
+    grads = []
+    for bf16 in (False, True):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            memory, state = model.encode(src, src_lens)
+            feats, _ = model.decoder.features(tgt_in, state, memory)
+            loss = model.decoder.output(feats).float().logsumexp(-1).mean()
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    for name, grad in grads[0].items():
+        assert grads[1][name].dtype == torch.float32
+        torch.testing.assert_close(grads[1][name], grad, atol=2e-2, rtol=5e-2, msg=name)
