@@ -243,11 +243,16 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
     return results
 
 
-def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: int = 40, extra=None) -> dict:
+def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: int = 40, extra=None,
+            int8: bool = False) -> dict:
     """One sentence at a time (batch 1, beam 5), as a server or a person typing sees it: the first
     ``sentences`` source lines of ``words`` words, each translated alone; milliseconds per sentence
-    (median, 90th percentile) beside the limit (its matmul FLOPs at the peak GEMM rate)."""
+    (median, 90th percentile) beside the limit (its matmul FLOPs at the peak GEMM rate; with ``int8``
+    weights, the fp32 model's)."""
     model, tok, _, _, _ = load_model(ckpt)
+    if int8:
+        from nmt.precision import quantize_int8
+        model = quantize_int8(model)
     extra = extra or {}
     lines = [line for line in iter_lines(src_path) if len(line.split()) == words][:sentences]
     tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0)),
@@ -258,7 +263,8 @@ def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: i
         start = time.perf_counter()
         tr.translate([line])
         times.append(1000 * (time.perf_counter() - start))
-    flops = count_flops(lambda: [tr.translate([line]) for line in lines]) / len(lines)
+    flops = count_flops(lambda: [tr.translate([line]) for line in lines]) / len(lines) if not int8 else \
+        latency(ckpt, src_path, peak, words, 3, extra)["mflop_per_sentence"] * 1e6
     limit_ms = 1000 * flops / (peak * 1e9)
     median = statistics.median(times)
     return {"words": words, "sentences": len(lines), "ms_median": round(median, 2),
@@ -340,12 +346,13 @@ def speed_table(results: str) -> str:
                 limit = (f"{d['limit_sentences_per_s']:.1f} | {100 * d['share_of_limit']:.0f}% | "
                          f"{1000 * d['gflop_per_sentence']:.1f} MFLOP") if "limit_sentences_per_s" in d else "- | - | -"
                 lines.append(f"| {label}, {how} | {d['sentences_per_s']:.1f} | {limit} | {d['bleu']:.2f} |")
-        lat = r.get("latency")
-        if lat:
-            lines.append(f"| one sentence at a time ({lat['words']} words, batch 1, beam 5): ms per sentence, "
-                         f"median of {lat['sentences']} (90th percentile {lat['ms_p90']:.1f}) | "
-                         f"{lat['ms_median']:.1f} ms | {lat['limit_ms']:.2f} ms | "
-                         f"{100 * lat['share_of_limit']:.1f}% | {lat['mflop_per_sentence']:.1f} MFLOP | |")
+        for key, how in (("latency", "exact"), ("latency_int8", "int8 weights")):
+            lat = r.get(key)
+            if lat:
+                lines.append(f"| one sentence at a time ({lat['words']} words, batch 1, beam 5, {how}): ms per "
+                             f"sentence, median of {lat['sentences']} (90th percentile {lat['ms_p90']:.1f}) | "
+                             f"{lat['ms_median']:.1f} ms | {lat['limit_ms']:.2f} ms | "
+                             f"{100 * lat['share_of_limit']:.1f}% | {lat['mflop_per_sentence']:.1f} MFLOP | |")
     if busy:
         rows = busy[-1]["busy_core"]
         where = busy[-1]["cpu"]
@@ -458,6 +465,7 @@ def main() -> None:
         print(json.dumps({"latency": out["latency"]}), file=sys.stderr)
         if args.int8:
             out["decode_int8"] = decode(ckpt, src, ref, {"alpha": args.alpha}, peak, int8=True)
+            out["latency_int8"] = latency(ckpt, src, peak, extra={"alpha": args.alpha}, int8=True)
         if args.shortlist:
             k, n = (int(x) for x in args.shortlist.split(","))
             listed = ensure_shortlist(ckpt, args.data, f"{args.run_dir}-shortlist")
