@@ -32,7 +32,18 @@ def interrupted_by_user() -> bool:
     return _SIGINT["seen"]
 
 
-def interrupted(program: str, detail: str = "") -> None:
-    """Ctrl-C: one line on stderr, exit status 130 (128 + SIGINT), as shells report it; no traceback."""
+def interrupted(program: str, detail: str = "", hard: bool = False) -> None:
+    """Ctrl-C: one line on stderr, exit status 130 (128 + SIGINT), as shells report it; no traceback.
+
+    ``hard``: leave without the interpreter's shutdown (after flushing logs and the standard streams),
+    for an interruption before any result exists. One that lands inside an import can leave a
+    half-loaded extension module behind, which a shutdown hook then imports again and fails on
+    ("cannot load module more than once per process"), printing a traceback after the line."""
     print(f"{program}: interrupted{'; ' + detail if detail else ''}", file=sys.stderr)
+    if hard:
+        import logging
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     sys.exit(130)

@@ -79,19 +79,26 @@ def _train(cfg) -> float:
         _remove_if_fresh(run_dir)
         sys.exit(f"nmt-train: error: {e}")
     except KeyboardInterrupt:
-        _remove_if_fresh(run_dir)
-        interrupted("nmt-train", "checkpoints written so far are intact")
+        _interrupted(run_dir)
     except Exception as e:
         _failed(e, run_dir)
     return summary["best_bleu"]  # what a sweeper optimises
+
+
+def _interrupted(run_dir: str) -> None:
+    """Ctrl-C in a run: the run directory this start created goes; before the first checkpoint the
+    process leaves without the interpreter's shutdown (``interrupted``'s ``hard``)."""
+    _remove_if_fresh(run_dir)
+    started = os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt"))
+    interrupted("nmt-train", "checkpoints written so far are intact" if started else "before the first checkpoint",
+                hard=not started)
 
 
 def _failed(e: Exception, run_dir: str) -> None:
     """Any other error: after a Ctrl-C (which a library may have turned into another error), the
     interruption; an OS error, one line; a lost distributed peer, one line naming its cause."""
     if interrupted_by_user():
-        _remove_if_fresh(run_dir)
-        interrupted("nmt-train", "checkpoints written so far are intact")
+        _interrupted(run_dir)
     if isinstance(e, OSError):
         sys.exit(f"nmt-train: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
     if isinstance(e, RuntimeError):
@@ -124,7 +131,7 @@ def main(argv=None) -> None:
         try:
             _preflight(argv)
         except KeyboardInterrupt:
-            interrupted("nmt-train", "before training started")
+            interrupted("nmt-train", "before training started", hard=True)
     try:
         import hydra
 
@@ -133,7 +140,7 @@ def main(argv=None) -> None:
         sys.argv = [sys.argv[0], *argv]
         hydra.main(version_base="1.3", config_path="pkg://nmt.configs", config_name="train")(_train)()
     except KeyboardInterrupt:
-        interrupted("nmt-train", "before training started")
+        interrupted("nmt-train", "before training started", hard=True)
 
 
 if __name__ == "__main__":
