@@ -3,10 +3,7 @@
 Importing a program's module changes nothing; its ``main`` first calls ``prepare_process``.
 """
 import os
-import signal
 import sys
-
-_SIGINT = {"seen": False}
 
 
 def prepare_process() -> None:
@@ -16,20 +13,6 @@ def prepare_process() -> None:
     before torch's first parallel region. What a busy core costs either way is measured by
     ``scripts/benchmark.py --busy-core`` (README, Benchmarks)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def watch_sigint() -> None:
-    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: a library that turns the interrupt
-    into another error (one arriving inside an import leaves a half-initialised module behind) is
-    then still reported as an interruption by ``interrupted_by_user``."""
-    def handle(signum, frame):
-        _SIGINT["seen"] = True
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGINT, handle)
-
-
-def interrupted_by_user() -> bool:
-    return _SIGINT["seen"]
 
 
 def interrupted(program: str, detail: str = "", hard: bool = False) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import interrupted, interrupted_by_user, prepare_process, watch_sigint
+from ..training.signals import interrupted_by_user, watch_sigint
+from . import interrupted, prepare_process
 
 
 def _groups() -> dict:
