@@ -134,12 +134,15 @@ def iter_parallel(prefix: str, src_lang: str, tgt_lang: str, warn: bool = True) 
         raise CorpusError(f"{src_path}: file is empty")
 
 
-def sample_pairs(prefix: str, src_lang: str, tgt_lang: str, size: int, seed: int = 1) -> Tuple[List[str], List[str]]:
+def sample_pairs(prefix, src_lang: str, tgt_lang: str, size: int, seed: int = 1) -> Tuple[List[str], List[str]]:
     """Up to ``size`` pairs drawn uniformly from a streamed corpus (reservoir sampling), in corpus
-    order; every pair when the corpus has no more than ``size``."""
+    order; every pair when the corpus has no more than ``size``. ``prefix`` may be a list of
+    corpora: the sample is then drawn from all of them together."""
     rng = random.Random(seed)
     chosen: List[Tuple[int, str, str]] = []
-    for i, (s, t) in enumerate(iter_parallel(prefix, src_lang, tgt_lang, warn=False)):
+    prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
+    pairs = itertools.chain.from_iterable(iter_parallel(p, src_lang, tgt_lang, warn=False) for p in prefixes)
+    for i, (s, t) in enumerate(pairs):
         if i < size:
             chosen.append((i, s, t))
         else:

@@ -67,20 +67,21 @@ class EncodedCorpus:
         return make_batch(self.src, self.tgt, idx)
 
 
-def ensure_generated(train: Optional[str], valid: Optional[str], test: Optional[str], generate: Optional[str],
+def ensure_generated(train, valid: Optional[str], test: Optional[str], generate: Optional[str],
                      src_lang: str, tgt_lang: str) -> bool:
     """Write the embedded toy corpus for ``data.generate=toy``, and only where nothing can be lost.
 
     Only into its own default location (``data/toy``, relative to the working directory), only
-    when every given split prefix points there (a prefix of the user's own means the user's data:
-    nothing is generated), and only when that directory holds no corpus file at all. Returns True
-    when it wrote the corpus.
+    when every given split prefix (``train``: one, or a list) points there (a prefix of the user's
+    own means the user's data: nothing is generated), and only when that directory holds no corpus
+    file at all. Returns True when it wrote the corpus.
     """
     if generate is None:
         return False
-    given = {"train": train, "valid": valid, "test": test}
+    trains = [train] if train is None or isinstance(train, str) else list(train)
+    given = [("train", p) for p in trains] + [("valid", valid), ("test", test)]
     defaults = {split: os.path.join(toy.DEFAULT_DIR, split) for split in toy.SPLITS}
-    if any(p is not None and os.path.normpath(p) != defaults[s] for s, p in given.items()):
+    if any(p is not None and os.path.normpath(p) != defaults[s] for s, p in given):
         return False  # the user's own corpus: never generate beside it
     wanted = [f"{s}.{l}" for s in toy.SPLITS for l in (src_lang, tgt_lang)]
     present = toy.corpus_files(toy.DEFAULT_DIR)
@@ -209,6 +210,15 @@ def cache_entry(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_l
     fingerprint = fingerprint or corpus_fingerprint(prefix, src_lang, tgt_lang)
     key = cache_key(prefix, src_lang, tgt_lang, tok, max_len, fingerprint, cleaning, src_prefix)
     return os.path.join(cache_dir, f"{name}-{key}"), fingerprint
+
+
+def is_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,
+              name: str = "train", fingerprint: Optional[str] = None, cleaning: Cleaning = NO_CLEANING,
+              src_prefix: Optional[str] = None) -> bool:
+    """Whether ``cache_dir`` holds the complete encoded form of this corpus."""
+    directory, _ = cache_entry(prefix, src_lang, tgt_lang, tok, max_len, cache_dir, name, fingerprint, cleaning,
+                               src_prefix)
+    return os.path.isfile(os.path.join(directory, "meta.json"))
 
 
 def encode_cached(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, cache_dir: str,

@@ -134,10 +134,10 @@ class Tokenizer:
         return cls(train_spm(src_lines, user_symbols=user_symbols, **kw), train_spm(tgt_lines, **kw))
 
     @classmethod
-    def train_on_corpus(cls, prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str,
+    def train_on_corpus(cls, prefix, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str,
                         joint: bool, character_coverage: float = 1.0, input_sentence_size: int = 1_000_000,
                         seed: int = 1, user_symbols: Sequence[str] = ()) -> Tokenizer:
-        """Train on a sample of a corpus file pair, in a child process.
+        """Train on a sample of a corpus file pair (or of several: ``prefix`` a list), in a child process.
 
         The child streams the corpus, keeps a uniform sample of ``input_sentence_size`` sentences
         (half from each side for a joint model) and trains; its memory, most of it sentencepiece's
@@ -212,7 +212,7 @@ def _child_main(tmp: str) -> int:
     return 0 if "sentences" in result else 1
 
 
-def _train_from_corpus(prefix: str, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str, joint: bool,
+def _train_from_corpus(prefix, src_lang: str, tgt_lang: str, vocab_size: int, model_type: str, joint: bool,
                        character_coverage: float, input_sentence_size: int,
                        seed: int, user_symbols: Sequence[str] = ()) -> Tuple[bytes, Optional[bytes], int, float]:
     """Runs in the child process of ``Tokenizer.train_on_corpus``."""
@@ -221,7 +221,8 @@ def _train_from_corpus(prefix: str, src_lang: str, tgt_lang: str, vocab_size: in
     src, tgt = sample_pairs(prefix, src_lang, tgt_lang, pairs, seed)
     for lang, lines in ((src_lang, src), (tgt_lang, tgt)):
         if not any(line.strip() for line in lines):
-            raise CorpusError(f"{prefix}.{lang}: no usable training pairs: every line"
+            where = ", ".join(f"{p}.{lang}" for p in ([prefix] if isinstance(prefix, str) else prefix))
+            raise CorpusError(f"{where}: no usable training pairs: every line"
                               f"{'' if len(lines) < pairs else f' of a sample of {len(lines)}'} is blank")
     tok = Tokenizer.train(src, tgt, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed,
                           user_symbols)

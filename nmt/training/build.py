@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, load_weights, tokenizer_of
-from ..config import Config
+from ..config import Config, CorpusSpec, train_corpora
 from ..data.corpus import Cleaning, CorpusError, resolve
 from ..data.dataset import (
     EncodedCorpus,
@@ -20,10 +20,12 @@ from ..data.dataset import (
     encode,
     encode_cached,
     ensure_generated,
+    is_cached,
     open_cached,
     read_split,
     require,
 )
+from ..data.mixture import TrainingData, combined_fingerprint, quotas
 from ..data.spm import Tokenizer
 from ..errors import ConfigError
 from ..models import build_model
@@ -42,48 +44,71 @@ def load_init_checkpoint(cfg: Config) -> Dict:
 
 
 def user_symbols(cfg: Config) -> list:
-    """The pieces sentencepiece must keep whole: ``data.spm.user_symbols`` and ``data.src_prefix``."""
-    extra = [cfg.data.src_prefix] if cfg.data.src_prefix else []
-    return list(dict.fromkeys(list(cfg.data.spm.user_symbols) + extra))
+    """The pieces sentencepiece must keep whole: ``data.spm.user_symbols``, ``data.src_prefix`` and
+    every training corpus's own ``src_prefix``."""
+    tags = [cfg.data.src_prefix] + [s.src_prefix for s in train_corpora(cfg.data.train, cfg.data.src_prefix)]
+    return list(dict.fromkeys(list(cfg.data.spm.user_symbols) + [t for t in tags if t]))
 
 
-def _tokenizer(cfg: Config, ckpt: Optional[Dict], dist: Dist) -> Tokenizer:
-    """From the checkpoint, from data.spm.model files, or trained on the training data (rank 0)."""
+def _tokenizer(cfg: Config, specs: List[CorpusSpec], ckpt: Optional[Dict], dist: Dist) -> Tokenizer:
+    """From the checkpoint, from data.spm.model files, or trained on the training corpora: made by
+    rank 0 and sent to every rank (another machine needs neither the files nor the corpora's sample)."""
     d = cfg.data
     if ckpt is not None:
         return tokenizer_of(ckpt)
-    if d.spm.model:
-        tok = Tokenizer.load(d.spm.model, d.spm.tgt_model)
-        log.info("sentencepiece: reusing %s%s (%d/%d pieces)", d.spm.model,
-                 f" and {d.spm.tgt_model}" if d.spm.tgt_model else "", tok.src_vocab_size, tok.tgt_vocab_size)
-        return tok
     protos = None
-    if dist.main:  # one model for every rank
-        t = Tokenizer.train_on_corpus(d.train, d.src_lang, d.tgt_lang, d.spm.vocab_size, d.spm.model_type,
-                                      d.spm.joint, d.spm.character_coverage, d.spm.input_sentence_size,
-                                      seed=cfg.train.seed, user_symbols=user_symbols(cfg))
-        protos = (t.src_proto, None if t.joint else t.tgt_proto)
+    if dist.main:
+        if d.spm.model:
+            tok = Tokenizer.load(d.spm.model, d.spm.tgt_model)
+            log.info("sentencepiece: reusing %s%s (%d/%d pieces)", d.spm.model,
+                     f" and {d.spm.tgt_model}" if d.spm.tgt_model else "", tok.src_vocab_size, tok.tgt_vocab_size)
+        else:
+            paths = [s.path for s in specs]
+            tok = Tokenizer.train_on_corpus(paths[0] if len(paths) == 1 else paths, d.src_lang, d.tgt_lang,
+                                            d.spm.vocab_size, d.spm.model_type, d.spm.joint,
+                                            d.spm.character_coverage, d.spm.input_sentence_size,
+                                            seed=cfg.train.seed, user_symbols=user_symbols(cfg))
+        protos = (tok.src_proto, None if tok.joint else tok.tgt_proto)
     return Tokenizer(*dist.broadcast(protos))
 
 
-def _training_corpus(cfg: Config, tok: Tokenizer, run_dir: str, dist: Dist, fingerprint: str) -> EncodedCorpus:
-    """Encoded once into the cache (by rank 0), memory-mapped by every rank."""
+def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_dir: str, dist: Dist,
+                     fingerprints: List[str]) -> TrainingData:
+    """Each corpus encoded once into the cache by rank 0 and memory-mapped by every rank. The first
+    process of another machine encodes into its own cache what it does not find there (machines
+    that share no file system), after checking its copy of the files is rank 0's."""
     d = cfg.data
     cache_dir = os.path.abspath(d.cache_dir or os.path.join(run_dir, "cache"))
     cleaning = Cleaning(d.max_len_ratio, d.dedup)
-    train = None
-    if dist.main:
+    common = dict(src_lang=d.src_lang, tgt_lang=d.tgt_lang, tok=tok, max_len=d.max_len, cache_dir=cache_dir,
+                  cleaning=cleaning)
+
+    def encode_here(spec: CorpusSpec, fingerprint: str) -> EncodedCorpus:
         try:
-            train = encode_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len, cache_dir,
-                                  threads=torch.get_num_threads(), fingerprint=fingerprint, cleaning=cleaning,
-                                  src_prefix=d.src_prefix)
+            return encode_cached(spec.path, threads=torch.get_num_threads(), fingerprint=fingerprint,
+                                 src_prefix=spec.src_prefix, **common)
         except OSError as e:
             raise ConfigError(f"data.cache_dir={cache_dir}: cannot write the encoded corpus there "
                               f"({e.strerror or e})") from None
+
+    parts = [encode_here(s, f) for s, f in zip(specs, fingerprints)] if dist.main else None
     dist.barrier()
-    return train if train is not None else open_cached(d.train, d.src_lang, d.tgt_lang, tok, d.max_len,
-                                                       cache_dir, fingerprint=fingerprint, cleaning=cleaning,
-                                                       src_prefix=d.src_prefix)
+    if not dist.main and dist.local_rank == 0:
+        for spec, fingerprint in zip(specs, fingerprints):
+            if not is_cached(spec.path, fingerprint=fingerprint, src_prefix=spec.src_prefix, **common):
+                mine = corpus_fingerprint(spec.path, d.src_lang, d.tgt_lang)
+                if mine != fingerprint:
+                    raise CorpusError(f"rank {dist.rank}: this machine's copy of {spec.path} differs from rank 0's "
+                                      f"(content hash {mine} here, {fingerprint} there): every machine needs the "
+                                      f"same training files")
+                log.info("rank %d: %s is not in this machine's cache (%s): encoding it here", dist.rank,
+                         spec.path, cache_dir)
+                encode_here(spec, fingerprint)
+    dist.barrier()
+    if parts is None:
+        parts = [open_cached(s.path, fingerprint=f, src_prefix=s.src_prefix, **common)
+                 for s, f in zip(specs, fingerprints)]
+    return TrainingData(parts, specs)
 
 
 def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, resumed_corpus: Optional[str] = None):
@@ -94,27 +119,31 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, re
     ``resumed_corpus``: the training corpus's content hash stored in the checkpoint being resumed;
     a corpus changed since is refused (the saved data position would point into other data)."""
     d = cfg.data
+    specs = train_corpora(d.train, d.src_prefix)
     if dist.main:
-        ensure_generated(d.train, d.valid, d.test, d.generate, d.src_lang, d.tgt_lang)
+        ensure_generated([s.path for s in specs] or None, d.valid, d.test, d.generate, d.src_lang, d.tgt_lang)
     dist.barrier()
-    for name in ("train", "valid", "test"):
+    require(specs[0].path if specs else None, "train", d.src_lang, d.tgt_lang)
+    for spec in specs:
+        check_exists(spec.path, "train", d.src_lang, d.tgt_lang)
+    for name in ("valid", "test"):
         check_exists(getattr(d, name), name, d.src_lang, d.tgt_lang)
-    require(d.train, "train", d.src_lang, d.tgt_lang)
-    # read once (the whole corpus), on the first rank
-    fingerprint = dist.broadcast(corpus_fingerprint(d.train, d.src_lang, d.tgt_lang) if dist.main else None)
-    if resumed_corpus and resumed_corpus != fingerprint:
-        raise CorpusError(f"data.train={d.train}: the training files ({resolve(d.train, d.src_lang)}, "
-                          f"{resolve(d.train, d.tgt_lang)}) changed since the checkpoint was written (content hash "
-                          f"{resumed_corpus} then, {fingerprint} now); resuming would continue at the saved data "
-                          f"position over other data. Restore the files, or start a new run from the checkpoint with "
-                          f"train.init_from=.../checkpoints/last.pt")
+    # read once (each corpus whole), on the first rank
+    fingerprints = dist.broadcast([corpus_fingerprint(s.path, d.src_lang, d.tgt_lang) for s in specs]
+                                  if dist.main else None)
+    if resumed_corpus and resumed_corpus != combined_fingerprint(fingerprints):
+        files = ", ".join(f"{resolve(s.path, d.src_lang)}, {resolve(s.path, d.tgt_lang)}" for s in specs)
+        raise CorpusError(f"data.train: the training files ({files}) changed since the checkpoint was written "
+                          f"(content hash {resumed_corpus} then, {combined_fingerprint(fingerprints)} now); resuming "
+                          f"would continue at the saved data position over other data. Restore the files, or start "
+                          f"a new run from the checkpoint with train.init_from=.../checkpoints/last.pt")
     valid = read_split(d.valid, "valid", d.src_lang, d.tgt_lang)
     if d.test:
         read_split(d.test, "test", d.src_lang, d.tgt_lang)  # read-checked now; translated at the end
-    tok = _tokenizer(cfg, ckpt, dist)
+    tok = _tokenizer(cfg, specs, ckpt, dist)
     if dist.main:
         tok.save(run_dir)
-    train = _training_corpus(cfg, tok, run_dir, dist, fingerprint)
+    train = _training_corpus(cfg, specs, tok, run_dir, dist, fingerprints)
     valid = encode(valid, tok, d.src_prefix)
     shortest = int(np.maximum(train.src_lens, train.tgt_lens).min()) + 1
     if cfg.train.max_tokens < shortest:
@@ -122,17 +151,25 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, re
                           f"({shortest} pieces with EOS): raise it")
     log.info("data: %d training pairs, %d validation pairs; vocab %d/%d", len(train), len(valid),
              tok.src_vocab_size, tok.tgt_vocab_size)
+    if len(specs) > 1:
+        for spec, size, n in zip(specs, train.sizes, quotas(train.sizes, [s.weight for s in specs])):
+            share = f"{n / size:.2f} passes" if n > size else f"{n / size:.2f} of it"
+            log.info("  corpus %s (%s): %s pairs, weight %g: %s drawn per epoch (%s)%s", spec.name, spec.path,
+                     f"{size:,}", spec.weight, f"{n:,}", share,
+                     f", sources tagged {spec.src_prefix}" if spec.src_prefix else "")
     return tok, train, valid
 
 
-def training_shortlist(train: EncodedCorpus, tok: Tokenizer) -> Dict[str, torch.Tensor]:
+def training_shortlist(train, tok: Tokenizer) -> Dict[str, torch.Tensor]:
     """The lexical shortlist saved with every checkpoint (``nmt-translate --shortlist K``): per source
-    token its 100 strongest target partners in the training pairs, and the 500 most frequent targets."""
+    token its 100 strongest target partners in the training pairs (``TrainingData``: a sample of each
+    corpus in proportion to its weight), and the 500 most frequent targets."""
     from ..search.shortlist import MAX_PAIRS, build_shortlist
     t0 = time.time()
-    shortlist = build_shortlist(train.src.tokens, train.src.offsets, train.tgt.tokens, train.tgt.offsets,
+    corpus = train.sample(MAX_PAIRS) if isinstance(train, TrainingData) else train
+    shortlist = build_shortlist(corpus.src.tokens, corpus.src.offsets, corpus.tgt.tokens, corpus.tgt.offsets,
                                 tok.src_vocab_size, tok.tgt_vocab_size, per_token=100, frequent=500)
-    log.info("lexical shortlist: built from %d training pairs in %.1f s", min(len(train), MAX_PAIRS),
+    log.info("lexical shortlist: built from %d training pairs in %.1f s", min(len(corpus), MAX_PAIRS),
              time.time() - t0)
     return shortlist
 

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Dict, Iterator, List, Optional
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -59,7 +60,9 @@ def epoch_updates(run: Run) -> Iterator[List[List[int]]]:
     ``state.position`` on (``run_update`` advances it); the epoch counter moves on at its end."""
     t, s, dist = run.cfg.train, run.state, run.dist
     per_update = dist.world * t.accum_steps
-    order = make_batches(run.train.src_lens, run.train.tgt_lens, t.max_tokens, t.max_sentences, t.seed, s.epoch)
+    pairs = run.train.epoch_pairs(t.seed, s.epoch)  # (m,) this epoch's pairs, numbered across corpora
+    src_lens, tgt_lens = run.train.src_lens[pairs], run.train.tgt_lens[pairs]  # (m,), (m,)
+    order = [pairs[b] for b in make_batches(src_lens, tgt_lens, t.max_tokens, t.max_sentences, t.seed, s.epoch)]
     updates = len(order) // per_update
     if updates == 0:
         raise TrainingError(f"the training data gives {len(order)} batches, fewer than the {per_update} one update "
@@ -67,9 +70,22 @@ def epoch_updates(run: Run) -> Iterator[List[List[int]]]:
     if s.position == 0:
         log.info("epoch %d: %d batches, padding %.1f%%", s.epoch + 1, len(order),
                  100 * padding_fraction(order, run.train.src_lens, run.train.tgt_lens))
+        if len(run.train.specs) > 1:
+            log_corpus_counts(run, order[:updates * per_update])
     while s.position // per_update < updates:
         yield order[s.position + dist.rank * t.accum_steps: s.position + (dist.rank + 1) * t.accum_steps]
     s.epoch, s.position = s.epoch + 1, 0
+
+
+def log_corpus_counts(run: Run, batches: List[np.ndarray]) -> None:
+    """The pairs each corpus gives the updates of this epoch (in the log and metrics.jsonl)."""
+    counts = np.bincount(run.train.corpus_of(np.concatenate(batches)), minlength=len(run.train.specs))
+    total = max(int(counts.sum()), 1)
+    log.info("epoch %d draws %s", run.state.epoch + 1, ", ".join(
+        f"{name} {n:,} pairs ({100 * n / total:.1f}%)" for name, n in zip(run.train.names, counts.tolist())))
+    if run.metrics is not None:
+        run.metrics.write("corpora", run.state.step, {"epoch": run.state.epoch + 1,
+                                                      "pairs": dict(zip(run.train.names, counts.tolist()))})
 
 
 def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
@@ -160,8 +176,10 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
              os.environ.get("OMP_WAIT_POLICY", "unset"), f", {dist.world} processes" if dist.enabled else "")
     if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
         log.warning(busy)
-    ckpt = resume_checkpoint(cfg, run_dir) if cfg.resume else None
-    init = load_init_checkpoint(cfg) if cfg.train.init_from and ckpt is None else None
+    # read by rank 0 and sent to every rank: another machine may not see the run directory
+    ckpt = dist.broadcast(resume_checkpoint(cfg, run_dir) if cfg.resume and dist.main else None)
+    init = dist.broadcast(load_init_checkpoint(cfg) if cfg.train.init_from and ckpt is None and dist.main
+                          else None)
     if dist.main:
         OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
     run = build_run(cfg, run_dir, device, dist, ckpt, init)

@@ -12,6 +12,7 @@ import torch
 
 from ..config import Config
 from ..data.dataset import EncodedCorpus
+from ..data.mixture import TrainingData
 from ..translator import Translator
 from .distributed import Dist
 from .ema import EMA
@@ -66,7 +67,7 @@ class Run:
     device: torch.device
     dist: Dist
     tok: object
-    train: EncodedCorpus
+    train: TrainingData
     valid: EncodedCorpus
     model: torch.nn.Module
     net: torch.nn.Module  # the Objective, inside DDP when distributed

@@ -5,6 +5,7 @@ the only paths a run may create."""
 import contextlib
 import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ def _input_dirs(args):
         value = arg.split("=", 1)[1] if "=" in arg and not arg.startswith("-") else arg
         if not value or value.startswith("-") or "/" not in value:
             continue
-        for v in value.split(","):
+        listed = re.findall(r"path:\s*([^,}\s]+)", value) if value.startswith("[") else []  # data.train=[{path: P}]
+        for v in listed or value.split(","):
             path = Path(v)
             parent = path.parent if not path.is_dir() else path
             if parent.is_dir() and (path.exists() or any(parent.glob(path.name + ".*"))):
