@@ -101,8 +101,8 @@ def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_d
                     raise CorpusError(f"rank {dist.rank}: this machine's copy of {spec.path} differs from rank 0's "
                                       f"(content hash {mine} here, {fingerprint} there): every machine needs the "
                                       f"same training files")
-                log.info("rank %d: %s is not in this machine's cache (%s): encoding it here", dist.rank,
-                         spec.path, cache_dir)
+                log.warning("rank %d: %s is not in this machine's cache (%s): encoding it here", dist.rank,
+                            spec.path, cache_dir)  # a warning: the other ranks log nothing below it
                 encode_here(spec, fingerprint)
     dist.barrier()
     if parts is None:

@@ -29,7 +29,7 @@ from ..runtime import check_busy, pick_device, pick_threads
 from ..search import validation_options
 from ..translator import Translator
 from .build import build_training, load_init_checkpoint, prepare_data, training_shortlist
-from .distributed import Dist
+from .distributed import Dist, check_same_settings
 from .ema import EMA
 from .logs import draw_plots, log_update, record_grad_flow, setup_logging
 from .metrics import MetricsLog, read_metrics  # noqa: F401 (read_metrics: part of this module's interface)
@@ -176,6 +176,7 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
              os.environ.get("OMP_WAIT_POLICY", "unset"), f", {dist.world} processes" if dist.enabled else "")
     if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
         log.warning(busy)
+    check_same_settings(cfg, dist)
     # read by rank 0 and sent to every rank: another machine may not see the run directory
     ckpt = dist.broadcast(resume_checkpoint(cfg, run_dir) if cfg.resume and dist.main else None)
     init = dist.broadcast(load_init_checkpoint(cfg) if cfg.train.init_from and ckpt is None and dist.main
