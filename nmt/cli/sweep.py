@@ -45,8 +45,14 @@ def write_summary(sweep_dir: str, out=sys.stderr) -> str:
     with open(path, "w", encoding="utf-8") as f:
         f.write("\t".join(COLUMNS) + "\n")
         f.writelines("\t".join(str(r[c]) for c in COLUMNS) + "\n" for r in rows)
+    # printed: only the overrides that differ between jobs (the file keeps every one)
+    split = [r["overrides"].split() for r in rows]
+    common = set.intersection(*map(set, split)) if len(rows) > 1 else set()
+    rows = [dict(r, overrides=" ".join(o for o in parts if o not in common)) for r, parts in zip(rows, split)]
     widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in COLUMNS if c != "run_dir"}
     print(f"== {len(rows)} jobs in {sweep_dir} (also {path}) ==", file=out)
+    if common:
+        print("every job: " + " ".join(o for o in split[0] if o in common), file=out)
     print("  ".join(c.ljust(w) for c, w in widths.items()), file=out)
     for r in rows:
         print("  ".join(str(r[c]).ljust(w) for c, w in widths.items()), file=out)

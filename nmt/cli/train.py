@@ -14,8 +14,13 @@ from . import interrupted, prepare_process
 def _groups() -> dict:
     import nmt.configs
     root = os.path.dirname(nmt.configs.__file__)
-    return {g: sorted(f[:-5] for f in os.listdir(os.path.join(root, g)) if f.endswith(".yaml"))
-            for g in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, g)) and not g.startswith("_")}
+    groups = {}
+    for dirpath, _, files in sorted(os.walk(root)):
+        group = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        options = sorted(f[:-5] for f in files if f.endswith(".yaml"))
+        if group != "." and options and not group.startswith("_"):
+            groups[group] = options
+    return groups
 
 
 def _run_dir_override(argv) -> str:

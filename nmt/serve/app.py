@@ -54,6 +54,8 @@ class TranslateRequest(BaseModel):
     """A batch of lines to translate; empty lines stay empty."""
     model_config = ConfigDict(extra="forbid", strict=True)
     text: List[str]
+    src_prefix: Optional[str] = None  # the tag before every line (default: the model's; "" for none)
+    prefix: Optional[List[str]] = None  # per line, a target prefix its translation starts with ("": none)
     beam: Optional[int] = None
     nbest: int = 1
     alignment: bool = False
@@ -136,16 +138,21 @@ class Service:
         self.batcher = Batcher(self.search, self.settings.max_batch_sentences, self.settings.max_wait_ms)
         self.info = model_info(self.model)
 
-    def translator_for(self, options) -> Translator:
-        if options not in self.translators:
-            self.translators[options] = Translator(self.model.model, self.model.tokenizer, options,
-                                                   batch_size=self.settings.max_batch_sentences,
-                                                   precision=self.model.precision, shortlist=self.settings.shortlist,
-                                                   src_prefix=self.model.config.data.src_prefix)
-        return self.translators[options]
+    def tag(self, src_prefix: Optional[str]) -> Optional[str]:
+        """The source tag of a request: the model's when it names none; "" for none."""
+        return self.model.config.data.src_prefix if src_prefix is None else src_prefix or None
 
-    def search(self, options, ids):  # on the inference thread
-        return self.translator_for(options).translate_ids(ids)
+    def translator_for(self, options, tag: Optional[str] = None) -> Translator:
+        """``tag``: the requests' source tag (alignments leave its words out); search does not use it."""
+        if (options, tag) not in self.translators:
+            self.translators[options, tag] = Translator(self.model.model, self.model.tokenizer, options,
+                                                        batch_size=self.settings.max_batch_sentences,
+                                                        precision=self.model.precision,
+                                                        shortlist=self.settings.shortlist, src_prefix=tag)
+        return self.translators[options, tag]
+
+    def search(self, options, ids, prefixes=None):  # on the inference thread
+        return self.translator_for(options, self.tag(None)).translate_ids(ids, prefixes=prefixes)
 
     def check(self, req: TranslateRequest):
         """The request's ``SearchOptions``, or a 4xx naming what is out of bounds."""
@@ -161,6 +168,20 @@ class Service:
                                          f"{limits.max_chars}")
             if "\n" in line or "\r" in line:
                 raise HTTPException(422, f"text[{k}]: holds a line break; send one line per list item")
+        if req.src_prefix is not None and any(c.isspace() for c in req.src_prefix):
+            raise HTTPException(422, f"src_prefix: {req.src_prefix!r} must be one token without whitespace "
+                                     f"(\"\" for none)")
+        if req.prefix is not None:
+            if len(req.prefix) != len(req.text):
+                raise HTTPException(422, f"prefix: {len(req.prefix)} entries for {len(req.text)} lines of text; "
+                                         f"give one per line (\"\" for none)")
+            if limits.shortlist is not None and any(p.strip() for p in req.prefix):
+                raise HTTPException(422, "prefix: this server decodes with a lexical shortlist, which a target "
+                                         "prefix cannot be combined with")
+            for k, p in enumerate(req.prefix):
+                if len(p) > limits.max_chars or "\n" in p or "\r" in p:
+                    raise HTTPException(422, f"prefix[{k}]: over {limits.max_chars} characters or holds a "
+                                             f"line break")
         beam = limits.beam if req.beam is None else req.beam
         if not 1 <= beam <= limits.max_beam:
             raise HTTPException(422, f"beam: {beam} is out of range; this server allows 1 to {limits.max_beam}")
@@ -168,27 +189,33 @@ class Service:
             raise HTTPException(422, f"nbest: {req.nbest} is out of range; 1 to the beam size ({beam})")
         return decoding_options(beam, nbest=req.nbest, **limits.search)
 
-    def encode(self, lines: List[str]) -> List[List[int]]:
-        """Source ids per line (blank: []), cut to the model's ``data.max_len`` as nmt-translate does."""
-        tagged = with_prefix([line for line in lines if line.strip()], self.model.config.data.src_prefix)
+    def encode(self, lines: List[str], src_prefix: Optional[str] = None) -> List[List[int]]:
+        """Source ids per line (blank: []), tagged with ``src_prefix`` (None: the model's tag; "":
+        none) and cut to the model's ``data.max_len`` as nmt-translate does."""
+        tagged = with_prefix([line for line in lines if line.strip()], self.tag(src_prefix))
         encoded = iter(self.model.tokenizer.encode_src(tagged))
         return [next(encoded)[:self.max_src] if line.strip() else [] for line in lines]
 
     def submit(self, req: TranslateRequest):
         options = self.check(req)
-        ids = self.encode(req.text)
+        ids = self.encode(req.text, req.src_prefix)
+        prefixes = None
+        if req.prefix is not None and any(p.strip() for p in req.prefix):
+            encoded = iter(self.model.tokenizer.encode_tgt([p for p in req.prefix if p.strip()]))
+            prefixes = [next(encoded) if p.strip() else [] for p in req.prefix]
 
         def finish(hyps):  # on the inference thread: decode, align, shape as nmt-translate's jsonl
             extras = None
             if req.alignment or req.attention:
-                extras = self.translator_for(options).alignments(ids, hyps, weights=req.attention)
+                extras = self.translator_for(options, self.tag(req.src_prefix)).alignments(ids, hyps,
+                                                                                         weights=req.attention)
                 if not req.alignment:
                     extras = [[{k: v for k, v in e.items() if k != "alignment"} for e in n] for n in extras]
             texts = [self.model.tokenizer.decode_tgt([h.tokens for h in n]) for n in hyps]
             return [result_record(n, t, req.nbest, extras[k] if extras else None)
                     for k, (n, t) in enumerate(zip(hyps, texts))]
 
-        return self.batcher.submit(ids, options, finish)
+        return self.batcher.submit(ids, options, finish, prefixes)
 
 
 async def _parse(request: Request) -> TranslateRequest:

@@ -26,12 +26,14 @@ class Job:
     ids: List[List[int]]
     options: SearchOptions
     finish: Callable[[List[List[Hypothesis]]], object]
+    prefixes: Optional[List[List[int]]] = None  # per line, target ids the translation must start with
     future: Future = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)
 
 
 class Batcher:
-    def __init__(self, search: Callable[[SearchOptions, Sequence[Sequence[int]]], List[List[Hypothesis]]],
+    def __init__(self, search: Callable[[SearchOptions, Sequence[Sequence[int]], Optional[Sequence[Sequence[int]]]],
+                                        List[List[Hypothesis]]],
                  max_batch_sentences: int = 64, max_wait_ms: float = 5.0):
         self.search, self.max_sentences, self.max_wait = search, max_batch_sentences, max_wait_ms / 1000
         self.queue: queue.Queue[Optional[Job]] = queue.Queue()
@@ -41,8 +43,9 @@ class Batcher:
         self.thread = threading.Thread(target=self._run, name="nmt-inference", daemon=True)
         self.thread.start()
 
-    def submit(self, ids: List[List[int]], options: SearchOptions, finish) -> Future:
-        job = Job(ids, options, finish)
+    def submit(self, ids: List[List[int]], options: SearchOptions, finish,
+               prefixes: Optional[List[List[int]]] = None) -> Future:
+        job = Job(ids, options, finish, prefixes)
         self.submitted += 1
         self.queue.put(job)
         return job.future
@@ -105,7 +108,10 @@ class Batcher:
         if not jobs:
             return
         try:
-            results = self.search(options, [ids for job in jobs for ids in job.ids])
+            prefixes = None  # merged: a request without prefixes gives [] (none) for each of its lines
+            if any(job.prefixes is not None for job in jobs):
+                prefixes = [p for job in jobs for p in (job.prefixes or [[]] * len(job.ids))]
+            results = self.search(options, [ids for job in jobs for ids in job.ids], prefixes)
         except Exception as e:  # noqa: BLE001 (each waiting request gets the error)
             for job in jobs:
                 job.future.set_exception(e)

@@ -104,6 +104,49 @@ def test_concurrent_requests_are_merged_and_translate_as_alone(server):
     assert after["batches"] - before["batches"] < 16  # merged: fewer search batches than requests
 
 
+def test_per_request_prefixes_match_nmt_translate_and_merge_with_plain_requests(server, toy_run, tmp_path):
+    """A target prefix per line (forced, then searched on) and a source tag per request, as
+    nmt-translate's --prefix-file and --src-prefix give them; concurrent requests with and without
+    prefixes are merged into one search and each gets what it would alone."""
+    src, prefixes = tmp_path / "in.txt", tmp_path / "prefixes.txt"
+    src.write_text("\n".join(LINES) + "\n")
+    forced = ["le", "", "la", ""]
+    prefixes.write_text("\n".join(forced) + "\n")
+    for flags, body in ((["--prefix-file", prefixes], {"prefix": forced}),
+                        (["--src-prefix", "<x>"], {"src_prefix": "<x>"}),
+                        (["--prefix-file", prefixes, "--alignment", "--beam", "1"],
+                         {"prefix": forced, "alignment": True, "beam": 1})):
+        out = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--output-format", "jsonl", *flags).stdout
+        offline = [json.loads(line) for line in out.splitlines()]
+        response = server.post({"text": LINES, **body})
+        assert response.status_code == 200, response.text
+        got = response.json()["translations"]
+        assert [g["translation"] for g in got] == [o["translation"] for o in offline], flags
+        for g, o in zip(got, offline):
+            assert g["score"] == pytest.approx(o["score"], abs=1e-4)
+            assert g.get("alignment") == o.get("alignment")
+        if "prefix" in body:
+            assert got[0]["translation"].startswith("le ") and got[2]["translation"].startswith("la ")
+    plain = server.post({"text": LINES}).json()["translations"]
+    constrained = server.post({"text": LINES, "prefix": forced}).json()["translations"]
+    results = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def client(k):
+        barrier.wait()
+        body = {"text": LINES, "prefix": forced} if k % 2 else {"text": LINES}
+        results[k] = server.post(body).json()["translations"]
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, got in enumerate(results):
+        want = constrained if k % 2 else plain
+        assert [g["translation"] for g in got] == [w["translation"] for w in want], k
+
+
 def test_alignments_link_each_noun_to_its_source(toy_run):
     """On the toy task the true alignment of nouns is known from the generator's lexicon."""
     import nmt
@@ -149,6 +192,11 @@ BAD = [
     (b'{"text": ["a"], "path": "/etc/passwd"}', 422, "path: Extra inputs"),
     (b'{"text": ["a\\nb"]}', 422, "line break"),
     (json.dumps({"text": ["word " * 30] * 16}).encode(), 413, "over 2048 bytes"),
+    (b'{"text": ["a", "b"], "prefix": ["x"]}', 422, "prefix: 1 entries for 2 lines"),
+    (b'{"text": ["a"], "prefix": "x"}', 422, "prefix"),
+    (b'{"text": ["a"], "prefix": ["x\\ny"]}', 422, "prefix[0]"),
+    (b'{"text": ["a"], "src_prefix": "two tags"}', 422, "src_prefix: 'two tags'"),
+    (b'{"text": ["a"], "src_prefix": 3}', 422, "src_prefix"),
     (b"[]", 422, "body"),
     (b"null", 422, "body"),
 ]
@@ -224,6 +272,7 @@ def test_the_page_in_a_real_browser(server, tmp_path):
         pytest.skip("no Chromium: install Debian's package (apt-get install chromium, as root; .ci/run does) or "
                     "set NMT_CHROMIUM to a Chromium executable")
     expected = server.post({"text": [LINES[0]]}).json()["translations"][0]["translation"]
+    forced = server.post({"text": [LINES[0]], "prefix": ["le"]}).json()["translations"][0]["translation"]
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -246,6 +295,11 @@ def test_the_page_in_a_real_browser(server, tmp_path):
                 box = page.locator("#heatmap").bounding_box()
                 assert box["width"] > 26 * words[0] and box["height"] > 26 * words[1]
                 page.screenshot(path=str(tmp_path / f"page_{width}.png"), full_page=True)
+                page.fill("#prefix", "le")  # a target prefix: the translation starts with it
+                page.click("#go")
+                page.wait_for_function("document.getElementById('output').textContent.startsWith('le ')")
+                assert page.text_content("#output") == forced
+                page.fill("#prefix", "")
                 page.fill("#source", "a dog.")
                 page.fill("#beam", "99")
                 page.click("#go")
