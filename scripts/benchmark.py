@@ -193,14 +193,19 @@ def ensure_shortlist(ckpt: str, data_dir: str, out_dir: str) -> str:
     return path
 
 
-def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=False, shortlist=None) -> dict:
+def compress(model, weights: str):
+    """The model with ``weights`` "int8" or "fp16" (as nmt-translate --int8 / --fp16-weights), or as it is."""
+    from nmt.precision import compress_weights
+    return compress_weights(model, weights == "int8", weights == "fp16", torch.device("cpu"))
+
+
+def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights: str = "", shortlist=None) -> dict:
     """Decode speed (model loaded first, not timed), its limit (matmul FLOPs per sentence at the
     peak GEMM rate) and the whole nmt-translate process time; ``shortlist`` = (K, N) searches over
-    each source token's K partners and the N most frequent target tokens."""
+    each source token's K partners and the N most frequent target tokens; ``weights`` "int8" or
+    "fp16": compressed weights (no FLOP limit: the counter sees no quantized products)."""
     model, tok, _, _, stored = load_model(ckpt)
-    if int8:
-        from nmt.precision import quantize_int8
-        model = quantize_int8(model)
+    model = compress(model, weights)
     if shortlist:
         from nmt.search.shortlist import trim
         stored = trim(stored, *shortlist)
@@ -218,7 +223,7 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
         hyps = [h[0][0] for h in tr.translate(src)]
         seconds = time.perf_counter() - start
         s = score(hyps, [ref])
-        per_sentence = count_flops(lambda: tr.translate(src[:256])) / 256 if not int8 else 0  # noqa: B023
+        per_sentence = count_flops(lambda: tr.translate(src[:256])) / 256 if not weights else 0  # noqa: B023
         rate = len(src) / seconds
         results[name] = {"sentences_per_s": round(rate, 1), "decode_seconds": round(seconds, 2),
                          **({"gflop_per_sentence": round(per_sentence / 1e9, 5),
@@ -227,7 +232,7 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
                          "bleu": s["bleu"]["score"], "chrf": s["chrf"]["score"],
                          "bleu_signature": s["bleu"]["signature"], "chrf_signature": s["chrf"]["signature"],
                          **({"shortlist": list(shortlist)} if shortlist else {})}
-        if not int8:
+        if not weights:
             cmd = [str(Path(sys.executable).parent / "nmt-translate"), ckpt, "-i", src_path, "-o", os.devnull,
                    "--batch-size", "64", "--quiet"]
             alpha = str(extra.get("alpha", 1.0))
@@ -244,15 +249,13 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, int8=Fal
 
 
 def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: int = 40, extra=None,
-            int8: bool = False) -> dict:
+            weights: str = "") -> dict:
     """One sentence at a time (batch 1, beam 5), as a server or a person typing sees it: the first
     ``sentences`` source lines of ``words`` words, each translated alone; milliseconds per sentence
-    (median, 90th percentile) beside the limit (its matmul FLOPs at the peak GEMM rate; with ``int8``
-    weights, the fp32 model's)."""
+    (median, 90th percentile) beside the limit (its matmul FLOPs at the peak GEMM rate; with
+    ``weights`` "int8" or "fp16" (compressed weights), the fp32 model's)."""
     model, tok, _, _, _ = load_model(ckpt)
-    if int8:
-        from nmt.precision import quantize_int8
-        model = quantize_int8(model)
+    model = compress(model, weights)
     extra = extra or {}
     lines = [line for line in iter_lines(src_path) if len(line.split()) == words][:sentences]
     tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0)),
@@ -263,7 +266,7 @@ def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: i
         start = time.perf_counter()
         tr.translate([line])
         times.append(1000 * (time.perf_counter() - start))
-    flops = count_flops(lambda: [tr.translate([line]) for line in lines]) / len(lines) if not int8 else \
+    flops = count_flops(lambda: [tr.translate([line]) for line in lines]) / len(lines) if not weights else \
         latency(ckpt, src_path, peak, words, 3, extra)["mflop_per_sentence"] * 1e6
     limit_ms = 1000 * flops / (peak * 1e9)
     median = statistics.median(times)
@@ -336,7 +339,8 @@ def speed_table(results: str) -> str:
         params = f", {r['checkpoint_parameters'] / 1e6:.1f}M parameters" if "checkpoint_parameters" in r else ""
         what = r.get("label") or f"`{r['checkpoint']}`"
         lines.append(f"| *decoding test_2016_flickr, batch 64, decode time only: {what}{params}* | | | | | |")
-        for key, lever in (("decode", "exact"), ("decode_int8", "int8 weights"), ("decode_shortlist", "shortlist"),
+        for key, lever in (("decode", "exact"), ("decode_fp16w", "fp16 weights"), ("decode_int8", "int8 weights"),
+                           ("decode_shortlist", "shortlist"), ("decode_shortlist_fp16w", "shortlist + fp16 weights"),
                            ("decode_shortlist_int8", "shortlist + int8")):
             for name, label in (("beam5", "beam 5"), ("greedy", "greedy")):
                 d = r.get(key, {}).get(name)
@@ -346,7 +350,7 @@ def speed_table(results: str) -> str:
                 limit = (f"{d['limit_sentences_per_s']:.1f} | {100 * d['share_of_limit']:.0f}% | "
                          f"{1000 * d['gflop_per_sentence']:.1f} MFLOP") if "limit_sentences_per_s" in d else "- | - | -"
                 lines.append(f"| {label}, {how} | {d['sentences_per_s']:.1f} | {limit} | {d['bleu']:.2f} |")
-        for key, how in (("latency", "exact"), ("latency_int8", "int8 weights")):
+        for key, how in (("latency", "exact"), ("latency_fp16w", "fp16 weights"), ("latency_int8", "int8 weights")):
             lat = r.get(key)
             if lat:
                 lines.append(f"| one sentence at a time ({lat['words']} words, batch 1, beam 5, {how}): ms per "
@@ -394,6 +398,7 @@ def main() -> None:
     p.add_argument("--decode-split", default="test_2016_flickr", help="the split decoded (tune settings on val)")
     p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (tune it on val)")
     p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
+    p.add_argument("--fp16-weights", action="store_true", help="also decode with fp16 weights (fp32 products)")
     p.add_argument("--shortlist", metavar="K,N", help="also decode with a lexical shortlist of K partners per source "
                                                       "token and N frequent tokens (built if the checkpoint has none)")
     p.add_argument("--threads", type=int, default=0)
@@ -463,16 +468,18 @@ def main() -> None:
         out["decode"] = decode(ckpt, src, ref, extra, peak)
         out["latency"] = latency(ckpt, src, peak, extra=extra)
         print(json.dumps({"latency": out["latency"]}), file=sys.stderr)
-        if args.int8:
-            out["decode_int8"] = decode(ckpt, src, ref, {"alpha": args.alpha}, peak, int8=True)
-            out["latency_int8"] = latency(ckpt, src, peak, extra={"alpha": args.alpha}, int8=True)
+        compressed = [(flag, key) for flag, key in ((args.fp16_weights, "fp16"), (args.int8, "int8")) if flag]
+        suffix = {"fp16": "fp16w", "int8": "int8"}
+        for _, weights in compressed:
+            out[f"decode_{suffix[weights]}"] = decode(ckpt, src, ref, {"alpha": args.alpha}, peak, weights=weights)
+            out[f"latency_{suffix[weights]}"] = latency(ckpt, src, peak, extra={"alpha": args.alpha}, weights=weights)
         if args.shortlist:
             k, n = (int(x) for x in args.shortlist.split(","))
             listed = ensure_shortlist(ckpt, args.data, f"{args.run_dir}-shortlist")
             out["decode_shortlist"] = decode(listed, src, ref, extra, peak, shortlist=(k, n))
-            if args.int8:
-                out["decode_shortlist_int8"] = decode(listed, src, ref, {"alpha": args.alpha}, peak, int8=True,
-                                                      shortlist=(k, n))
+            for _, weights in compressed:
+                out[f"decode_shortlist_{suffix[weights]}"] = decode(listed, src, ref, {"alpha": args.alpha}, peak,
+                                                                    weights=weights, shortlist=(k, n))
     line = json.dumps(out)
     print(line)
     os.makedirs(os.path.dirname(args.results), exist_ok=True)

@@ -37,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     r.add_argument("--precision", choices=["checkpoint", "auto", "fp32", "bf16"], default="checkpoint",
                    help="checkpoint (default): what the model trained with; auto; fp32; bf16")
     r.add_argument("--int8", action="store_true", help="int8 dynamic quantization (CPU)")
+    r.add_argument("--fp16-weights", action="store_true",
+                   help="weights in fp16, multiplied in fp32 (CPU): about 2x lower latency, translations as fp32's")
     r.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
     r.add_argument("--shortlist", type=integer(0), default=0, metavar="K", help="lexical shortlist (0: off)")
     r.add_argument("--shortlist-frequent", type=integer(0), default=100, metavar="N")
@@ -58,17 +60,14 @@ def build(args: argparse.Namespace):
     import nmt
 
     from ..errors import ConfigError
-    from ..precision import quantize_int8
+    from ..precision import compress_weights
     from ..runtime import pick_threads
     from ..search.shortlist import select
     from ..serve import Settings, create_app
     pick_threads(args.threads)
     model = nmt.load(args.checkpoints if len(args.checkpoints) > 1 else args.checkpoints[0], device=args.device,
                      precision=args.precision)
-    if args.int8:
-        if model.device.type != "cpu":
-            raise ConfigError("--int8 quantization runs on the CPU only")
-        model.model = quantize_int8(model.model)
+    model.model = compress_weights(model.model, args.int8, args.fp16_weights, model.device)
     if args.beam > args.max_beam:
         raise ConfigError(f"--beam {args.beam} is over --max-beam {args.max_beam}")
     settings = Settings(

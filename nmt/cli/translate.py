@@ -67,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "native; fp32; bf16 (autocast)")
     r.add_argument("--bf16", action="store_const", const="bf16", dest="precision", help="the same as --precision bf16")
     r.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
+    r.add_argument("--fp16-weights", action="store_true",
+                   help="linear and RNN weights in fp16, multiplied in fp32 (CPU): about 2x faster one sentence "
+                        "at a time, translations as fp32's")
     r.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
     r.add_argument("--shortlist", type=integer(0), default=0, metavar="K",
                    help="lexical shortlist: search only over each source token's K likeliest target tokens "
@@ -150,8 +153,7 @@ def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok, a
 def load(args):
     """(model or ensemble, tokenizer, the first checkpoint's config, the shortlist or None)."""
     from ..checkpoint import load_ensemble, load_model
-    from ..errors import ConfigError
-    from ..precision import quantize_int8
+    from ..precision import compress_weights
     from ..runtime import pick_device
     from ..search.shortlist import select
     device = pick_device(args.device, key="--device")
@@ -160,10 +162,7 @@ def load(args):
     else:
         (model, tok, cfg), path, stored = load_ensemble(args.checkpoints, device), "an ensemble", None
     shortlist = select(stored, args.shortlist, args.shortlist_frequent, path)
-    if args.int8:
-        if device.type != "cpu":
-            raise ConfigError("--int8 quantization runs on the CPU only")
-        model = quantize_int8(model)
+    model = compress_weights(model, args.int8, args.fp16_weights, device)
     return model, tok, cfg, shortlist
 
 

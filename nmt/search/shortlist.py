@@ -140,10 +140,16 @@ class Shortlisted:
         self.model, self.ids, self.own = model, ids, own
         self.id_list = ids.tolist()  # for mapping hypotheses back, once per batch
         weight, bias = dec.output.weight, dec.output.bias
-        if callable(weight):  # an int8 dynamically quantized layer: its rows, dequantized
-            weight, bias = weight().dequantize(), bias()
-        self.weight = weight[ids]  # (n, output_size): the output layer's rows
-        self.bias = None if bias is None else bias[ids]
+        self.packed = self.fp16 = None
+        if callable(weight):  # a dynamically quantized layer (int8 or fp16): its rows, packed once per batch
+            self.fp16 = dec.output._packed_params.dtype == torch.float16
+            weight, bias = weight(), bias()
+            rows, bias = weight[ids.cpu()], None if bias is None else bias[ids.cpu()]
+            self.packed = (torch.ops.quantized.linear_prepack_fp16(rows, bias) if self.fp16 else
+                           torch.ops.quantized.linear_prepack(rows, bias))
+        else:
+            self.weight = weight[ids]  # (n, output_size): the output layer's rows
+            self.bias = None if bias is None else bias[ids]
 
     def encode(self, src, src_lens):
         memory, state = self.model.encode(src, src_lens)
@@ -159,7 +165,13 @@ class Shortlisted:
         dec = self.model.decoder
         attn_h, state, weights = dec.step_features(dec.embed_tokens(self.ids[prev_tokens]), state,
                                                   memory.memory)
-        logits = F.linear(attn_h, self.weight, self.bias).masked_fill(~memory.own, float("-inf"))
+        if self.fp16:
+            logits = torch.ops.quantized.linear_dynamic_fp16(attn_h.float(), self.packed)
+        elif self.packed is not None:  # as the quantized layer computes its columns (reduce_range as it does)
+            logits = torch.ops.quantized.linear_dynamic(attn_h.float(), self.packed, reduce_range=True)
+        else:
+            logits = F.linear(attn_h, self.weight, self.bias)
+        logits = logits.masked_fill(~memory.own, float("-inf"))  # (rows, n)
         return logits, state, (None if weights is None else weights[:, 0])
 
     def to_vocabulary(self, tokens: List[int]) -> List[int]:

@@ -98,6 +98,11 @@ def test_nbest_sampling_int8_and_attention_plots(trained, toy_dir, tmp_path):
     assert len(sample.splitlines()) == 40
     int8 = run(bin_path("nmt-translate"), ckpt, "-i", src, "--int8", "--quiet").stdout
     assert len(int8.splitlines()) == 40
+    exact = run(bin_path("nmt-translate"), ckpt, "-i", src, "--quiet").stdout.splitlines()
+    fp16 = run(bin_path("nmt-translate"), ckpt, "-i", src, "--fp16-weights", "--quiet").stdout.splitlines()
+    assert sum(a == b for a, b in zip(exact, fp16)) >= 39  # fp16 weights: (almost always) fp32's translations
+    both = run(bin_path("nmt-translate"), ckpt, "-i", src, "--int8", "--fp16-weights", check=False)
+    assert both.returncode != 0 and "--int8 and --fp16-weights: choose one" in both.stderr
     plots = tmp_path / "att"
     run(bin_path("nmt-translate"), ckpt, "-i", src, "--attention-plot", str(plots), "--attention-plot-count", "3",
         "--quiet")

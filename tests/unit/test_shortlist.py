@@ -102,6 +102,36 @@ def test_a_narrow_shortlist_only_emits_candidates_and_works_on_int8_models():
     assert all(set(h.tokens) <= {9, 13, PAD, UNK, BOS} for n in out for h in n)  # candidates and specials
 
 
+@pytest.mark.parametrize("kind", ["int8", "fp16"])
+def test_on_a_quantized_model_the_shortlisted_layer_is_the_quantized_layer_s_columns(kind):
+    """int8 (or fp16 weights) and the shortlist add up: the candidates' rows stay quantized (packed
+    once per batch) and give exactly the columns the whole quantized output layer gives; a
+    whole-vocabulary shortlist then translates as the quantized model alone."""
+    from nmt.precision import fp16_weights, quantize_int8
+    from nmt.translator import Translator
+
+    class Tok:
+        pass
+    model = (quantize_int8 if kind == "int8" else fp16_weights)(tiny_model("gru", attention="bahdanau").eval())
+    src, lens = torch.tensor([[5, 6, 7, EOS], [8, 9, EOS, PAD]]), torch.tensor([4, 3])
+    cand = torch.tensor([0, 1, 2, 3, 6, 11, 17, 29])
+    sl = Shortlisted(model, cand, torch.ones(2, 8, dtype=torch.bool))
+    assert sl.packed is not None  # not dequantized
+    with torch.no_grad():
+        memory, state = model.encode(src, lens)
+        full, _, _ = model.step(torch.tensor([BOS, 17]), state, memory)
+        memory, state = sl.encode(src, lens)
+        short, _, _ = sl.step(torch.tensor([BOS, 6]), state, memory)
+    torch.testing.assert_close(short, full[:, cand], rtol=0, atol=0)
+    everything = {"table": torch.full((30, 1), -1, dtype=torch.int32), "frequent": torch.arange(4, 30, dtype=torch.int32)}
+    g = torch.Generator().manual_seed(3)
+    batch = [torch.randint(4, 30, (n,), generator=g).tolist() for n in (5, 3, 8, 2)]
+    options = SearchOptions(beam_size=3, nbest=2)
+    alone = Translator(model, Tok(), options).translate_ids(batch)
+    short = Translator(model, Tok(), options, shortlist=everything).translate_ids(batch)
+    assert [[h.tokens for h in n] for n in alone] == [[h.tokens for h in n] for n in short]
+
+
 def test_a_sentence_translates_the_same_alone_and_in_any_batch():
     from nmt.translator import Translator
 

@@ -1,4 +1,7 @@
+import copy
+
 import pytest
+import torch
 
 from nmt.data.spm import Tokenizer, train_spm
 from nmt.models.ensemble import Ensemble
@@ -123,3 +126,37 @@ def test_a_source_tag_is_kept_whole_put_before_every_line_and_left_out_of_alignm
             if h.tokens and words:
                 assert a["attention"]["source"] == line.split()  # the tag is not a source word
                 assert all(len(row) == words for row in a["attention"]["weights"])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_fp16_weights_translate_as_fp32(cell):
+    """--fp16-weights: weights rounded to fp16, products in fp32: every hypothesis scores within 1e-3
+    of fp32 (forced scoring of the fp32 search's output; the search itself on an untrained model is
+    all near-ties, so its choices are compared on a trained one, tests/e2e/test_cli.py)."""
+    from nmt.precision import fp16_weights
+
+    class Tok:
+        pass
+    model = tiny_model(cell, attention="bahdanau").eval()
+    g = torch.Generator().manual_seed(4)
+    src = [torch.randint(4, 30, (n,), generator=g).tolist() for n in (5, 3, 8, 2, 7)]
+    options = SearchOptions(beam_size=3, nbest=2)
+    exact = Translator(model, Tok(), options)
+    half = Translator(fp16_weights(copy.deepcopy(model)), Tok(), options)
+    pairs = [(s, h.tokens) for s, n in zip(src, exact.translate_ids(src)) for h in n]
+    sources, hyps = [p[0] for p in pairs], [p[1] for p in pairs]
+    a, b = exact.score_ids(sources, hyps), half.score_ids(sources, hyps)
+    assert [x[1] for x in a] == [x[1] for x in b]
+    assert [x[0] for x in a] == pytest.approx([x[0] for x in b], abs=1e-3)
+    assert [x[0] for x in a] != [x[0] for x in b]  # the weights did change
+
+
+def test_int8_and_fp16_weights_exclude_each_other_and_need_the_cpu():
+    from nmt.errors import ConfigError
+    from nmt.precision import compress_weights
+    model = tiny_model("gru")
+    assert compress_weights(model, False, False, torch.device("cpu")) is model
+    with pytest.raises(ConfigError, match="choose one"):
+        compress_weights(model, True, True, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="--fp16-weights runs on the CPU only"):
+        compress_weights(model, False, True, torch.device("cuda"))
