@@ -7,10 +7,46 @@ tensor (rows x vocab). Smaller chunks were measured slower on CPU, so the defaul
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.spm import PAD
+
+
+class SmoothedCrossEntropy(torch.autograd.Function):
+    """Per row, (label-smoothed cross-entropy, plain cross-entropy) of ``logits`` (rows, vocab) against
+    ``target`` (rows,): ``(1 - e) * nll + e * mean over the vocabulary of -log p``, as
+    ``F.cross_entropy(label_smoothing=e)`` computes it, with the plain nll read off the same
+    log-softmax (no gradient).
+
+    Written out because the generic graph's backward (the mean's and the gather's gradients filled
+    in, added, then the log-softmax backward) passes over the (rows, vocab) tensor several times;
+    here it is ``softmax - (1 - e) onehot - e / vocab`` scaled per row: the saved log-probabilities'
+    exponential, a multiply and a subtract in place (by scalars when every row has the same upstream
+    gradient, as under a sum)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor, smoothing: float):
+        logp = torch.log_softmax(logits, dim=-1)  # (rows, vocab)
+        nll = -logp.gather(1, target[:, None]).squeeze(1)  # (rows,)
+        loss = nll.clone() if smoothing == 0 else (1 - smoothing) * nll - smoothing * logp.mean(-1)
+        ctx.save_for_backward(logp, target)
+        ctx.smoothing = smoothing
+        ctx.mark_non_differentiable(nll)
+        return loss, nll
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor, _grad_nll):
+        logp, target = ctx.saved_tensors
+        e, vocab = ctx.smoothing, logp.size(-1)
+        if grad_loss.stride(0) == 0:  # one upstream gradient for every row (the loss was summed)
+            g = float(grad_loss[0])
+            grad = logp.exp().mul_(g).sub_(g * e / vocab)  # (rows, vocab)
+            grad.scatter_add_(1, target[:, None], logp.new_full((target.numel(), 1), -(1 - e) * g))
+        else:
+            g = grad_loss[:, None]  # (rows, 1)
+            grad = logp.exp().mul_(g).sub_(g * (e / vocab))
+            grad.scatter_add_(1, target[:, None], -(1 - e) * g)
+        return grad, None, None
 
 
 def chunked_cross_entropy(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
@@ -36,17 +72,9 @@ def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor
     nll = torch.zeros((), dtype=torch.float, device=feats.device)
     for f, t in zip(feats.split(chunk_rows), tgt.split(chunk_rows)):
         logits = output(f).float()  # (rows, vocab)
-        if label_smoothing > 0:
-            # (1 - e) * nll + e * mean over the vocabulary of -log p: cross_entropy's smoothing, with
-            # the plain nll read off the same log-softmax.
-            logp = torch.log_softmax(logits, dim=-1)
-            token_nll = -logp.gather(1, t[:, None]).squeeze(1)
-            total = total + ((1 - label_smoothing) * token_nll - label_smoothing * logp.mean(-1)).sum()
-            nll = nll + token_nll.detach().sum()
-        else:
-            part = F.cross_entropy(logits, t, reduction="sum")
-            total = total + part
-            nll = nll + part.detach()
+        token_loss, token_nll = SmoothedCrossEntropy.apply(logits, t, float(label_smoothing))  # (rows,), (rows,)
+        total = total + token_loss.sum()
+        nll = nll + token_nll.sum()
     n = max(int(tgt.numel()), 1)
     return total / n, nll / n
 

@@ -31,6 +31,26 @@ def test_chunked_loss_and_gradients_equal_plain_cross_entropy(smoothing, chunk_r
     assert torch.all(g_feats[2, 1:] == 0)  # padding gets no gradient
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_the_written_out_backward_is_the_gradient(smoothing):
+    """SmoothedCrossEntropy's hand-written backward against finite differences (double precision),
+    with a different upstream gradient per row; the nll output carries no gradient."""
+    from nmt.training.loss import SmoothedCrossEntropy
+    torch.manual_seed(1)
+    logits = torch.randn(7, 13, dtype=torch.double, requires_grad=True)
+    target = torch.randint(0, 13, (7,))
+    weights = torch.rand(7, dtype=torch.double)
+    assert torch.autograd.gradcheck(lambda z: (SmoothedCrossEntropy.apply(z, target, smoothing)[0] * weights).sum(),
+                                    (logits,))
+    assert torch.autograd.gradcheck(lambda z: SmoothedCrossEntropy.apply(z, target, smoothing)[0].sum() / 3,
+                                    (logits,))  # one upstream gradient for every row: the scalar path
+    loss, nll = SmoothedCrossEntropy.apply(logits, target, smoothing)
+    ref = F.cross_entropy(logits, target, reduction="none", label_smoothing=smoothing)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(nll, F.cross_entropy(logits, target, reduction="none"))
+    assert not nll.requires_grad
+
+
 def test_objective_is_the_mean_token_loss_of_the_model():
     model = tiny_model().eval()
     b = collate([[5, 6, 7], [8, 9]], [[10, 11], [12]], [0, 1])
