@@ -38,7 +38,7 @@ def quotas(sizes: Sequence[int], weights: Sequence[float]) -> np.ndarray:
 
 def draw(sizes: Sequence[int], weights: Sequence[float], seed: int, epoch: int) -> np.ndarray:
     """(sum of quotas,) int64: the pairs (numbered across corpora) of one epoch, corpus by corpus."""
-    rng = np.random.default_rng([seed, epoch, 0x6D6978])
+    rng = np.random.default_rng([seed & (2 ** 64 - 1), epoch, 0x6D6978])  # any train.seed, negative too
     starts = np.concatenate([[0], np.cumsum(sizes)])
     parts = []
     for k, (size, n) in enumerate(zip(sizes, quotas(sizes, weights))):

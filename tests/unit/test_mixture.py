@@ -83,6 +83,7 @@ def test_a_draw_is_a_subset_below_size_and_whole_passes_above():
     assert np.array_equal(pairs, draw(sizes, weights, seed=1, epoch=0))  # (seed, epoch) fix it
     assert not np.array_equal(pairs, draw(sizes, weights, seed=1, epoch=1))
     assert not np.array_equal(pairs, draw(sizes, weights, seed=2, epoch=0))
+    assert len(draw(sizes, weights, seed=-3, epoch=0)) == 1050  # train.seed may be negative
 
 
 def test_one_corpus_gives_the_batches_of_that_corpus_alone():
