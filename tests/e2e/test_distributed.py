@@ -1,5 +1,6 @@
 """DDP under torchrun (gloo, 2 CPU processes) against one process over the same global batches."""
 import os
+import subprocess
 import sys
 
 import pytest
@@ -11,17 +12,36 @@ from ..conftest import bin_path, toy_overrides
 from .helpers import run
 
 pytestmark = pytest.mark.slow
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def _one_process_run(toy_dir, tmp_path) -> list:
+    """The reference: one process, 6 updates of 2 accumulated batches, in tmp_path/one; returns the
+    overrides the distributed runs share with it."""
+    common = toy_overrides(toy_dir, ["train.max_steps=6", "train.valid_every=3", "train.max_tokens=1500",
+                                     "optim.lr=3e-3"])
+    single = run(bin_path("nmt-train"), f"run_dir={tmp_path / 'one'}", "train.accum_steps=2", *common, env=ENV,
+                 check=False)
+    assert single.returncode == 0, single.stderr
+    return common
+
+
+def _two_nodes(args, cwd=None):
+    """Two torchrun launches (--nnodes=2, one process each) meeting on 127.0.0.1: ``args(n)`` are node
+    n's nmt-train arguments, ``cwd(n)`` its working directory. Returns [(returncode, stderr)] per node."""
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+              "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
+    nodes = [subprocess.Popen([*launch, f"--node_rank={n}", "-m", "nmt.cli.train", *args(n)], env=ENV,
+                              cwd=cwd(n) if cwd else None, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in (0, 1)]
+    errors = [node.communicate(timeout=300)[1] for node in nodes]
+    return [(node.returncode, err) for node, err in zip(nodes, errors)]
 
 
 def test_two_processes_match_one_process_with_accumulation(toy_dir, tmp_path):
-    common = toy_overrides(toy_dir, ["train.max_steps=6", "train.valid_every=3", "train.max_tokens=1500",
-                                     "optim.lr=3e-3"])
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    single = run(bin_path("nmt-train"), f"run_dir={tmp_path / 'one'}", "train.accum_steps=2", *common, env=env,
-                 check=False)
-    assert single.returncode == 0, single.stderr
+    common = _one_process_run(toy_dir, tmp_path)
     ddp = run(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-              "-m", "nmt.cli.train", f"run_dir={tmp_path / 'two'}", *common, env=env, check=False)
+              "-m", "nmt.cli.train", f"run_dir={tmp_path / 'two'}", *common, env=ENV, check=False)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a = load_checkpoint(str(tmp_path / "one" / "checkpoints" / "last.pt"))
     b = load_checkpoint(str(tmp_path / "two" / "checkpoints" / "last.pt"))
@@ -36,10 +56,9 @@ def test_two_processes_match_one_process_with_accumulation(toy_dir, tmp_path):
 
 
 def test_a_crashing_rank_ends_all_of_them(toy_dir, tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     bad = run(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
               "-m", "nmt.cli.train", f"run_dir={tmp_path / 'bad'}",
-              *toy_overrides(toy_dir, ["train.max_steps=5", f"data.valid={tmp_path}/nothing"]), env=env,
+              *toy_overrides(toy_dir, ["train.max_steps=5", f"data.valid={tmp_path}/nothing"]), env=ENV,
               check=False, timeout=300)
     assert bad.returncode != 0
     assert "nothing.src" in bad.stderr
@@ -53,24 +72,13 @@ def _free_port() -> int:
 
 
 def test_two_nodes_with_their_own_caches_match_one_process(toy_dir, tmp_path):
-    """Two torchrun launches (--nnodes=2, one process each) meeting on 127.0.0.1, each "machine" with
-    its own cache folder: the second encodes the corpus into its own, and the parameters equal one
-    process over the same global batches."""
-    import subprocess
-    common = toy_overrides(toy_dir, ["train.max_steps=6", "train.valid_every=3", "train.max_tokens=1500",
-                                     "optim.lr=3e-3"])
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    single = run(bin_path("nmt-train"), f"run_dir={tmp_path / 'one'}", "train.accum_steps=2", *common, env=env,
-                 check=False)
-    assert single.returncode == 0, single.stderr
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-              "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
-    nodes = [subprocess.Popen([*launch, f"--node_rank={n}", "-m", "nmt.cli.train", f"run_dir={tmp_path / f'node{n}'}",
-                               f"data.cache_dir={tmp_path / f'cache{n}'}", *common], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (0, 1)]
-    outputs = [node.communicate(timeout=300) for node in nodes]
-    for node, (_, err) in zip(nodes, outputs):
-        assert node.returncode == 0, err[-3000:]
+    """Two torchrun "machines", each with its own cache folder: the second encodes the corpus into its
+    own, and the parameters equal one process over the same global batches."""
+    common = _one_process_run(toy_dir, tmp_path)
+    outputs = _two_nodes(lambda n: [f"run_dir={tmp_path / f'node{n}'}", f"data.cache_dir={tmp_path / f'cache{n}'}",
+                                    *common])
+    for code, err in outputs:
+        assert code == 0, err[-3000:]
     assert "is not in this machine's cache" in outputs[1][1]  # the second machine encoded its own
     for n in (0, 1):
         assert len(list((tmp_path / f"cache{n}").glob("train-*"))) == 1
@@ -85,32 +93,20 @@ def test_two_nodes_with_their_own_caches_match_one_process(toy_dir, tmp_path):
 def test_another_machine_with_other_training_files_is_refused(toy_dir, tmp_path):
     """Two "machines" (working directories) whose data/train files differ under the same relative path."""
     import shutil
-    import subprocess
     for n in (0, 1):
         shutil.copytree(toy_dir, tmp_path / f"m{n}" / "data")
     with open(tmp_path / "m1" / "data" / "train.src", "a", encoding="utf-8") as f:
         f.write("x\n")
     with open(tmp_path / "m1" / "data" / "train.tgt", "a", encoding="utf-8") as f:
         f.write("y\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-              "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
-    nodes = [subprocess.Popen([*launch, f"--node_rank={n}", "-m", "nmt.cli.train", "run_dir=run", "data.cache_dir=cache",
-                               *toy_overrides("data", ["train.max_steps=2"])], env=env, cwd=tmp_path / f"m{n}",
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (0, 1)]
-    outputs = [node.communicate(timeout=300) for node in nodes]
-    assert all(node.returncode != 0 for node in nodes)
+    outputs = _two_nodes(lambda n: ["run_dir=run", "data.cache_dir=cache", *toy_overrides("data", ["train.max_steps=2"])],
+                         cwd=lambda n: tmp_path / f"m{n}")
+    assert all(code != 0 for code, _ in outputs)
     assert "this machine's copy of data/train differs from rank 0's" in outputs[1][1], outputs[1][1][-2000:]
 
 
 def test_a_machine_started_with_other_settings_is_refused(toy_dir, tmp_path):
-    import subprocess
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-              "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
-    nodes = [subprocess.Popen([*launch, f"--node_rank={n}", "-m", "nmt.cli.train", f"run_dir={tmp_path / 'r'}",
-                               *toy_overrides(toy_dir, ["train.max_steps=2", f"optim.lr={1e-3 * (n + 1)}"])],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (0, 1)]
-    outputs = [node.communicate(timeout=300) for node in nodes]
-    assert all(node.returncode != 0 for node in nodes)
+    outputs = _two_nodes(lambda n: [f"run_dir={tmp_path / 'r'}",
+                                    *toy_overrides(toy_dir, ["train.max_steps=2", f"optim.lr={1e-3 * (n + 1)}"])])
+    assert all(code != 0 for code, _ in outputs)
     assert "rank 1: settings differ from rank 0's: optim.lr: 0.002 here, 0.001 on rank 0" in outputs[1][1]
