@@ -59,6 +59,12 @@ def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool
     return torch.from_numpy(out)
 
 
+def ragged_positions(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The ranges [starts[i], starts[i] + lens[i]) concatenated into one array."""
+    ends = np.cumsum(lens)  # (n,)
+    return np.repeat(starts - (ends - lens), lens) + np.arange(ends[-1] if len(ends) else 0)
+
+
 class TokenArrays:
     """Sequences of token ids as one flat array and offsets: ``self[i]`` is sequence i."""
 
@@ -79,6 +85,18 @@ class TokenArrays:
 
     def __getitem__(self, i: int) -> List[int]:
         return self.tokens[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+    @classmethod
+    def concat(cls, arrays: Sequence[TokenArrays]) -> TokenArrays:
+        """The sequences of ``arrays``, one after another."""
+        return cls(np.concatenate([a.tokens.astype(np.int32) for a in arrays]),
+                   np.concatenate([a.lens for a in arrays]))
+
+    def take(self, idx: np.ndarray) -> TokenArrays:
+        """Sequences ``idx``, in that order, copied into memory (one gather)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        lens = self.lens[idx]  # (len(idx),)
+        return TokenArrays(np.asarray(self.tokens[ragged_positions(self.offsets[idx], lens)]), lens)
 
     def padded(self, idx: np.ndarray, bos: bool = False, eos: bool = False) -> torch.Tensor:
         """(len(idx), width) int64 tensor of ``[BOS] + seq + [EOS]`` per index, PAD-padded."""

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..config import CorpusSpec
-from .batching import Batch
+from .batching import Batch, TokenArrays
 from .dataset import EncodedCorpus
 from .spm import PAD
 
@@ -114,7 +114,6 @@ class TrainingData:
     def sample(self, max_pairs: int, seed: int = 1) -> EncodedCorpus:
         """At most ``max_pairs`` pairs in memory, drawn from each corpus in proportion to its epoch
         quota (a fixed random sample): what the lexical shortlist counts."""
-        from .batching import TokenArrays
         if len(self.parts) == 1:
             return self.parts[0]
         share = quotas(self.sizes, [s.weight for s in self.specs]) / len(self)
@@ -122,7 +121,7 @@ class TrainingData:
         src, tgt = [], []
         for part, size, s in zip(self.parts, self.sizes, share):
             n = min(int(size), max(1, int(round(max_pairs * s))))
-            for i in np.sort(rng.choice(int(size), n, replace=False)):
-                src.append(part.src[i])
-                tgt.append(part.tgt[i])
-        return EncodedCorpus(TokenArrays.from_lists(src), TokenArrays.from_lists(tgt))
+            chosen = np.sort(rng.choice(int(size), n, replace=False))  # (n,)
+            src.append(part.src.take(chosen))
+            tgt.append(part.tgt.take(chosen))
+        return EncodedCorpus(TokenArrays.concat(src), TokenArrays.concat(tgt))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.batching import ragged_positions
 from ..data.spm import BOS, EOS, PAD, UNK
 from ..errors import ConfigError
 
@@ -28,19 +29,13 @@ MAX_PAIRS = 200_000  # training pairs counted at most (a fixed random sample of 
 _CHUNK = 10_000  # pairs counted at a time: memory stays small
 
 
-def _ragged_positions(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """The ranges [starts[i], starts[i] + lens[i]) concatenated into one array."""
-    ends = np.cumsum(lens)  # (n,)
-    return np.repeat(starts - (ends - lens), lens) + np.arange(ends[-1] if len(ends) else 0)
-
-
 def _distinct_per_pair(tokens: np.ndarray, offsets: np.ndarray, pairs: np.ndarray,
                        vocab: int) -> Tuple[np.ndarray, np.ndarray]:
     """(position in ``pairs``, token) of every distinct token of every pair, sorted by pair, then token."""
     starts = offsets[pairs]
     lens = offsets[pairs + 1] - starts  # (m,)
     owner = np.repeat(np.arange(len(pairs)), lens)  # (tokens,) which pair each token belongs to
-    keys = np.unique(owner * vocab + tokens[_ragged_positions(starts, lens)].astype(np.int64))
+    keys = np.unique(owner * vocab + tokens[ragged_positions(starts, lens)].astype(np.int64))
     return keys // vocab, keys % vocab
 
 
@@ -64,7 +59,7 @@ def build_shortlist(src_tokens: np.ndarray, src_offsets: np.ndarray, tgt_tokens:
         tgt_df += np.bincount(t_tok, minlength=tgt_vocab)
         t_lens = np.bincount(t_pair, minlength=len(chunk))  # (m,) distinct target tokens per pair
         meets = t_lens[s_pair]  # each source token meets every distinct target token of its pair once
-        partners = t_tok[_ragged_positions((np.cumsum(t_lens) - t_lens)[s_pair], meets)]
+        partners = t_tok[ragged_positions((np.cumsum(t_lens) - t_lens)[s_pair], meets)]
         new_keys, new_counts = np.unique(np.repeat(s_tok, meets) * tgt_vocab + partners, return_counts=True)
         keys, inverse = np.unique(np.concatenate([keys, new_keys]), return_inverse=True)
         counts = np.bincount(inverse, weights=np.concatenate([counts, new_counts]), minlength=len(keys))

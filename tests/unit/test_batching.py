@@ -108,3 +108,15 @@ def test_multi30k_padding_under_15_percent(multi30k_dir):
     for kwargs in ({"max_tokens": 4096}, {"max_tokens": 10**6, "max_sentences": 64}):
         frac = padding_fraction(make_batches(src, tgt, seed=1, epoch=0, **kwargs), src, tgt)
         assert frac < 0.15, (kwargs, frac)
+
+
+def test_take_and_concat_copy_the_sequences_asked_for():
+    import numpy as np
+
+    from nmt.data.batching import TokenArrays
+    seqs = [[5, 6], [], [7, 8, 9], [10]]
+    arrays = TokenArrays(np.array([5, 6, 7, 8, 9, 10], dtype=np.uint16), np.array([2, 0, 3, 1]))
+    taken = arrays.take([3, 0, 1, 2, 2])
+    assert [taken[i] for i in range(len(taken))] == [seqs[3], seqs[0], seqs[1], seqs[2], seqs[2]]
+    both = TokenArrays.concat([taken, arrays.take([0])])
+    assert [both[i] for i in range(len(both))] == [seqs[3], seqs[0], seqs[1], seqs[2], seqs[2], seqs[0]]
