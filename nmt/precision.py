@@ -43,17 +43,20 @@ def inference_precision(choice: str, config, device: torch.device, key: str = "p
     return resolve_precision(choose(Precision, choice, key), device)
 
 
+def _quantize_dynamic(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """The linear and recurrent layers' weights stored as ``dtype`` (CPU inference)."""
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM}, dtype=dtype)
+
+
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """int8 dynamic quantization of the linear and recurrent layers (CPU inference)."""
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM},
-                                                  dtype=torch.qint8)
+    return _quantize_dynamic(model, torch.qint8)
 
 
 def fp16_weights(model: torch.nn.Module) -> torch.nn.Module:
     """The linear and recurrent layers' weights stored in fp16 and multiplied in fp32 (fbgemm's
     packed fp16 GEMM; CPU inference): half the bytes read per step, logits within ~1e-3 of fp32."""
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM},
-                                                  dtype=torch.float16)
+    return _quantize_dynamic(model, torch.float16)
 
 
 def compress_weights(model: torch.nn.Module, int8: bool, fp16: bool, device: torch.device) -> torch.nn.Module:

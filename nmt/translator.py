@@ -149,8 +149,7 @@ class Translator:
 
     def encode_prefixes(self, prefixes: Sequence[str]) -> List[List[int]]:
         """Target ids per prefix text; a blank prefix gives [] (no constraint)."""
-        encoded = iter(self.tok.encode_tgt([p for p in prefixes if p.strip()]))
-        return [next(encoded) if p.strip() else [] for p in prefixes]
+        return self.tok.encode_prefixes(prefixes)
 
     def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None
                   ) -> List[List[Tuple[str, float]]]:

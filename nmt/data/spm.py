@@ -79,6 +79,12 @@ class Tokenizer:
     def encode_tgt(self, lines: Iterable[str]) -> List[List[int]]:
         return self.tgt.encode(list(lines))
 
+    def encode_prefixes(self, prefixes: Sequence[str]) -> List[List[int]]:
+        """Target ids per prefix text (a translation must start with them); a blank prefix gives []
+        (no constraint)."""
+        encoded = iter(self.encode_tgt([p for p in prefixes if p.strip()]))
+        return [next(encoded) if p.strip() else [] for p in prefixes]
+
     def decode_tgt(self, ids: Iterable[Sequence[int]]) -> List[str]:
         return [self.tgt.decode([int(i) for i in seq]) for seq in ids]
 

@@ -119,6 +119,24 @@ def candidates(shortlist: Dict[str, torch.Tensor], src: torch.Tensor) -> Tuple[t
     return ids, own
 
 
+def _rows_of(output, ids: torch.Tensor):
+    """The output layer restricted to rows ``ids``, as a function of the attentional vectors, and the
+    packed rows (None for a plain layer). A
+    dynamically quantized layer (int8 or fp16 weights) keeps its rows quantized, packed once here,
+    and computes them as the whole layer computes its columns (int8 with ``reduce_range``, as it does)."""
+    weight, bias = output.weight, output.bias
+    if not callable(weight):  # a plain nn.Linear
+        rows, row_bias = weight[ids], None if bias is None else bias[ids]  # (n, output_size), (n,)
+        return (lambda h: F.linear(h, rows, row_bias)), None
+    weight, bias, cpu_ids = weight(), bias(), ids.cpu()
+    rows, row_bias = weight[cpu_ids], None if bias is None else bias[cpu_ids]
+    if output._packed_params.dtype == torch.float16:
+        packed = torch.ops.quantized.linear_prepack_fp16(rows, row_bias)
+        return (lambda h: torch.ops.quantized.linear_dynamic_fp16(h.float(), packed)), packed
+    packed = torch.ops.quantized.linear_prepack(rows, row_bias)
+    return (lambda h: torch.ops.quantized.linear_dynamic(h.float(), packed, reduce_range=True)), packed
+
+
 class ShortlistMemory(NamedTuple):
     memory: Any  # the model's own memory
     own: torch.Tensor  # (rows, n) bool: each row's own candidates
@@ -134,17 +152,8 @@ class Shortlisted:
         dec = model.decoder
         self.model, self.ids, self.own = model, ids, own
         self.id_list = ids.tolist()  # for mapping hypotheses back, once per batch
-        weight, bias = dec.output.weight, dec.output.bias
-        self.packed = self.fp16 = None
-        if callable(weight):  # a dynamically quantized layer (int8 or fp16): its rows, packed once per batch
-            self.fp16 = dec.output._packed_params.dtype == torch.float16
-            weight, bias = weight(), bias()
-            rows, bias = weight[ids.cpu()], None if bias is None else bias[ids.cpu()]
-            self.packed = (torch.ops.quantized.linear_prepack_fp16(rows, bias) if self.fp16 else
-                           torch.ops.quantized.linear_prepack(rows, bias))
-        else:
-            self.weight = weight[ids]  # (n, output_size): the output layer's rows
-            self.bias = None if bias is None else bias[ids]
+        # (rows, output_size) -> (rows, n): the candidates' logits; the packed quantized rows, if any
+        self.project, self.packed = _rows_of(dec.output, ids)
 
     def encode(self, src, src_lens):
         memory, state = self.model.encode(src, src_lens)
@@ -160,13 +169,7 @@ class Shortlisted:
         dec = self.model.decoder
         attn_h, state, weights = dec.step_features(dec.embed_tokens(self.ids[prev_tokens]), state,
                                                   memory.memory)
-        if self.fp16:
-            logits = torch.ops.quantized.linear_dynamic_fp16(attn_h.float(), self.packed)
-        elif self.packed is not None:  # as the quantized layer computes its columns (reduce_range as it does)
-            logits = torch.ops.quantized.linear_dynamic(attn_h.float(), self.packed, reduce_range=True)
-        else:
-            logits = F.linear(attn_h, self.weight, self.bias)
-        logits = logits.masked_fill(~memory.own, float("-inf"))  # (rows, n)
+        logits = self.project(attn_h).masked_fill(~memory.own, float("-inf"))  # (rows, n)
         return logits, state, (None if weights is None else weights[:, 0])
 
     def to_vocabulary(self, tokens: List[int]) -> List[int]:

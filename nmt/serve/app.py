@@ -201,8 +201,7 @@ class Service:
         ids = self.encode(req.text, req.src_prefix)
         prefixes = None
         if req.prefix is not None and any(p.strip() for p in req.prefix):
-            encoded = iter(self.model.tokenizer.encode_tgt([p for p in req.prefix if p.strip()]))
-            prefixes = [next(encoded) if p.strip() else [] for p in req.prefix]
+            prefixes = self.model.tokenizer.encode_prefixes(req.prefix)
 
         def finish(hyps):  # on the inference thread: decode, align, shape as nmt-translate's jsonl
             extras = None

@@ -63,8 +63,7 @@ def _tokenizer(cfg: Config, specs: List[CorpusSpec], ckpt: Optional[Dict], dist:
             log.info("sentencepiece: reusing %s%s (%d/%d pieces)", d.spm.model,
                      f" and {d.spm.tgt_model}" if d.spm.tgt_model else "", tok.src_vocab_size, tok.tgt_vocab_size)
         else:
-            paths = [s.path for s in specs]
-            tok = Tokenizer.train_on_corpus(paths[0] if len(paths) == 1 else paths, d.src_lang, d.tgt_lang,
+            tok = Tokenizer.train_on_corpus([s.path for s in specs], d.src_lang, d.tgt_lang,
                                             d.spm.vocab_size, d.spm.model_type, d.spm.joint,
                                             d.spm.character_coverage, d.spm.input_sentence_size,
                                             seed=cfg.train.seed, user_symbols=user_symbols(cfg))
