@@ -74,6 +74,10 @@ class SpmConfig:
     tgt_model: Optional[str] = opt(None, "reuse this target sentencepiece model (with data.spm.model)")
     user_symbols: List[str] = opt([], "pieces sentencepiece keeps whole, e.g. tags: \"['<2en>','<2fr>']\" "
                                       "(data.src_prefix is added by itself)")
+    sampling_alpha: float = opt(0.0, "subword regularization: each epoch trains on a fresh sampling of the training "
+                                     "corpora's segmentation, P(segmentation) ~ P^alpha among the sampling_nbest best "
+                                     "(unigram models; smaller is noisier, e.g. 0.1); 0: off")
+    sampling_nbest: int = opt(16, "subword regularization: sample among this many best segmentations (>= 2)")
 
 
 @dataclass
@@ -449,6 +453,19 @@ def teacher_forcing_k_rule(schedule: TfSchedule, k: float) -> Optional[str]:
     return None
 
 
+def spm_rules(spm: SpmConfig) -> List[Optional[str]]:
+    """The problems of ``data.spm`` (None where a rule holds)."""
+    rules = [(spm.vocab_size >= 8, "vocab_size", ">= 8"),
+             (0 < spm.character_coverage <= 1, "character_coverage", "in (0, 1]"),
+             (spm.input_sentence_size >= 1, "input_sentence_size", ">= 1"),
+             (spm.tgt_model is None or spm.model is not None, "tgt_model", "given with data.spm.model"),
+             (spm.sampling_alpha >= 0, "sampling_alpha", ">= 0 (0: off)"),
+             (not spm.sampling_alpha or spm.model or spm.model_type == SpmType.unigram, "sampling_alpha",
+              f"0 with model_type={spm.model_type} (subword sampling needs a unigram model)"),
+             (spm.sampling_nbest >= 2, "sampling_nbest", ">= 2")]
+    return [None if ok else f"data.spm.{key}={getattr(spm, key)!r}: must be {want}" for ok, key, want in rules]
+
+
 def require(problem: Optional[str]) -> None:
     """Raise a rule's problem, if any, as a ConfigError."""
     if problem:
@@ -484,10 +501,7 @@ def validate(cfg: Config) -> None:
     check(all(s and not any(c.isspace() for c in s) for s in d.spm.user_symbols), "data.spm.user_symbols",
           "tokens without whitespace")
     check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
-    check(d.spm.vocab_size >= 8, "data.spm.vocab_size", ">= 8")
-    check(0 < d.spm.character_coverage <= 1, "data.spm.character_coverage", "in (0, 1]")
-    check(d.spm.input_sentence_size >= 1, "data.spm.input_sentence_size", ">= 1")
-    check(d.spm.tgt_model is None or d.spm.model is not None, "data.spm.tgt_model", "given with data.spm.model")
+    errors += spm_rules(d.spm)
     check(d.src_lang != d.tgt_lang or d.src_lang == "", "data.tgt_lang", "different from data.src_lang")
     for name, m in (("encoder", e), ("decoder", dec)):
         check(m.embed_size >= 1, f"{name}.embed_size", ">= 1")

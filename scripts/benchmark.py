@@ -136,6 +136,7 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profi
             tokens += u.tokens
             sents += size
     seconds = time.perf_counter() - start
+    run.close()
     per_sentence = flops / flop_sents
     limit = peak * 1e9 / per_sentence
     rate = sents / seconds

@@ -39,7 +39,7 @@ from .spm import Tokenizer
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: lines.idx (the corpus line of each kept pair, for subword sampling)
 _CHUNK = 20_000  # pairs encoded at a time
 
 
@@ -50,6 +50,7 @@ class EncodedCorpus:
     src_text: Optional[List[str]] = None  # kept for validation corpora only (BLEU needs the text)
     tgt_text: Optional[List[str]] = None
     fingerprint: Optional[str] = None  # content hash of the files it was encoded from (training corpora)
+    directory: Optional[str] = None  # its cache entry (training corpora)
 
     def __len__(self) -> int:
         return len(self.src)
@@ -176,7 +177,7 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
     dtype = np.uint16 if max(tok.src_vocab_size, tok.tgt_vocab_size) <= 1 << 16 else np.int32
     stats = {"lines": 0, "kept": 0, "empty": 0, "too_long": 0, "ratio": 0, "duplicate": 0}
     seen = SeenPairs() if cleaning.dedup else None
-    names = ("src.tokens", "tgt.tokens", "src.lens", "tgt.lens")
+    names = ("src.tokens", "tgt.tokens", "src.lens", "tgt.lens", "lines.idx")
     files = {name: open(os.path.join(out_dir, name), "wb") for name in names}
     try:
         pairs = iter_parallel(prefix, src_lang, tgt_lang)
@@ -185,6 +186,7 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
             src = tok.src.encode(with_prefix(src_text, src_prefix), num_threads=threads)
             tgt = tok.tgt.encode(list(tgt_text), num_threads=threads)
             keep, chunk_stats = keep_pairs(src, tgt, src_text, tgt_text, max_len, cleaning, seen)
+            files["lines.idx"].write((stats["lines"] + np.asarray(keep, dtype=np.int64)).tobytes())
             stats["lines"] += len(chunk)
             for key, count in chunk_stats.items():
                 stats[key] += count
@@ -270,5 +272,5 @@ def _open(directory: str, prefix: str, max_len: int, fingerprint: str, name: str
         stats = json.load(f)
     report_filtered(f"{name} ({prefix})", stats, max_len, cleaning)
     corpus = load_cached(directory)
-    corpus.fingerprint = fingerprint
+    corpus.fingerprint, corpus.directory = fingerprint, directory
     return corpus

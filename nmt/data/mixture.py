@@ -72,6 +72,15 @@ class TrainingData:
     def __len__(self) -> int:
         return int(self.starts[-1])
 
+    def resegmented(self, parts: Sequence[EncodedCorpus]) -> TrainingData:
+        """The same pairs in another segmentation (an epoch's subword sampling): the same corpora,
+        sizes and fingerprint, other token arrays."""
+        if [len(p) for p in parts] != self.sizes.tolist():
+            raise ValueError("a resegmentation holds the same pairs")
+        for new, old in zip(parts, self.parts):
+            new.fingerprint = old.fingerprint
+        return TrainingData(parts, self.specs)
+
     @property
     def names(self) -> List[str]:
         return [s.name for s in self.specs]

@@ -164,6 +164,13 @@ class Tokenizer:
         return cls(src_proto, tgt_proto)
 
 
+def child_env() -> dict:
+    """The environment of a child ``python -m nmt...`` process: this one's, with this package importable."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+
+
 def _run_child(job: dict) -> Tuple[bytes, Optional[bytes], int, float]:
     """Run ``_train_from_corpus`` in a fresh interpreter (``python -m nmt.data.spm``), which imports
     nothing of the caller's: a user's script without an ``if __name__ == "__main__":`` guard is never
@@ -172,11 +179,8 @@ def _run_child(job: dict) -> Tuple[bytes, Optional[bytes], int, float]:
     with tempfile.TemporaryDirectory(prefix="nmt-spm-") as tmp:
         with open(os.path.join(tmp, "job.json"), "w", encoding="utf-8") as f:
             json.dump(job, f)
-        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
         proc = subprocess.run([sys.executable, "-m", "nmt.data.spm", tmp], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env())
         result_path = os.path.join(tmp, "result.json")
         result = {}
         if os.path.exists(result_path):

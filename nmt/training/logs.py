@@ -50,7 +50,7 @@ def draw_plots(run: Run) -> None:
 def record_grad_flow(run: Run, batch_indices: Sequence[int]) -> None:
     if not run.dist.main:
         return
-    b = run.train.batch(batch_indices).to(run.device)
+    b = run.data.batch(batch_indices).to(run.device)
     flow = grad_flow(run.model, b, run.cfg.train.label_smoothing)
     run.metrics.write("grad_flow", run.state.step, flow)
     far = [v for v in flow["encoder"] if v]

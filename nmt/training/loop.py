@@ -24,6 +24,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..checkpoint import remove_partial_checkpoints, set_rng_state
 from ..config import Config, to_dict
 from ..data.batching import make_batches, padding_fraction
+from ..data.mixture import TrainingData
+from ..data.subword import Sampling, SubwordSampler
 from ..models.seq2seq import count_parameters
 from ..runtime import check_busy, pick_device, pick_threads
 from ..search import validation_options
@@ -60,8 +62,11 @@ def epoch_updates(run: Run) -> Iterator[List[List[int]]]:
     ``state.position`` on (``run_update`` advances it); the epoch counter moves on at its end."""
     t, s, dist = run.cfg.train, run.state, run.dist
     per_update = dist.world * t.accum_steps
-    pairs = run.train.epoch_pairs(t.seed, s.epoch)  # (m,) this epoch's pairs, numbered across corpora
-    src_lens, tgt_lens = run.train.src_lens[pairs], run.train.tgt_lens[pairs]  # (m,), (m,)
+    if run.subword is not None:
+        run.sampled = run.subword.epoch(s.epoch)
+    data = run.data
+    pairs = data.epoch_pairs(t.seed, s.epoch)  # (m,) this epoch's pairs, numbered across corpora
+    src_lens, tgt_lens = data.src_lens[pairs], data.tgt_lens[pairs]  # (m,), (m,)
     order = [pairs[b] for b in make_batches(src_lens, tgt_lens, t.max_tokens, t.max_sentences, t.seed, s.epoch)]
     updates = len(order) // per_update
     if updates == 0:
@@ -69,7 +74,7 @@ def epoch_updates(run: Run) -> Iterator[List[List[int]]]:
                             f"needs (ranks x accum_steps); lower train.max_tokens")
     if s.position == 0:
         log.info("epoch %d: %d batches, padding %.1f%%", s.epoch + 1, len(order),
-                 100 * padding_fraction(order, run.train.src_lens, run.train.tgt_lens))
+                 100 * padding_fraction(order, data.src_lens, data.tgt_lens))
         if len(run.train.specs) > 1:
             log_corpus_counts(run, order[:updates * per_update])
     while s.position // per_update < updates:
@@ -167,7 +172,21 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
                         if dist.main else None),
                translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
                                      precision=t.precision, src_prefix=cfg.data.src_prefix),
-               shortlist=training_shortlist(train, tok) if dist.main else None, ema=ema)
+               shortlist=training_shortlist(train, tok) if dist.main else None, ema=ema,
+               subword=subword_sampler(cfg, train, tok, run_dir, dist))
+
+
+def subword_sampler(cfg: Config, train: TrainingData, tok, run_dir: str, dist: Dist) -> Optional[SubwordSampler]:
+    """Each epoch's sampled segmentation (``data.spm.sampling_alpha``), written by every rank into
+    its own folder of the run directory (the same seeds give every rank the same)."""
+    d = cfg.data
+    if not d.spm.sampling_alpha:
+        return None
+    sampling = Sampling(d.spm.sampling_alpha, d.spm.sampling_nbest)
+    log.info("subword regularization: a fresh sentencepiece sampling of the training corpora each epoch (alpha %g, "
+             "nbest %d)", sampling.alpha, sampling.nbest)
+    return SubwordSampler(train, tok, sampling, cfg.train.seed, d.max_len, d.src_lang, d.tgt_lang,
+                          os.path.join(run_dir, "subword", f"rank{dist.rank}"))
 
 
 def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
@@ -184,6 +203,15 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     if dist.main:
         OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
     run = build_run(cfg, run_dir, device, dist, ckpt, init)
+    try:
+        return _train(run)
+    finally:
+        run.close()
+
+
+def _train(run: Run) -> Dict:
+    """Train until a stop reason, validate the final weights, translate the test set; the summary."""
+    cfg, dist, run_dir = run.cfg, run.dist, run.run_dir
     t, state = cfg.train, run.state
     reason = None
     from tqdm import tqdm

@@ -13,6 +13,7 @@ import torch
 from ..config import Config
 from ..data.dataset import EncodedCorpus
 from ..data.mixture import TrainingData
+from ..data.subword import SubwordSampler
 from ..translator import Translator
 from .distributed import Dist
 from .ema import EMA
@@ -78,9 +79,21 @@ class Run:
     translator: Translator
     shortlist: Optional[Dict[str, torch.Tensor]] = None  # saved with every checkpoint (rank 0)
     ema: Optional[EMA] = None  # the moving average of the weights (train.ema_decay)
+    subword: Optional[SubwordSampler] = None  # each epoch's sampled segmentation (data.spm.sampling_alpha)
+    sampled: Optional[TrainingData] = None  # this epoch's, under subword sampling
     start_time: float = field(default_factory=time.time)
     start_step: int = 0  # the step this process started (or resumed) at
     window: Window = field(default_factory=Window)
+
+    @property
+    def data(self) -> TrainingData:
+        """The training data of this epoch: ``train`` in this epoch's segmentation."""
+        return self.sampled if self.sampled is not None else self.train
+
+    def close(self) -> None:
+        """Stop background work (the next epoch's subword sampling) and remove its files."""
+        if self.subword is not None:
+            self.subword.close()
 
     @property
     def ckpt_dir(self) -> str:

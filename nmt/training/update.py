@@ -58,7 +58,7 @@ def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed
 
 def run_update(run: Run, batch_indices: Sequence[Sequence[int]]) -> Update:
     t, tf_cfg = run.cfg.train, run.cfg.teacher_forcing
-    batches = [run.train.batch(idx).to(run.device) for idx in batch_indices]
+    batches = [run.data.batch(idx).to(run.device) for idx in batch_indices]
     tf = teacher_forcing_ratio(run.state.step, tf_cfg.schedule, tf_cfg.start, tf_cfg.end, tf_cfg.decay_steps,
                                tf_cfg.k)
     lr = run.optimizer.param_groups[0]["lr"]

@@ -67,6 +67,25 @@ def test_a_resumed_mixture_run_equals_an_uninterrupted_one(toy_dir, corpora, tmp
         torch.testing.assert_close(a["model"][k], b["model"][k], msg=k)
 
 
+def test_subword_sampling_resumes_exactly_and_cleans_up(toy_dir, corpora, tmp_path):
+    """Each epoch a fresh segmentation of both corpora (the tagged one too); a run cut inside an
+    epoch and resumed past the next sees the segmentations an uninterrupted one saw."""
+    common = _overrides(toy_dir, corpora, ["train.max_tokens=3000", "train.max_sentences=100",
+                                           "data.spm.sampling_alpha=0.2"])
+    run(bin_path("nmt-train"), f"run_dir={tmp_path / 'whole'}", "train.max_steps=14", *common)
+    run(bin_path("nmt-train"), f"run_dir={tmp_path / 'cut'}", "train.max_steps=4", *common)
+    run(bin_path("nmt-train"), f"run_dir={tmp_path / 'cut'}", "resume=true", "train.max_steps=14")
+    a = load_checkpoint(str(tmp_path / "whole" / "checkpoints" / "last.pt"))
+    b = load_checkpoint(str(tmp_path / "cut" / "checkpoints" / "last.pt"))
+    assert a["train_state"]["epoch"] == b["train_state"]["epoch"] >= 1
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], msg=k)
+    log = (tmp_path / "whole" / "train.log").read_text()
+    assert log.count("sampled segmentation (alpha 0.2, 16 best)") == a["train_state"]["epoch"] + 1
+    assert a["config"]["data"]["spm"]["sampling_alpha"] == 0.2
+    assert not (tmp_path / "whole" / "subword").exists() and not (tmp_path / "cut" / "subword").exists()
+
+
 def test_a_changed_corpus_of_a_mixture_is_refused_on_resume(toy_dir, corpora, tmp_path):
     d = tmp_path / "own"
     d.mkdir()

@@ -85,11 +85,14 @@ def test_choices_are_enums_refused_at_composition_with_the_allowed_values():
     ("optim.lr=0", "optim.lr"), ("train.max_tokens=3", "train.max_tokens"), ("encoder.num_layers=0", "encoder.num_layers"),
     ("encoder.hidden_size=0", "encoder.hidden_size"), ("decoder.dropout=1.5", "decoder.dropout"),
     ("train.label_smoothing=1", "train.label_smoothing"), ("teacher_forcing=exponential", "teacher_forcing.k"),
-    ("attention=luong_dot", "decoder.hidden_size"), ("train.accum_steps=0", "train.accum_steps")])
+    ("attention=luong_dot", "decoder.hidden_size"), ("train.accum_steps=0", "train.accum_steps"),
+    ("data.spm.sampling_alpha=-0.1", "data.spm.sampling_alpha"), ("data.spm.sampling_nbest=1", "data.spm.sampling_nbest"),
+    ("data.spm.model_type=bpe", "data.spm.sampling_alpha")])
 def test_validate_names_the_key(override, key):
     from nmt.config import validate
     extra = {"teacher_forcing=exponential": ["teacher_forcing.k=2"],
-             "attention=luong_dot": ["decoder.hidden_size=100"]}.get(override, [])
+             "attention=luong_dot": ["decoder.hidden_size=100"],
+             "data.spm.model_type=bpe": ["data.spm.sampling_alpha=0.1"]}.get(override, [])
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         validate(compose([override, *extra]))
 
