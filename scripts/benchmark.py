@@ -373,14 +373,45 @@ def speed_table(results: str) -> str:
     return "\n".join(lines)
 
 
+def quality_table(results: str) -> str:
+    """The quality-per-compute table: every labelled budget run (``--budget-minutes ... --label``)
+    with its machine, updates, validation and test BLEU; then each label's mean and spread over seeds."""
+    from nmt.config import TrainConfig
+    records = [json.loads(line) for line in open(results) if line.strip()]
+    runs = [r for r in records if r.get("label") and "budget" in r and "beam5" in r.get("decode", {})
+            and r.get("decode_split", "test_2016_flickr") == "test_2016_flickr"]
+    lines = ["| run | seed | machine: peak fp32 GEMM | minutes | updates (epochs) | valid BLEU | "
+             "test BLEU, beam 5 | greedy |", "|---|---|---|---|---|---|---|---|"]
+    groups: dict = {}  # (overrides but the seed, machine, minutes) -> (label, [test BLEU])
+    for r in runs:
+        b, d = r["budget"], r["decode"]
+        seed = next((o.split("=", 1)[1] for o in r["overrides"] if o.startswith("train.seed=")),
+                    str(TrainConfig().seed))
+        isa = "AVX-512" if "avx512f" in r["cpu"]["flags"] else "AVX2"
+        valid = b["last_valid_bleu"] if b["scored"] == "last.pt" and "last_valid_bleu" in b else b["best_valid_bleu"]
+        lines.append(f"| {r['label']} | {seed} | {isa}: {r['peak_gemm_gflops']:.0f} GFLOP/s, {r['time'][:10]} | "
+                     f"{b['minutes']:.1f} | {b['updates']:,} ({b['epochs']}) | {valid:.2f} ({b['scored']}) | "
+                     f"{d['beam5']['bleu']:.2f} | {d['greedy']['bleu']:.2f} |")
+        key = (tuple(sorted(o for o in r["overrides"] if not o.startswith("train.seed="))), isa, round(b["minutes"]))
+        groups.setdefault(key, (f"{r['label']} ({isa}, {b['minutes']:.0f} min)", []))[1].append(d["beam5"]["bleu"])
+    lines += ["", "| run (the same overrides but the seed) | seeds | test BLEU, beam 5: mean (min - max) |",
+              "|---|---|---|"]
+    for label, scores in groups.values():
+        lines.append(f"| {label} | {len(scores)} | {sum(scores) / len(scores):.2f} "
+                     f"({min(scores):.2f} - {max(scores):.2f}) |")
+    return "\n".join(lines)
+
+
 DOCS = ROOT / "docs" / "benchmarks.md"
 MARKS = ("<!-- speed-table:begin (scripts/benchmark.py --table --update-docs) -->", "<!-- speed-table:end -->")
+QUALITY_MARKS = ("<!-- quality-table:begin (scripts/benchmark.py --table --update-docs) -->",
+                 "<!-- quality-table:end -->")
 
 
-def update_docs(table: str) -> None:
-    """Replace the speed table in docs/benchmarks.md (between ``MARKS``) with ``table``."""
+def update_docs(table: str, marks=MARKS) -> None:
+    """Replace a table in docs/benchmarks.md (between ``marks``) with ``table``."""
     text = DOCS.read_text()
-    start, end = text.index(MARKS[0]) + len(MARKS[0]), text.index(MARKS[1])
+    start, end = text.index(marks[0]) + len(marks[0]), text.index(marks[1])
     DOCS.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
@@ -409,16 +440,17 @@ def main() -> None:
                    help="training speed with another process spinning on one CPU, per thread count and "
                         "OpenMP wait policy (each in its own process)")
     p.add_argument("--results", default=str(ROOT / "results" / "benchmarks.jsonl"))
-    p.add_argument("--table", action="store_true", help="print the speed table from --results and exit")
+    p.add_argument("--table", action="store_true", help="print the speed and quality tables from --results and exit")
     p.add_argument("--update-docs", action="store_true",
-                   help="with --table: rewrite the table in docs/benchmarks.md (between its markers)")
+                   help="with --table: rewrite the tables in docs/benchmarks.md (between their markers)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. train.precision=bf16")
     args = p.parse_args()
     if args.table:
-        table = speed_table(args.results)
-        print(table)
+        table, quality = speed_table(args.results), quality_table(args.results)
+        print(table, quality, sep="\n\n")
         if args.update_docs:
             update_docs(table)
+            update_docs(quality, QUALITY_MARKS)
         return
     if not os.path.exists(os.path.join(args.data, "train.de.gz")):
         raise SystemExit(f"Multi30k not found in {args.data}; fetch it with: nmt-data multi30k --out {args.data}")
