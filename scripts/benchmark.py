@@ -5,7 +5,7 @@
   python scripts/benchmark.py --experiment multi30k_de_en --budget-minutes 20   # train 20 min, then score
   python scripts/benchmark.py --checkpoint runs/x/checkpoints/best.pt    # decode + score a checkpoint
   python scripts/benchmark.py --busy-core --experiment toy                # cost of a busy second core
-  python scripts/benchmark.py --table                 # the README's speed table from results/benchmarks.jsonl
+  python scripts/benchmark.py --table                 # the speed and quality tables from results/benchmarks.jsonl
 
 Training speed: ``--warmup`` updates, then ``--train-updates`` timed updates, in this process.
 Budget mode: ``nmt-train`` runs as a child process and gets SIGINT after M minutes of wall clock
@@ -149,8 +149,12 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profi
 
 
 def budget_train(overrides, minutes: float, run_dir: str) -> dict:
-    """nmt-train for ``minutes`` of wall clock (everything included), stopped with SIGINT."""
-    cmd = [str(Path(sys.executable).parent / "nmt-train"), f"run_dir={run_dir}", *overrides,
+    """nmt-train for ``minutes`` of wall clock (everything included), stopped with SIGINT. Unless the
+    overrides say otherwise, the run knows its budget: ``train.max_minutes`` is the budget less 1.5
+    minutes for start-up and the final validation (the schedule decays to it)."""
+    knows = [] if any(o.startswith("train.max_minutes=") for o in overrides) else [
+        f"train.max_minutes={minutes - 1.5:g}"]
+    cmd = [str(Path(sys.executable).parent / "nmt-train"), f"run_dir={run_dir}", *overrides, *knows,
            "train.max_steps=0", "train.max_epochs=0"]
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(run_dir + ".log"), "w"))

@@ -268,4 +268,6 @@ class SubwordSampler:
 
 
 if __name__ == "__main__":
+    if hasattr(os, "nice"):
+        os.nice(10)  # background work: training's threads come first
     run_job(sys.argv[1])

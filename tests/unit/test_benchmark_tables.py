@@ -1,0 +1,36 @@
+"""scripts/benchmark.py's quality table: one row per labelled budget run, then each run's mean and
+spread over seeds (runs that differ only in train.seed, on one kind of machine, for one budget)."""
+import importlib.util
+import json
+
+from ..conftest import ROOT
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(label, overrides, bleu, flags=("avx2", "avx512f"), minutes=18.8, scored="best.pt"):
+    return {"label": label, "overrides": overrides, "time": "2026-12-01 10:00:00", "peak_gemm_gflops": 180.0,
+            "cpu": {"model": "AMD EPYC", "flags": list(flags)}, "decode_split": "test_2016_flickr",
+            "budget": {"minutes": minutes, "updates": 4000, "epochs": 9, "best_valid_bleu": 37.0,
+                       "last_valid_bleu": 37.5, "scored": scored},
+            "decode": {"beam5": {"bleu": bleu}, "greedy": {"bleu": bleu - 1.5}}}
+
+
+def test_the_quality_table_groups_seeds_of_one_recipe(tmp_path):
+    records = [_record("cosine", ["optim.scheduler=cosine"], 38.0),
+               _record("cosine", ["optim.scheduler=cosine", "train.seed=2"], 39.0, scored="last.pt"),
+               _record("cosine", ["optim.scheduler=cosine"], 34.0, flags=("avx2",)),  # another machine
+               {"experiment": "bench_reference", "train": {}}]  # a speed record: not in this table
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    lines = _benchmark().quality_table(str(path)).splitlines()
+    rows = [line for line in lines if line.startswith("| cosine")]
+    assert len(rows) == 3 + 2
+    assert "| 2 | AVX-512: 180 GFLOP/s, 2026-12-01 | 18.8 | 4,000 (9) | 37.50 (last.pt) | 39.00 | 37.50 |" in rows[1]
+    assert rows[3] == "| cosine (AVX-512, 19 min) | 2 | 38.50 (38.00 - 39.00) |"
+    assert rows[4] == "| cosine (AVX2, 19 min) | 1 | 34.00 (34.00 - 34.00) |"
