@@ -397,11 +397,13 @@ def quality_table(results: str) -> str:
                      f"{b['minutes']:.1f} | {b['updates']:,} ({b['epochs']}) | {valid:.2f} ({b['scored']}) | "
                      f"{d['beam5']['bleu']:.2f} | {d['greedy']['bleu']:.2f} |")
         key = (tuple(sorted(o for o in r["overrides"] if not o.startswith("train.seed="))), isa, round(b["minutes"]))
-        groups.setdefault(key, (f"{r['label']} ({isa}, {b['minutes']:.0f} min)", []))[1].append(d["beam5"]["bleu"])
-    lines += ["", "| run (the same overrides but the seed) | seeds | test BLEU, beam 5: mean (min - max) |",
+        groups.setdefault(key, (f"{r['label']} ({isa}, {b['minutes']:.0f} min)", []))[1].append(
+            (seed, d["beam5"]["bleu"]))
+    lines += ["", "| run (the same overrides but the seed) | seeds of its runs | test BLEU, beam 5: mean (min - max) |",
               "|---|---|---|"]
-    for label, scores in groups.values():
-        lines.append(f"| {label} | {len(scores)} | {sum(scores) / len(scores):.2f} "
+    for label, runs in groups.values():
+        scores = [bleu for _, bleu in runs]
+        lines.append(f"| {label} | {', '.join(seed for seed, _ in runs)} | {sum(scores) / len(scores):.2f} "
                      f"({min(scores):.2f} - {max(scores):.2f}) |")
     return "\n".join(lines)
 

@@ -32,5 +32,5 @@ def test_the_quality_table_groups_seeds_of_one_recipe(tmp_path):
     rows = [line for line in lines if line.startswith("| cosine")]
     assert len(rows) == 3 + 2
     assert "| 2 | AVX-512: 180 GFLOP/s, 2026-12-01 | 18.8 | 4,000 (9) | 37.50 (last.pt) | 39.00 | 37.50 |" in rows[1]
-    assert rows[3] == "| cosine (AVX-512, 19 min) | 2 | 38.50 (38.00 - 39.00) |"
+    assert rows[3] == "| cosine (AVX-512, 19 min) | 1, 2 | 38.50 (38.00 - 39.00) |"
     assert rows[4] == "| cosine (AVX2, 19 min) | 1 | 34.00 (34.00 - 34.00) |"
