@@ -32,3 +32,19 @@ def filter_pairs(src_ids, tgt_ids, src_text, tgt_text, max_len):
     keep, stats = keep_pairs(src_ids, tgt_ids, src_text, tgt_text, max_len)
     report_filtered("train", stats, max_len)
     return keep, stats
+
+
+def write_lines(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def toy_corpus_with_bad_pairs(toy_dir, directory):
+    """The toy training corpus written to ``directory/c.{src,tgt}`` with a blank pair (line 11) and an
+    over-long pair (line 21) that the training cache drops; (prefix, source lines, target lines)."""
+    from nmt.data.corpus import read_parallel
+    c = read_parallel(str(toy_dir / "train"), "src", "tgt")
+    src, tgt = list(c.src), list(c.tgt)
+    src[10], tgt[20] = "   ", " ".join(["word"] * 200)
+    write_lines(directory / "c.src", src)
+    write_lines(directory / "c.tgt", tgt)
+    return str(directory / "c"), src, tgt

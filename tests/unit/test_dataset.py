@@ -11,11 +11,7 @@ from nmt.data.corpus import CorpusError, iter_parallel, read_parallel, sample_pa
 from nmt.data.dataset import EncodedCorpus, encode_cached, open_cached
 from nmt.data.spm import Tokenizer
 
-from .helpers import collate, filter_pairs
-
-
-def _write(path, lines):
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+from .helpers import collate, filter_pairs, toy_corpus_with_bad_pairs, write_lines
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +23,7 @@ def tok(toy_dir):
 @pytest.fixture
 def corpus(tmp_path, toy_dir):
     """The toy training corpus with a blank pair and an over-long pair added."""
-    c = read_parallel(str(toy_dir / "train"), "src", "tgt")
-    src, tgt = list(c.src), list(c.tgt)
-    src[10], tgt[20] = "   ", " ".join(["word"] * 200)
-    _write(tmp_path / "c.src", src)
-    _write(tmp_path / "c.tgt", tgt)
-    return str(tmp_path / "c"), src, tgt
+    return toy_corpus_with_bad_pairs(toy_dir, tmp_path)
 
 
 def test_cached_encoding_equals_in_memory_encoding(corpus, tok, tmp_path, monkeypatch):
@@ -67,7 +58,7 @@ def test_cache_is_reused_and_keyed_by_corpus_and_model(corpus, tok, tmp_path, mo
     assert np.array_equal(again.src.tokens, first.src.tokens)
     monkeypatch.undo()
     encode_cached(prefix, "src", "tgt", tok, 40, cache)  # another max_len
-    _write(tmp_path / "c.tgt", tgt[:-1] + ["changed"])  # another corpus
+    write_lines(tmp_path / "c.tgt", tgt[:-1] + ["changed"])  # another corpus
     encode_cached(prefix, "src", "tgt", tok, 50, cache)
     other = Tokenizer.train(src[:500], tgt[:500], 200, "unigram", joint=True)
     encode_cached(prefix, "src", "tgt", other, 50, cache)  # another sentencepiece model
@@ -93,30 +84,30 @@ def test_a_worker_rank_only_reads_the_cache(corpus, tok, tmp_path):
 
 
 def test_no_pair_left_is_an_error(tmp_path, tok):
-    _write(tmp_path / "e.src", [" ", "a b c"])
-    _write(tmp_path / "e.tgt", ["x", ""])
+    write_lines(tmp_path / "e.src", [" ", "a b c"])
+    write_lines(tmp_path / "e.tgt", ["x", ""])
     with pytest.raises(CorpusError, match="no pair left"):
         encode_cached(str(tmp_path / "e"), "src", "tgt", tok, 50, str(tmp_path / "cache"))
 
 
 def test_streamed_pairs_report_different_line_counts_and_empty_files(tmp_path):
-    _write(tmp_path / "a.de", ["1", "2", "3"])
-    _write(tmp_path / "a.en", ["1"])
+    write_lines(tmp_path / "a.de", ["1", "2", "3"])
+    write_lines(tmp_path / "a.en", ["1"])
     with pytest.raises(CorpusError, match=r"a\.de has 3 lines, .*a\.en has 1"):
         list(iter_parallel(str(tmp_path / "a"), "de", "en"))
-    _write(tmp_path / "a.en", ["1", "2", "3", "4"])
+    write_lines(tmp_path / "a.en", ["1", "2", "3", "4"])
     with pytest.raises(CorpusError, match=r"a\.de has 3 lines, .*a\.en has 4"):
         list(iter_parallel(str(tmp_path / "a"), "de", "en"))
-    _write(tmp_path / "b.de", [])
-    _write(tmp_path / "b.en", [])
+    write_lines(tmp_path / "b.de", [])
+    write_lines(tmp_path / "b.en", [])
     with pytest.raises(CorpusError, match="empty"):
         list(iter_parallel(str(tmp_path / "b"), "de", "en"))
 
 
 def test_sample_pairs_is_uniform_without_replacement_in_corpus_order(tmp_path):
     lines = [f"line {i}" for i in range(1000)]
-    _write(tmp_path / "s.de", lines)
-    _write(tmp_path / "s.en", [x.upper() for x in lines])
+    write_lines(tmp_path / "s.de", lines)
+    write_lines(tmp_path / "s.en", [x.upper() for x in lines])
     src, tgt = sample_pairs(str(tmp_path / "s"), "de", "en", 2000)
     assert src == lines  # a corpus smaller than the sample: every pair, in order
     src, tgt = sample_pairs(str(tmp_path / "s"), "de", "en", 100, seed=3)
@@ -157,8 +148,8 @@ def test_sentencepiece_trains_in_process_where_no_child_can_start(toy_dir, monke
 
 
 def test_corpus_errors_from_the_child_process_keep_their_message(tmp_path):
-    _write(tmp_path / "bad.src", ["a", "b"])
-    _write(tmp_path / "bad.tgt", ["a"])
+    write_lines(tmp_path / "bad.src", ["a", "b"])
+    write_lines(tmp_path / "bad.tgt", ["a"])
     with pytest.raises(CorpusError, match="line counts differ"):
         Tokenizer.train_on_corpus(str(tmp_path / "bad"), "src", "tgt", 300, "unigram", joint=True)
 
@@ -167,8 +158,8 @@ def test_cleaning_drops_length_ratio_outliers_and_duplicates_across_chunks(corpu
     from nmt.data.corpus import Cleaning
     prefix, src, tgt = corpus
     src, tgt = src + src[:30] + ["a"], tgt + tgt[:30] + [" ".join(["word"] * 5)]  # 30 repeats, one ratio outlier
-    _write(tmp_path / "d.src", src)
-    _write(tmp_path / "d.tgt", tgt)
+    write_lines(tmp_path / "d.src", src)
+    write_lines(tmp_path / "d.tgt", tgt)
     monkeypatch.setattr(dataset, "_CHUNK", 70)  # repeats in other chunks than their first
     cache = str(tmp_path / "cache")
     plain = encode_cached(str(tmp_path / "d"), "src", "tgt", tok, 50, cache)

@@ -14,27 +14,19 @@ from nmt.data.mixture import TrainingData
 from nmt.data.spm import Tokenizer
 from nmt.data.subword import Sampling, SubwordSampler, sample_corpus
 
-
-def _write(path, lines):
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+from .helpers import toy_corpus_with_bad_pairs
 
 
 @pytest.fixture(scope="module")
 def toks(toy_dir):
     c = read_parallel(str(toy_dir / "train"), "src", "tgt")
-    return {"unigram": Tokenizer.train(c.src[:2000], c.tgt[:2000], 300, "unigram", joint=True, user_symbols=["<t>"]),
-            "bpe": Tokenizer.train(c.src[:2000], c.tgt[:2000], 300, "bpe", joint=False, user_symbols=["<t>"])}
+    return {"unigram": Tokenizer.train(c.src[:2000], c.tgt[:2000], 300, "unigram", joint=True, user_symbols=["<t>"])}
 
 
 @pytest.fixture
 def corpus(tmp_path, toy_dir):
     """The toy training corpus with a blank pair and an over-long pair: the cache drops both."""
-    c = read_parallel(str(toy_dir / "train"), "src", "tgt")
-    src, tgt = list(c.src), list(c.tgt)
-    src[10], tgt[20] = "   ", " ".join(["word"] * 200)
-    _write(tmp_path / "c.src", src)
-    _write(tmp_path / "c.tgt", tgt)
-    return str(tmp_path / "c")
+    return toy_corpus_with_bad_pairs(toy_dir, tmp_path)[0]
 
 
 def _arrays(c):
