@@ -46,20 +46,25 @@ class Model:
         --shortlist K``). ``search`` takes any other ``SearchOptions`` field (``alpha``, ``penalty``,
         ``max_len_a``, ``min_len``, ``no_repeat_ngram``, ``top_p``, ...). ``prefix``: per line, a
         target prefix its translation must start with ("" for none): forced, then searched on."""
+        from .search.options import check_min_len
         from .search.shortlist import select
-        from .translator import Translator
+        from .translator import Translator, check_one_line
         lines = _lines(lines, "lines")
+        check_one_line(lines, "lines")
         if prefix is not None:
             prefix = _lines(prefix, "prefix")
+            check_one_line(prefix, "prefix")
             if len(prefix) != len(lines):
                 raise ValueError(f"prefix has {len(prefix)} entries for {len(lines)} lines")
         for name, value, low in (("beam", beam, 1), ("nbest", nbest, 1), ("batch_size", batch_size, 1),
                                  ("shortlist", shortlist, 0), ("shortlist_frequent", shortlist_frequent, 0)):
             _positive_int(value, name, low)
         options = decoding_options(beam, greedy=greedy, nbest=nbest, **search)
+        check_min_len(options, self.config.data.max_len, "min_len")
         short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
-                                precision=self.precision, src_prefix=self.config.data.src_prefix)
+                                precision=self.precision, src_prefix=self.config.data.src_prefix,
+                                max_src_len=self.config.data.max_len)
         out = translator.translate(lines, prefix)
         return [n[0][0] for n in out] if nbest == 1 else out
 
@@ -78,7 +83,8 @@ class Model:
             raise ConfigError(f"sources has {len(sources)} sentences but targets has {len(targets)}")
         _positive_int(batch_size, "batch_size")
         return Translator(self.model, self.tokenizer, batch_size=batch_size, precision=self.precision,
-                          src_prefix=self.config.data.src_prefix).score(sources, targets)
+                          src_prefix=self.config.data.src_prefix, max_src_len=self.config.data.max_len
+                          ).score(sources, targets)
 
     def __repr__(self) -> str:
         return f"nmt.Model({self.path!r})"

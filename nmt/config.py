@@ -492,6 +492,8 @@ def validate(cfg: Config) -> None:
             errors.append(f"{key}={value!r}: must be a finite number")
     d, e, a, dec = cfg.data, cfg.encoder, cfg.attention, cfg.decoder
     tf, o, t = cfg.teacher_forcing, cfg.optim, cfg.train
+    check(cfg.run_dir is None or bool(str(cfg.run_dir).strip()), "run_dir",
+          "a directory name (leave run_dir out for a new outputs/DATE/TIME folder)")
     check(d.max_len >= 1, "data.max_len", ">= 1")
     check(_is_tag(d.src_prefix), "data.src_prefix", "one token without whitespace (or null)")
     try:

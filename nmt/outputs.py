@@ -64,11 +64,17 @@ def check_output(output: Optional[str], inputs: Iterable[Optional[str]] = (), fl
     (a torch archive) in its place is refused too."""
     if output is None or output == "-":
         return
+    if not output.strip():
+        raise OutputError(f"{flag} {output!r}: empty; name a file (or - for standard output)")
+    if output.endswith(("/", os.sep)):
+        raise OutputError(f"{flag} {output}: names a directory (ends with '/'); name a file")
     out = _stat(output)
     if out is None:
-        parent = os.path.dirname(os.path.abspath(output))
+        parent = _directory(output)  # as written: 'missing/../x' needs 'missing' to exist
         if not os.path.isdir(parent):
             raise OutputError(f"{flag} {output}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{flag} {output}: directory {parent} is not writable")
         return
     if stat.S_ISDIR(out.st_mode):
         raise OutputError(f"{flag} {output}: is a directory; name a file")
@@ -114,7 +120,7 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[TextIO]:
         with _open(path, mode) as f:
             yield f
         return
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = _directory(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=PARTIAL_SUFFIX, dir=directory)
     os.close(fd)
     try:
@@ -128,6 +134,11 @@ def atomic_output(path: str, mode: str = "w") -> Iterator[TextIO]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
     fsync_dir(directory)
+
+
+def _directory(path: str) -> str:
+    """The directory ``path`` is in, as written (not normalised: ``a/../x`` is in ``a/..``)."""
+    return os.path.dirname(path) or "."
 
 
 def _open(path: str, mode: str):

@@ -60,11 +60,20 @@ def busy_cpus(cpus: Optional[Sequence[int]] = None, seconds: float = 0.2) -> flo
     return busy
 
 
-def pick_threads(requested: int = 0) -> int:
+# more threads than this many per CPU only wait for each other; far more crash the OpenMP runtime
+THREADS_PER_CPU = 4
+
+
+def pick_threads(requested: int = 0, key: str = "--threads") -> int:
     """Set torch's intra-op threads: ``requested``, or the CPUs this process may use, at most 8
     (one per CPU, shared by the ranks on one machine). Returns the number set. The default stays
     the same whatever the load (so runs and resumes compute the same numbers); ``check_busy``
-    says when other work competes for those CPUs."""
+    says when other work competes for those CPUs. More than ``THREADS_PER_CPU`` per CPU is refused,
+    naming ``key``."""
+    limit = THREADS_PER_CPU * available_cpus()
+    if requested > limit:
+        raise ConfigError(f"{key}{'=' if key.startswith('train') else ' '}{requested}: more than {THREADS_PER_CPU} "
+                          f"threads per CPU this process may use ({available_cpus()}); at most {limit}")
     if requested <= 0:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         requested = max(1, min(8, available_cpus() // max(local, 1)))

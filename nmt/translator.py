@@ -7,15 +7,20 @@ import torch
 
 from .data.batching import pad, source_tensor
 from .data.corpus import with_prefix
-from .data.spm import Tokenizer
+from .data.spm import UNK, Tokenizer
 from .errors import ConfigError
 from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
 from .search.alignment import WORD_START, forced_attention, pharaoh, word_alignment, word_attention
 from .search.common import Prefix
-from .search.options import Strategy
+from .search.options import MAX_OUTPUT_LEN, Strategy
 from .search.score import forced_logprobs
 from .search.shortlist import Shortlisted, candidates
+
+
+def _warn(message: str) -> None:
+    import warnings
+    warnings.warn(message, stacklevel=3)
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> List[List[int]]:
@@ -75,15 +80,44 @@ def result_record(hyps: Sequence[Hypothesis], texts: Sequence[str], nbest: int,
     return record
 
 
+def check_one_line(lines: Sequence[str], name: str = "lines") -> None:
+    """Each item is one sentence: a line break inside one is refused (the API and the server alike;
+    files are split into lines as they are read)."""
+    for k, line in enumerate(lines):
+        if "\n" in line or "\r" in line:
+            raise ConfigError(f"{name}[{k}]: holds a line break; give one sentence per item")
+
+
+def encode_prefixes(tok: Tokenizer, prefixes: Sequence[str], first_line: int = 1, name: str = "line"
+                    ) -> List[List[int]]:
+    """Target ids per prefix text (a translation must start with them); a blank prefix gives [] (no
+    constraint). A prefix the target vocabulary cannot spell (a character it has no piece for), or
+    one longer than any output, is refused with its line named: no translation could start with it."""
+    ids = tok.encode_prefixes(prefixes)
+    for k, (text, ids_k) in enumerate(zip(prefixes, ids)):
+        where = f"prefix of {name} {first_line + k}" if name == "line" else f"{name}[{first_line - 1 + k}]"
+        if UNK in ids_k:
+            missing = "".join(dict.fromkeys(c for c in text if not c.isspace() and UNK in tok.encode_tgt([c])[0]))
+            raise ConfigError(f"{where}: the model's target vocabulary has no piece for {missing!r}, so no "
+                              f"translation can start with {text!r}")
+        if len(ids_k) > MAX_OUTPUT_LEN:
+            raise ConfigError(f"{where}: {len(ids_k)} pieces, longer than any output ({MAX_OUTPUT_LEN})")
+    return ids
+
+
 class Translator:
     """Batched translation (greedy, beam or sampling, as ``options`` says) and forced scoring, for a
     model or an ``Ensemble``."""
 
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
                  batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32",
-                 shortlist: Optional[Dict[str, torch.Tensor]] = None, src_prefix: Optional[str] = None):
+                 shortlist: Optional[Dict[str, torch.Tensor]] = None, src_prefix: Optional[str] = None,
+                 max_src_len: int = 0, warn: Optional[Callable[[str], None]] = None):
         """``src_prefix``: the tag the model was trained with before every source (``data.src_prefix``),
-        put before every line ``encode_lines`` encodes; alignments count words without it."""
+        put before every line ``encode_lines`` encodes; alignments count words without it.
+        ``max_src_len``: longer sources are cut to it (0: never), each with a ``warn`` message
+        (default: Python's ``warnings``), as every program and the API do with the model's
+        ``data.max_len``."""
         if batch_size < 1 or max_tokens < 1:
             raise ConfigError(f"batch size and max tokens must be >= 1 (got {batch_size}, {max_tokens})")
         if shortlist is not None and not hasattr(model, "decoder"):
@@ -93,6 +127,7 @@ class Translator:
         self.device = next(model.parameters()).device
         self.batch_size = min(batch_size, search_batch_limit(options, target_vocab_size(model)))
         self.max_tokens, self.precision = max_tokens, precision
+        self.max_src_len, self.warn = max_src_len, warn or _warn
         self.generator = torch.Generator(device=self.device).manual_seed(options.seed)
 
     def _search(self, src: torch.Tensor, src_lens: torch.Tensor, prefix: Optional[Prefix] = None
@@ -142,14 +177,21 @@ class Translator:
             on_batch(len(src_ids) - len(todo))
         return [r if r is not None else [Hypothesis([], 0.0)] for r in results]
 
-    def encode_lines(self, lines: Sequence[str]) -> List[List[int]]:
-        """Source ids per line; blank lines give []."""
+    def encode_lines(self, lines: Sequence[str], first_line: int = 1) -> List[List[int]]:
+        """Source ids per line; blank lines give []; a line over ``max_src_len`` pieces is cut to it
+        with a warning naming its number (``first_line``: the number of ``lines[0]``)."""
         encoded = iter(self.tok.encode_src(with_prefix([line for line in lines if line.strip()], self.src_prefix)))
-        return [next(encoded) if line.strip() else [] for line in lines]
+        ids = [next(encoded) if line.strip() else [] for line in lines]
+        if self.max_src_len:
+            for k, ids_k in enumerate(ids):
+                if len(ids_k) > self.max_src_len:
+                    self.warn(f"line {first_line + k}: {len(ids_k)} pieces, truncated to {self.max_src_len}")
+                    ids[k] = ids_k[:self.max_src_len]
+        return ids
 
-    def encode_prefixes(self, prefixes: Sequence[str]) -> List[List[int]]:
-        """Target ids per prefix text; a blank prefix gives [] (no constraint)."""
-        return self.tok.encode_prefixes(prefixes)
+    def encode_prefixes(self, prefixes: Sequence[str], first_line: int = 1) -> List[List[int]]:
+        """Target ids per prefix text; see ``encode_prefixes``."""
+        return encode_prefixes(self.tok, prefixes, first_line)
 
     def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None
                   ) -> List[List[Tuple[str, float]]]:
@@ -212,6 +254,13 @@ class Translator:
                     out[i][k] = record
         return out
 
-    def score(self, sources: Sequence[str], targets: Sequence[str]) -> List[Tuple[float, int]]:
-        """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``."""
-        return self.score_ids(self.encode_lines(sources), self.tok.encode_tgt(targets))
+    def score(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[Tuple[float, int]]:
+        """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``. Sources are cut as
+        ``encode_lines`` says; a target longer than any output (``MAX_OUTPUT_LEN`` pieces) is refused,
+        naming its line, since a cut one would get another sentence's score."""
+        tgt_ids = self.tok.encode_tgt(targets)
+        for k, ids in enumerate(tgt_ids):
+            if len(ids) > MAX_OUTPUT_LEN:
+                raise ConfigError(f"target line {first_line + k}: {len(ids)} pieces, longer than any translation "
+                                  f"({MAX_OUTPUT_LEN}); split it or leave it out")
+        return self.score_ids(self.encode_lines(sources, first_line), tgt_ids)

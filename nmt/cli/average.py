@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from . import interrupted, prepare_process
+from . import interrupted, prepare_process, work_signals
 from .options import integer
 
 
@@ -36,8 +36,8 @@ def main(argv=None) -> None:
         if os.path.abspath(args.output) in {os.path.abspath(x) for x in paths}:
             raise CheckpointError(f"{args.output} is one of the inputs; write the average elsewhere")
         check_output(args.output, [f for x in paths for f in checkpoint_files(x)], text=False)
-        averaged = average_checkpoints(paths)
-        atomic_save(averaged, args.output)
+        with work_signals():
+            atomic_save(average_checkpoints(paths), args.output)
     except NmtError as e:
         sys.exit(f"nmt-average: error: {e}")
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import urllib.request
 from ..data import toy
 from ..data.corpus import CorpusError, iter_lines
 from ..outputs import atomic_output
-from . import interrupted, prepare_process
+from . import interrupted, prepare_process, work_signals
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
 MULTI30K_SPLITS = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
@@ -20,13 +20,52 @@ def _count(path: str) -> int:
     return sum(1 for _ in iter_lines(path))
 
 
+def _count_gzip(path: str, name: str) -> int:
+    """Lines of a gzip file whatever its name ends with (the temporary file being written ends in
+    ``.part``); a truncated or non-gzip file is refused, naming ``name``."""
+    import gzip
+    try:
+        with gzip.open(path, "rb") as f:
+            return sum(1 for _ in f)
+    except (OSError, EOFError) as e:
+        raise CorpusError(f"{name}: not a whole gzip file ({e})") from None
+
+
+def _copy(source_dir: str, name: str, f) -> None:
+    """``source_dir/NAME`` (gzip) copied as it is, or ``source_dir/NAME`` without ``.gz`` (plain
+    text) compressed on the way."""
+    import gzip
+    src = os.path.join(source_dir, name)
+    plain = src[:-len(".gz")]
+    if os.path.isfile(src):
+        with open(src, "rb") as r:
+            shutil.copyfileobj(r, f)
+    elif os.path.isfile(plain):
+        with open(plain, "rb") as r, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as z:
+            shutil.copyfileobj(r, z)
+    else:
+        raise CorpusError(f"missing file: {src} (or {os.path.basename(plain)}, plain text) in --from {source_dir}")
+
+
 def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> dict:
     """Copy (``source_dir``) or download the raw gzipped files, then check their line counts.
 
     Never overwrites: a file already in ``out_dir`` with the expected line count is kept as it is,
     any other file there stops the command with its name. Each file is written to a temporary name
     and renamed when complete and checked."""
+    if source_dir and not os.path.isdir(source_dir):
+        raise CorpusError(f"--from {source_dir}: not a directory")
+    created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    try:
+        return _fetch(out_dir, source_dir, langs)
+    except BaseException:
+        if created and not os.listdir(out_dir):
+            os.rmdir(out_dir)  # a failed first fetch leaves no empty folder behind
+        raise
+
+
+def _fetch(out_dir: str, source_dir: str, langs) -> dict:
     counts = {}
     for split, expected in MULTI30K_SPLITS.items():
         for lang in langs:
@@ -44,18 +83,14 @@ def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> 
                 continue
             with atomic_output(dest, "wb") as f:
                 if source_dir:
-                    src = os.path.join(source_dir, name)
-                    if not os.path.isfile(src):
-                        raise CorpusError(f"missing file: {src}")
-                    with open(src, "rb") as r:
-                        shutil.copyfileobj(r, f)
+                    _copy(source_dir, name, f)
                 else:
                     url = MULTI30K_URL.format(name=name)
                     print(f"downloading {url}", file=sys.stderr)
                     with urllib.request.urlopen(url, timeout=60) as r:
                         shutil.copyfileobj(r, f)
                 f.flush()
-                n = _count(f.name)  # a truncated download fails here, before it gets the name
+                n = _count_gzip(f.name, name)  # a truncated download fails here, before it gets the name
                 if n != expected:
                     raise CorpusError(f"{name}: {n} lines, expected {expected}")
             counts[name] = n
@@ -74,10 +109,11 @@ def main(argv=None) -> None:
     m.add_argument("--from", dest="source", help="copy from this directory instead of downloading")
     args = p.parse_args(argv)
     try:
-        if args.what == "toy":
-            counts = toy.generate(args.out, seed=args.seed)
-        else:
-            counts = fetch_multi30k(args.out, args.source)
+        with work_signals():
+            if args.what == "toy":
+                counts = toy.generate(args.out, seed=args.seed)
+            else:
+                counts = fetch_multi30k(args.out, args.source)
     except (CorpusError, OSError) as e:
         sys.exit(f"nmt-data: error: {e}")
     except KeyboardInterrupt:

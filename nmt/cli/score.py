@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import interrupted, prepare_process
+from . import interrupted, prepare_process, work_signals
 from .options import integer
 
 
@@ -37,9 +37,11 @@ def main(argv=None) -> None:
                               f"{len(targets)}")
         pick_threads(args.threads)
         model, tok, cfg, *_ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
-        scores = Translator(model, tok, batch_size=args.batch_size, src_prefix=cfg.data.src_prefix).score(sources,
-                                                                                                           targets)
-        with atomic_output(args.output) as f:
+        scores = Translator(model, tok, batch_size=args.batch_size, src_prefix=cfg.data.src_prefix,
+                            max_src_len=cfg.data.max_len,
+                            warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr)
+                            ).score(sources, targets)
+        with work_signals(), atomic_output(args.output) as f:
             f.write("".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}\n" for lp, n in scores))
     except NmtError as e:
         sys.exit(f"nmt-score: error: {e}")

@@ -70,13 +70,18 @@ def build(args: argparse.Namespace):
     model.model = compress_weights(model.model, args.int8, args.fp16_weights, model.device)
     if args.beam > args.max_beam:
         raise ConfigError(f"--beam {args.beam} is over --max-beam {args.max_beam}")
+    key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
+    if key is not None and not key.strip():
+        raise ConfigError(f"{'--api-key' if args.api_key is not None else '$' + API_KEY_ENV} is empty: an empty key "
+                          f"would leave the API open; give a key, or leave it out (and unset ${API_KEY_ENV}) for an "
+                          f"open API")
     settings = Settings(
         beam=args.beam, max_beam=args.max_beam,
         search=dict(alpha=args.length_penalty, penalty=args.penalty, max_len_a=args.max_len_a,
                     max_len_b=args.max_len_b),
         max_batch_sentences=args.max_batch_sentences, max_wait_ms=args.max_wait_ms,
         max_request_lines=args.max_request_lines, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
-        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, cors_origins=args.cors_origin,
+        api_key=key, cors_origins=args.cors_origin,
         shortlist=select(model.shortlist, args.shortlist, args.shortlist_frequent, model.path))
     return create_app(model, settings)
 

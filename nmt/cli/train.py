@@ -45,8 +45,8 @@ def _preflight(argv) -> None:
     try:
         overrides = [a for a in argv if not a.lstrip("+~").startswith("hydra.")]
         config = resumed_config(compose(overrides), overrides)
-        run_dir = config.run_dir or _run_dir_override(argv)
-        if run_dir:
+        run_dir = config.run_dir if config.run_dir is not None else _run_dir_override(argv) or None
+        if run_dir is not None:
             preflight(config, run_dir, run_dir_checks=os.environ.get("RANK", "0") == "0")
             _FRESH["run_dir"] = None if os.path.exists(run_dir) else os.path.abspath(run_dir)
         else:
@@ -54,6 +54,39 @@ def _preflight(argv) -> None:
             _FRESH["run_dir"] = "hydra"
     except NmtError as e:
         sys.exit(f"nmt-train: error: {e}")
+
+
+MAX_CHECKED_JOBS = 500  # a larger sweep's jobs are checked as each starts
+
+
+def _check_sweep(argv) -> None:
+    """``-m``: every job's settings checked before the first job starts (a bad value in the last job
+    of a sweep must not cost the first ones' training). Sweeps a sweeper draws itself (interval,
+    Optuna) are checked by each job."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from ..config import compose
+    from ..errors import NmtError
+    from ..training.preflight import preflight
+    overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")]
+    try:
+        choices = []
+        for o in OverridesParser.create().parse_overrides(overrides):
+            if o.is_sweep_override():
+                choices.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
+            else:
+                choices.append([o.input_line])
+    except HydraException:
+        return  # not a list or range sweep, or not valid: Hydra says so itself
+    jobs = list(itertools.islice(itertools.product(*choices), MAX_CHECKED_JOBS))
+    for number, job in enumerate(jobs):
+        try:
+            preflight(compose(list(job)), ".", run_dir_checks=False)
+        except NmtError as e:
+            sys.exit(f"nmt-train: error: job {number} of the sweep ({' '.join(job)}): {e}; no job was started")
 
 
 def _remove_if_fresh(run_dir: str) -> None:
@@ -133,11 +166,13 @@ def main(argv=None) -> None:
         from ..config import help_text
         print(help_text(_groups()))
         return
-    if not any(arg.startswith("-") for arg in argv):  # a single run (not -m, --cfg, ...): check it first
-        try:
+    try:
+        if not any(arg.startswith("-") for arg in argv):  # a single run (not -m, --cfg, ...): check it first
             _preflight(argv)
-        except KeyboardInterrupt:
-            interrupted("nmt-train", "before training started", hard=True)
+        elif "-m" in argv or "--multirun" in argv:
+            _check_sweep(argv)
+    except KeyboardInterrupt:
+        interrupted("nmt-train", "before training started", hard=True)
     try:
         import hydra
 

@@ -11,7 +11,7 @@ from typing import Iterator, List, Optional, TextIO
 
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
-from . import interrupted, prepare_process
+from . import interrupted, prepare_process, work_signals
 from .options import integer, real
 
 
@@ -95,6 +95,20 @@ def check_input(path: str) -> None:
         raise CorpusError(f"input {path} is a directory; give a file (or - for stdin)")
 
 
+def check_references(source: str, refs: List[str]) -> None:
+    """``--ref`` files exist and, where the input is a file (not a stream), have its line count:
+    checked before any translation."""
+    for ref in refs:
+        check_input(ref)
+    if not refs or source == STDIN or not os.path.isfile(source):
+        return
+    n = sum(1 for _ in iter_lines(source, warn=False))
+    for ref in refs:
+        m = sum(1 for _ in iter_lines(ref, warn=False))
+        if m != n:
+            raise CorpusError(f"--ref {ref} has {m} lines but the input {source} has {n}: not its references")
+
+
 def read_chunks(path: str, size: int) -> Iterator[List[str]]:
     """Lists of at most ``size`` lines; invalid UTF-8 raises an error naming the line, from a file
     or from stdin alike."""
@@ -166,19 +180,10 @@ def load(args):
     return model, tok, cfg, shortlist
 
 
-def check_min_len(options, max_src: int) -> None:
-    """``--min-len`` that no output may reach (the longest allowed output is a * source length + b)
-    would run every translation to its length limit: refused."""
-    longest = int(options.max_len_a * max_src + options.max_len_b)
-    if options.min_len > longest:
-        raise CorpusError(f"--min-len {options.min_len} exceeds the longest output allowed ({longest} pieces: "
-                          f"--max-len-a {options.max_len_a} x {max_src} source pieces + --max-len-b "
-                          f"{options.max_len_b}); lower it")
-
-
 def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]:
     from ..runtime import check_busy, pick_threads
     from ..search import decoding_options
+    from ..search.options import check_min_len
     from ..translator import Translator
     threads = pick_threads(args.threads)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
@@ -192,10 +197,11 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
     from ..precision import inference_precision
     precision = inference_precision(args.precision, cfg, next(model.parameters()).device)
     src_prefix = cfg.data.src_prefix if args.src_prefix is None else args.src_prefix
-    translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision=precision, shortlist=shortlist, src_prefix=src_prefix)
     max_src = args.max_src_len or cfg.data.max_len
     check_min_len(options, max_src)
+    translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
+                            precision=precision, shortlist=shortlist, src_prefix=src_prefix, max_src_len=max_src,
+                            warn=lambda message: print(f"nmt-translate: warning: {message}", file=sys.stderr))
     progress = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -211,13 +217,8 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
             if len(texts) < len(chunk):
                 raise CorpusError(f"--prefix-file {args.prefix_file} has {index + len(texts)} lines, fewer than "
                                   f"the input")
-            prefixes = translator.encode_prefixes(texts)
-        ids = translator.encode_lines(chunk)
-        for k, ids_k in enumerate(ids):
-            if max_src and len(ids_k) > max_src:
-                print(f"nmt-translate: warning: line {index + k + 1}: {len(ids_k)} pieces, truncated to {max_src}",
-                      file=sys.stderr)
-                ids[k] = ids_k[:max_src]
+            prefixes = translator.encode_prefixes(texts, first_line=index + 1)
+        ids = translator.encode_lines(chunk, first_line=index + 1)
         results = translator.translate_ids(ids, on_batch=None if progress is None else progress.update,
                                            prefixes=prefixes)
         aligned = translator.alignments(ids, results) if args.alignment else None
@@ -252,14 +253,20 @@ def main(argv=None) -> None:
         if args.attention_plot and os.path.exists(args.attention_plot) and not os.path.isdir(args.attention_plot):
             raise CorpusError(f"--attention-plot {args.attention_plot}: exists and is not a directory")
         check_input(args.input)
+        check_references(args.input, args.ref or [])
         if args.prefix_file:
             if args.prefix_file == STDIN and args.input == STDIN:
                 raise CorpusError("--prefix-file and the input cannot both be stdin")
             check_input(args.prefix_file)
-        with atomic_output(args.output) as out:
+        from .. import translator  # noqa: F401 (torch and the model code, before the signals change)
+        with work_signals(), atomic_output(args.output) as out:
             kept = run(args, out, inputs)
         if args.ref:
             refs = [list(iter_lines(r)) for r in args.ref]
+            for ref, r in zip(args.ref, refs):
+                if len(r) != len(kept):
+                    raise CorpusError(f"--ref {ref} has {len(r)} lines but the input had {len(kept)}: not its "
+                                      f"references (the translation is written)")
             for r in score(kept, refs, names=[args.output] + list(args.ref)).values():
                 print(f"{r['text']}  ({r['signature']})", file=sys.stderr)
     except NmtError as e:

@@ -54,6 +54,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_WARNINGS = 5
 
 
+MAX_LINE_BYTES = 1 << 20  # a longer line is refused: no sentence is a megabyte long
+
+
 def iter_lines(path: str, warn: bool = True) -> Iterator[str]:
     """Lines of a UTF-8 file (newline stripped); invalid UTF-8 is an error naming file and line.
 
@@ -64,7 +67,14 @@ def iter_lines(path: str, warn: bool = True) -> Iterator[str]:
     number, warned, name = 0, 0, display_name(path)
     try:
         with _open_binary(path) as f:
-            for number, raw in enumerate(f, start=1):
+            while True:
+                raw = f.readline(MAX_LINE_BYTES + 1)  # bounded: an endless line (/dev/zero) never fills memory
+                if not raw:
+                    break
+                number += 1
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    raise CorpusError(f"{name}:{number}: a line longer than {MAX_LINE_BYTES >> 20} MiB (no line break "
+                                      f"within it): not text with one sentence per line")
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as e:

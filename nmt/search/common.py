@@ -6,6 +6,7 @@ from typing import List, NamedTuple, Optional
 import torch
 
 from ..data.spm import BOS, EOS, PAD
+from .options import MAX_OUTPUT_LEN
 
 
 class Hypothesis(NamedTuple):
@@ -15,8 +16,9 @@ class Hypothesis(NamedTuple):
 
 
 def max_lengths(src_lens: torch.Tensor, a: float, b: int) -> torch.Tensor:
-    """(batch,) longest output per sentence, ``a * source length + b`` (source without its EOS)."""
-    return ((src_lens - 1).clamp(min=0).double() * a + b).floor().clamp(min=1).long()
+    """(batch,) longest output per sentence, ``a * source length + b`` (source without its EOS), at
+    most ``MAX_OUTPUT_LEN``."""
+    return ((src_lens - 1).clamp(min=0).double() * a + b).floor().clamp(min=1, max=MAX_OUTPUT_LEN).long()
 
 
 def constrain(logp: torch.Tensor, t: int, min_len: int, at_max: torch.Tensor) -> torch.Tensor:

@@ -5,10 +5,15 @@ and the Python API, so a setting is named and checked in one place.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..config import Choice, choose
 from ..errors import ConfigError
+
+# pieces: the longest output any search produces (or target ``nmt-score`` scores), whatever
+# max_len_a and max_len_b say; a length limit without a bound allocates whatever it is asked for
+MAX_OUTPUT_LEN = 1024
 
 Strategy = Choice("Strategy", {n: n for n in ("beam", "greedy", "sample")})
 Penalty = Choice("Penalty", {n: n for n in ("gnmt", "average", "none")})
@@ -34,6 +39,9 @@ class SearchOptions:
         # the one check of the two choices; everything downstream compares members
         object.__setattr__(self, "strategy", choose(Strategy, self.strategy, "search strategy"))
         object.__setattr__(self, "penalty", choose(Penalty, self.penalty, "length penalty"))
+        for name in ("alpha", "max_len_a", "temperature", "top_p"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)!r}")
         if self.beam_size < 1:
             raise ConfigError(f"beam size must be >= 1, got {self.beam_size}")
         if self.strategy is not Strategy.beam and self.nbest != 1:
@@ -47,6 +55,9 @@ class SearchOptions:
             raise ConfigError(f"max length a*src_len+b must allow at least one token (a={a}, b={b})")
         if a == 0 and self.min_len > b:
             raise ConfigError(f"min length ({self.min_len}) exceeds max length ({b})")
+        if self.min_len > MAX_OUTPUT_LEN:
+            raise ConfigError(f"min length ({self.min_len}) exceeds the longest output any search makes "
+                              f"({MAX_OUTPUT_LEN} pieces)")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:
@@ -55,6 +66,22 @@ class SearchOptions:
             raise ConfigError(f"top-p must be in (0, 1], got {self.top_p}")
         if self.no_repeat_ngram < 0:
             raise ConfigError(f"no-repeat-ngram must be >= 0 (0: off), got {self.no_repeat_ngram}")
+
+
+def longest_output(options: SearchOptions, src_len: int) -> int:
+    """The longest output allowed for a source of ``src_len`` pieces (without EOS)."""
+    return max(1, min(MAX_OUTPUT_LEN, int(options.max_len_a * src_len + options.max_len_b)))
+
+
+def check_min_len(options: SearchOptions, max_src: int, flag: str = "--min-len") -> None:
+    """A minimum length that no output may reach (the longest allowed output is a * source length
+    + b, at most ``MAX_OUTPUT_LEN``) would run every translation to its length limit: refused,
+    naming ``flag`` (``--min-len`` on the command line, ``min_len`` in the API and the server)."""
+    longest = longest_output(options, max_src)
+    if options.min_len > longest:
+        raise ConfigError(f"{flag} {options.min_len} exceeds the longest output allowed ({longest} pieces: "
+                          f"max_len_a {options.max_len_a} x {max_src} source pieces + max_len_b {options.max_len_b}, "
+                          f"at most {MAX_OUTPUT_LEN}); lower it")
 
 
 def decoding_options(beam: int = 5, greedy: bool = False, sample: bool = False, **rest) -> SearchOptions:

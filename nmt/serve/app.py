@@ -26,11 +26,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..data.corpus import with_prefix
 from ..errors import NmtError
 from ..search import decoding_options
-from ..translator import Translator, result_record
+from ..translator import Translator, check_one_line, encode_prefixes, result_record
 from .batcher import Batcher
 
 
@@ -105,7 +106,9 @@ def model_info(model) -> dict:
     from ..config import to_dict
     from ..models.seq2seq import count_parameters
     cfg = to_dict(model.config)
-    info = {"path": model.path, "source_language": cfg["data"]["src_lang"], "target_language": cfg["data"]["tgt_lang"],
+    # file names only: the server's directories are nobody's business
+    info = {"checkpoint": ", ".join(os.path.basename(p) for p in model.path.split(", ")),
+            "source_language": cfg["data"]["src_lang"], "target_language": cfg["data"]["tgt_lang"],
             "architecture": {k: cfg[k] for k in ("encoder", "attention", "decoder")},
             "parameters": count_parameters(model.model), "precision": str(model.precision)}
     paths = model.path.split(", ")
@@ -118,9 +121,10 @@ def model_info(model) -> dict:
         scores = os.path.join(os.path.dirname(os.path.dirname(paths[0])), "test", "scores.json")
         if os.path.isfile(scores):
             with contextlib.suppress(OSError, ValueError), open(scores, encoding="utf-8") as f:
-                info["test_scores"] = json.load(f)
+                info["test_scores"] = {k: os.path.basename(v) if k in ("checkpoint", "source", "reference") and
+                                       isinstance(v, str) else v for k, v in json.load(f).items()}
     else:
-        info["ensemble"] = paths
+        info["ensemble"] = [os.path.basename(p) for p in paths]
     return info
 
 
@@ -159,6 +163,10 @@ class Service:
         limits = self.settings
         if not req.text:
             raise HTTPException(422, "text: give at least one line")
+        try:
+            check_one_line(req.text, "text")
+        except NmtError as e:
+            raise HTTPException(422, str(e)) from None
         if len(req.text) > limits.max_request_lines:
             raise HTTPException(413, f"text: {len(req.text)} lines, over this server's limit of "
                                      f"{limits.max_request_lines} per request")
@@ -166,8 +174,6 @@ class Service:
             if len(line) > limits.max_chars:
                 raise HTTPException(413, f"text[{k}]: {len(line)} characters, over this server's limit of "
                                          f"{limits.max_chars}")
-            if "\n" in line or "\r" in line:
-                raise HTTPException(422, f"text[{k}]: holds a line break; send one line per list item")
         if req.src_prefix is not None and any(c.isspace() for c in req.src_prefix):
             raise HTTPException(422, f"src_prefix: {req.src_prefix!r} must be one token without whitespace "
                                      f"(\"\" for none)")
@@ -201,7 +207,10 @@ class Service:
         ids = self.encode(req.text, req.src_prefix)
         prefixes = None
         if req.prefix is not None and any(p.strip() for p in req.prefix):
-            prefixes = self.model.tokenizer.encode_prefixes(req.prefix)
+            try:
+                prefixes = encode_prefixes(self.model.tokenizer, req.prefix, first_line=1, name="prefix")
+            except NmtError as e:
+                raise HTTPException(422, str(e)) from None
 
         def finish(hyps):  # on the inference thread: decode, align, shape as nmt-translate's jsonl
             extras = None
@@ -218,17 +227,32 @@ class Service:
 
 
 async def _parse(request: Request) -> TranslateRequest:
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise HTTPException(400, "the client disconnected before sending the whole request body") from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise HTTPException(400, f"request body is not valid UTF-8 (byte {e.start})") from None
     try:
-        return TranslateRequest.model_validate(json.loads(text))
+        req = TranslateRequest.model_validate(json.loads(text))
     except json.JSONDecodeError as e:
         raise HTTPException(400, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise HTTPException(400, "invalid JSON: nested too deeply") from None
     except ValidationError as e:
         raise HTTPException(422, _validation_message(e.errors())) from None
+    for name, values in (("text", req.text), ("prefix", req.prefix or []), ("src_prefix", [req.src_prefix or ""])):
+        for k, value in enumerate(values):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                where = name if name == "src_prefix" else f"{name}[{k}]"
+                raise HTTPException(400, f"{where}: holds {value[e.start]!r} at character {e.start}, a lone "
+                                         f"surrogate (an escape like \\ud800 that is not half of a pair): not text"
+                                    ) from None
+    return req
 
 
 def create_app(model, settings: Settings = None) -> FastAPI:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_checkpoint, load_weights, tokenizer_of
-from ..config import Config, CorpusSpec, train_corpora
+from ..config import Config, CorpusSpec, to_dict, train_corpora
 from ..data.corpus import Cleaning, CorpusError, resolve
 from ..data.dataset import (
     EncodedCorpus,
@@ -40,7 +40,20 @@ def load_init_checkpoint(cfg: Config) -> Dict:
     if cfg.data.spm.model:
         raise ConfigError("train.init_from and data.spm.model both name a sentencepiece model: the checkpoint's "
                           "is used for fine-tuning; drop data.spm.model")
-    return load_checkpoint(cfg.train.init_from)
+    init = load_checkpoint(cfg.train.init_from)
+    # the checkpoint's sentencepiece models are used: settings that describe other ones are refused,
+    # so that config.yaml records what ran
+    mine, theirs = to_dict(cfg)["data"]["spm"], init["config"].get("data", {}).get("spm", {})
+    changed = [(k, mine[k], theirs[k]) for k in TOKENIZER_KEYS if k in theirs and mine.get(k) != theirs[k]]
+    if changed:
+        details = ", ".join(f"data.spm.{k}={a!r} (the checkpoint's: {b!r})" for k, a, b in changed)
+        raise ConfigError(f"train.init_from={cfg.train.init_from}: fine-tuning uses the checkpoint's sentencepiece "
+                          f"model, but {details}; drop these overrides or set them to the checkpoint's values")
+    return init
+
+
+# the settings that describe a trained sentencepiece model (not how it is used)
+TOKENIZER_KEYS = ("model_type", "vocab_size", "joint", "character_coverage", "user_symbols")
 
 
 def user_symbols(cfg: Config) -> list:

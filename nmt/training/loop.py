@@ -27,6 +27,7 @@ from ..data.batching import make_batches, padding_fraction
 from ..data.mixture import TrainingData
 from ..data.subword import Sampling, SubwordSampler
 from ..models.seq2seq import count_parameters
+from ..precision import resolve_precision
 from ..runtime import check_busy, pick_device, pick_threads
 from ..search import validation_options
 from ..translator import Translator
@@ -37,8 +38,8 @@ from .logs import draw_plots, log_update, record_grad_flow, setup_logging
 from .metrics import MetricsLog, read_metrics  # noqa: F401 (read_metrics: part of this module's interface)
 from .preflight import preflight
 from .run import Run, TrainState
-from .rundir import RunLock, TrainingError  # noqa: F401 (TrainingError: raised through fit)
-from .saving import resume_checkpoint
+from .rundir import RunLock, TrainingError, write_marker  # noqa: F401 (TrainingError: raised through fit)
+from .saving import resume_checkpoint, save_checkpoint
 from .signals import StopSignal
 from .update import check_health, run_update
 from .validation import run_validation, translate_test, validate_final
@@ -108,16 +109,28 @@ def train_epoch(run: Run, stop_signal: StopSignal, bar) -> Optional[str]:
         check_health(run, u)
         log_update(run, u)
         bar.update(1)
-        early = run_validation(run) if s.step % t.valid_every == 0 else False
+        early = validate_or_save(run, stop_signal) if s.step % t.valid_every == 0 else False
         reason = stop_reason(run, early, stop_votes, stop_signal.requested)
         if reason:
             return reason
     return None
 
 
+def validate_or_save(run: Run, stop_signal: StopSignal) -> bool:
+    """A periodic validation; one interrupted after a stop was asked for (which promised last.pt)
+    still saves the updates before the interruption goes on."""
+    try:
+        return run_validation(run)
+    except KeyboardInterrupt:
+        if stop_signal.requested:
+            save_checkpoint(run, best=False, step_copy=False)
+            log.warning("validation interrupted; last.pt holds step %d", run.state.step)
+        raise
+
+
 def fit(cfg: Config, run_dir: str) -> Dict:
     """Train as ``cfg`` says, in ``run_dir``; returns a summary (steps, best BLEU, test scores, stop reason)."""
-    preflight(cfg, run_dir, run_dir_checks=int(os.environ.get("RANK", "0")) == 0)
+    preflight(cfg, run_dir, run_dir_checks=int(os.environ.get("RANK", "0")) == 0, ignored=_hydra_files())
     device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = Dist.from_env(device)
     run_dir = dist.broadcast(os.path.abspath(run_dir))
@@ -125,11 +138,12 @@ def fit(cfg: Config, run_dir: str) -> Dict:
         os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     dist.barrier()
     lock = RunLock(run_dir).acquire() if dist.main else None
+    run_id = dist.broadcast(write_marker(run_dir) if dist.main else None)
     handlers = setup_logging(run_dir, dist.main)
     if dist.main:
         remove_partial_checkpoints(os.path.join(run_dir, "checkpoints"))
     try:
-        return _fit(cfg, run_dir, device, dist)
+        return _fit(cfg, run_dir, device, dist, run_id)
     finally:
         for h in handlers:
             logging.getLogger("nmt").removeHandler(h)
@@ -137,6 +151,15 @@ def fit(cfg: Config, run_dir: str) -> Dict:
         if lock is not None:
             lock.release()
         dist.close()
+
+
+def _hydra_files() -> tuple:
+    """What Hydra wrote into the run directory before ``fit`` (``nmt-train`` checked it before)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        return (".hydra", "train.log") if HydraConfig.initialized() else ()
+    except ImportError:
+        return ()
 
 
 def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict] = None,
@@ -189,10 +212,11 @@ def subword_sampler(cfg: Config, train: TrainingData, tok, run_dir: str, dist: D
                           os.path.join(run_dir, "subword", f"rank{dist.rank}"))
 
 
-def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
-    threads = pick_threads(cfg.train.threads)
-    log.info("device %s, %d torch threads (OMP_WAIT_POLICY=%s)%s", device, threads,
-             os.environ.get("OMP_WAIT_POLICY", "unset"), f", {dist.world} processes" if dist.enabled else "")
+def _fit(cfg: Config, run_dir: str, device, dist: Dist, run_id: str) -> Dict:
+    threads = pick_threads(cfg.train.threads, key="train.threads")
+    log.info("device %s, %d torch threads (OMP_WAIT_POLICY=%s), training in %s (train.precision=%s)%s", device, threads,
+             os.environ.get("OMP_WAIT_POLICY", "unset"), resolve_precision(cfg.train.precision, device),
+             cfg.train.precision, f", {dist.world} processes" if dist.enabled else "")
     if device.type == "cpu" and cfg.train.threads <= 0 and (busy := check_busy(threads)):
         log.warning(busy)
     check_same_settings(cfg, dist)
@@ -203,6 +227,7 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist) -> Dict:
     if dist.main:
         OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
     run = build_run(cfg, run_dir, device, dist, ckpt, init)
+    run.state.run_id = run_id
     try:
         return _train(run)
     finally:

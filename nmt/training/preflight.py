@@ -10,7 +10,7 @@ from typing import Sequence
 from ..config import Config, compose, flatten, from_dict, to_dict, unflatten, validate
 from ..errors import ConfigError
 from ..resources import available_memory, gib
-from .rundir import RunDirError, RunLock, check_writable
+from .rundir import RunDirError, RunLock, check_is_run_or_empty, check_writable
 
 
 def estimate_memory(cfg: Config) -> tuple:
@@ -47,11 +47,14 @@ def check_memory(cfg: Config, available: int = None) -> None:
                           f"{gib(available)} is available; lower the sizes, largest first: {listed}")
 
 
-def check_run_dir(run_dir: str, resume: bool) -> None:
-    """``run_dir`` may be used: writable, not locked by a live training, and holding a run exactly
-    when ``resume`` says it should."""
+def check_run_dir(run_dir: str, resume: bool, ignored=()) -> None:
+    """``run_dir`` may be used: writable, not locked by a live training, new, empty or an nmt run,
+    and holding a run exactly when ``resume`` says it should."""
+    if not str(run_dir).strip():
+        raise RunDirError("run_dir= is empty: name a directory, or leave run_dir out for a new outputs/DATE/TIME one")
     check_writable(run_dir)
     RunLock(run_dir).check_free()  # a live training first: "in use" says more than "holds a run"
+    check_is_run_or_empty(run_dir, ignored)
     last = os.path.join(run_dir, "checkpoints", "last.pt")
     if resume and not os.path.exists(last):
         raise RunDirError(f"resume=true but there is no checkpoint at {last}; set run_dir= to the run to resume")
@@ -60,13 +63,13 @@ def check_run_dir(run_dir: str, resume: bool) -> None:
                           f"continue it or choose another run_dir")
 
 
-def preflight(cfg: Config, run_dir: str, run_dir_checks: bool = True) -> None:
+def preflight(cfg: Config, run_dir: str, run_dir_checks: bool = True, ignored=()) -> None:
     """All of the above; ``run_dir_checks=False`` on the other processes of a distributed run (the
-    first one checks, then takes the lock)."""
+    first one checks, then takes the lock); ``ignored``: see ``check_is_run_or_empty``."""
     validate(cfg)
     check_memory(cfg)
     if run_dir_checks:
-        check_run_dir(run_dir, cfg.resume)
+        check_run_dir(run_dir, cfg.resume, ignored)
     else:
         check_writable(run_dir)
 

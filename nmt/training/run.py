@@ -32,6 +32,7 @@ class TrainState:
     nonfinite: int = 0  # non-finite updates in a row
     blowups: int = 0  # updates in a row whose loss blew up
     corpus: str = ""  # content hash of the training files (a resume over changed files is refused)
+    run_id: str = ""  # the run directory's marker (a checkpoint of another run is refused on resume)
 
 
 @dataclass

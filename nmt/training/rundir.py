@@ -5,11 +5,15 @@ import errno
 import json
 import os
 import socket
-from typing import Optional
+import tempfile
+import time
+import uuid
+from typing import Iterable, Optional
 
 from ..errors import NmtError
 
 LOCK_NAME = ".lock"
+MARKER_NAME = ".nmt-run"  # written by the first training in a directory: what makes it an nmt run
 
 
 class TrainingError(NmtError):
@@ -32,6 +36,48 @@ def check_writable(run_dir: str) -> None:
         raise RunDirError(f"run_dir={run_dir}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RunDirError(f"run_dir={run_dir}: {parent} is not writable (read-only file system or no permission)")
+    try:  # the access bits can say yes where the file system says no (/proc, a read-only mount)
+        os.rmdir(tempfile.mkdtemp(prefix=".nmt-probe.", dir=parent))
+    except OSError as e:
+        raise RunDirError(f"run_dir={run_dir}: cannot create a directory in {parent}: "
+                          f"{e.strerror or e}") from None
+
+
+def read_marker(run_dir: str) -> Optional[dict]:
+    """The run's marker (``{"run_id", "created"}``), or None where the directory has none."""
+    try:
+        with open(os.path.join(run_dir, MARKER_NAME), encoding="utf-8") as f:
+            marker = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and isinstance(marker.get("run_id"), str) else None
+
+
+def write_marker(run_dir: str) -> str:
+    """Mark ``run_dir`` as an nmt run (once; kept on resume); returns its run id."""
+    marker = read_marker(run_dir)
+    if marker is None:
+        marker = {"run_id": uuid.uuid4().hex, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        path = os.path.join(run_dir, MARKER_NAME)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as f:
+            json.dump(marker, f)
+        os.replace(f"{path}.tmp", path)
+    return marker["run_id"]
+
+
+def check_is_run_or_empty(run_dir: str, ignored: Iterable[str] = ()) -> None:
+    """A run directory is new, empty, or an nmt run (its marker, or a checkpoint of a run made
+    before markers existed); a directory holding anything else is the user's, and refused before
+    anything is written there. ``ignored``: names this start wrote itself (Hydra's ``.hydra/`` and
+    ``train.log`` when the preflight already checked the directory)."""
+    if not os.path.isdir(run_dir) or read_marker(run_dir) is not None or \
+            os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt")):
+        return
+    found = sorted(set(os.listdir(run_dir)) - set(ignored) - {LOCK_NAME})
+    if found:
+        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+        raise RunDirError(f"run_dir={run_dir}: the directory holds files ({shown}) and is not an nmt run (no "
+                          f"{MARKER_NAME} marker): training would overwrite them; choose a new or empty directory")
 
 
 def _pid_alive(pid: int) -> bool:

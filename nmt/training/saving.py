@@ -20,7 +20,7 @@ from ..checkpoint import (
 )
 from ..config import RESUMABLE_KEYS, Config, differences, to_dict
 from .run import Run
-from .rundir import TrainingError
+from .rundir import TrainingError, read_marker
 
 
 def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
@@ -58,8 +58,56 @@ def resume_checkpoint(cfg: Config, run_dir: str) -> Dict:
     if not is_resumable(ckpt):
         raise TrainingError(f"{path} holds no optimizer or data position (an averaged or exported checkpoint): "
                             f"it cannot be resumed; start a new run from it with train.init_from={path}")
+    check_same_run(ckpt, run_dir, path)
     check_resume_config(ckpt["config"], to_dict(cfg), path)
+    check_finite_state(ckpt, path)
     return ckpt
+
+
+def check_same_run(ckpt: Dict, run_dir: str, path: str) -> None:
+    """The checkpoint is this run's: its run id is the directory's marker, and its settings are
+    those the run recorded in ``config.yaml`` (a ``last.pt`` copied in from another run is refused,
+    so that it never replaces the run's ``best.pt``)."""
+    marker = read_marker(run_dir)
+    theirs = ckpt["train_state"].get("run_id") or ""
+    if marker is not None and theirs and theirs != marker["run_id"]:
+        raise TrainingError(f"cannot resume from {path}: it belongs to another run (run id {theirs}, this "
+                            f"directory's is {marker['run_id']}); start a new run from it with "
+                            f"train.init_from={path}")
+    recorded = os.path.join(run_dir, "config.yaml")
+    if os.path.isfile(recorded):
+        from omegaconf import OmegaConf
+        try:
+            mine = OmegaConf.to_container(OmegaConf.load(recorded))
+        except Exception:  # noqa: BLE001 (a config.yaml edited into something unreadable says nothing)
+            return
+        changed = differences(mine, ckpt["config"], lambda key: key not in RESUMABLE_KEYS) if isinstance(mine, dict) \
+            else []
+        if changed:
+            details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed[:5])
+            raise TrainingError(f"cannot resume from {path}: its settings differ from the run's ({recorded}): "
+                                f"{details}; it is not this run's checkpoint")
+
+
+def check_finite_state(ckpt: Dict, path: str) -> None:
+    """No NaN or infinity in the weights or the optimizer state: training on from them would skip
+    every update and write more broken checkpoints."""
+    import torch
+
+    def tensors(value, where):
+        if isinstance(value, torch.Tensor):
+            yield where, value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                yield from tensors(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(value, (list, tuple)):
+            for k, v in enumerate(value):
+                yield from tensors(v, f"{where}[{k}]")
+    for entry in ("model", "train_model", "optimizer"):
+        for where, t in tensors(ckpt.get(entry), entry):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise TrainingError(f"cannot resume from {path}: {where} holds NaN or infinite values; resume from "
+                                    f"an earlier checkpoint of the run (copy it to {path})")
 
 
 def check_resume_config(saved: Dict, current: Dict, path: str) -> None:
