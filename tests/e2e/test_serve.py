@@ -197,6 +197,8 @@ BAD = [
     (b'{"text": ["a"], "prefix": ["x\\ny"]}', 422, "prefix[0]"),
     (b'{"text": ["a"], "src_prefix": "two tags"}', 422, "src_prefix: 'two tags'"),
     (b'{"text": ["a"], "src_prefix": 3}', 422, "src_prefix"),
+    (b'{"text": ["a \\ud800 b"]}', 400, "lone surrogate"),
+    (b'{"text": ["a"], "prefix": ["\xe4\xb8\xad"]}', 422, "no piece for"),
     (b"[]", 422, "body"),
     (b"null", 422, "body"),
 ]
@@ -223,6 +225,7 @@ def test_clients_that_disconnect_mid_request(server):
             s.sendall(b"POST /v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"Content-Length: %d\r\n\r\n" % (len(payload) + (0 if payload.endswith(b"}") else 50)) + payload)
     assert server.post({"text": LINES}).status_code == 200
+    assert not any("Traceback" in line or "Exception in ASGI" in line for line in server.log), "".join(server.log)
 
 
 def test_api_key_and_cors(toy_run):

@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -499,6 +500,341 @@ def test_evaluate_into_head_ends_quietly(work):
     proc = subprocess.run(["bash", "-c", f"{bin_path('nmt-evaluate')} {data / 'ref.txt'} {data / 'ref.txt'} "
                                          f"--sentence | head -1"], capture_output=True, text=True, timeout=120)
     assert proc.stdout.startswith("line") and "Traceback" not in proc.stderr, proc.stderr
+    OUTCOMES["handled"] += 1
+
+
+# ---- 6. round two: run directories, damaged checkpoints, shared limits, signals, messages ---------
+
+def _zero_inside(path, start, size):
+    """A copy of the checkpoint with ``size`` bytes zeroed from ``start`` on (a damaged disk or copy)."""
+    data = bytearray(path.read_bytes())
+    data[start:start + size] = bytes(size)
+    return data
+
+
+@pytest.mark.parametrize("holds", ["config.yaml", "spm.model", "summary.json", "test/hyp.txt"])
+def test_run_dir_holding_a_users_files_is_refused(toy_dir, tmp_path, holds):
+    """Case 1: a directory of files that is not an nmt run (no marker) is never trained into."""
+    mine = tmp_path / "mine"
+    (mine / holds).parent.mkdir(parents=True, exist_ok=True)
+    (mine / holds).write_text("the user's own file\n")
+    proc = train_cli(toy_dir, mine)
+    refused((proc.returncode, proc.stdout, proc.stderr), "holds files", "not an nmt run", holds.split("/")[0])
+    assert (mine / holds).read_text() == "the user's own file\n"
+    assert sorted(p.name for p in mine.iterdir()) == [holds.split("/")[0]]
+
+
+def test_empty_run_dir_is_refused_and_the_current_directory_untouched(toy_dir, tmp_path):
+    """Case 2: ``run_dir=`` (empty) would be the current directory."""
+    (tmp_path / "config.yaml").write_text("mine\n")
+    proc = train_cli(toy_dir, "", cwd=tmp_path)
+    refused((proc.returncode, proc.stdout, proc.stderr), "run_dir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+def test_run_dir_where_no_directory_can_be_made(toy_dir, tmp_path):
+    """Case 15: /proc accepts no directories, whatever its permission bits say."""
+    proc = train_cli(toy_dir, "/proc/nmt_run")
+    err = refused((proc.returncode, proc.stdout, proc.stderr), "/proc/nmt_run", "cannot create a directory")
+    assert "HYDRA_FULL_ERROR" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_dir_is_marked_and_a_marked_one_resumes(trained):
+    from nmt.training.rundir import MARKER_NAME, read_marker
+    assert (trained / MARKER_NAME).is_file() and len(read_marker(str(trained))["run_id"]) == 32
+    OUTCOMES["handled"] += 1
+
+
+@pytest.mark.parametrize("where", ["weights", "end"])
+def test_a_damaged_checkpoint_is_refused_everywhere(work, toy_dir, capsys, tmp_path, where):
+    """Case 3: bytes zeroed inside a checkpoint (in the weights, or in the optimizer state at the
+    end) are found by the archive's checksums on every load path."""
+    import nmt
+    from nmt.checkpoint import CheckpointError
+    from nmt.training.loop import fit
+    run_dir, data = work
+    best = run_dir / "checkpoints" / "best.pt"
+    size = best.stat().st_size
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(_zero_inside(best, size // 3 if where == "weights" else size - 8192, 4096))
+    refused(call("translate", [damaged, "-i", data / "in.txt"], capsys), "damaged.pt", "corrupted")
+    refused(call("score", [damaged, "-s", data / "in.txt", "-t", data / "ref.txt"], capsys), "corrupted")
+    refused(call("average", [damaged, best, "-o", tmp_path / "avg.pt"], capsys), "corrupted")
+    with pytest.raises(CheckpointError, match="corrupted"):
+        nmt.load(str(damaged))
+    for name in ("last.pt", "best.pt"):  # one file under several names in a run: replace the inode
+        (run_dir / "checkpoints" / name).unlink()
+        shutil.copyfile(damaged, run_dir / "checkpoints" / name)
+    with pytest.raises(Exception, match="corrupted") as e:
+        fit(compose(toy_overrides(toy_dir, ["resume=true", "train.max_steps=6"])), str(run_dir))
+    assert "previous good checkpoints" in str(e.value) or "no other checkpoint" in str(e.value)
+    OUTCOMES["refused"] += 2
+
+
+def _resume_from(trained, tmp_path, toy_dir, change):
+    """A copy of the trained run whose last.pt is replaced by ``change(ckpt)``; the resume's error."""
+    from nmt.checkpoint import load_checkpoint
+    from nmt.training.loop import fit
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    ckpt = {k: v for k, v in load_checkpoint(str(run_dir / "checkpoints" / "last.pt")).items()}
+    ckpt = change(ckpt) or ckpt
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    torch.save(ckpt, run_dir / "checkpoints" / "last.pt")
+    before = (run_dir / "checkpoints" / "best.pt").read_bytes()
+    with pytest.raises(Exception) as e:
+        fit(compose(toy_overrides(toy_dir, ["train.max_steps=6", "train.valid_every=4", "optim.lr=3e-3",
+                                            "resume=true"])), str(run_dir))
+    assert (run_dir / "checkpoints" / "best.pt").read_bytes() == before
+    OUTCOMES["refused"] += 1
+    return str(e.value)
+
+
+def test_resume_from_nan_weights_is_refused(trained, tmp_path, toy_dir):
+    """Case 4."""
+    def poison(ckpt):
+        ckpt["model"] = {k: v.clone() for k, v in ckpt["model"].items()}
+        next(iter(ckpt["model"].values())).fill_(float("nan"))
+    assert "NaN or infinite" in _resume_from(trained, tmp_path, toy_dir, poison)
+
+
+def test_resume_from_another_runs_checkpoint_is_refused(trained, tmp_path, toy_dir):
+    """Case 5: a last.pt of another run (another run id; or, without one, other settings)."""
+    def foreign(ckpt):
+        ckpt["train_state"] = {**ckpt["train_state"], "run_id": "0" * 32}
+    assert "belongs to another run" in _resume_from(trained, tmp_path / "a", toy_dir, foreign)
+
+    def other_settings(ckpt):
+        ckpt["train_state"] = {k: v for k, v in ckpt["train_state"].items() if k != "run_id"}
+        ckpt["config"] = {**ckpt["config"], "data": {**ckpt["config"]["data"],
+                                                     "spm": {**ckpt["config"]["data"]["spm"], "vocab_size": 150}}}
+    assert "vocab_size" in _resume_from(trained, tmp_path / "b", toy_dir, other_settings)
+
+
+def test_init_from_with_other_sentencepiece_settings_is_refused(trained, toy_dir, tmp_path):
+    """Case 6: the checkpoint's sentencepiece model is what fine-tuning uses; a conflicting
+    data.spm.vocab_size would be recorded in config.yaml as if it had run."""
+    proc = train_cli(toy_dir, tmp_path / "tuned", f"train.init_from={trained}/checkpoints/last.pt",
+                     "data.spm.vocab_size=150")
+    refused((proc.returncode, proc.stdout, proc.stderr), "data.spm.vocab_size=150", "200")
+    assert not (tmp_path / "tuned").exists()
+
+
+def test_score_warns_when_it_cuts_a_long_source(work, capsys):
+    """Case 7: as nmt-translate does."""
+    run_dir, data = work
+    (data / "long.txt").write_text("the " * 400 + "\n")
+    (data / "t.txt").write_text("a\n")
+    code, out, err = call("score", [run_dir, "-s", data / "long.txt", "-t", data / "t.txt"], capsys)
+    handled((code, out, err))
+    assert "long.txt: line 1:" in err and "truncated to 64" in err
+
+
+def test_score_refuses_an_endless_target(work, capsys):
+    """Case 17 (scoring): a target longer than any output is refused, not scored for minutes."""
+    run_dir, data = work
+    (data / "s.txt").write_text("a\n")
+    (data / "t.txt").write_text("the " * 3000 + "\n")
+    refused(call("score", [run_dir, "-s", data / "s.txt", "-t", data / "t.txt"], capsys), "target line 1",
+            "longer than any translation")
+
+
+def test_a_prefix_the_vocabulary_cannot_spell(work, capsys):
+    """Case 8: the output could not start with it; refused with the line and the characters."""
+    import nmt
+    run_dir, data = work
+    (data / "prefix.txt").write_text("\n" * 5 + "\u00e9\u4e2d\U0001f642 x\n")
+    err = refused(call("translate", [run_dir, "-i", data / "in.txt", "--prefix-file", data / "prefix.txt"], capsys),
+                  "prefix of line 6", "no piece for")
+    assert "\u4e2d" in err
+    with pytest.raises(ValueError, match="prefix of line 1.*no piece for"):
+        nmt.load(str(run_dir)).translate(["a"], prefix=["\u4e2d"])
+
+
+def test_api_refuses_what_the_cli_and_server_refuse(work):
+    """Case 9: a line break inside a line, an unreachable min_len, a NaN length."""
+    import nmt
+    model = nmt.load(str(work[0]))
+    for kwargs, match in (({}, "holds a line break"), ({"min_len": 10 ** 9}, "min_len 1000000000"),
+                          ({"max_len_a": float("nan")}, "max_len_a must be a finite number")):
+        with pytest.raises(ValueError, match=match):
+            model.translate(["a b\nc d"] if not kwargs else ["a b"], **kwargs)
+    OUTCOMES["refused"] += 3
+
+
+def test_api_cuts_an_endless_line_with_a_warning(work):
+    """Case 17: the API cuts input to the model's data.max_len as the programs do."""
+    import nmt
+    model = nmt.load(str(work[0]))
+    with pytest.warns(UserWarning, match="line 1: .* pieces, truncated to 64"):
+        out = model.translate(["the dog " * 20000], greedy=True)
+    assert len(out) == 1
+    OUTCOMES["handled"] += 1
+
+
+def test_serve_refuses_an_empty_api_key(work, capsys, monkeypatch):
+    """Case 10."""
+    pytest.importorskip("uvicorn")
+    refused(call("serve", [work[0], "--api-key", ""], capsys), "--api-key is empty")
+    monkeypatch.setenv("NMT_API_KEY", " ")
+    refused(call("serve", [work[0]], capsys), "$NMT_API_KEY is empty")
+
+
+def test_server_requests_that_are_not_text(work):
+    """Cases 10 and 16: /v1/model names no server path; a lone surrogate, JSON nested too deeply,
+    a prefix the model cannot spell: each a 4xx JSON error."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    import nmt
+    from nmt.serve import create_app
+    with TestClient(create_app(nmt.load(str(work[0])))) as client:
+        info = client.get("/v1/model").json()
+        assert str(work[0]) not in json.dumps(info) and info["checkpoint"] == "best.pt"
+        for body, status, named in (('{"text": ["a \\ud800 b"]}', 400, "lone surrogate"),
+                                    ("[" * 50000 + "]" * 50000, 400, "nested too deeply"),
+                                    ('{"text": ["a"], "prefix": ["\u4e2d"]}', 422, "no piece for"),
+                                    ('{"text": ["a\\nb"]}', 422, "line break")):
+            r = client.post("/v1/translate", content=body.encode("utf-8", "surrogatepass"),
+                            headers={"content-type": "application/json"})
+            assert r.status_code == status and named in r.json()["error"], (body[:40], r.text)
+    OUTCOMES["refused"] += 4
+
+
+def test_length_options_have_an_upper_bound(work, capsys):
+    """Case 13: --max-len-a 1e9 translates (outputs bounded by MAX_OUTPUT_LEN); --threads 100000 is
+    refused before torch is asked for them."""
+    from nmt.search.options import MAX_OUTPUT_LEN
+    run_dir, data = work
+    out = handled(call("translate", [run_dir, "-i", data / "in.txt", "--greedy", "--max-len-a", "1e9"], capsys))
+    assert len(out.splitlines()) == 6 and all(len(line.split()) <= MAX_OUTPUT_LEN for line in out.splitlines())
+    for program, extra in (("translate", ["-i", data / "in.txt"]),
+                           ("score", ["-s", data / "in.txt", "-t", data / "ref.txt"])):
+        refused(call(program, [run_dir, *extra, "--threads", "100000"], capsys), "--threads 100000",
+                "threads per CPU")
+
+
+def test_an_endless_input_line_is_refused_while_streaming(work, capsys):
+    """Case 14: /dev/zero is one line without end; at most 1 MiB of it is ever read into memory."""
+    refused(call("translate", [work[0], "-i", "/dev/zero"], capsys), "/dev/zero:1", "longer than 1 MiB")
+
+
+@pytest.mark.parametrize("output,named", [("sub/../x.txt", "does not exist"), ("newdir/", "names a directory"),
+                                          ("", "empty")])
+def test_output_paths_are_checked_before_any_work(work, capsys, monkeypatch, tmp_path, output, named):
+    """Case 18: refused before the model loads (nothing in the working directory either)."""
+    from nmt import checkpoint
+    run_dir, data = work
+    monkeypatch.chdir(tmp_path)
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded before the output was checked")
+    monkeypatch.setattr(checkpoint, "load_model", never)
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", output], capsys), named)
+    assert list(tmp_path.iterdir()) == [] or all(p.name in ("run", "data") for p in tmp_path.iterdir())
+
+
+def test_references_of_another_length_are_refused_before_translating(work, capsys, monkeypatch):
+    """Case 18: --ref with the wrong line count is about the reference, found before the work."""
+    from nmt import translator
+    run_dir, data = work
+    (data / "short.txt").write_text("one line\n")
+    monkeypatch.setattr(translator.Translator, "translate_ids", lambda *a, **k: pytest.fail("translated"))
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "--ref", data / "short.txt"], capsys),
+            "--ref", "short.txt has 1 lines but the input", "has 6")
+
+
+def test_a_sweep_is_checked_before_its_first_job(toy_dir, tmp_path):
+    """Case 19: job 1's bad value stops the sweep before job 0 trains."""
+    proc = run(bin_path("nmt-train"), "-m", *toy_overrides(toy_dir, ["train.max_steps=2,-5", "train.valid_every=2"]),
+               check=False, cwd=tmp_path)
+    refused((proc.returncode, proc.stdout, proc.stderr), "job 1", "train.max_steps=-5", "no job was started")
+    assert not (tmp_path / "multirun").exists()
+
+
+def test_a_promised_checkpoint_is_written_when_validation_is_interrupted(toy_dir, tmp_path, monkeypatch):
+    """Case 20: SIGTERM (save and stop), then Ctrl-C during the validation: last.pt holds the updates."""
+    from nmt.checkpoint import load_checkpoint
+    from nmt.training import loop
+
+    def validation_interrupted(run):
+        os.kill(os.getpid(), signal.SIGTERM)  # the loop's handler: "saving last.pt and stopping"
+        raise KeyboardInterrupt  # the second signal, while validating
+    monkeypatch.setattr(loop, "run_validation", validation_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        loop.fit(compose(toy_overrides(toy_dir, ["train.max_steps=20", "train.valid_every=3"])), str(tmp_path / "r"))
+    assert load_checkpoint(str(tmp_path / "r" / "checkpoints" / "last.pt"))["train_state"]["step"] == 3
+    OUTCOMES["handled"] += 1
+
+
+def _sigcaught(pid: int, sig: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(mask >> (sig - 1) & 1)
+
+
+@pytest.mark.parametrize("program", ["translate", "evaluate", "score", "average", "serve", "data", "train"])
+def test_ctrl_c_at_the_first_instant_of_every_program(work, program, tmp_path):
+    """Case 12: Ctrl-C as soon as the program's own handling is in place (its entry point catches
+    SIGTERM: read from /proc, not timed): one line, status 130, no traceback, nothing written."""
+    run_dir, data = work
+    args = {"translate": [run_dir, "-i", data / "in.txt", "-o", tmp_path / "o.txt"],
+            "evaluate": [data / "ref.txt", data / "ref.txt"],
+            "score": [run_dir, "-s", data / "in.txt", "-t", data / "ref.txt"],
+            "average": [run_dir / "checkpoints" / "best.pt", "-o", tmp_path / "a.pt"], "serve": [run_dir, "--port", "0"],
+            "data": ["toy", "--out", tmp_path / "toy"], "train": ["experiment=toy", f"run_dir={tmp_path / 'r'}"]}
+    proc = subprocess.Popen([bin_path(f"nmt-{program}"), *map(str, args[program])], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and not _sigcaught(proc.pid, signal.SIGTERM):
+        pass
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert proc.returncode == 130 and f"nmt-{program}: interrupted" in err, (proc.returncode, err)
+    assert not (tmp_path / "o.txt").exists() and not (tmp_path / "a.pt").exists()
+    assert not any(p.name.endswith(".part") for p in tmp_path.rglob("*"))
+    OUTCOMES["refused"] += 1
+
+
+def test_sigterm_while_translating_to_a_file(work, tmp_path):
+    """Case 11: SIGTERM while the output is written: its temporary file is removed, one line says
+    so, status 143."""
+    run_dir, data = work
+    big = tmp_path / "big.txt"
+    big.write_text((data / "in.txt").read_text() * 400)
+    out = tmp_path / "out" / "o.txt"
+    out.parent.mkdir()
+    proc = subprocess.Popen([bin_path("nmt-translate"), str(run_dir), "-i", str(big), "-o", str(out), "--beam", "8",
+                             "--chunk-size", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and not any(p.name.endswith(".part") for p in out.parent.iterdir()):
+        pass
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, (proc.returncode, err)
+    assert "nmt-translate: terminated (SIGTERM)" in err and "o.txt not written" in err
+    assert list(out.parent.iterdir()) == []
+    OUTCOMES["refused"] += 1
+
+
+def test_data_copies_multi30k_from_a_folder_of_gzip_or_plain_files(multi30k_dir, tmp_path, capsys):
+    """Case 21: ``--from`` works with the corpus as distributed (.gz) and with plain text files."""
+    handled(call("data", ["multi30k", "--from", multi30k_dir, "--out", tmp_path / "gz"], capsys))
+    assert gzip.decompress((tmp_path / "gz" / "val.de.gz").read_bytes()) == \
+        gzip.decompress((multi30k_dir / "val.de.gz").read_bytes())
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for path in multi30k_dir.glob("*.gz"):
+        (plain / path.name[:-3]).write_bytes(gzip.decompress(path.read_bytes()))
+    handled(call("data", ["multi30k", "--from", plain, "--out", tmp_path / "fromplain"], capsys))
+    assert gzip.decompress((tmp_path / "fromplain" / "train.en.gz").read_bytes()) == (plain / "train.en").read_bytes()
+    refused(call("data", ["multi30k", "--from", tmp_path / "nowhere", "--out", tmp_path / "none"], capsys), "--from")
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_start_up_log_names_the_precision(trained):
+    """Case 24: the precision a run trains in is said with the device and threads."""
+    log = (trained / "train.log").read_text()
+    assert re.search(r"device cpu, \d+ torch threads .*training in (fp32|bf16) \(train.precision=", log), log[:2000]
     OUTCOMES["handled"] += 1
 
 
