@@ -35,6 +35,8 @@ def _copy(source_dir: str, name: str, f) -> None:
     """``source_dir/NAME`` (gzip) copied as it is, or ``source_dir/NAME`` without ``.gz`` (plain
     text) compressed on the way."""
     import gzip
+    if not os.path.isdir(source_dir):
+        raise CorpusError(f"--from {source_dir}: not a directory")
     src = os.path.join(source_dir, name)
     plain = src[:-len(".gz")]
     if os.path.isfile(src):
@@ -53,8 +55,6 @@ def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> 
     Never overwrites: a file already in ``out_dir`` with the expected line count is kept as it is,
     any other file there stops the command with its name. Each file is written to a temporary name
     and renamed when complete and checked."""
-    if source_dir and not os.path.isdir(source_dir):
-        raise CorpusError(f"--from {source_dir}: not a directory")
     created = not os.path.exists(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     try:

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ def _input_dirs(args):
         listed = re.findall(r"path:\s*([^,}\s]+)", value) if value.startswith("[") else []  # data.train=[{path: P}]
         for v in listed or value.split(","):
             path = Path(v)
+            if str(path).startswith(("/dev/", "/proc/", "/sys/")):
+                continue
             parent = path.parent if not path.is_dir() else path
             if parent.is_dir() and (path.exists() or any(parent.glob(path.name + ".*"))):
                 dirs.add(os.path.abspath(parent))
@@ -51,6 +54,8 @@ def _snapshot(dirs, outputs):
                 if path in outputs or any(path.startswith(o + os.sep) for o in outputs):
                     continue
                 st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode):  # a device (/dev/zero), a pipe: nothing to checksum
+                    continue
                 with open(path, "rb") as f:
                     state[path] = (st.st_size, hashlib.sha256(f.read()).hexdigest())
     return state
