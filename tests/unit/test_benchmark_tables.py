@@ -34,3 +34,28 @@ def test_the_quality_table_groups_seeds_of_one_recipe(tmp_path):
     assert "| 2 | AVX-512: 180 GFLOP/s, 2026-12-01 | 18.8 | 4,000 (9) | 37.50 (last.pt) | 39.00 | 37.50 |" in rows[1]
     assert rows[3] == "| cosine (AVX-512, 19 min) | 1, 2 | 38.50 (38.00 - 39.00) |"
     assert rows[4] == "| cosine (AVX2, 19 min) | 1 | 34.00 (34.00 - 34.00) |"
+
+
+def _peer():
+    spec = importlib.util.spec_from_file_location("peer_opennmt", ROOT / "scripts" / "peer_opennmt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_peer_gets_the_recipes_settings_in_its_own_names():
+    """scripts/peer_opennmt.py reads OpenNMT-py's settings from the nmt experiment (one owner): the
+    multi30k_de_en recipe as issue 29 ran the peer; a config the peer cannot run as nmt does is refused."""
+    import pytest
+
+    from ..conftest import compose
+    peer = _peer()
+    s = peer.peer_settings(compose(["experiment=multi30k_de_en"]))
+    assert {k: s[k] for k in ("rnn_type", "word_vec_size", "enc_hid_size", "dec_hid_size", "learning_rate",
+                              "batch_size", "average_decay", "label_smoothing", "max_grad_norm", "param_init")} == {
+        "rnn_type": "GRU", "word_vec_size": 256, "enc_hid_size": 512, "dec_hid_size": 512, "learning_rate": 2e-3,
+        "batch_size": 1200, "average_decay": 0.001, "label_smoothing": 0.1, "max_grad_norm": 1.0, "param_init": 0.1}
+    assert s["dropout"] == [0.3] and s["input_feed"] == 0 and s["global_attention"] == "general"
+    with pytest.raises(SystemExit, match="decoder.tie_embeddings=false"):
+        peer.peer_settings(compose(["experiment=multi30k_de_en", "decoder.tie_embeddings=true",
+                                    "decoder.attentional_size=256"]))
