@@ -128,11 +128,19 @@ def load_checkpoint(path: str) -> Dict:
     return ckpt
 
 
+_VERIFIED: set = set()  # (device, inode, size, mtime) of files whose checksums matched in this process
+
+
 def check_integrity(path: str) -> None:
     """Every record of the archive (each tensor's storage, the pickled structure) matches the CRC-32
     checksum written beside it when it was saved: a file damaged after it was written (a bad disk,
     a copy cut short and padded, bytes zeroed) is refused instead of translating to garbage.
-    Reading every byte once costs ~1 s per GB."""
+    Reading every byte once costs ~1 s per GB, so a file version is verified once per process
+    (a resume and a server read their checkpoint more than once)."""
+    st = os.stat(path)
+    version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if version in _VERIFIED:
+        return
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
@@ -141,6 +149,20 @@ def check_integrity(path: str) -> None:
     if bad is not None:
         raise CheckpointError(f"{path}: corrupted: the content of {bad!r} does not match the checksum written "
                               f"when it was saved (the file was damaged since); use another checkpoint")
+    _VERIFIED.add(version)
+
+
+def first_nonfinite(value, where: str = "") -> Optional[str]:
+    """The name (``a.b[2]``) of the first floating tensor holding NaN or infinity in ``value``, a
+    tensor or nested dicts and lists of them (a state dict, an optimizer's state); None if none."""
+    if isinstance(value, torch.Tensor):
+        return where if value.is_floating_point() and not bool(torch.isfinite(value).all()) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for k, v in items:
+        found = first_nonfinite(v, f"{where}[{k}]" if isinstance(k, int) else f"{where}.{k}" if where else str(k))
+        if found is not None:
+            return found
+    return None
 
 
 def is_resumable(ckpt: Dict) -> bool:
@@ -206,10 +228,10 @@ def load_weights(model: torch.nn.Module, state: Dict, source: str) -> None:
     if extra:
         raise CheckpointError(f"{source}: the checkpoint's parameter {extra[0]!r} has no place in the model its "
                               f"settings describe")
-    for key, value in state.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise CheckpointError(f"{source}: parameter {key!r} holds NaN or infinite values; the checkpoint is "
-                                  f"unusable (an earlier checkpoint of the run may be intact)")
+    bad = first_nonfinite(state)
+    if bad is not None:
+        raise CheckpointError(f"{source}: parameter {bad!r} holds NaN or infinite values; the checkpoint is "
+                              f"unusable (an earlier checkpoint of the run may be intact)")
     model.load_state_dict(state)
 
 

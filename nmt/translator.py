@@ -88,20 +88,21 @@ def check_one_line(lines: Sequence[str], name: str = "lines") -> None:
             raise ConfigError(f"{name}[{k}]: holds a line break; give one sentence per item")
 
 
-def encode_prefixes(tok: Tokenizer, prefixes: Sequence[str], first_line: int = 1, name: str = "line"
+def encode_prefixes(tok: Tokenizer, prefixes: Sequence[str], first: int = 1, where: str = "prefix of line {}"
                     ) -> List[List[int]]:
     """Target ids per prefix text (a translation must start with them); a blank prefix gives [] (no
     constraint). A prefix the target vocabulary cannot spell (a character it has no piece for), or
-    one longer than any output, is refused with its line named: no translation could start with it."""
+    one longer than any output, is refused, named by ``where`` with its number (counted from ``first``):
+    no translation could start with it."""
     ids = tok.encode_prefixes(prefixes)
     for k, (text, ids_k) in enumerate(zip(prefixes, ids)):
-        where = f"prefix of {name} {first_line + k}" if name == "line" else f"{name}[{first_line - 1 + k}]"
+        where_k = where.format(first + k)
         if UNK in ids_k:
             missing = "".join(dict.fromkeys(c for c in text if not c.isspace() and UNK in tok.encode_tgt([c])[0]))
-            raise ConfigError(f"{where}: the model's target vocabulary has no piece for {missing!r}, so no "
+            raise ConfigError(f"{where_k}: the model's target vocabulary has no piece for {missing!r}, so no "
                               f"translation can start with {text!r}")
         if len(ids_k) > MAX_OUTPUT_LEN:
-            raise ConfigError(f"{where}: {len(ids_k)} pieces, longer than any output ({MAX_OUTPUT_LEN})")
+            raise ConfigError(f"{where_k}: {len(ids_k)} pieces, longer than any output ({MAX_OUTPUT_LEN})")
     return ids
 
 

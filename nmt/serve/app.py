@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ..data.corpus import with_prefix
 from ..errors import NmtError
 from ..search import decoding_options
 from ..translator import Translator, check_one_line, encode_prefixes, result_record
@@ -106,12 +105,12 @@ def model_info(model) -> dict:
     from ..config import to_dict
     from ..models.seq2seq import count_parameters
     cfg = to_dict(model.config)
+    paths = model.path.split(", ")
     # file names only: the server's directories are nobody's business
-    info = {"checkpoint": ", ".join(os.path.basename(p) for p in model.path.split(", ")),
+    info = {"checkpoint": ", ".join(os.path.basename(p) for p in paths),
             "source_language": cfg["data"]["src_lang"], "target_language": cfg["data"]["tgt_lang"],
             "architecture": {k: cfg[k] for k in ("encoder", "attention", "decoder")},
             "parameters": count_parameters(model.model), "precision": str(model.precision)}
-    paths = model.path.split(", ")
     if len(paths) == 1 and os.path.isfile(paths[0]):
         state = load_checkpoint(paths[0]).get("train_state") or {}
         info["step"] = state.get("step")
@@ -152,7 +151,8 @@ class Service:
             self.translators[options, tag] = Translator(self.model.model, self.model.tokenizer, options,
                                                         batch_size=self.settings.max_batch_sentences,
                                                         precision=self.model.precision,
-                                                        shortlist=self.settings.shortlist, src_prefix=tag)
+                                                        shortlist=self.settings.shortlist, src_prefix=tag,
+                                                        max_src_len=self.max_src, warn=lambda m: None)
         return self.translators[options, tag]
 
     def search(self, options, ids, prefixes=None):  # on the inference thread
@@ -195,20 +195,14 @@ class Service:
             raise HTTPException(422, f"nbest: {req.nbest} is out of range; 1 to the beam size ({beam})")
         return decoding_options(beam, nbest=req.nbest, **limits.search)
 
-    def encode(self, lines: List[str], src_prefix: Optional[str] = None) -> List[List[int]]:
-        """Source ids per line (blank: []), tagged with ``src_prefix`` (None: the model's tag; "":
-        none) and cut to the model's ``data.max_len`` as nmt-translate does."""
-        tagged = with_prefix([line for line in lines if line.strip()], self.tag(src_prefix))
-        encoded = iter(self.model.tokenizer.encode_src(tagged))
-        return [next(encoded)[:self.max_src] if line.strip() else [] for line in lines]
-
     def submit(self, req: TranslateRequest):
         options = self.check(req)
-        ids = self.encode(req.text, req.src_prefix)
+        # tagged with the request's source tag and cut to the model's data.max_len, as nmt-translate does
+        ids = self.translator_for(options, self.tag(req.src_prefix)).encode_lines(req.text)
         prefixes = None
         if req.prefix is not None and any(p.strip() for p in req.prefix):
             try:
-                prefixes = encode_prefixes(self.model.tokenizer, req.prefix, first_line=1, name="prefix")
+                prefixes = encode_prefixes(self.model.tokenizer, req.prefix, first=0, where="prefix[{}]")
             except NmtError as e:
                 raise HTTPException(422, str(e)) from None
 

@@ -50,8 +50,6 @@ def check_memory(cfg: Config, available: int = None) -> None:
 def check_run_dir(run_dir: str, resume: bool, ignored=()) -> None:
     """``run_dir`` may be used: writable, not locked by a live training, new, empty or an nmt run,
     and holding a run exactly when ``resume`` says it should."""
-    if not str(run_dir).strip():
-        raise RunDirError("run_dir= is empty: name a directory, or leave run_dir out for a new outputs/DATE/TIME one")
     check_writable(run_dir)
     RunLock(run_dir).check_free()  # a live training first: "in use" says more than "holds a run"
     check_is_run_or_empty(run_dir, ignored)

@@ -11,6 +11,7 @@ from ..checkpoint import (
     atomic_link,
     atomic_save,
     checkpoint_dict,
+    first_nonfinite,
     is_resumable,
     load_checkpoint,
     prune,
@@ -81,39 +82,31 @@ def check_same_run(ckpt: Dict, run_dir: str, path: str) -> None:
             mine = OmegaConf.to_container(OmegaConf.load(recorded))
         except Exception:  # noqa: BLE001 (a config.yaml edited into something unreadable says nothing)
             return
-        changed = differences(mine, ckpt["config"], lambda key: key not in RESUMABLE_KEYS) if isinstance(mine, dict) \
-            else []
+        changed = _changed_settings(mine, ckpt["config"]) if isinstance(mine, dict) else ""
         if changed:
-            details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed[:5])
             raise TrainingError(f"cannot resume from {path}: its settings differ from the run's ({recorded}): "
-                                f"{details}; it is not this run's checkpoint")
+                                f"{changed}; it is not this run's checkpoint")
 
 
 def check_finite_state(ckpt: Dict, path: str) -> None:
     """No NaN or infinity in the weights or the optimizer state: training on from them would skip
     every update and write more broken checkpoints."""
-    import torch
-
-    def tensors(value, where):
-        if isinstance(value, torch.Tensor):
-            yield where, value
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                yield from tensors(v, f"{where}.{k}" if where else str(k))
-        elif isinstance(value, (list, tuple)):
-            for k, v in enumerate(value):
-                yield from tensors(v, f"{where}[{k}]")
     for entry in ("model", "train_model", "optimizer"):
-        for where, t in tensors(ckpt.get(entry), entry):
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise TrainingError(f"cannot resume from {path}: {where} holds NaN or infinite values; resume from "
-                                    f"an earlier checkpoint of the run (copy it to {path})")
+        bad = first_nonfinite(ckpt.get(entry), entry)
+        if bad is not None:
+            raise TrainingError(f"cannot resume from {path}: {bad} holds NaN or infinite values; resume from an "
+                                f"earlier checkpoint of the run (copy it to {path})")
+
+
+def _changed_settings(saved: Dict, current: Dict) -> str:
+    """The keys outside ``RESUMABLE_KEYS`` whose values differ, as ``key: old -> new, ...`` ("" if none)."""
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in differences(saved, current,
+                                                                       lambda key: key not in RESUMABLE_KEYS))
 
 
 def check_resume_config(saved: Dict, current: Dict, path: str) -> None:
     """Refuse to resume when a key outside ``RESUMABLE_KEYS`` changed, naming every such key."""
-    changed = differences(saved, current, lambda key: key not in RESUMABLE_KEYS)
+    changed = _changed_settings(saved, current)
     if changed:
-        details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed)
         raise TrainingError(f"cannot resume from {path}: these settings differ from the checkpoint's and may not "
-                            f"change on resume: {details}")
+                            f"change on resume: {changed}")
