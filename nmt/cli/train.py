@@ -156,6 +156,18 @@ def _lost_peer(e: RuntimeError) -> bool:
         w in text for w in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe", "timed out"))
 
 
+def hydra_argv(argv: list, rank: str) -> list:
+    """What Hydra is given: on the other ranks of a distributed run (``RANK`` > 0) nothing of Hydra's
+    in the run directory, which rank 0 owns and checks (``.hydra/`` and ``train.log`` written there by a
+    rank that started first would make rank 0 refuse the directory as a user's); their logs go to stderr."""
+    if rank in ("", "0"):
+        return list(argv)
+    extra = ["hydra.output_subdir=null"]
+    if not any(a.lstrip("+~").startswith(("hydra/job_logging=", "hydra.job_logging")) for a in argv):
+        extra.append("hydra/job_logging=stdout")  # train.yaml points its console handler at stderr
+    return [*argv, *extra]
+
+
 def main(argv=None) -> None:
     prepare_process()
     watch_sigint()
@@ -178,7 +190,7 @@ def main(argv=None) -> None:
 
         from ..config import register_configs
         register_configs()
-        sys.argv = [sys.argv[0], *argv]
+        sys.argv = [sys.argv[0], *hydra_argv(argv, os.environ.get("RANK", "0"))]
         hydra.main(version_base="1.3", config_path="pkg://nmt.configs", config_name="train")(_train)()
     except KeyboardInterrupt:
         interrupted("nmt-train", "before training started", hard=True)

@@ -14,6 +14,7 @@ from ..errors import NmtError
 
 LOCK_NAME = ".lock"
 MARKER_NAME = ".nmt-run"  # written by the first training in a directory: what makes it an nmt run
+PROBE_PREFIX = ".nmt-probe."  # check_writable's short-lived folder (another rank may be probing the same directory)
 
 
 class TrainingError(NmtError):
@@ -37,7 +38,7 @@ def check_writable(run_dir: str) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RunDirError(f"run_dir={run_dir}: {parent} is not writable (read-only file system or no permission)")
     try:  # the access bits can say yes where the file system says no (/proc, a read-only mount)
-        os.rmdir(tempfile.mkdtemp(prefix=".nmt-probe.", dir=parent))
+        os.rmdir(tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=parent))
     except OSError as e:
         raise RunDirError(f"run_dir={run_dir}: cannot create a directory in {parent}: "
                           f"{e.strerror or e}") from None
@@ -73,7 +74,8 @@ def check_is_run_or_empty(run_dir: str, ignored: Iterable[str] = ()) -> None:
     if not os.path.isdir(run_dir) or read_marker(run_dir) is not None or \
             os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt")):
         return
-    found = sorted(set(os.listdir(run_dir)) - set(ignored) - {LOCK_NAME})
+    found = sorted(name for name in set(os.listdir(run_dir)) - set(ignored) - {LOCK_NAME}
+                   if not name.startswith(PROBE_PREFIX))
     if found:
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
         raise RunDirError(f"run_dir={run_dir}: the directory holds files ({shown}) and is not an nmt run (no "

@@ -110,3 +110,32 @@ def test_a_machine_started_with_other_settings_is_refused(toy_dir, tmp_path):
                                     *toy_overrides(toy_dir, ["train.max_steps=2", f"optim.lr={1e-3 * (n + 1)}"])])
     assert all(code != 0 for code, _ in outputs)
     assert "rank 1: settings differ from rank 0's: optim.lr: 0.002 here, 0.001 on rank 0" in outputs[1][1]
+
+
+def test_other_ranks_leave_hydra_files_out_of_the_run_directory():
+    """Rank 0 owns the run directory and refuses one holding files it did not write: another rank
+    that starts first must not put Hydra's ``.hydra/`` or ``train.log`` there."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from nmt.cli.train import hydra_argv
+    from nmt.config import register_configs
+    register_configs()
+    for rank, subdir in (("0", ".hydra"), ("1", None)):
+        GlobalHydra.instance().clear()
+        with initialize_config_module("nmt.configs", version_base="1.3"):
+            cfg = compose("train", hydra_argv(["run_dir=r"], rank), return_hydra_config=True)
+        assert cfg.hydra.output_subdir == subdir
+        handlers = cfg.hydra.job_logging.handlers
+        assert any("filename" in handlers[name] for name in handlers) == (rank == "0")
+        assert cfg.hydra.job_logging.handlers.console.stream == "ext://sys.stderr"
+    GlobalHydra.instance().clear()
+
+
+def test_a_probe_of_another_rank_is_not_a_users_file(tmp_path):
+    from nmt.training.rundir import PROBE_PREFIX, check_is_run_or_empty
+    (tmp_path / f"{PROBE_PREFIX}abc").mkdir()
+    check_is_run_or_empty(str(tmp_path))
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="notes.txt"):
+        check_is_run_or_empty(str(tmp_path))
