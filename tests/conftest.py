@@ -69,14 +69,26 @@ def pytest_terminal_summary(terminalreporter):
                                     f"no input file changed")
 
 
+def demo_arguments() -> list:
+    """``make demo``'s nmt-train arguments, read from the Makefile (which owns them)."""
+    import re
+    text = (ROOT / "Makefile").read_text()
+    demo = re.search(r"^DEMO\s*=\s*(\S+)", text, re.M).group(1)
+    line = re.search(r"^\t\$\(BIN\)/nmt-train (.*)$", text, re.M).group(1)
+    return line.replace("$(DEMO)", demo).split()
+
+
 @pytest.fixture(scope="session")
 def toy_run(tmp_path_factory):
-    """A toy model that has learned (experiment=toy, 250 updates, about a minute): its run directory.
-    For tests that need real translations (serving, alignments, the browser)."""
-    import subprocess
+    """The session's one trained toy model: ``make demo``'s training (the toy experiment, 350 updates,
+    plots, tensorboard, step checkpoints), run once from an empty folder, which the run fills with
+    ``data/toy`` and the run directory ``demo_run_dir(work)``. Reused by the demo, CLI, decoding,
+    serving and documentation tests; they copy what they change."""
+    from tests.e2e.helpers import run
     work = tmp_path_factory.mktemp("toy_run")
-    proc = subprocess.run([bin_path("nmt-train"), "experiment=toy", "train.max_steps=250", "train.valid_every=250",
-                           "train.tensorboard=false", "train.plots=false", "data.test=null", f"run_dir={work}/run"],
-                          cwd=work, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run(bin_path("nmt-train"), *demo_arguments(), cwd=work, timeout=900)
     return work
+
+
+def demo_run_dir(work):
+    return work / next(a for a in demo_arguments() if a.startswith("run_dir=")).split("=", 1)[1]

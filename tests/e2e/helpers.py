@@ -72,11 +72,20 @@ def inputs_untouched(args):
     assert not changed, f"{args[0]} changed files beside its inputs: {changed}"
 
 
-def run(*args, input=None, check=True, env=None, timeout=600, cwd=None):
+def run(*args, input=None, check=True, env=None, timeout=600, cwd=None, process=False):
+    """Run a program as ``subprocess.run`` would (a CompletedProcess with its status, stdout and
+    stderr). An nmt program runs in this process (its ``main(argv)``, the standard streams swapped):
+    the same code from the argument parser to the exit status, without paying a Python start and the
+    torch import for each run. ``process=True`` (or ``env``) starts a real process, for what only a
+    process shows: its environment, signals, the console script itself."""
     args = [str(a) for a in args]
+    program = re.fullmatch(r"nmt-(\w+)", os.path.basename(args[0]))
     with inputs_untouched(args):
-        proc = subprocess.run(args, input=input, capture_output=True, timeout=timeout, env=env, cwd=cwd,
-                              text=isinstance(input, str) or input is None)
+        if program and not process and env is None:
+            proc = _in_process(program.group(1), args, input, cwd)
+        else:
+            proc = subprocess.run(args, input=input, capture_output=True, timeout=timeout, env=env, cwd=cwd,
+                                  text=isinstance(input, str) or input is None)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -90,3 +99,64 @@ def wait_for(path, proc, timeout: float = 300):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() - start < timeout, f"{path} never appeared"
         time.sleep(0.05)
+
+
+def _in_process(program: str, args: list, input, cwd=None) -> subprocess.CompletedProcess:
+    """``nmt.cli.PROGRAM.main(args[1:])`` with stdin from ``input`` and stdout/stderr captured; an
+    uncaught exception becomes status 1 and its traceback on stderr, as in a process. What a program
+    sets for its process (logging handlers, signal handlers, Hydra's global state, the environment,
+    sys.argv) is put back afterwards."""
+    import importlib
+    import io
+    import logging
+    import signal
+    import sys
+    import traceback
+
+    from hydra.core.global_hydra import GlobalHydra
+    main = importlib.import_module(f"nmt.cli.{program}").main
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"),
+               io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+               io.TextIOWrapper(err, encoding="utf-8", write_through=True))
+    saved = (sys.stdin, sys.stdout, sys.stderr, sys.argv, dict(os.environ), logging.root.handlers[:],
+             logging.root.level, {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)},
+             logging.raiseExceptions, os.getcwd())
+    sys.stdin, sys.stdout, sys.stderr = streams
+    if cwd is not None:
+        os.chdir(cwd)
+    code = 0
+    try:
+        main(args[1:])
+    except SystemExit as e:
+        if isinstance(e.code, int) or e.code is None:
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdin, sys.stdout, sys.stderr, sys.argv = saved[:4]
+        os.environ.clear()
+        os.environ.update(saved[4])
+        for h in logging.root.handlers[:]:
+            if h not in saved[5]:
+                logging.root.removeHandler(h)
+                h.close()
+        logging.root.handlers[:] = saved[5]
+        logging.root.setLevel(saved[6])
+        for sig, handler in saved[7].items():
+            signal.signal(sig, handler)
+        logging.raiseExceptions = saved[8]
+        os.chdir(saved[9])
+        GlobalHydra.instance().clear()
+    text = isinstance(input, str) or input is None
+    stdout, stderr = out.getvalue(), err.getvalue()
+    if text:
+        stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+    return subprocess.CompletedProcess(args, code, stdout, stderr)

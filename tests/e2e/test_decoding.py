@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ..conftest import bin_path
+from ..conftest import bin_path, demo_run_dir
 from .helpers import inputs_untouched, run
 
 pytestmark = pytest.mark.slow
@@ -12,12 +12,12 @@ pytestmark = pytest.mark.slow
 
 def test_prefix_file_forces_the_start_of_each_translation(toy_run, tmp_path):
     src_lines = (toy_run / "data" / "toy" / "test.src").read_text().splitlines()[:6]
-    free = run(bin_path("nmt-translate"), toy_run / "run", "-i", toy_run / "data" / "toy" / "test.src").stdout
+    free = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", toy_run / "data" / "toy" / "test.src").stdout
     free = free.splitlines()[:6]
     (tmp_path / "in.txt").write_text("\n".join(src_lines) + "\n")
     prefixes = ["una", "", "lo vupu", "", "li", "dei"]
     (tmp_path / "prefix.txt").write_text("\n".join(prefixes) + "\n")
-    args = [bin_path("nmt-translate"), toy_run / "run", "-i", tmp_path / "in.txt", "--prefix-file",
+    args = [bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", tmp_path / "in.txt", "--prefix-file",
             tmp_path / "prefix.txt", "--output-format", "jsonl"]
     with inputs_untouched(args):
         out = [json.loads(line) for line in run(*args).stdout.splitlines()]
@@ -27,22 +27,22 @@ def test_prefix_file_forces_the_start_of_each_translation(toy_run, tmp_path):
         if not p:
             assert o["translation"] == f  # no prefix: the free translation
     import nmt
-    api = nmt.load(str(toy_run / "run")).translate(src_lines, prefix=prefixes)
+    api = nmt.load(str(demo_run_dir(toy_run))).translate(src_lines, prefix=prefixes)
     assert api == [o["translation"] for o in out]
     (tmp_path / "short.txt").write_text("una\n")
-    proc = run(bin_path("nmt-translate"), toy_run / "run", "-i", tmp_path / "in.txt", "--prefix-file",
+    proc = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", tmp_path / "in.txt", "--prefix-file",
                tmp_path / "short.txt", check=False)
     assert proc.returncode != 0 and "short.txt has 1 lines, fewer than the input" in proc.stderr
 
 
 def test_ngram_blocking_nucleus_and_alignment_options(toy_run, tmp_path):
     src = toy_run / "data" / "toy" / "test.src"
-    blocked = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--no-repeat-ngram", "2").stdout
+    blocked = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--no-repeat-ngram", "2").stdout
     assert len(blocked.splitlines()) == 500
     import nmt
     from nmt.search import decoding_options
     from nmt.translator import Translator
-    model = nmt.load(str(toy_run / "run"))
+    model = nmt.load(str(demo_run_dir(toy_run)))
     lines = src.read_text().splitlines()[:100]
     translator = Translator(model.model, model.tokenizer, decoding_options(5, no_repeat_ngram=2))
     hyps = translator.translate_ids(translator.encode_lines(lines))
@@ -50,13 +50,13 @@ def test_ngram_blocking_nucleus_and_alignment_options(toy_run, tmp_path):
     for h in hyps:
         grams = list(zip(h[0].tokens, h[0].tokens[1:]))
         assert len(grams) == len(set(grams))
-    sampled = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--sample", "--top-p", "0.000001")
-    greedy = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--greedy")
+    sampled = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--sample", "--top-p", "0.000001")
+    greedy = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--greedy")
     assert sampled.stdout == greedy.stdout  # a nucleus of one token is greedy
-    bad = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--sample", "--top-p", "0", check=False)
+    bad = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--sample", "--top-p", "0", check=False)
     assert bad.returncode != 0 and "--top-p" in bad.stderr
-    tsv = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--output-format", "tsv", "--alignment").stdout
+    tsv = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--output-format", "tsv", "--alignment").stdout
     first = tsv.splitlines()[0].split("\t")
     assert len(first) == 4 and all("-" in link for link in first[3].split())
-    text = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--alignment", check=False)
+    text = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--alignment", check=False)
     assert text.returncode != 0 and "--alignment needs" in text.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import bin_path
+from ..conftest import bin_path, demo_run_dir
 from .helpers import run
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need httpx: pip install -e '.[serve,dev]'")
@@ -49,7 +49,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(toy_run):
-    s = Server(toy_run / "run", "--max-request-lines", "16", "--max-chars", "200", "--max-body-bytes", "2048",
+    s = Server(demo_run_dir(toy_run), "--max-request-lines", "16", "--max-chars", "200", "--max-body-bytes", "2048",
                "--max-wait-ms", "100")
     yield s
     assert s.stop() == 0, "".join(s.log)
@@ -59,7 +59,7 @@ def test_translate_matches_nmt_translate_jsonl(server, toy_run, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("\n".join(LINES) + "\n")
     for flags, body in (([], {}), (["--nbest", "3", "--alignment"], {"nbest": 3, "alignment": True})):
-        out = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--output-format", "jsonl", *flags).stdout
+        out = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--output-format", "jsonl", *flags).stdout
         offline = [json.loads(line) for line in out.splitlines()]
         response = server.post({"text": LINES, **body})
         assert response.status_code == 200, response.text
@@ -116,7 +116,7 @@ def test_per_request_prefixes_match_nmt_translate_and_merge_with_plain_requests(
                         (["--src-prefix", "<x>"], {"src_prefix": "<x>"}),
                         (["--prefix-file", prefixes, "--alignment", "--beam", "1"],
                          {"prefix": forced, "alignment": True, "beam": 1})):
-        out = run(bin_path("nmt-translate"), toy_run / "run", "-i", src, "--output-format", "jsonl", *flags).stdout
+        out = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--output-format", "jsonl", *flags).stdout
         offline = [json.loads(line) for line in out.splitlines()]
         response = server.post({"text": LINES, **body})
         assert response.status_code == 200, response.text
@@ -154,7 +154,7 @@ def test_alignments_link_each_noun_to_its_source(toy_run):
     lex = toy.make_lexicon(7)
     stems = {s: t[:-1] for s, t, _ in lex.nouns}
     lines = (toy_run / "data" / "toy" / "test.src").read_text().splitlines()[:100]
-    model = nmt.load(str(toy_run / "run"))
+    model = nmt.load(str(demo_run_dir(toy_run)))
     from nmt.search import decoding_options
     from nmt.translator import Translator
     translator = Translator(model.model, model.tokenizer, decoding_options(5), precision=model.precision)
@@ -229,7 +229,7 @@ def test_clients_that_disconnect_mid_request(server):
 
 
 def test_api_key_and_cors(toy_run):
-    s = Server(toy_run / "run", "--api-key", "s3cret", "--cors-origin", "http://example.test")
+    s = Server(demo_run_dir(toy_run), "--api-key", "s3cret", "--cors-origin", "http://example.test")
     try:
         assert s.post({"text": ["a"]}).status_code == 401
         assert "API key" in s.post({"text": ["a"]}).json()["error"]
@@ -241,7 +241,7 @@ def test_api_key_and_cors(toy_run):
         assert r.headers.get("access-control-allow-origin") == "http://example.test"
     finally:
         assert s.stop() == 0
-    plain = Server(toy_run / "run")
+    plain = Server(demo_run_dir(toy_run))
     try:
         r = httpx.get(plain.url + "/health", headers={"Origin": "http://example.test"})
         assert "access-control-allow-origin" not in r.headers  # CORS is off unless asked for
@@ -250,7 +250,7 @@ def test_api_key_and_cors(toy_run):
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits_0(toy_run):
-    s = Server(toy_run / "run", "--max-request-lines", "64")
+    s = Server(demo_run_dir(toy_run), "--max-request-lines", "64")
     result = {}
     lines = (toy_run / "data" / "toy" / "test.src").read_text().splitlines()[:64]
     worker = threading.Thread(target=lambda: result.setdefault("r", s.post({"text": lines, "beam": 12})))
