@@ -26,9 +26,9 @@ docs: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# unit tests only (no end-to-end CLI runs, no whole training runs): under a minute on 2 cores
+# the unit tier only (tests/unit: no training run, no process): times in the README
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow and not integration"
+	$(BIN)/python -m pytest -q tests/unit
 
 DEMO = runs/demo
 

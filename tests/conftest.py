@@ -16,6 +16,16 @@ TINY_OVERRIDES = [
 ]
 
 
+TIERS = ("unit", "integration", "e2e")  # a test's tier is its folder; the folder gives its marker
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in TIERS:
+            item.add_marker(tier)
+
+
 @pytest.fixture(autouse=True)
 def _threads():
     before = torch.get_num_threads()
@@ -64,6 +74,9 @@ def multi30k_dir():
 
 def pytest_terminal_summary(terminalreporter):
     from tests.e2e.helpers import RUNS
+    torture = sys.modules.get("tests.e2e.test_torture")
+    if torture is not None and any(torture.OUTCOMES.values()):
+        terminalreporter.write_line(f"torture outcomes: {torture.OUTCOMES}")
     if RUNS["guarded"]:
         terminalreporter.write_line(f"input-directory checksum guard: {RUNS['guarded']} command-line runs wrapped, "
                                     f"no input file changed")

@@ -16,26 +16,27 @@ OUTPUT_KEYS = ("run_dir=", "hydra.sweep.dir=", "hydra.run.dir=")
 RUNS = {"guarded": 0}  # how many CLI runs the guard wrapped (printed at the end of the session)
 
 
-def _input_dirs(args):
-    """Directories of the files and corpus prefixes named in ``args``, outputs excluded."""
+def _input_dirs(args, cwd=None):
+    """Directories of the files and corpus prefixes named in ``args`` (relative to ``cwd``), outputs
+    excluded."""
     dirs, outputs, skip = set(), set(), False
     for arg in map(str, args):
         if skip:
-            outputs.add(os.path.abspath(arg))
+            outputs.add(os.path.abspath(os.path.join(cwd or "", arg)))
             skip = False
             continue
         if arg in OUTPUT_FLAGS:
             skip = True
             continue
         if arg.startswith(OUTPUT_KEYS):
-            outputs.add(os.path.abspath(arg.split("=", 1)[1]))
+            outputs.add(os.path.abspath(os.path.join(cwd or "", arg.split("=", 1)[1])))
             continue
         value = arg.split("=", 1)[1] if "=" in arg and not arg.startswith("-") else arg
         if not value or value.startswith("-") or "/" not in value:
             continue
         listed = re.findall(r"path:\s*([^,}\s]+)", value) if value.startswith("[") else []  # data.train=[{path: P}]
         for v in listed or value.split(","):
-            path = Path(v)
+            path = Path(cwd or "", v)
             if str(path).startswith(("/dev/", "/proc/", "/sys/")):
                 continue
             parent = path.parent if not path.is_dir() else path
@@ -62,8 +63,8 @@ def _snapshot(dirs, outputs):
 
 
 @contextlib.contextmanager
-def inputs_untouched(args):
-    dirs, outputs = _input_dirs(args)
+def inputs_untouched(args, cwd=None):
+    dirs, outputs = _input_dirs(args, cwd)
     before = _snapshot(dirs, outputs)
     yield
     after = _snapshot(dirs, outputs)
@@ -80,7 +81,7 @@ def run(*args, input=None, check=True, env=None, timeout=600, cwd=None, process=
     process shows: its environment, signals, the console script itself."""
     args = [str(a) for a in args]
     program = re.fullmatch(r"nmt-(\w+)", os.path.basename(args[0]))
-    with inputs_untouched(args):
+    with inputs_untouched(args, cwd):
         if program and not process and env is None:
             proc = _in_process(program.group(1), args, input, cwd)
         else:

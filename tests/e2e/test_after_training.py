@@ -15,8 +15,6 @@ from nmt.checkpoint import load_checkpoint
 from ..conftest import bin_path, toy_overrides
 from .helpers import run
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def runs(toy_dir, tmp_path_factory):

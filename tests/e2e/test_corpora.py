@@ -11,8 +11,6 @@ from nmt.checkpoint import load_checkpoint
 from ..conftest import TINY_OVERRIDES, bin_path
 from .helpers import run
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def corpora(toy_dir, tmp_path_factory):

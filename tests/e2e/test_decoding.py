@@ -2,12 +2,8 @@
 --prefix-file and the Python API), n-gram blocking, nucleus sampling, alignments in tsv."""
 import json
 
-import pytest
-
 from ..conftest import bin_path, demo_run_dir
 from .helpers import inputs_untouched, run
-
-pytestmark = pytest.mark.slow
 
 
 def test_prefix_file_forces_the_start_of_each_translation(toy_run, tmp_path):

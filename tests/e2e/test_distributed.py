@@ -11,7 +11,6 @@ from nmt.checkpoint import load_checkpoint
 from ..conftest import bin_path, toy_overrides
 from .helpers import run
 
-pytestmark = pytest.mark.slow
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 

@@ -30,7 +30,6 @@ def test_the_slurm_launcher_config_composes_with_overrides():
     check_known_keys(OmegaConf.to_container(cfg, resolve=False))  # the task's keys are nmt's
 
 
-@pytest.mark.slow
 def test_a_sweep_runs_through_the_submitit_launcher(toy_dir, tmp_path):
     sweep = tmp_path / "sweep"
     proc = run(bin_path("nmt-train"), "-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}",

@@ -14,8 +14,6 @@ import pytest
 from ..conftest import TINY_OVERRIDES, bin_path
 from .helpers import inputs_untouched, run, wait_for
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def user_corpus(toy_dir, tmp_path_factory):

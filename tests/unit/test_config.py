@@ -1,6 +1,3 @@
-import os
-import subprocess
-import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -50,25 +47,6 @@ def test_bench_reference_has_about_12m_parameters():
     cfg = compose(["experiment=bench_reference"])
     n = count_parameters(build_model(cfg.encoder, cfg.attention, cfg.decoder, 8000, 8000))
     assert 11.5e6 < n < 12.5e6, n
-
-
-@pytest.mark.slow
-def test_configs_found_after_a_regular_install(tmp_path):
-    """pip install . (not editable) into a target dir, then compose from another directory."""
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
-    assert (target / "nmt" / "configs" / "train.yaml").exists()
-    assert (target / "nmt" / "configs" / "encoder" / "bilstm.yaml").exists()
-    code = ("import nmt, sys; from nmt.config import register_configs; register_configs(); "
-            "from hydra import compose, initialize_config_module; "
-            "assert 'site' in nmt.__file__, nmt.__file__\n"
-            "with initialize_config_module(config_module='nmt.configs', version_base='1.3'):\n"
-            "    c = compose('train', overrides=['encoder=bilstm']); print(c.encoder.cell)")
-    env = dict(os.environ, PYTHONPATH=str(target))
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "lstm"
 
 
 def test_choices_are_enums_refused_at_composition_with_the_allowed_values():

@@ -14,7 +14,7 @@ from nmt.data.mixture import TrainingData
 from nmt.data.spm import Tokenizer
 from nmt.data.subword import Sampling, SubwordSampler, sample_corpus
 
-from .helpers import toy_corpus_with_bad_pairs
+from ..unit.helpers import toy_corpus_with_bad_pairs
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from nmt.training.loss import Objective
 from nmt.training.update import train_step
 
 from ..conftest import compose, toy_overrides
-from .helpers import collate, tiny_model
+from ..unit.helpers import collate, tiny_model
 
 
 def cfg_for(toy_dir, *extra):
@@ -26,7 +26,6 @@ def params(run_dir, name="last.pt"):
     return load_checkpoint(os.path.join(run_dir, "checkpoints", name))["model"]
 
 
-@pytest.mark.integration
 def test_resume_continues_exactly(toy_dir, tmp_path):
     whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
     summary = fit(cfg_for(toy_dir, "train.max_steps=24", *RANDOMNESS), whole)
@@ -44,7 +43,6 @@ def test_resume_continues_exactly(toy_dir, tmp_path):
     assert steps == list(range(1, 25))  # resumed log continues without gaps or repeats
 
 
-@pytest.mark.integration
 def test_resume_refuses_changed_keys_and_existing_runs(toy_dir, tmp_path):
     run = str(tmp_path / "r")
     fit(cfg_for(toy_dir, "train.max_steps=3"), run)
@@ -58,7 +56,6 @@ def test_resume_refuses_changed_keys_and_existing_runs(toy_dir, tmp_path):
         fit(cfg_for(toy_dir, "resume=true"), str(tmp_path / "empty"))
 
 
-@pytest.mark.integration
 def test_corrupted_last_checkpoint_points_at_previous_good_one(toy_dir, tmp_path):
     run = str(tmp_path / "r")
     fit(cfg_for(toy_dir, "train.max_steps=20", "train.valid_every=10"), run)
@@ -84,7 +81,6 @@ def test_train_step_skips_non_finite_updates():
         assert torch.equal(v, before[k]), k  # not a single parameter moved (inf == inf; any NaN would fail)
 
 
-@pytest.mark.integration
 def test_training_stops_after_k_non_finite_updates(toy_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(update, "train_step", lambda *a, **k: (float("nan"), float("nan"), 10, float("nan"), False))
     with pytest.raises(TrainingError, match="step 3: 3 non-finite"):
@@ -113,7 +109,6 @@ def test_accumulated_gradients_equal_one_large_batch_and_clipping_caps_the_updat
     assert float(step) == pytest.approx(0.01, rel=1e-3)
 
 
-@pytest.mark.integration
 def test_clipping_is_logged_per_update_and_per_validation(toy_dir, tmp_path):
     run = str(tmp_path / "acc")
     fit(cfg_for(toy_dir, "train.max_steps=4", "train.valid_every=4", "train.accum_steps=2",
@@ -124,7 +119,6 @@ def test_clipping_is_logged_per_update_and_per_validation(toy_dir, tmp_path):
     assert [r["clipped_share"] for r in records if r["kind"] == "valid"] == [1.0]
 
 
-@pytest.mark.integration
 def test_a_finite_blow_up_warns_then_stops_keeping_the_last_good_checkpoint(toy_dir, tmp_path, monkeypatch, caplog):
     losses = iter([5.0] * 12 + [5e3] * 10)
     real = update.train_step
@@ -142,7 +136,6 @@ def test_a_finite_blow_up_warns_then_stops_keeping_the_last_good_checkpoint(toy_
     assert load_checkpoint(os.path.join(tmp_path, "boom", "checkpoints", "last.pt"))["train_state"]["step"] == 10
 
 
-@pytest.mark.integration
 def test_a_full_disk_keeps_the_previous_checkpoints(toy_dir, tmp_path, monkeypatch):
     run = str(tmp_path / "full")
     fit(cfg_for(toy_dir, "train.max_steps=10", "train.valid_every=10"), run)
@@ -181,7 +174,6 @@ def test_read_only_run_dir_is_refused(tmp_path, monkeypatch):
         rundir.check_writable(str(tmp_path / "run"))
 
 
-@pytest.mark.integration
 def test_resume_at_max_steps_changes_nothing(toy_dir, tmp_path):
     """The stop check comes before an update: resuming a run that reached train.max_steps does no
     update, writes no checkpoint, and leaves every parameter bit for bit."""
@@ -214,7 +206,6 @@ def test_ema_averages_with_a_warm_start_and_applied_restores():
         assert torch.equal(v, own[k])
 
 
-@pytest.mark.integration
 def test_ema_is_validated_saved_as_the_model_and_resumes_exactly(toy_dir, tmp_path):
     whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
     fit(cfg_for(toy_dir, "train.max_steps=20", "train.ema_decay=0.99", *RANDOMNESS), whole)
@@ -228,7 +219,6 @@ def test_ema_is_validated_saved_as_the_model_and_resumes_exactly(toy_dir, tmp_pa
     assert any(not torch.equal(a["model"][k], a["train_model"][k]) for k in a["model"])  # averaged != raw
 
 
-@pytest.mark.integration
 def test_a_tagged_run_trains_validates_and_translates_with_its_tag(toy_dir, tmp_path):
     import nmt
     from nmt.checkpoint import load_model
