@@ -44,16 +44,9 @@ def toy_dir(tmp_path_factory):
 
 
 def compose(overrides=()):
-    """The Config object nmt-train would build from these overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from omegaconf import OmegaConf
-
-    from nmt.config import register_configs
-    register_configs()
-    with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
-        cfg = hydra_compose(config_name="train", overrides=list(overrides))
-    return OmegaConf.to_object(cfg)
+    """The Config object nmt-train would build from these overrides (the package's own composition)."""
+    from nmt.config import compose as compose_config
+    return compose_config(list(overrides))
 
 
 def toy_overrides(toy_dir, extra=()):

@@ -1,7 +1,7 @@
 
 import pytest
-from hydra.errors import ConfigCompositionException
 
+from nmt.errors import ConfigError
 from nmt.models import build_model
 from nmt.models.seq2seq import count_parameters
 
@@ -36,10 +36,10 @@ def test_selecting_groups_on_the_command_line():
     assert cfg.encoder.hidden_size == 128
 
 
-def test_unknown_keys_and_wrong_types_fail():
-    with pytest.raises(ConfigCompositionException):
+def test_unknown_keys_and_wrong_types_fail_naming_the_key():
+    with pytest.raises(ConfigError, match="max_stepz"):
         compose(["train.max_stepz=3"])
-    with pytest.raises(ConfigCompositionException):
+    with pytest.raises(ConfigError, match="train.max_steps"):
         compose(["train.max_steps=many"])
 
 
@@ -53,9 +53,9 @@ def test_choices_are_enums_refused_at_composition_with_the_allowed_values():
     for override, allowed in (("teacher_forcing.feed=argmx", "argmax"), ("train.precision=fp16", "bf16"),
                               ("encoder.cell=lstn", "lstm"), ("optim.scheduler=step_decay", "plateau"),
                               ("attention.kind=luong", "luong_general"), ("data.spm.model_type=wordpiece", "bpe")):
-        with pytest.raises(ConfigCompositionException) as e:
+        with pytest.raises(ConfigError) as e:
             compose([override])
-        assert allowed in str(e.value.__cause__ or e.value), override
+        assert allowed in str(e.value), override
 
 
 @pytest.mark.parametrize("override,key", [
