@@ -53,21 +53,10 @@ def test_each_corpus_gives_pairs_by_its_weight(toy_dir, corpora, tmp_path):
     assert b"<id>" in pieces  # the tag is one piece of the sentencepiece model
 
 
-def test_a_resumed_mixture_run_equals_an_uninterrupted_one(toy_dir, corpora, tmp_path):
-    common = _overrides(toy_dir, corpora, ["train.max_tokens=3000", "train.max_sentences=100"])  # ~6 an epoch
-    run(bin_path("nmt-train"), f"run_dir={tmp_path / 'whole'}", "train.max_steps=14", *common)
-    run(bin_path("nmt-train"), f"run_dir={tmp_path / 'cut'}", "train.max_steps=4", *common)
-    run(bin_path("nmt-train"), f"run_dir={tmp_path / 'cut'}", "resume=true", "train.max_steps=14")
-    a = load_checkpoint(str(tmp_path / "whole" / "checkpoints" / "last.pt"))
-    b = load_checkpoint(str(tmp_path / "cut" / "checkpoints" / "last.pt"))
-    assert a["train_state"]["epoch"] == b["train_state"]["epoch"] >= 1  # the cut crossed an epoch's end
-    for k in a["model"]:
-        torch.testing.assert_close(a["model"][k], b["model"][k], msg=k)
-
-
 def test_subword_sampling_resumes_exactly_and_cleans_up(toy_dir, corpora, tmp_path):
-    """Each epoch a fresh segmentation of both corpora (the tagged one too); a run cut inside an
-    epoch and resumed past the next sees the segmentations an uninterrupted one saw."""
+    """A weighted mixture of two corpora (one tagged) with a fresh segmentation of both each epoch: a
+    run cut inside an epoch and resumed past the next draws the pairs and sees the segmentations an
+    uninterrupted one did (the resumed mixture position and sampler)."""
     common = _overrides(toy_dir, corpora, ["train.max_tokens=3000", "train.max_sentences=100",
                                            "data.spm.sampling_alpha=0.2"])
     run(bin_path("nmt-train"), f"run_dir={tmp_path / 'whole'}", "train.max_steps=14", *common)
