@@ -4,7 +4,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: install lint docs test test-fast test-ci mutation demo bench clean
+.PHONY: install lint docs test test-fast mutation demo bench clean
 
 install: $(STAMP)
 
@@ -23,21 +23,19 @@ lint: install
 docs: install
 	$(BIN)/mkdocs build --strict --quiet
 
+# the tiers in order (a failing unit test stops before the slower tiers), the slowest tests of each,
+# and line coverage of nmt/ over all three: the total and the least-covered modules
+PYTEST = $(BIN)/python -m pytest -q --durations=15 --cov=nmt --cov-report=
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST) tests/unit
+	$(PYTEST) --cov-append tests/integration
+	$(PYTEST) --cov-append tests/e2e
+	@echo "== line coverage of nmt/: $$($(BIN)/coverage report --format=total)% (least covered modules first) =="
+	@$(BIN)/coverage report --sort=cover --skip-empty | sed -n '3,17p'
 
 # the unit tier only (tests/unit: no training run, no process): times in the README
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
-
-# CI: the tiers in order (a failing unit test stops before the slower tiers), the slowest tests of
-# each listed, line coverage of nmt/ over all three: the total and the least-covered modules
-test-ci: install
-	$(BIN)/python -m pytest -q --durations=15 --cov=nmt --cov-report= tests/unit
-	$(BIN)/python -m pytest -q --durations=15 --cov=nmt --cov-append --cov-report= tests/integration
-	$(BIN)/python -m pytest -q --durations=15 --cov=nmt --cov-append --cov-report= tests/e2e
-	@echo "== line coverage of nmt/: $$($(BIN)/coverage report --format=total)% (least covered modules first) =="
-	@$(BIN)/coverage report --sort=cover --skip-empty | sed -n '3,17p'
 
 # deliberate breaks of the package, each caught by its test (scripts/mutation_check.py)
 mutation: install
