@@ -14,15 +14,16 @@ from .helpers import run
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def _one_process_run(toy_dir, tmp_path) -> list:
-    """The reference: one process, 6 updates of 2 accumulated batches, in tmp_path/one; returns the
-    overrides the distributed runs share with it."""
+@pytest.fixture(scope="module")
+def one_process(toy_dir, tmp_path_factory):
+    """The reference: one process, 6 updates of 2 accumulated batches; (its run directory, the
+    overrides the distributed runs share with it)."""
     common = toy_overrides(toy_dir, ["train.max_steps=6", "train.valid_every=3", "train.max_tokens=1500",
                                      "optim.lr=3e-3"])
-    single = run(bin_path("nmt-train"), f"run_dir={tmp_path / 'one'}", "train.accum_steps=2", *common, env=ENV,
-                 check=False)
+    one = tmp_path_factory.mktemp("one") / "run"
+    single = run(bin_path("nmt-train"), f"run_dir={one}", "train.accum_steps=2", *common, env=ENV, check=False)
     assert single.returncode == 0, single.stderr
-    return common
+    return one, common
 
 
 def _two_nodes(args, cwd=None):
@@ -37,12 +38,12 @@ def _two_nodes(args, cwd=None):
     return [(node.returncode, err) for node, err in zip(nodes, errors)]
 
 
-def test_two_processes_match_one_process_with_accumulation(toy_dir, tmp_path):
-    common = _one_process_run(toy_dir, tmp_path)
+def test_two_processes_match_one_process_with_accumulation(one_process, tmp_path):
+    one, common = one_process
     ddp = run(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
               "-m", "nmt.cli.train", f"run_dir={tmp_path / 'two'}", *common, env=ENV, check=False)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    a = load_checkpoint(str(tmp_path / "one" / "checkpoints" / "last.pt"))
+    a = load_checkpoint(str(one / "checkpoints" / "last.pt"))
     b = load_checkpoint(str(tmp_path / "two" / "checkpoints" / "last.pt"))
     assert torch.equal(a["spm"]["src"], b["spm"]["src"])
     assert a["train_state"]["step"] == b["train_state"]["step"] == 6
@@ -70,10 +71,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_nodes_with_their_own_caches_match_one_process(toy_dir, tmp_path):
+def test_two_nodes_with_their_own_caches_match_one_process(one_process, tmp_path):
     """Two torchrun "machines", each with its own cache folder: the second encodes the corpus into its
     own, and the parameters equal one process over the same global batches."""
-    common = _one_process_run(toy_dir, tmp_path)
+    one, common = one_process
     outputs = _two_nodes(lambda n: [f"run_dir={tmp_path / f'node{n}'}", f"data.cache_dir={tmp_path / f'cache{n}'}",
                                     *common])
     for code, err in outputs:
@@ -81,7 +82,7 @@ def test_two_nodes_with_their_own_caches_match_one_process(toy_dir, tmp_path):
     assert "is not in this machine's cache" in outputs[1][1]  # the second machine encoded its own
     for n in (0, 1):
         assert len(list((tmp_path / f"cache{n}").glob("train-*"))) == 1
-    a = load_checkpoint(str(tmp_path / "one" / "checkpoints" / "last.pt"))
+    a = load_checkpoint(str(one / "checkpoints" / "last.pt"))
     b = load_checkpoint(str(tmp_path / "node0" / "checkpoints" / "last.pt"))
     assert a["train_state"]["step"] == b["train_state"]["step"] == 6
     for k in a["model"]:
