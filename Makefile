@@ -23,15 +23,19 @@ lint: install
 docs: install
 	$(BIN)/mkdocs build --strict --quiet
 
-# the tiers in order (a failing unit test stops before the slower tiers), the slowest tests of each,
-# and line coverage of nmt/ over all three: the total and the least-covered modules
-PYTEST = $(BIN)/python -m pytest -q --durations=15 --cov=nmt --cov-report=
+# the tiers in order (a failing unit test stops before the slower tiers), the slowest tests of each;
+# COVERAGE=1 (CI) adds line coverage of nmt/ over all three: the total and the least-covered modules
+COVERAGE ?= 0
+PYTEST = $(BIN)/python -m pytest -q --durations=15 $(if $(filter 1,$(COVERAGE)),--cov=nmt --cov-report=)
+APPEND = $(if $(filter 1,$(COVERAGE)),--cov-append)
 test: install
 	$(PYTEST) tests/unit
-	$(PYTEST) --cov-append tests/integration
-	$(PYTEST) --cov-append tests/e2e
+	$(PYTEST) $(APPEND) tests/integration
+	$(PYTEST) $(APPEND) tests/e2e
+ifeq ($(COVERAGE),1)
 	@echo "== line coverage of nmt/: $$($(BIN)/coverage report --format=total)% (least covered modules first) =="
 	@$(BIN)/coverage report --sort=cover --skip-empty | sed -n '3,17p'
+endif
 
 # the unit tier only (tests/unit: no training run, no process): times in the README
 test-fast: install

@@ -31,10 +31,12 @@ def test_the_slurm_launcher_config_composes_with_overrides():
 
 
 def test_a_sweep_runs_through_the_submitit_launcher(toy_dir, tmp_path):
+    """As a user starts it (a process: submitit runs each job in a process of its own and the summary
+    is logged by the launching one)."""
     sweep = tmp_path / "sweep"
     proc = run(bin_path("nmt-train"), "-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}",
                "train.max_steps=2", "train.valid_every=2", "optim.lr=1e-3,2e-3", *toy_overrides(toy_dir),
-               timeout=600)
+               timeout=600, process=True)
     jobs = sorted(d for d in os.listdir(sweep) if d.isdigit())
     assert jobs == ["0", "1"]
     assert all((sweep / j / "checkpoints" / "last.pt").exists() for j in jobs)
