@@ -1,3 +1,4 @@
+import functools
 import sys
 from pathlib import Path
 
@@ -75,13 +76,18 @@ def pytest_terminal_summary(terminalreporter):
                                     f"no input file changed")
 
 
-def demo_arguments() -> list:
-    """``make demo``'s nmt-train arguments, read from the Makefile (which owns them)."""
+@functools.cache
+def _demo_arguments() -> tuple:
+    """``make demo``'s nmt-train arguments, read once from the Makefile (which owns them)."""
     import re
     text = (ROOT / "Makefile").read_text()
     demo = re.search(r"^DEMO\s*=\s*(\S+)", text, re.M).group(1)
     line = re.search(r"^\t\$\(BIN\)/nmt-train (.*)$", text, re.M).group(1)
-    return line.replace("$(DEMO)", demo).split()
+    return tuple(line.replace("$(DEMO)", demo).split())
+
+
+def demo_arguments() -> list:
+    return list(_demo_arguments())
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,10 @@ def run(*args, input=None, check=True, env=None, timeout=600, cwd=None, process=
     program = re.fullmatch(r"nmt-(\w+)", os.path.basename(args[0]))
     with inputs_untouched(args, cwd):
         if program and not process and env is None:
-            proc = _in_process(program.group(1), args, input, cwd)
+            code, out, err = in_process(program.group(1), args[1:], stdin_of(input), cwd)
+            if isinstance(input, str) or input is None:
+                out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+            proc = subprocess.CompletedProcess(args, code, out, err)
         else:
             proc = subprocess.run(args, input=input, capture_output=True, timeout=timeout, env=env, cwd=cwd,
                                   text=isinstance(input, str) or input is None)
@@ -102,62 +105,73 @@ def wait_for(path, proc, timeout: float = 300):
         time.sleep(0.05)
 
 
-def _in_process(program: str, args: list, input, cwd=None) -> subprocess.CompletedProcess:
-    """``nmt.cli.PROGRAM.main(args[1:])`` with stdin from ``input`` and stdout/stderr captured; an
-    uncaught exception becomes status 1 and its traceback on stderr, as in a process. What a program
-    sets for its process (logging handlers, signal handlers, Hydra's global state, the environment,
-    sys.argv) is put back afterwards."""
-    import importlib
-    import io
+@contextlib.contextmanager
+def _process_state_restored():
+    """What a program sets for its whole process (the standard streams, sys.argv, the environment, the
+    working directory, root logging handlers and level, SIGINT/SIGTERM handlers, Hydra's global state)
+    is put back when the block ends; handlers it added to the root logger are closed."""
     import logging
     import signal
     import sys
-    import traceback
 
     from hydra.core.global_hydra import GlobalHydra
-    main = importlib.import_module(f"nmt.cli.{program}").main
-    data = input.encode() if isinstance(input, str) else (input or b"")
-    out, err = io.BytesIO(), io.BytesIO()
-    streams = (io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"),
-               io.TextIOWrapper(out, encoding="utf-8", write_through=True),
-               io.TextIOWrapper(err, encoding="utf-8", write_through=True))
-    saved = (sys.stdin, sys.stdout, sys.stderr, sys.argv, dict(os.environ), logging.root.handlers[:],
-             logging.root.level, {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)},
-             logging.raiseExceptions, os.getcwd())
-    sys.stdin, sys.stdout, sys.stderr = streams
-    if cwd is not None:
-        os.chdir(cwd)
-    code = 0
+    streams, argv, environ, cwd = (sys.stdin, sys.stdout, sys.stderr), sys.argv, dict(os.environ), os.getcwd()
+    handlers, level, raise_exceptions = logging.root.handlers[:], logging.root.level, logging.raiseExceptions
+    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        main(args[1:])
-    except SystemExit as e:
-        if isinstance(e.code, int) or e.code is None:
-            code = e.code or 0
-        else:
-            print(e.code, file=sys.stderr)
-            code = 1
-    except Exception:
-        traceback.print_exc()
-        code = 1
+        yield
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdin, sys.stdout, sys.stderr, sys.argv = saved[:4]
+        sys.stdin, sys.stdout, sys.stderr = streams
+        sys.argv = argv
         os.environ.clear()
-        os.environ.update(saved[4])
-        for h in logging.root.handlers[:]:
-            if h not in saved[5]:
-                logging.root.removeHandler(h)
-                h.close()
-        logging.root.handlers[:] = saved[5]
-        logging.root.setLevel(saved[6])
-        for sig, handler in saved[7].items():
+        os.environ.update(environ)
+        os.chdir(cwd)
+        for h in set(logging.root.handlers) - set(handlers):
+            h.close()
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+        logging.raiseExceptions = raise_exceptions
+        for sig, handler in signals.items():
             signal.signal(sig, handler)
-        logging.raiseExceptions = saved[8]
-        os.chdir(saved[9])
         GlobalHydra.instance().clear()
-    text = isinstance(input, str) or input is None
-    stdout, stderr = out.getvalue(), err.getvalue()
-    if text:
-        stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
-    return subprocess.CompletedProcess(args, code, stdout, stderr)
+
+
+def stdin_of(input):
+    """A text stdin reading ``input`` (str or bytes; None: empty)."""
+    import io
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+
+
+def in_process(program: str, argv: list, stdin, cwd=None) -> tuple:
+    """``nmt.cli.PROGRAM.main(argv)`` with ``stdin`` as sys.stdin, in ``cwd``: (status, stdout bytes,
+    stderr bytes). An uncaught exception becomes status 1 and its traceback on stderr, as in a process."""
+    import importlib
+    import io
+    import sys
+    import traceback
+    main = importlib.import_module(f"nmt.cli.{program}").main
+    out, err = io.BytesIO(), io.BytesIO()
+    code = 0
+    with _process_state_restored():
+        sys.stdin = stdin
+        # kept by name: a wrapper closes its buffer when it is collected
+        captured = [io.TextIOWrapper(b, encoding="utf-8", write_through=True) for b in (out, err)]
+        sys.stdout, sys.stderr = captured
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            main([str(a) for a in argv])
+        except SystemExit as e:
+            if isinstance(e.code, int) or e.code is None:
+                code = e.code or 0
+            else:
+                print(e.code, file=sys.stderr)
+                code = 1
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            for stream in captured:
+                stream.flush()
+    return code, out.getvalue(), err.getvalue()

@@ -9,7 +9,6 @@ a traceback would; the cases that need a real process (signals, stdin, ``<(cmd)`
 case is wrapped in the input-directory checksum guard of ``helpers.inputs_untouched``.
 """
 import gzip
-import io
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import pytest
 import torch
 
 from ..conftest import TINY_OVERRIDES, bin_path, compose, toy_overrides
-from .helpers import inputs_untouched, run, wait_for
+from .helpers import in_process, inputs_untouched, run, stdin_of, wait_for
 
 OUTCOMES = {"refused": 0, "handled": 0}  # counted as the cases run; printed at the end of the session
 
@@ -66,22 +65,12 @@ def digests(directory):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
 
 
-def call(program, args, capsys, stdin: bytes = None, monkeypatch=None):
-    """Run ``nmt-PROGRAM ARGS`` in this process; (exit status, stdout, stderr)."""
-    import importlib
-    main = importlib.import_module(f"nmt.cli.{program}").main
-    if stdin is not None:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
-    code = 0
+def call(program, args, stdin: bytes = None):
+    """Run ``nmt-PROGRAM ARGS`` in this process (``helpers.in_process``), stdin from ``stdin`` or,
+    without it, this process's (a file a test put there); (exit status, stdout, stderr)."""
     with inputs_untouched([f"nmt-{program}", *map(str, args)]):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-            if not isinstance(e.code, int) and e.code is not None:
-                print(e.code, file=sys.stderr)
-    out, err = capsys.readouterr()
-    return code, out, err
+        code, out, err = in_process(program, args, stdin_of(stdin) if stdin is not None else sys.stdin)
+    return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def refused(result, *named):
@@ -103,74 +92,74 @@ def handled(result):
 
 # ---- 1. an output that is an input, a checkpoint or a link of one ------------------------------
 
-def test_translate_output_is_its_own_input(work, capsys):
+def test_translate_output_is_its_own_input(work):
     run_dir, data = work
     before = digests(data)
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", data / "in.txt"], capsys),
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", data / "in.txt"]),
             "in.txt", "same file as the input")
     assert digests(data) == before
 
 
 @pytest.mark.parametrize("link", ["hard", "sym"])
-def test_translate_output_is_a_link_of_its_input(work, capsys, link):
+def test_translate_output_is_a_link_of_its_input(work, link):
     run_dir, data = work
     (os.link if link == "hard" else os.symlink)(data / "in.txt", data / "alias.txt")
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", data / "alias.txt"], capsys),
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", data / "alias.txt"]),
             "alias.txt", "a link to it")
 
 
 @pytest.mark.parametrize("name", ["best.pt", "last.pt", "step_4.pt"])
-def test_translate_output_is_a_checkpoint_of_the_run(work, capsys, name):
+def test_translate_output_is_a_checkpoint_of_the_run(work, name):
     """best.pt, last.pt and step_4.pt are one file under three names: none may become text."""
     run_dir, data = work
     before = digests(run_dir / "checkpoints")
     refused(call("translate", [run_dir / "checkpoints" / "best.pt", "-i", data / "in.txt", "-o",
-                               run_dir / "checkpoints" / name], capsys), name)
+                               run_dir / "checkpoints" / name]), name)
     assert digests(run_dir / "checkpoints") == before
 
 
-def test_translate_output_is_an_unrelated_checkpoint(work, capsys, tmp_path):
+def test_translate_output_is_an_unrelated_checkpoint(work, tmp_path):
     run_dir, data = work
     other = tmp_path / "elsewhere.pt"
     shutil.copyfile(run_dir / "checkpoints" / "best.pt", other)
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", other], capsys), "is a checkpoint")
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", other]), "is a checkpoint")
     assert other.stat().st_size > 1000
 
 
-def test_translate_output_is_the_file_on_stdin(work, capsys, monkeypatch):
+def test_translate_output_is_the_file_on_stdin(work, monkeypatch):
     """``nmt-translate RUN -o x.txt < x.txt``: stdin is compared by device and inode too."""
     run_dir, data = work
     with open(data / "in.txt", "rb") as f:
         monkeypatch.setattr(sys, "stdin", f)
-        refused(call("translate", [run_dir, "-o", data / "in.txt"], capsys), "standard input")
+        refused(call("translate", [run_dir, "-o", data / "in.txt"]), "standard input")
     assert len((data / "in.txt").read_text().splitlines()) == 6
 
 
 @pytest.mark.parametrize("which", ["-s", "-t"])
-def test_score_output_is_an_input(work, capsys, which):
+def test_score_output_is_an_input(work, which):
     run_dir, data = work
     target = data / ("in.txt" if which == "-s" else "ref.txt")
-    refused(call("score", [run_dir, "-s", data / "in.txt", "-t", data / "ref.txt", "-o", target], capsys),
+    refused(call("score", [run_dir, "-s", data / "in.txt", "-t", data / "ref.txt", "-o", target]),
             target.name, "same file")
 
 
 @pytest.mark.parametrize("name", ["step_4.pt", "best.pt"])
-def test_average_output_is_an_input_or_its_link(work, capsys, name):
+def test_average_output_is_an_input_or_its_link(work, name):
     run_dir, _ = work
     before = digests(run_dir / "checkpoints")
-    refused(call("average", [run_dir / "checkpoints" / "step_4.pt", "-o", run_dir / "checkpoints" / name], capsys),
+    refused(call("average", [run_dir / "checkpoints" / "step_4.pt", "-o", run_dir / "checkpoints" / name]),
             name)
     assert digests(run_dir / "checkpoints") == before
 
 
-def test_output_that_is_a_directory_or_in_a_missing_one(work, capsys, tmp_path):
+def test_output_that_is_a_directory_or_in_a_missing_one(work, tmp_path):
     run_dir, data = work
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", tmp_path], capsys), "is a directory")
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", tmp_path / "no" / "x.txt"], capsys),
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", tmp_path]), "is a directory")
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", tmp_path / "no" / "x.txt"]),
             "does not exist")
 
 
-def test_an_interrupted_translation_leaves_the_previous_output(work, capsys, monkeypatch):
+def test_an_interrupted_translation_leaves_the_previous_output(work, monkeypatch):
     """The output is written to a temporary file and renamed at the end: a failure half-way leaves
     the file the user had, and no temporary file."""
     run_dir, data = work
@@ -181,36 +170,36 @@ def test_an_interrupted_translation_leaves_the_previous_output(work, capsys, mon
     def boom(*a, **k):
         raise KeyboardInterrupt
     monkeypatch.setattr(translator.Translator, "translate_ids", boom)
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", out], capsys), "interrupted", "not written")
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", out]), "interrupted", "not written")
     assert out.read_text() == "yesterday's translation\n"
     assert sorted(p.name for p in data.iterdir()) == ["in.txt", "out.txt", "ref.txt"]
 
 
-def test_output_to_a_device_is_written_in_place(work, capsys):
+def test_output_to_a_device_is_written_in_place(work):
     """``-o /dev/null`` is not replaced by a regular file (the temporary-file rename is for files)."""
     run_dir, data = work
-    handled(call("translate", [run_dir, "-i", data / "in.txt", "--greedy", "-o", os.devnull], capsys))
+    handled(call("translate", [run_dir, "-i", data / "in.txt", "--greedy", "-o", os.devnull]))
     assert not os.path.isfile(os.devnull)
 
 
-def test_data_never_overwrites(tmp_path, capsys):
+def test_data_never_overwrites(tmp_path):
     out = tmp_path / "m30k"
     out.mkdir()
     (out / "train.de.gz").write_bytes(gzip.compress(b"my own data\n"))
-    refused(call("data", ["multi30k", "--out", out, "--from", tmp_path / "nowhere"], capsys), "train.de.gz",
+    refused(call("data", ["multi30k", "--out", out, "--from", tmp_path / "nowhere"]), "train.de.gz",
             "not overwriting")
     assert gzip.decompress((out / "train.de.gz").read_bytes()) == b"my own data\n"
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "train.src").write_text("mine\n")
-    refused(call("data", ["toy", "--out", tmp_path / "toy"], capsys), "train.src")
+    refused(call("data", ["toy", "--out", tmp_path / "toy"]), "train.src")
     assert (tmp_path / "toy" / "train.src").read_text() == "mine\n"
 
 
-def test_attention_plots_beside_the_input_never_replace_it(work, capsys):
+def test_attention_plots_beside_the_input_never_replace_it(work):
     run_dir, data = work
     (data / "attention_1.png").write_text("a user's own file\n")
     refused(call("translate", [run_dir, "-i", data / "attention_1.png", "--attention-plot", data,
-                               "--attention-plot-count", "1"], capsys), "attention_1.png")
+                               "--attention-plot-count", "1"]), "attention_1.png")
     assert (data / "attention_1.png").read_text() == "a user's own file\n"
 
 
@@ -222,19 +211,19 @@ def test_attention_plots_beside_the_input_never_replace_it(work, capsys):
     ("--length-penalty", "inf"), ("--max-len-a", "-1"), ("--max-len-b", "-2"), ("--min-len", "-1"),
     ("--top-k", "-3"), ("--threads", "-1"), ("--shortlist", "-1"), ("--attention-plot-count", "-1"),
     ("--beam", "five")])
-def test_numeric_options_are_range_checked(work, capsys, option, value):
+def test_numeric_options_are_range_checked(work, option, value):
     run_dir, data = work
-    refused(call("translate", [run_dir, "-i", data / "in.txt", option, value], capsys), option)
+    refused(call("translate", [run_dir, "-i", data / "in.txt", option, value]), option)
 
 
-def test_min_len_beyond_every_output_limit(work, capsys):
+def test_min_len_beyond_every_output_limit(work):
     run_dir, data = work
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "--min-len", "1000"], capsys), "--min-len 1000")
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "--min-len", "1000"]), "--min-len 1000")
 
 
-def test_a_beam_wider_than_the_vocabulary(work, capsys):
+def test_a_beam_wider_than_the_vocabulary(work):
     run_dir, data = work
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "--beam", "10000"], capsys), "beam size 10000",
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "--beam", "10000"]), "beam size 10000",
             "vocabulary")
 
 
@@ -248,34 +237,34 @@ def test_search_batches_are_bounded_by_memory():
 
 @pytest.mark.parametrize("program,args", [
     ("score", ["--batch-size", "0"]), ("score", ["--threads", "-2"]), ("average", ["--last", "0"])])
-def test_other_programs_range_check_too(work, capsys, program, args):
+def test_other_programs_range_check_too(work, program, args):
     run_dir, data = work
     extra = ["-s", data / "in.txt", "-t", data / "ref.txt"] if program == "score" else ["-o", data / "avg.pt"]
-    refused(call(program, [run_dir, *extra, *args], capsys), args[0])
+    refused(call(program, [run_dir, *extra, *args]), args[0])
 
 
-def test_score_of_a_blank_source_is_the_models(work, capsys):
+def test_score_of_a_blank_source_is_the_models(work):
     run_dir, data = work
     (data / "s.txt").write_text("\n")
     (data / "t.txt").write_text("ein hund\n")
-    out = handled(call("score", [run_dir, "-s", data / "s.txt", "-t", data / "t.txt"], capsys))
+    out = handled(call("score", [run_dir, "-s", data / "s.txt", "-t", data / "t.txt"]))
     logprob, mean, tokens = out.split("\t")
     assert float(logprob) < 0 and int(tokens) >= 2
 
 
-def test_evaluate_refuses_invalid_utf8_on_stdin_as_from_a_file(work, capsys, monkeypatch):
+def test_evaluate_refuses_invalid_utf8_on_stdin_as_from_a_file(work):
     _, data = work
     bad = b"a good line\n\xff\xfe broken\n"
     (data / "bad.txt").write_bytes(bad)
-    from_file = refused(call("evaluate", [data / "bad.txt", data / "ref.txt"], capsys), "not valid UTF-8", ":2:")
-    from_stdin = refused(call("evaluate", ["-", data / "ref.txt"], capsys, stdin=bad, monkeypatch=monkeypatch),
+    from_file = refused(call("evaluate", [data / "bad.txt", data / "ref.txt"]), "not valid UTF-8", ":2:")
+    from_stdin = refused(call("evaluate", ["-", data / "ref.txt"], stdin=bad),
                          "<stdin>:2:", "not valid UTF-8")
     assert from_file.split(":2:")[1] == from_stdin.split(":2:")[1]
 
 
-def test_translate_refuses_invalid_utf8_on_stdin(work, capsys, monkeypatch):
+def test_translate_refuses_invalid_utf8_on_stdin(work):
     run_dir, _ = work
-    refused(call("translate", [run_dir], capsys, stdin=b"ok\n\xc3\x28\n", monkeypatch=monkeypatch), "<stdin>:2")
+    refused(call("translate", [run_dir], stdin=b"ok\n\xc3\x28\n"), "<stdin>:2")
 
 
 def _tampered(run_dir, tmp_path, change):
@@ -287,19 +276,19 @@ def _tampered(run_dir, tmp_path, change):
     return path
 
 
-def test_a_checkpoint_with_nan_weights_is_refused(work, capsys, tmp_path):
+def test_a_checkpoint_with_nan_weights_is_refused(work, tmp_path):
     run_dir, data = work
     path = _tampered(run_dir, tmp_path, lambda c: c["model"][next(iter(c["model"]))].fill_(float("nan")))
-    refused(call("translate", [path, "-i", data / "in.txt"], capsys), "NaN or infinite", "tampered.pt")
+    refused(call("translate", [path, "-i", data / "in.txt"]), "NaN or infinite", "tampered.pt")
 
 
 @pytest.mark.parametrize("change,named", [
     (lambda c: c["config"]["encoder"].update(hidden_size=48), "in the checkpoint"),
     (lambda c: c["model"].pop(next(iter(c["model"]))), "has no parameter"),
     (lambda c: c["model"].update(extra=torch.zeros(2)), "'extra'")])
-def test_a_checkpoint_whose_config_and_weights_disagree(work, capsys, tmp_path, change, named):
+def test_a_checkpoint_whose_config_and_weights_disagree(work, tmp_path, change, named):
     run_dir, data = work
-    refused(call("translate", [_tampered(run_dir, tmp_path, change), "-i", data / "in.txt"], capsys), named)
+    refused(call("translate", [_tampered(run_dir, tmp_path, change), "-i", data / "in.txt"]), named)
 
 
 # ---- 3. the Python API's boundary -------------------------------------------------------------------
@@ -549,7 +538,7 @@ def test_a_run_dir_is_marked_and_a_marked_one_resumes(trained):
 
 
 @pytest.mark.parametrize("where", ["weights", "end"])
-def test_a_damaged_checkpoint_is_refused_everywhere(work, toy_dir, capsys, tmp_path, where):
+def test_a_damaged_checkpoint_is_refused_everywhere(work, toy_dir, tmp_path, where):
     """Case 3: bytes zeroed inside a checkpoint (in the weights, or in the optimizer state at the
     end) are found by the archive's checksums on every load path."""
     import nmt
@@ -560,9 +549,9 @@ def test_a_damaged_checkpoint_is_refused_everywhere(work, toy_dir, capsys, tmp_p
     size = best.stat().st_size
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(_zero_inside(best, size // 3 if where == "weights" else size - 8192, 4096))
-    refused(call("translate", [damaged, "-i", data / "in.txt"], capsys), "damaged.pt", "corrupted")
-    refused(call("score", [damaged, "-s", data / "in.txt", "-t", data / "ref.txt"], capsys), "corrupted")
-    refused(call("average", [damaged, best, "-o", tmp_path / "avg.pt"], capsys), "corrupted")
+    refused(call("translate", [damaged, "-i", data / "in.txt"]), "damaged.pt", "corrupted")
+    refused(call("score", [damaged, "-s", data / "in.txt", "-t", data / "ref.txt"]), "corrupted")
+    refused(call("average", [damaged, best, "-o", tmp_path / "avg.pt"]), "corrupted")
     with pytest.raises(CheckpointError, match="corrupted"):
         nmt.load(str(damaged))
     for name in ("last.pt", "best.pt"):  # one file under several names in a run: replace the inode
@@ -623,31 +612,31 @@ def test_init_from_with_other_sentencepiece_settings_is_refused(trained, toy_dir
     assert not (tmp_path / "tuned").exists()
 
 
-def test_score_warns_when_it_cuts_a_long_source(work, capsys):
+def test_score_warns_when_it_cuts_a_long_source(work):
     """Case 7: as nmt-translate does."""
     run_dir, data = work
     (data / "long.txt").write_text("the " * 400 + "\n")
     (data / "t.txt").write_text("a\n")
-    code, out, err = call("score", [run_dir, "-s", data / "long.txt", "-t", data / "t.txt"], capsys)
+    code, out, err = call("score", [run_dir, "-s", data / "long.txt", "-t", data / "t.txt"])
     handled((code, out, err))
     assert "long.txt: line 1:" in err and "truncated to 64" in err
 
 
-def test_score_refuses_an_endless_target(work, capsys):
+def test_score_refuses_an_endless_target(work):
     """Case 17 (scoring): a target longer than any output is refused, not scored for minutes."""
     run_dir, data = work
     (data / "s.txt").write_text("a\n")
     (data / "t.txt").write_text("the " * 3000 + "\n")
-    refused(call("score", [run_dir, "-s", data / "s.txt", "-t", data / "t.txt"], capsys), "target line 1",
+    refused(call("score", [run_dir, "-s", data / "s.txt", "-t", data / "t.txt"]), "target line 1",
             "longer than any translation")
 
 
-def test_a_prefix_the_vocabulary_cannot_spell(work, capsys):
+def test_a_prefix_the_vocabulary_cannot_spell(work):
     """Case 8: the output could not start with it; refused with the line and the characters."""
     import nmt
     run_dir, data = work
     (data / "prefix.txt").write_text("\n" * 5 + "\u00e9\u4e2d\U0001f642 x\n")
-    err = refused(call("translate", [run_dir, "-i", data / "in.txt", "--prefix-file", data / "prefix.txt"], capsys),
+    err = refused(call("translate", [run_dir, "-i", data / "in.txt", "--prefix-file", data / "prefix.txt"]),
                   "prefix of line 6", "no piece for")
     assert "\u4e2d" in err
     with pytest.raises(ValueError, match="prefix of line 1.*no piece for"):
@@ -675,12 +664,12 @@ def test_api_cuts_an_endless_line_with_a_warning(work):
     OUTCOMES["handled"] += 1
 
 
-def test_serve_refuses_an_empty_api_key(work, capsys, monkeypatch):
+def test_serve_refuses_an_empty_api_key(work, monkeypatch):
     """Case 10."""
     pytest.importorskip("uvicorn")
-    refused(call("serve", [work[0], "--api-key", ""], capsys), "--api-key is empty")
+    refused(call("serve", [work[0], "--api-key", ""]), "--api-key is empty")
     monkeypatch.setenv("NMT_API_KEY", " ")
-    refused(call("serve", [work[0]], capsys), "$NMT_API_KEY is empty")
+    refused(call("serve", [work[0]]), "$NMT_API_KEY is empty")
 
 
 def test_server_requests_that_are_not_text(work):
@@ -704,27 +693,27 @@ def test_server_requests_that_are_not_text(work):
     OUTCOMES["refused"] += 4
 
 
-def test_length_options_have_an_upper_bound(work, capsys):
+def test_length_options_have_an_upper_bound(work):
     """Case 13: --max-len-a 1e9 translates (outputs bounded by MAX_OUTPUT_LEN); --threads 100000 is
     refused before torch is asked for them."""
     from nmt.search.options import MAX_OUTPUT_LEN
     run_dir, data = work
-    out = handled(call("translate", [run_dir, "-i", data / "in.txt", "--greedy", "--max-len-a", "1e9"], capsys))
+    out = handled(call("translate", [run_dir, "-i", data / "in.txt", "--greedy", "--max-len-a", "1e9"]))
     assert len(out.splitlines()) == 6 and all(len(line.split()) <= MAX_OUTPUT_LEN for line in out.splitlines())
     for program, extra in (("translate", ["-i", data / "in.txt"]),
                            ("score", ["-s", data / "in.txt", "-t", data / "ref.txt"])):
-        refused(call(program, [run_dir, *extra, "--threads", "100000"], capsys), "--threads 100000",
+        refused(call(program, [run_dir, *extra, "--threads", "100000"]), "--threads 100000",
                 "threads per CPU")
 
 
-def test_an_endless_input_line_is_refused_while_streaming(work, capsys):
+def test_an_endless_input_line_is_refused_while_streaming(work):
     """Case 14: /dev/zero is one line without end; at most 1 MiB of it is ever read into memory."""
-    refused(call("translate", [work[0], "-i", "/dev/zero"], capsys), "/dev/zero:1", "longer than 1 MiB")
+    refused(call("translate", [work[0], "-i", "/dev/zero"]), "/dev/zero:1", "longer than 1 MiB")
 
 
 @pytest.mark.parametrize("output,named", [("sub/../x.txt", "does not exist"), ("newdir/", "names a directory"),
                                           ("", "empty")])
-def test_output_paths_are_checked_before_any_work(work, capsys, monkeypatch, tmp_path, output, named):
+def test_output_paths_are_checked_before_any_work(work, monkeypatch, tmp_path, output, named):
     """Case 18: refused before the model loads (nothing in the working directory either)."""
     from nmt import checkpoint
     run_dir, data = work
@@ -733,17 +722,17 @@ def test_output_paths_are_checked_before_any_work(work, capsys, monkeypatch, tmp
     def never(*a, **k):
         raise AssertionError("the model was loaded before the output was checked")
     monkeypatch.setattr(checkpoint, "load_model", never)
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", output], capsys), named)
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "-o", output]), named)
     assert list(tmp_path.iterdir()) == [] or all(p.name in ("run", "data") for p in tmp_path.iterdir())
 
 
-def test_references_of_another_length_are_refused_before_translating(work, capsys, monkeypatch):
+def test_references_of_another_length_are_refused_before_translating(work, monkeypatch):
     """Case 18: --ref with the wrong line count is about the reference, found before the work."""
     from nmt import translator
     run_dir, data = work
     (data / "short.txt").write_text("one line\n")
     monkeypatch.setattr(translator.Translator, "translate_ids", lambda *a, **k: pytest.fail("translated"))
-    refused(call("translate", [run_dir, "-i", data / "in.txt", "--ref", data / "short.txt"], capsys),
+    refused(call("translate", [run_dir, "-i", data / "in.txt", "--ref", data / "short.txt"]),
             "--ref", "short.txt has 1 lines but the input", "has 6")
 
 
@@ -819,18 +808,18 @@ def test_sigterm_while_translating_to_a_file(work, tmp_path):
     OUTCOMES["refused"] += 1
 
 
-def test_data_copies_multi30k_from_a_folder_of_gzip_or_plain_files(multi30k_dir, tmp_path, capsys):
+def test_data_copies_multi30k_from_a_folder_of_gzip_or_plain_files(multi30k_dir, tmp_path):
     """Case 21: ``--from`` works with the corpus as distributed (.gz) and with plain text files."""
-    handled(call("data", ["multi30k", "--from", multi30k_dir, "--out", tmp_path / "gz"], capsys))
+    handled(call("data", ["multi30k", "--from", multi30k_dir, "--out", tmp_path / "gz"]))
     assert gzip.decompress((tmp_path / "gz" / "val.de.gz").read_bytes()) == \
         gzip.decompress((multi30k_dir / "val.de.gz").read_bytes())
     plain = tmp_path / "plain"
     plain.mkdir()
     for path in multi30k_dir.glob("*.gz"):
         (plain / path.name[:-3]).write_bytes(gzip.decompress(path.read_bytes()))
-    handled(call("data", ["multi30k", "--from", plain, "--out", tmp_path / "fromplain"], capsys))
+    handled(call("data", ["multi30k", "--from", plain, "--out", tmp_path / "fromplain"]))
     assert gzip.decompress((tmp_path / "fromplain" / "train.en.gz").read_bytes()) == (plain / "train.en").read_bytes()
-    refused(call("data", ["multi30k", "--from", tmp_path / "nowhere", "--out", tmp_path / "none"], capsys), "--from")
+    refused(call("data", ["multi30k", "--from", tmp_path / "nowhere", "--out", tmp_path / "none"]), "--from")
     assert not (tmp_path / "none").exists()
 
 
