@@ -138,13 +138,14 @@ def apply(source: str, b: Break) -> str:
     return broken
 
 
-def check(b: Break) -> str:
+def check(b: Break) -> tuple:
+    """(caught, the line to print)."""
     file = ROOT / b.path
     source = file.read_text()
     try:
         broken = apply(source, b)
     except LookupError as e:
-        return f"STALE   {b.name}: {b.path}: {e}"
+        return False, f"STALE   {b.name}: {b.path}: {e}"
     try:
         file.write_text(broken)
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", b.test],
@@ -152,7 +153,7 @@ def check(b: Break) -> str:
     finally:
         file.write_text(source)
     caught = proc.returncode == 1  # tests failed (not: no tests collected, an internal error)
-    return f"{'caught' if caught else 'MISSED'}  {b.name}: {b.path} {b.function}: -> {b.test}"
+    return caught, f"{'caught' if caught else 'MISSED'}  {b.name}: {b.path} {b.function}: -> {b.test}"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -160,14 +161,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("-k", default="", help="only the breaks whose name contains this")
     args = parser.parse_args(argv)
     chosen = [b for b in BREAKS if args.k in b.name]
-    results = []
+    caught = 0
     for b in chosen:
-        line = check(b)
+        ok, line = check(b)
         print(line, flush=True)
-        results.append(line)
-    bad = [r for r in results if not r.startswith("caught")]
-    print(f"{len(results) - len(bad)} of {len(results)} breaks caught" + (f"; {len(bad)} not" if bad else ""))
-    return 1 if bad else 0
+        caught += ok
+    missed = len(chosen) - caught
+    print(f"{caught} of {len(chosen)} breaks caught" + (f"; {missed} not" if missed else ""))
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
