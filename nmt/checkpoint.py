@@ -250,12 +250,6 @@ def load_ensemble(paths: Sequence[str], device="cpu"):
     return Ensemble([x.model for x in loaded]).eval(), first.tokenizer, first.config
 
 
-def make_checkpoint(model: torch.nn.Module, config: Dict, tok: Tokenizer, **extra) -> Dict:
-    """The dict ``atomic_save`` writes; ``extra`` holds the training entries (``TRAINING_KEYS``) and
-    the shortlist."""
-    return checkpoint_dict(model.state_dict(), config, spm_entry(tok), **extra)
-
-
 def checkpoint_dict(state: Dict, config: Dict, spm: Dict, **extra) -> Dict:
     """The checkpoint layout (module docstring) around a state dict, a plain config and the
     sentencepiece entry."""

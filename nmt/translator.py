@@ -190,16 +190,12 @@ class Translator:
                     ids[k] = ids_k[:self.max_src_len]
         return ids
 
-    def encode_prefixes(self, prefixes: Sequence[str], first_line: int = 1) -> List[List[int]]:
-        """Target ids per prefix text; see ``encode_prefixes``."""
-        return encode_prefixes(self.tok, prefixes, first_line)
-
     def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None
                   ) -> List[List[Tuple[str, float]]]:
         """Raw text in, n-best lists of (detokenized text, score) out, in input order; with
         ``prefixes``, each translation starts with its line's prefix."""
         out = []
-        ids = None if prefixes is None else self.encode_prefixes(prefixes)
+        ids = None if prefixes is None else encode_prefixes(self.tok, prefixes)
         for hyps in self.translate_ids(self.encode_lines(lines), prefixes=ids):
             texts = self.tok.decode_tgt([h.tokens for h in hyps])
             out.append([(text, h.score) for text, h in zip(texts, hyps)])

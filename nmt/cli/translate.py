@@ -184,7 +184,7 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
     from ..runtime import check_busy, pick_threads
     from ..search import decoding_options
     from ..search.options import check_min_len
-    from ..translator import Translator
+    from ..translator import Translator, encode_prefixes
     threads = pick_threads(args.threads)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
             if len(texts) < len(chunk):
                 raise CorpusError(f"--prefix-file {args.prefix_file} has {index + len(texts)} lines, fewer than "
                                   f"the input")
-            prefixes = translator.encode_prefixes(texts, first_line=index + 1)
+            prefixes = encode_prefixes(translator.tok, texts, first=index + 1)
         ids = translator.encode_lines(chunk, first_line=index + 1)
         results = translator.translate_ids(ids, on_batch=None if progress is None else progress.update,
                                            prefixes=prefixes)

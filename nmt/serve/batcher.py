@@ -28,7 +28,6 @@ class Job:
     finish: Callable[[List[List[Hypothesis]]], object]
     prefixes: Optional[List[List[int]]] = None  # per line, target ids the translation must start with
     future: Future = field(default_factory=Future)
-    arrived: float = field(default_factory=time.monotonic)
 
 
 class Batcher:

@@ -35,7 +35,7 @@ from .build import build_training, load_init_checkpoint, prepare_data, training_
 from .distributed import Dist, check_same_settings
 from .ema import EMA
 from .logs import draw_plots, log_update, record_grad_flow, setup_logging
-from .metrics import MetricsLog, read_metrics  # noqa: F401 (read_metrics: part of this module's interface)
+from .metrics import MetricsLog
 from .preflight import preflight
 from .run import Run, TrainState
 from .rundir import RunLock, TrainingError, write_marker  # noqa: F401 (TrainingError: raised through fit)

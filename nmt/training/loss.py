@@ -49,12 +49,6 @@ class SmoothedCrossEntropy(torch.autograd.Function):
         return grad, None, None
 
 
-def chunked_cross_entropy(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
-                          label_smoothing: float = 0.0, chunk_rows: int = 4096) -> torch.Tensor:
-    """Mean over non-PAD targets of CE(output(features), target), with label smoothing."""
-    return loss_and_nll(features, output, target, label_smoothing, chunk_rows)[0]
-
-
 def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
                  label_smoothing: float = 0.0, chunk_rows: int = 4096):
     """(loss, nll): the mean over non-PAD targets of CE(output(features), target) with label

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from nmt.checkpoint import CheckpointError, load_checkpoint
-from nmt.training import loop, update
+from nmt.training import update
 from nmt.training.loop import TrainingError, fit
 from nmt.training.loss import Objective
+from nmt.training.metrics import read_metrics
 from nmt.training.update import train_step
 
 from ..conftest import compose, toy_overrides
@@ -46,7 +47,7 @@ def test_resume_continues_exactly(toy_dir, tmp_path):
     assert any(not torch.equal(a["model"][k], a["train_model"][k]) for k in a["model"])  # averaged != raw
     assert os.path.exists(os.path.join(split, "checkpoints", "best.pt"))
     assert sorted(os.listdir(os.path.join(split, "plots")))
-    steps = [r["step"] for r in loop.read_metrics(os.path.join(split, "metrics.jsonl")) if r["kind"] == "train"]
+    steps = [r["step"] for r in read_metrics(os.path.join(split, "metrics.jsonl")) if r["kind"] == "train"]
     assert steps == list(range(1, 25))  # resumed log continues without gaps or repeats
 
 
@@ -120,7 +121,7 @@ def test_clipping_is_logged_per_update_and_per_validation(toy_dir, tmp_path):
     run = str(tmp_path / "acc")
     fit(cfg_for(toy_dir, "train.max_steps=4", "train.valid_every=4", "train.accum_steps=2",
                 "train.clip_grad_norm=0.001"), run)
-    records = loop.read_metrics(os.path.join(run, "metrics.jsonl"))
+    records = read_metrics(os.path.join(run, "metrics.jsonl"))
     train = [r for r in records if r["kind"] == "train"]
     assert len(train) == 4 and all(r["clipped"] == 1 and r["grad_norm"] > 0.001 for r in train)
     assert [r["clipped_share"] for r in records if r["kind"] == "valid"] == [1.0]
