@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional, Sequence, Tuple, Union
 
-from .search import decoding_options
+from .search import SearchOptions, decoding_options
 
 
 def _lines(value, name: str) -> List[str]:
@@ -37,8 +37,8 @@ class Model:
         self.shortlist = shortlist  # the checkpoint's lexical shortlist, if it has one
         self.precision = inference_precision(precision, config, device)  # as the model trained, by default
 
-    def translate(self, lines: Sequence[str], beam: int = 5, nbest: int = 1, greedy: bool = False,
-                  batch_size: int = 64, shortlist: int = 0, shortlist_frequent: int = 100,
+    def translate(self, lines: Sequence[str], beam: int = SearchOptions.beam_size, nbest: int = SearchOptions.nbest,
+                  greedy: bool = False, batch_size: int = 64, shortlist: int = 0, shortlist_frequent: int = 100,
                   prefix: Optional[Sequence[str]] = None, **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
         """Translations of ``lines`` in order: a list of strings, or with ``nbest`` > 1 a list of
         n-best lists of (text, score). ``shortlist=K`` searches over each source token's K likeliest

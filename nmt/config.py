@@ -38,6 +38,8 @@ OptimizerName = Choice("OptimizerName", {n: n for n in ("adam", "sgd")})
 Scheduler = Choice("Scheduler", {n: n for n in ("constant", "plateau", "inverse_sqrt", "linear", "cosine")})
 PlateauMetric = Choice("PlateauMetric", {n: n for n in ("bleu", "loss")})
 Precision = Choice("Precision", {n: n for n in ("fp32", "bf16", "auto")})
+# translating: "checkpoint" (the precision the model trained with) or a training precision
+INFERENCE_PRECISIONS = ("checkpoint", *(m.value for m in Precision))
 Device = Choice("Device", {n: n for n in ("auto", "cpu", "cuda")})
 SpmType = Choice("SpmType", {n: n for n in ("unigram", "bpe")})
 Generate = Choice("Generate", {"toy": "toy"})

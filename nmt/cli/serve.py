@@ -6,6 +6,9 @@ import contextlib
 import os
 import sys
 
+from ..config import INFERENCE_PRECISIONS
+from ..search.options import PENALTIES
+from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process
 from .options import integer, real
 
@@ -22,19 +25,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=integer(0, 65535), default=8000, help="port (default 8000; 0: any free port)")
     s = p.add_argument_group("search (server-side defaults)")
-    s.add_argument("--beam", type=integer(1), default=5, help="beam size when a request names none (default 5)")
+    s.add_argument("--beam", type=integer(1), default=D.beam_size,
+                   help="beam size when a request names none (default %(default)s)")
     s.add_argument("--max-beam", type=integer(1), default=16, help="largest beam a request may ask for (default 16)")
-    s.add_argument("--length-penalty", type=real(), default=1.0, help="GNMT length penalty alpha (default 1.0)")
-    s.add_argument("--penalty", choices=["gnmt", "average", "none"], default="gnmt")
-    s.add_argument("--max-len-a", type=real(0), default=1.5, help="max output length = a * source length + b")
-    s.add_argument("--max-len-b", type=integer(0), default=10)
+    s.add_argument("--length-penalty", type=real(), default=D.alpha,
+                   help="GNMT length penalty alpha (default %(default)s)")
+    s.add_argument("--penalty", choices=PENALTIES, default=D.penalty.value)
+    s.add_argument("--max-len-a", type=real(0), default=D.max_len_a, help="max output length = a * source length + b")
+    s.add_argument("--max-len-b", type=integer(0), default=D.max_len_b)
     r = p.add_argument_group("speed")
     r.add_argument("--max-batch-sentences", type=integer(1), default=64,
                    help="sentences merged into one search batch (default 64)")
     r.add_argument("--max-wait-ms", type=real(0), default=5.0,
                    help="how long a request waits for others to share its batch (default 5 ms)")
     r.add_argument("--device", default="cpu", help="cpu or cuda")
-    r.add_argument("--precision", choices=["checkpoint", "auto", "fp32", "bf16"], default="checkpoint",
+    r.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=INFERENCE_PRECISIONS[0],
                    help="checkpoint (default): what the model trained with; auto; fp32; bf16")
     r.add_argument("--int8", action="store_true", help="int8 dynamic quantization (CPU)")
     r.add_argument("--fp16-weights", action="store_true",

@@ -9,8 +9,11 @@ import os
 import sys
 from typing import Iterator, List, Optional, TextIO
 
+from ..config import INFERENCE_PRECISIONS
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
+from ..search.options import PENALTIES
+from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import interrupted, prepare_process, work_signals
 from .options import integer, real
 
@@ -32,28 +35,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="greedy decoding instead of beam search")
     mode.add_argument("--sample", action="store_true", help="sample from the model (see --temperature, --top-k)")
-    s.add_argument("--beam", type=integer(1), default=5, help="beam size (default 5)")
-    s.add_argument("--length-penalty", type=real(), default=1.0, help="GNMT length penalty alpha (default 1.0)")
-    s.add_argument("--penalty", choices=["gnmt", "average", "none"], default="gnmt",
+    s.add_argument("--beam", type=integer(1), default=D.beam_size, help="beam size (default %(default)s)")
+    s.add_argument("--length-penalty", type=real(), default=D.alpha,
+                   help="GNMT length penalty alpha (default %(default)s)")
+    s.add_argument("--penalty", choices=PENALTIES, default=D.penalty.value,
                    help="score normalisation: gnmt ((5+len)/6)^alpha, average (per token) or none")
-    s.add_argument("--max-len-a", type=real(0), default=1.5, help="max output length = a * source length + b")
-    s.add_argument("--max-len-b", type=integer(0), default=10)
-    s.add_argument("--min-len", type=integer(0), default=0, help="minimum output length in pieces")
-    s.add_argument("--nbest", type=integer(1), default=1,
+    s.add_argument("--max-len-a", type=real(0), default=D.max_len_a, help="max output length = a * source length + b")
+    s.add_argument("--max-len-b", type=integer(0), default=D.max_len_b)
+    s.add_argument("--min-len", type=integer(0), default=D.min_len, help="minimum output length in pieces")
+    s.add_argument("--nbest", type=integer(1), default=D.nbest,
                    help="N best per line (text and tsv: 'index<TAB>score<TAB>text' lines; jsonl: an \"nbest\" list)")
-    s.add_argument("--temperature", type=real(above=0), default=1.0)
+    s.add_argument("--temperature", type=real(above=0), default=D.temperature)
     s.add_argument("--src-prefix", metavar="TAG",
                    help="the tag put before every source line (default: the model's data.src_prefix; '' for none), "
                         "e.g. the target-language tag of a multilingual model")
     s.add_argument("--prefix-file", metavar="FILE",
                    help="one target prefix per input line (blank: none): each translation starts with it "
                         "(forced, then searched on; its log-probability counts in the score)")
-    s.add_argument("--top-k", type=integer(0), default=0, help="sample among the k most probable tokens (0: all)")
-    s.add_argument("--top-p", type=real(0, 1, above=0), default=1.0,
+    s.add_argument("--top-k", type=integer(0), default=D.top_k, help="sample among the k most probable tokens (0: all)")
+    s.add_argument("--top-p", type=real(0, 1, above=0), default=D.top_p,
                    help="nucleus sampling: among the fewest most probable tokens whose probability reaches p (1: all)")
-    s.add_argument("--no-repeat-ngram", type=integer(0), default=0, metavar="N",
+    s.add_argument("--no-repeat-ngram", type=integer(0), default=D.no_repeat_ngram, metavar="N",
                    help="no output repeats an n-gram of N pieces (0: off)")
-    s.add_argument("--seed", type=integer(0), default=1, help="seed for --sample")
+    s.add_argument("--seed", type=integer(0), default=D.seed, help="seed for --sample")
     r = p.add_argument_group("speed")
     r.add_argument("--batch-size", type=integer(1), default=64, help="sentences per batch (default 64)")
     r.add_argument("--max-tokens", type=integer(1), default=8000, help="padded source tokens per batch")
@@ -61,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     r.add_argument("--max-src-len", type=integer(0), default=0,
                    help="truncate longer inputs (pieces), with a warning (default: the model's data.max_len)")
     r.add_argument("--device", default="cpu", help="cpu or cuda")
-    r.add_argument("--precision", choices=["checkpoint", "auto", "fp32", "bf16"], default="checkpoint",
+    r.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=INFERENCE_PRECISIONS[0],
                    help="checkpoint (default): what the model trained with (its train.precision, 'auto' resolved "
                         "on this machine), so translations match the run's own test score; auto: bf16 where "
                         "native; fp32; bf16 (autocast)")

@@ -17,6 +17,7 @@ MAX_OUTPUT_LEN = 1024
 
 Strategy = Choice("Strategy", {n: n for n in ("beam", "greedy", "sample")})
 Penalty = Choice("Penalty", {n: n for n in ("gnmt", "average", "none")})
+PENALTIES = tuple(m.value for m in Penalty)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def check_min_len(options: SearchOptions, max_src: int, flag: str = "--min-len")
                           f"at most {MAX_OUTPUT_LEN}); lower it")
 
 
-def decoding_options(beam: int = 5, greedy: bool = False, sample: bool = False, **rest) -> SearchOptions:
+def decoding_options(beam: int = SearchOptions.beam_size, greedy: bool = False, sample: bool = False,
+                     **rest) -> SearchOptions:
     """The one way every caller turns its settings into ``SearchOptions``: ``nmt-translate``'s flags,
     the Python API's arguments, validation (``train.valid_beam``: 1 means greedy) and the end-of-run
     test (``train.test_beam``). ``sample`` wins over ``greedy``, which wins over beam search; ``rest``

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import NmtError
-from ..search import decoding_options
+from ..search import SearchOptions, decoding_options
 from ..translator import Translator, check_one_line, encode_prefixes, result_record
 from .batcher import Batcher
 
@@ -37,7 +37,7 @@ from .batcher import Batcher
 @dataclass
 class Settings:
     """Server-side defaults and bounds (``nmt-serve``'s flags)."""
-    beam: int = 5
+    beam: int = SearchOptions.beam_size
     max_beam: int = 16
     search: dict = field(default_factory=dict)  # other SearchOptions fields: alpha, penalty, max_len_a, ...
     max_batch_sentences: int = 64

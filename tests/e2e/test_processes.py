@@ -31,6 +31,15 @@ def test_import_nmt_is_light_and_changes_no_global_state():
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
+def test_the_parsers_take_their_defaults_without_loading_torch():
+    """nmt-translate's and nmt-serve's flags read their defaults and choices from
+    ``nmt.search.options`` (``SearchOptions``): parsing stays torch-free, so ``--help`` answers at once."""
+    code = ("import sys, nmt.cli.translate as t, nmt.cli.serve as s; t.parse_args(['x']); s.parse_args(['x']); "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
 @pytest.mark.parametrize("module", ["nmt.translator", "nmt.checkpoint", "nmt.training.loop", "nmt.api"])
 def test_importing_modules_does_not_load_matplotlib(module):
     proc = subprocess.run([sys.executable, "-c", f"import sys, {module}; assert 'matplotlib' not in sys.modules"],
