@@ -14,7 +14,7 @@ def prepare_process() -> None:
     the user chose one, OpenMP threads wait passively instead of spinning, since the programs run on
     shared machines (laptops, servers, CI runners). The OpenMP runtime reads this once, so it is set
     before torch's first parallel region. What a busy core costs either way is measured by
-    ``scripts/benchmark.py --busy-core`` (README, Benchmarks)."""
+    ``scripts/benchmark.py --busy-core`` (docs/benchmarks.md)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

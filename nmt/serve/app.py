@@ -1,14 +1,17 @@
 """The HTTP API (FastAPI) over one loaded model (or ensemble) and its dynamic batcher.
 
-``POST /v1/translate``  ``{"text": [lines], "beam"?, "nbest"?, "alignment"?, "attention"?}`` ->
-                        ``{"translations": [records]}``, each record as ``nmt-translate
-                        --output-format jsonl`` writes it (plus ``alignment`` / ``attention``)
+``POST /v1/translate``  ``{"text": [lines], "src_prefix"?, "prefix"?: [per line], "beam"?, "nbest"?,
+                        "alignment"?, "attention"?}`` -> ``{"translations": [records]}``, each record
+                        as ``nmt-translate --output-format jsonl`` writes it (plus ``alignment`` /
+                        ``attention``); requests to the same server are merged into batches
 ``GET /v1/model``       languages, architecture, parameters, checkpoint step and scores
 ``GET /health``         ``{"status": "ok"}``
 ``GET /``               the web page; ``/docs`` and ``/openapi.json`` are the framework's
 
 Every refusal is a 4xx with ``{"error": "..."}`` naming the problem; the server never reads or
-writes a path named in a request (requests carry text only).
+writes a path named in a request (requests carry text only). With an API key (``Settings.api_key``)
+``/v1/*`` needs ``Authorization: Bearer KEY`` (or ``X-API-Key``); ``Settings.cors_origins`` lists the origins a browser
+may call it from.
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ class TranslateRequest(BaseModel):
     src_prefix: Optional[str] = None  # the tag before every line (default: the model's; "" for none)
     prefix: Optional[List[str]] = None  # per line, a target prefix its translation starts with ("": none)
     beam: Optional[int] = None
-    nbest: int = 1
+    nbest: int = SearchOptions.nbest
     alignment: bool = False
     attention: bool = False
 
