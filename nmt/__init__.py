@@ -15,7 +15,8 @@ __all__ = ["__version__", "load", "train"]
 
 
 def load(path, device: str = "cpu", precision: str = "checkpoint"):
-    """See ``nmt.api.load``."""
+    """See ``nmt.api.load`` (``precision``: ``config.FROM_CHECKPOINT`` by default, spelled out here so
+    that ``import nmt`` loads nothing)."""
     from .api import load as _load
     return _load(path, device, precision)
 

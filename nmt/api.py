@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional, Sequence, Tuple, Union
 
+from .config import FROM_CHECKPOINT
 from .search import SearchOptions, decoding_options
 
 
@@ -31,7 +32,7 @@ def _positive_int(value, name: str, low: int = 1) -> int:
 class Model:
     """A loaded model (or ensemble) with its tokenizer: raw text in, detokenized text out."""
 
-    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None, precision: str = "checkpoint"):
+    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None, precision: str = FROM_CHECKPOINT):
         from .precision import inference_precision
         self.model, self.tokenizer, self.config, self.path, self.device = model, tokenizer, config, path, device
         self.shortlist = shortlist  # the checkpoint's lexical shortlist, if it has one
@@ -90,7 +91,7 @@ class Model:
         return f"nmt.Model({self.path!r})"
 
 
-def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = "checkpoint") -> Model:
+def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = FROM_CHECKPOINT) -> Model:
     """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble).
     ``precision``: checkpoint (what the model trained with, as ``nmt-translate`` defaults to), auto,
     fp32 or bf16."""

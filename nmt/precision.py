@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from .config import Precision, choose
+from .config import FROM_CHECKPOINT, Precision, choose
 
 
 def _cpu_has_fast_bf16() -> bool:
@@ -38,7 +38,7 @@ def inference_precision(choice: str, config, device: torch.device, key: str = "p
     """The precision to translate with: ``checkpoint`` is the one the model trained with (its
     ``train.precision``, ``auto`` resolved on this machine), so a run's own test score is what
     ``nmt-translate`` and ``nmt.load`` reproduce by default; any other choice as ``resolve_precision``."""
-    if choice == "checkpoint":
+    if choice == FROM_CHECKPOINT:
         return resolve_precision(config.train.precision, device)
     return resolve_precision(choose(Precision, choice, key), device)
 

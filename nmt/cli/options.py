@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..config import FROM_CHECKPOINT, INFERENCE_PRECISIONS
+from ..search.options import PENALTIES
+from ..search.options import SearchOptions as D  # every decoding default and choice
+
 
 def integer(low: int = None, high: int = None):
     """An int option in [low, high] (either bound optional)."""
@@ -41,3 +45,35 @@ def _check(value, low, high, text) -> None:
         raise argparse.ArgumentTypeError(f"{text!r}: must be >= {low}")
     if high is not None and value > high:
         raise argparse.ArgumentTypeError(f"{text!r}: must be <= {high}")
+
+
+def add_search_flags(group, beam_help: str) -> None:
+    """The beam and length flags of nmt-translate and nmt-serve, their defaults from ``SearchOptions``."""
+    group.add_argument("--beam", type=integer(1), default=D.beam_size, help=f"{beam_help} (default %(default)s)")
+    group.add_argument("--length-penalty", type=real(), default=D.alpha,
+                       help="GNMT length penalty alpha (default %(default)s)")
+    group.add_argument("--penalty", choices=PENALTIES, default=D.penalty.value,
+                       help="score normalisation: gnmt ((5+len)/6)^alpha, average (per token) or none")
+    group.add_argument("--max-len-a", type=real(0), default=D.max_len_a,
+                       help="max output length = a * source length + b")
+    group.add_argument("--max-len-b", type=integer(0), default=D.max_len_b)
+
+
+def add_model_flags(group) -> None:
+    """How nmt-translate and nmt-serve load and run the model: device, precision, compressed weights,
+    threads, lexical shortlist."""
+    group.add_argument("--device", default="cpu", help="cpu or cuda")
+    group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=FROM_CHECKPOINT,
+                       help=f"{FROM_CHECKPOINT} (default): what the model trained with (its train.precision, 'auto' "
+                            f"resolved on this machine), so translations match the run's own test score; auto: bf16 "
+                            f"where native; fp32; bf16 (autocast)")
+    group.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
+    group.add_argument("--fp16-weights", action="store_true",
+                       help="linear and RNN weights in fp16, multiplied in fp32 (CPU): about 2x faster one sentence "
+                            "at a time, translations as fp32's")
+    group.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
+    group.add_argument("--shortlist", type=integer(0), default=0, metavar="K",
+                       help="lexical shortlist: search only over each source token's K likeliest target tokens "
+                            "(from the training data, stored in the checkpoint) and the most frequent ones (0: off)")
+    group.add_argument("--shortlist-frequent", type=integer(0), default=100, metavar="N",
+                       help="the N most frequent target tokens are always candidates (default 100)")

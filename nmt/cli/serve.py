@@ -6,16 +6,17 @@ import contextlib
 import os
 import sys
 
-from ..config import INFERENCE_PRECISIONS
-from ..search.options import PENALTIES
-from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process
-from .options import integer, real
+from .options import add_model_flags, add_search_flags, integer, real
 
 API_KEY_ENV = "NMT_API_KEY"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nmt-serve", description="Serve an nmt checkpoint over HTTP: POST /v1/translate, GET /v1/model, "
         "GET /health, a web page at /, the OpenAPI schema at /docs. Concurrent requests are merged into "
@@ -25,28 +26,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=integer(0, 65535), default=8000, help="port (default 8000; 0: any free port)")
     s = p.add_argument_group("search (server-side defaults)")
-    s.add_argument("--beam", type=integer(1), default=D.beam_size,
-                   help="beam size when a request names none (default %(default)s)")
+    add_search_flags(s, "beam size when a request names none")
     s.add_argument("--max-beam", type=integer(1), default=16, help="largest beam a request may ask for (default 16)")
-    s.add_argument("--length-penalty", type=real(), default=D.alpha,
-                   help="GNMT length penalty alpha (default %(default)s)")
-    s.add_argument("--penalty", choices=PENALTIES, default=D.penalty.value)
-    s.add_argument("--max-len-a", type=real(0), default=D.max_len_a, help="max output length = a * source length + b")
-    s.add_argument("--max-len-b", type=integer(0), default=D.max_len_b)
     r = p.add_argument_group("speed")
     r.add_argument("--max-batch-sentences", type=integer(1), default=64,
                    help="sentences merged into one search batch (default 64)")
     r.add_argument("--max-wait-ms", type=real(0), default=5.0,
                    help="how long a request waits for others to share its batch (default 5 ms)")
-    r.add_argument("--device", default="cpu", help="cpu or cuda")
-    r.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=INFERENCE_PRECISIONS[0],
-                   help="checkpoint (default): what the model trained with; auto; fp32; bf16")
-    r.add_argument("--int8", action="store_true", help="int8 dynamic quantization (CPU)")
-    r.add_argument("--fp16-weights", action="store_true",
-                   help="weights in fp16, multiplied in fp32 (CPU): about 2x lower latency, translations as fp32's")
-    r.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
-    r.add_argument("--shortlist", type=integer(0), default=0, metavar="K", help="lexical shortlist (0: off)")
-    r.add_argument("--shortlist-frequent", type=integer(0), default=100, metavar="N")
+    add_model_flags(r)
     g = p.add_argument_group("limits and access")
     g.add_argument("--max-request-lines", type=integer(1), default=64, help="lines per request (default 64)")
     g.add_argument("--max-chars", type=integer(1), default=1000, help="characters per line (default 1000)")
@@ -57,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")
     g.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    return p.parse_args(argv)
+    return p
 
 
 def build(args: argparse.Namespace):

@@ -9,16 +9,18 @@ import os
 import sys
 from typing import Iterator, List, Optional, TextIO
 
-from ..config import INFERENCE_PRECISIONS
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
-from ..search.options import PENALTIES
 from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import interrupted, prepare_process, work_signals
-from .options import integer, real
+from .options import add_model_flags, add_search_flags, integer, real
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nmt-translate", description="Translate raw text with an nmt checkpoint: one sentence per line in, "
         "one detokenized translation per line out (line count always preserved).")
@@ -35,13 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="greedy decoding instead of beam search")
     mode.add_argument("--sample", action="store_true", help="sample from the model (see --temperature, --top-k)")
-    s.add_argument("--beam", type=integer(1), default=D.beam_size, help="beam size (default %(default)s)")
-    s.add_argument("--length-penalty", type=real(), default=D.alpha,
-                   help="GNMT length penalty alpha (default %(default)s)")
-    s.add_argument("--penalty", choices=PENALTIES, default=D.penalty.value,
-                   help="score normalisation: gnmt ((5+len)/6)^alpha, average (per token) or none")
-    s.add_argument("--max-len-a", type=real(0), default=D.max_len_a, help="max output length = a * source length + b")
-    s.add_argument("--max-len-b", type=integer(0), default=D.max_len_b)
+    add_search_flags(s, "beam size")
     s.add_argument("--min-len", type=integer(0), default=D.min_len, help="minimum output length in pieces")
     s.add_argument("--nbest", type=integer(1), default=D.nbest,
                    help="N best per line (text and tsv: 'index<TAB>score<TAB>text' lines; jsonl: an \"nbest\" list)")
@@ -64,22 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     r.add_argument("--chunk-size", type=integer(1), default=4000, help="lines read, sorted and translated at a time")
     r.add_argument("--max-src-len", type=integer(0), default=0,
                    help="truncate longer inputs (pieces), with a warning (default: the model's data.max_len)")
-    r.add_argument("--device", default="cpu", help="cpu or cuda")
-    r.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=INFERENCE_PRECISIONS[0],
-                   help="checkpoint (default): what the model trained with (its train.precision, 'auto' resolved "
-                        "on this machine), so translations match the run's own test score; auto: bf16 where "
-                        "native; fp32; bf16 (autocast)")
+    add_model_flags(r)
     r.add_argument("--bf16", action="store_const", const="bf16", dest="precision", help="the same as --precision bf16")
-    r.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
-    r.add_argument("--fp16-weights", action="store_true",
-                   help="linear and RNN weights in fp16, multiplied in fp32 (CPU): about 2x faster one sentence "
-                        "at a time, translations as fp32's")
-    r.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
-    r.add_argument("--shortlist", type=integer(0), default=0, metavar="K",
-                   help="lexical shortlist: search only over each source token's K likeliest target tokens "
-                        "(from the training data, stored in the checkpoint) and the most frequent ones (0: off)")
-    r.add_argument("--shortlist-frequent", type=integer(0), default=100, metavar="N",
-                   help="the N most frequent target tokens are always candidates (default 100)")
     o = p.add_argument_group("extras")
     o.add_argument("--attention-plot", metavar="DIR", help="write attention heatmaps of the first sentences to DIR")
     o.add_argument("--attention-plot-count", type=integer(0), default=10, metavar="K")
@@ -88,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "not a trained aligner): jsonl adds an \"alignment\" field, tsv a fourth column")
     o.add_argument("--ref", nargs="+", metavar="REF", help="score the output against these references right away")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    return p
 
 
 def check_input(path: str) -> None:

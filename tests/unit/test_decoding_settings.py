@@ -1,14 +1,14 @@
 """Every decoding default and choice has one owner, ``SearchOptions`` (and ``INFERENCE_PRECISIONS``
 for the translation precision): nmt-translate's and nmt-serve's flags, the server's settings and the
 Python API take theirs from it."""
-import argparse
 import dataclasses
 import inspect
 
+import nmt
 from nmt.api import Model
 from nmt.cli import serve as serve_cli
 from nmt.cli import translate as translate_cli
-from nmt.config import INFERENCE_PRECISIONS, Precision
+from nmt.config import FROM_CHECKPOINT, INFERENCE_PRECISIONS, Precision
 from nmt.search.options import PENALTIES, Penalty, SearchOptions
 
 DEFAULTS = SearchOptions()
@@ -19,24 +19,13 @@ def flag(field: str) -> str:
     return {"beam_size": "--beam", "alpha": "--length-penalty"}.get(field, "--" + field.replace("_", "-"))
 
 
-def _actions(parse_args, argv):
-    """The argparse actions of the parser ``parse_args`` builds, by option string."""
-    seen = {}
-    real = argparse.ArgumentParser.parse_args
-
-    def capture(parser, args=None, namespace=None):
-        seen.update({o: a for a in parser._actions for o in a.option_strings})
-        return real(parser, args, namespace)
-    argparse.ArgumentParser.parse_args = capture
-    try:
-        parse_args(argv)
-    finally:
-        argparse.ArgumentParser.parse_args = real
-    return seen
+def _actions(cli) -> dict:
+    """The actions of a program's argument parser, by option string."""
+    return {o: a for a in cli.build_parser()._actions for o in a.option_strings}
 
 
 def test_every_search_field_is_a_translate_flag_with_the_same_default():
-    actions = _actions(translate_cli.parse_args, ["ckpt"])
+    actions = _actions(translate_cli)
     for f in dataclasses.fields(SearchOptions):
         if f.name == "strategy":  # --greedy / --sample
             continue
@@ -44,15 +33,18 @@ def test_every_search_field_is_a_translate_flag_with_the_same_default():
         assert action.default == getattr(DEFAULTS, f.name), f.name
     assert tuple(actions["--penalty"].choices) == PENALTIES == tuple(m.value for m in Penalty)
     assert tuple(actions["--precision"].choices) == INFERENCE_PRECISIONS
-    assert set(INFERENCE_PRECISIONS) == {"checkpoint"} | {m.value for m in Precision}
+    assert actions["--precision"].default == FROM_CHECKPOINT == inspect.signature(Model.__init__).parameters[
+        "precision"].default
+    assert set(INFERENCE_PRECISIONS) == {FROM_CHECKPOINT} | {m.value for m in Precision}
 
 
 def test_the_servers_flags_settings_and_the_api_share_the_defaults():
     from nmt.serve import Settings
-    actions = _actions(serve_cli.parse_args, ["ckpt"])
+    actions = _actions(serve_cli)
     for name in ("beam_size", "alpha", "penalty", "max_len_a", "max_len_b"):
         assert actions[flag(name)].default == getattr(DEFAULTS, name), name
     assert tuple(actions["--precision"].choices) == INFERENCE_PRECISIONS
     assert Settings().beam == DEFAULTS.beam_size
     params = inspect.signature(Model.translate).parameters
     assert params["beam"].default == DEFAULTS.beam_size and params["nbest"].default == DEFAULTS.nbest
+    assert inspect.signature(nmt.load).parameters["precision"].default == FROM_CHECKPOINT  # spelled out there
