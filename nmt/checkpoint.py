@@ -40,6 +40,7 @@ from .data.spm import Tokenizer
 from .errors import NmtError
 from .models import build_model
 from .outputs import PARTIAL_SUFFIX, atomic_output, fsync_dir
+from .runpaths import RunPaths
 
 FORMAT = "nmt-checkpoint-v1"
 TRAINING_KEYS = ("optimizer", "scheduler", "train_state", "rng")
@@ -91,7 +92,7 @@ def atomic_link(src: str, dst: str) -> None:
 def resolve_path(path: str) -> str:
     """A checkpoint file, or a run directory (its ``checkpoints/best.pt``, as Sockeye and JoeyNMT do)."""
     if os.path.isdir(path):
-        best = os.path.join(path, "checkpoints", "best.pt")
+        best = RunPaths(path).best
         if not os.path.isfile(best):
             raise CheckpointError(f"{path} is a directory without checkpoints/best.pt; give a checkpoint file")
         return best

@@ -223,6 +223,8 @@ class OptimConfig:
     plateau_factor: float = opt(0.5, "plateau: multiply the rate by this (0, 1)")
     plateau_patience: int = opt(2, "plateau: validations without improvement before decaying")
     min_lr: float = opt(1e-6, "floor of the decayed rate")
+    decay_fraction: float = opt(1.0, "linear | cosine: decay over this last part of the budget, constant "
+                                "before it (0.2: the last 20 %; 1: all of it)")
 
 
 @dataclass
@@ -529,6 +531,7 @@ def validate(cfg: Config) -> None:
     check(0 < o.plateau_factor < 1, "optim.plateau_factor", "in (0, 1)")
     check(o.plateau_patience >= 0, "optim.plateau_patience", ">= 0")
     check(o.min_lr >= 0, "optim.min_lr", ">= 0")
+    check(0 < o.decay_fraction <= 1, "optim.decay_fraction", "in (0, 1]")
     check(o.scheduler not in (Scheduler.linear, Scheduler.cosine) or t.max_steps > 0 or t.max_minutes > 0,
           "optim.scheduler", "given a budget to decay over (train.max_steps or train.max_minutes) when linear "
           "or cosine")

@@ -21,6 +21,7 @@ import zipfile
 from typing import Iterable, Iterator, Optional, TextIO
 
 from .errors import NmtError
+from .runpaths import RunPaths
 
 PARTIAL_SUFFIX = ".part"  # of the temporary file beside an output being written
 
@@ -101,7 +102,7 @@ def checkpoint_files(path: str) -> list:
         except OSError:
             return []
     if os.path.isdir(path):
-        return listed(os.path.join(path, "checkpoints"))
+        return listed(RunPaths(path).checkpoints)
     return [path] + listed(os.path.dirname(os.path.abspath(path)))
 
 

@@ -43,6 +43,29 @@ def work_signals():
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def reported(program: str, not_written: str = ""):
+    """Around a program's work: how it ends when something goes wrong, one line on stderr and an exit
+    status, never a traceback. ``NmtError`` (the user can fix it): ``program: error: MESSAGE``, status 1;
+    ``OSError``: the same with the system's reason and the file; Ctrl-C or SIGTERM: ``interrupted``
+    (status 130 or 143), saying ``not_written`` when given (e.g. which output was left unwritten);
+    a broken pipe (output piped into ``head``): the output goes to /dev/null and the program ends
+    quietly with status 0. Anything else is a bug and keeps its traceback."""
+    from ..errors import NmtError
+    try:
+        yield
+    except NmtError as e:
+        sys.exit(f"{program}: error: {e}")
+    except KeyboardInterrupt:
+        interrupted(program, not_written)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # stdout may be no file (captured in-process)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the buffered rest goes nowhere
+        sys.exit(0)
+    except OSError as e:
+        sys.exit(f"{program}: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
+
+
 def interrupted(program: str, detail: str = "", hard: bool = False) -> None:
     """Ctrl-C: one line on stderr, exit status 130 (128 + SIGINT), as shells report it; no traceback.
     SIGTERM (``Terminated``): the same line saying so, exit status 143.

@@ -5,7 +5,8 @@ import argparse
 import os
 import sys
 
-from . import interrupted, prepare_process, work_signals
+from ..runpaths import RunPaths
+from . import prepare_process, reported, work_signals
 from .options import integer
 
 
@@ -20,14 +21,13 @@ def main(argv=None) -> None:
     p.add_argument("-o", "--output", required=True, help="where to write the averaged checkpoint")
     args = p.parse_args(argv)
     from ..checkpoint import CheckpointError, atomic_save, average_checkpoints, step_checkpoints
-    from ..errors import NmtError
     from ..outputs import check_output, checkpoint_files
-    try:
+    with reported("nmt-average", f"{args.output} not written"):
         paths = args.inputs
         if args.last is not None:
             if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
                 raise CheckpointError("--last N takes exactly one run directory")
-            found = step_checkpoints(os.path.join(args.inputs[0], "checkpoints"))
+            found = step_checkpoints(RunPaths(args.inputs[0]).checkpoints)
             if args.last < 1 or len(found) < args.last:
                 raise CheckpointError(f"--last {args.last}: {args.inputs[0]}/checkpoints holds {len(found)} step "
                                       f"checkpoints ({', '.join(os.path.basename(f) for f in found) or 'none'}); "
@@ -38,10 +38,6 @@ def main(argv=None) -> None:
         check_output(args.output, [f for x in paths for f in checkpoint_files(x)], text=False)
         with work_signals():
             atomic_save(average_checkpoints(paths), args.output)
-    except NmtError as e:
-        sys.exit(f"nmt-average: error: {e}")
-    except KeyboardInterrupt:
-        interrupted("nmt-average", f"{args.output} not written")
     print(f"averaged {len(paths)} checkpoints ({', '.join(os.path.basename(x) for x in paths)}) into {args.output}",
           file=sys.stderr)
 

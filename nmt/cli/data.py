@@ -10,7 +10,7 @@ import urllib.request
 from ..data import toy
 from ..data.corpus import CorpusError, iter_lines
 from ..outputs import atomic_output
-from . import interrupted, prepare_process, work_signals
+from . import prepare_process, reported, work_signals
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
 MULTI30K_SPLITS = {"train": 29000, "val": 1014, "test_2016_flickr": 1000}
@@ -108,16 +108,12 @@ def main(argv=None) -> None:
     m.add_argument("--out", default="data/multi30k")
     m.add_argument("--from", dest="source", help="copy from this directory instead of downloading")
     args = p.parse_args(argv)
-    try:
+    with reported("nmt-data", "no partial file was left"):
         with work_signals():
             if args.what == "toy":
                 counts = toy.generate(args.out, seed=args.seed)
             else:
                 counts = fetch_multi30k(args.out, args.source)
-    except (CorpusError, OSError) as e:
-        sys.exit(f"nmt-data: error: {e}")
-    except KeyboardInterrupt:
-        interrupted("nmt-data", "no partial file was left")
     for name, n in counts.items():
         print(f"{name}: {n} lines")
     print(f"written under {args.out}")

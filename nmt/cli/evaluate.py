@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
 from ..data.corpus import iter_lines
 from ..errors import NmtError
-from . import interrupted, prepare_process
+from . import prepare_process, reported
 
 
 def main(argv=None) -> None:
@@ -26,27 +24,17 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     from ..eval.bleu import score, sentence_scores
     metrics = ("bleu", "chrf", "ter") if args.ter else ("bleu", "chrf")
-    try:
+    with reported("nmt-evaluate"):
         if [args.hyp, *args.refs].count("-") > 1:
             raise NmtError("only one of the files can be '-' (stdin)")
         hyps = list(iter_lines(args.hyp))  # "-": stdin, decoded as strictly as a file
         refs = [list(iter_lines(r)) for r in args.refs]
         names = [args.hyp] + args.refs
         if args.sentence:
-            rows = sentence_scores(hyps, refs, metrics=metrics, names=names)
+            out = sentence_scores(hyps, refs, metrics=metrics, names=names)
         else:
-            result = score(hyps, refs, metrics=metrics, names=names)
-    except NmtError as e:
-        sys.exit(f"nmt-evaluate: error: {e}")
-    except KeyboardInterrupt:
-        interrupted("nmt-evaluate")
-    except OSError as e:
-        sys.exit(f"nmt-evaluate: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
-    try:
-        _print(args, metrics, rows if args.sentence else result)
-    except BrokenPipeError:  # piped into head: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+            out = score(hyps, refs, metrics=metrics, names=names)
+        _print(args, metrics, out)
 
 
 def _print(args, metrics, out) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import interrupted, prepare_process, work_signals
+from . import prepare_process, reported, work_signals
 from .options import integer
 
 
@@ -23,11 +23,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     from ..checkpoint import load_model
     from ..data.corpus import CorpusError, iter_lines
-    from ..errors import NmtError
     from ..outputs import atomic_output, check_output, checkpoint_files
     from ..runtime import pick_device, pick_threads
     from ..translator import Translator
-    try:
+    with reported("nmt-score", "" if args.output == "-" else f"{args.output} not written"):
         if args.source == "-" and args.target == "-":
             raise CorpusError("--source and --target cannot both be stdin")
         check_output(args.output, [args.source, args.target, *checkpoint_files(args.checkpoint)])
@@ -43,15 +42,6 @@ def main(argv=None) -> None:
                             ).score(sources, targets)
         with work_signals(), atomic_output(args.output) as f:
             f.write("".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}\n" for lp, n in scores))
-    except NmtError as e:
-        sys.exit(f"nmt-score: error: {e}")
-    except KeyboardInterrupt:
-        interrupted("nmt-score", "" if args.output == "-" else f"{args.output} not written")
-    except OSError as e:
-        if isinstance(e, BrokenPipeError):
-            sys.stderr.close()
-            return
-        sys.exit(f"nmt-score: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
 
 
 if __name__ == "__main__":

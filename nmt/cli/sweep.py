@@ -11,6 +11,8 @@ from typing import List
 
 from hydra.experimental.callback import Callback
 
+from ..runpaths import RunPaths
+
 COLUMNS = ("job", "overrides", "best_valid_bleu", "best_step", "test_bleu", "steps", "stop_reason", "run_dir")
 
 
@@ -28,7 +30,7 @@ def sweep_rows(sweep_dir: str) -> List[dict]:
         except OSError:
             pass
         try:
-            with open(os.path.join(folder, "summary.json"), encoding="utf-8") as f:
+            with open(RunPaths(folder).summary, encoding="utf-8") as f:
                 s = json.load(f)
             row.update(best_valid_bleu=f"{s['best_bleu']:.2f}", best_step=s["best_step"], steps=s["steps"],
                        stop_reason=s["stop_reason"], run_dir=s["run_dir"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..runpaths import RunPaths
 from ..training.signals import interrupted_by_user, watch_sigint
 from . import interrupted, prepare_process
 
@@ -93,7 +94,7 @@ def _remove_if_fresh(run_dir: str) -> None:
     """After a failed start: the run directory this start created, if it holds no checkpoint."""
     import shutil
     if _FRESH["run_dir"] in (os.path.abspath(run_dir), "hydra") and os.environ.get("RANK", "0") == "0" and \
-            not os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt")):
+            not os.path.exists(RunPaths(run_dir).last):
         import logging
         for handler in logging.getLogger().handlers:  # Hydra's train.log handler: close before removing
             if getattr(handler, "baseFilename", "").startswith(os.path.abspath(run_dir) + os.sep):
@@ -128,7 +129,7 @@ def _interrupted(run_dir: str) -> None:
     """Ctrl-C in a run: the run directory this start created goes; before the first checkpoint the
     process leaves without the interpreter's shutdown (``interrupted``'s ``hard``)."""
     _remove_if_fresh(run_dir)
-    started = os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt"))
+    started = os.path.exists(RunPaths(run_dir).last)
     interrupted("nmt-train", "checkpoints written so far are intact" if started else "before the first checkpoint",
                 hard=not started)
 

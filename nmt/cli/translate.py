@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, TextIO
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
 from ..search.options import SearchOptions as D  # every decoding default and choice
-from . import interrupted, prepare_process, work_signals
+from . import prepare_process, reported, work_signals
 from .options import add_model_flags, add_search_flags, integer, real
 
 
@@ -228,9 +228,8 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
 def main(argv=None) -> None:
     prepare_process()
     args = parse_args(argv)
-    from ..errors import NmtError
     from ..eval.bleu import score
-    try:
+    with reported("nmt-translate", "" if args.output == "-" else f"{args.output} not written"):
         if args.alignment and (args.output_format == "text" and args.nbest == 1):
             raise CorpusError("--alignment needs --output-format jsonl or tsv (text output has no room for it)")
         inputs = [args.input, *(args.ref or []), *([args.prefix_file] if args.prefix_file else []),
@@ -255,15 +254,6 @@ def main(argv=None) -> None:
                                       f"references (the translation is written)")
             for r in score(kept, refs, names=[args.output] + list(args.ref)).values():
                 print(f"{r['text']}  ({r['signature']})", file=sys.stderr)
-    except NmtError as e:
-        sys.exit(f"nmt-translate: error: {e}")
-    except KeyboardInterrupt:
-        interrupted("nmt-translate", "" if args.output == "-" else f"{args.output} not written")
-    except OSError as e:
-        if isinstance(e, BrokenPipeError):  # e.g. piped into head
-            sys.stderr.close()
-            return
-        sys.exit(f"nmt-translate: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], in
     optimizer = build_optimizer(model.parameters(), o.name, o.lr, o.betas, o.momentum, o.weight_decay)
     scheduler = LRSchedule(optimizer, o.scheduler, o.warmup_steps, o.plateau_metric, o.plateau_factor,
                            o.plateau_patience, o.min_lr, budget_steps=cfg.train.max_steps,
-                           budget_minutes=cfg.train.max_minutes)
+                           budget_minutes=cfg.train.max_minutes, decay_fraction=o.decay_fraction)
     state = None
     if ckpt is not None:
         model.load_state_dict(ckpt.get("train_model", ckpt["model"]))  # raw weights, if averaged ones are saved

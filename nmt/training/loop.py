@@ -28,6 +28,7 @@ from ..data.mixture import TrainingData
 from ..data.subword import Sampling, SubwordSampler
 from ..models.seq2seq import count_parameters
 from ..precision import resolve_precision
+from ..runpaths import RunPaths
 from ..runtime import check_busy, pick_device, pick_threads
 from ..search import validation_options
 from ..translator import Translator
@@ -135,13 +136,13 @@ def fit(cfg: Config, run_dir: str) -> Dict:
     dist = Dist.from_env(device)
     run_dir = dist.broadcast(os.path.abspath(run_dir))
     if dist.main:
-        os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+        os.makedirs(RunPaths(run_dir).checkpoints, exist_ok=True)
     dist.barrier()
     lock = RunLock(run_dir).acquire() if dist.main else None
     run_id = dist.broadcast(write_marker(run_dir) if dist.main else None)
     handlers = setup_logging(run_dir, dist.main)
     if dist.main:
-        remove_partial_checkpoints(os.path.join(run_dir, "checkpoints"))
+        remove_partial_checkpoints(RunPaths(run_dir).checkpoints)
     try:
         return _fit(cfg, run_dir, device, dist, run_id)
     finally:
@@ -176,7 +177,7 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
     state.corpus = train.fingerprint or ""
     if ckpt is not None:
         set_rng_state(ckpt["rng"])
-        log.info("resumed from %s at step %d (epoch %d)", os.path.join(run_dir, "checkpoints", "last.pt"),
+        log.info("resumed from %s at step %d (epoch %d)", RunPaths(run_dir).last,
                  state.step, state.epoch + 1)
     log.info("model: %s parameters", f"{count_parameters(model):,}")
     from .loss import Objective
@@ -258,7 +259,7 @@ def _train(run: Run) -> Dict:
             reason = train_epoch(run, stop_signal, bar)
     interrupted = not validate_final(run, reason)
     log.info("training stopped (%s) after %d steps; best valid BLEU %.2f at step %d; checkpoints in %s",
-             reason, state.step, state.best_bleu, state.best_step, run.ckpt_dir)
+             reason, state.step, state.best_bleu, state.best_step, run.paths.checkpoints)
     test = None
     if not interrupted:
         try:
@@ -271,6 +272,6 @@ def _train(run: Run) -> Dict:
     if dist.main:
         draw_plots(run)
         run.metrics.close()
-        with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
+        with open(run.paths.summary, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
     return summary

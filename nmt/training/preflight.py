@@ -10,6 +10,7 @@ from typing import Sequence
 from ..config import Config, compose, flatten, from_dict, to_dict, unflatten, validate
 from ..errors import ConfigError
 from ..resources import available_memory, gib
+from ..runpaths import RunPaths
 from .rundir import RunDirError, RunLock, check_is_run_or_empty, check_writable
 
 
@@ -53,7 +54,7 @@ def check_run_dir(run_dir: str, resume: bool, ignored=()) -> None:
     check_writable(run_dir)
     RunLock(run_dir).check_free()  # a live training first: "in use" says more than "holds a run"
     check_is_run_or_empty(run_dir, ignored)
-    last = os.path.join(run_dir, "checkpoints", "last.pt")
+    last = RunPaths(run_dir).last
     if resume and not os.path.exists(last):
         raise RunDirError(f"resume=true but there is no checkpoint at {last}; set run_dir= to the run to resume")
     if not resume and os.path.exists(last):
@@ -80,7 +81,7 @@ def resumed_config(cfg: Config, overrides: Sequence[str], config_name: str = "tr
     with their names, as before. Any other ``cfg`` comes back as it is."""
     if not cfg.resume or not cfg.run_dir:
         return cfg
-    path = os.path.join(cfg.run_dir, "checkpoints", "last.pt")
+    path = RunPaths(cfg.run_dir).last
     if not os.path.exists(path):
         return cfg
     from ..checkpoint import CheckpointError, load_checkpoint

@@ -2,7 +2,6 @@
 (``Update``), running totals between log lines (``Window``) and the live objects (``Run``)."""
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from ..config import Config
 from ..data.dataset import EncodedCorpus
 from ..data.mixture import TrainingData
 from ..data.subword import SubwordSampler
+from ..runpaths import RunPaths
 from ..translator import Translator
 from .distributed import Dist
 from .ema import EMA
@@ -97,5 +97,5 @@ class Run:
             self.subword.close()
 
     @property
-    def ckpt_dir(self) -> str:
-        return os.path.join(self.run_dir, "checkpoints")
+    def paths(self) -> RunPaths:
+        return RunPaths(self.run_dir)

@@ -11,6 +11,7 @@ import uuid
 from typing import Iterable, Optional
 
 from ..errors import NmtError
+from ..runpaths import RunPaths
 
 LOCK_NAME = ".lock"
 MARKER_NAME = ".nmt-run"  # written by the first training in a directory: what makes it an nmt run
@@ -72,7 +73,7 @@ def check_is_run_or_empty(run_dir: str, ignored: Iterable[str] = ()) -> None:
     anything is written there. ``ignored``: names this start wrote itself (Hydra's ``.hydra/`` and
     ``train.log`` when the preflight already checked the directory)."""
     if not os.path.isdir(run_dir) or read_marker(run_dir) is not None or \
-            os.path.exists(os.path.join(run_dir, "checkpoints", "last.pt")):
+            os.path.exists(RunPaths(run_dir).last):
         return
     found = sorted(name for name in set(os.listdir(run_dir)) - set(ignored) - {LOCK_NAME}
                    if not name.startswith(PROBE_PREFIX))

@@ -20,6 +20,7 @@ from ..checkpoint import (
     step_checkpoints,
 )
 from ..config import RESUMABLE_KEYS, Config, differences, to_dict
+from ..runpaths import RunPaths
 from .run import Run
 from .rundir import TrainingError, read_marker
 
@@ -28,7 +29,7 @@ def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
     """last.pt (atomically), and a step_N.pt / best.pt link to it; rank 0 only."""
     if not run.dist.main:
         return
-    last = os.path.join(run.ckpt_dir, "last.pt")
+    last = run.paths.last
     extra = {"shortlist": run.shortlist} if run.shortlist else {}
     weights = run.model.state_dict()
     if run.ema is not None:  # the averaged weights are the model; the raw ones resume training
@@ -37,22 +38,21 @@ def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
                                 scheduler=run.scheduler.state_dict(), train_state=asdict(run.state),
                                 rng=rng_state(), **extra), last)
     if step_copy and run.cfg.train.keep_last > 0:
-        atomic_link(last, os.path.join(run.ckpt_dir, f"step_{run.state.step}.pt"))
-        prune(run.ckpt_dir, run.cfg.train.keep_last)
+        atomic_link(last, run.paths.step(run.state.step))
+        prune(run.paths.checkpoints, run.cfg.train.keep_last)
     if best:
-        atomic_link(last, os.path.join(run.ckpt_dir, "best.pt"))
+        atomic_link(last, run.paths.best)
 
 
 def resume_checkpoint(cfg: Config, run_dir: str) -> Dict:
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    path = os.path.join(ckpt_dir, "last.pt")
+    paths = RunPaths(run_dir)
+    path = paths.last
     if not os.path.exists(path):
         raise TrainingError(f"resume=true but there is no checkpoint at {path}; set run_dir= to the run to resume")
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
-        best = os.path.join(ckpt_dir, "best.pt")
-        others = step_checkpoints(ckpt_dir)[::-1] + ([best] if os.path.exists(best) else [])
+        others = step_checkpoints(paths.checkpoints)[::-1] + ([paths.best] if os.path.exists(paths.best) else [])
         hint = (f"; the previous good checkpoints are {', '.join(others)}: copy one to {path} to resume from it"
                 if others else "; no other checkpoint exists in that directory")
         raise TrainingError(f"{e}{hint}") from None

@@ -49,7 +49,9 @@ class LRSchedule:
 
     linear and cosine decay from the rate to ``min_lr`` over the run's budget: the progress is the
     larger of ``step / budget_steps`` and ``minutes / budget_minutes`` (whichever ends the run first),
-    so a run stopped by ``train.max_minutes`` ends at the bottom of its schedule.
+    so a run stopped by ``train.max_minutes`` ends at the bottom of its schedule. With
+    ``decay_fraction`` f < 1 the rate stays constant for the first 1 - f of the budget and decays over
+    the last f only (warm-up, stable, decay).
 
     ``step_update(step[, minutes])`` is called after every update, ``step_valid(bleu, loss)`` after
     every validation (only plateau reacts). Its whole state is in ``state_dict`` for exact resume.
@@ -57,12 +59,14 @@ class LRSchedule:
 
     def __init__(self, optimizer: torch.optim.Optimizer, kind: Scheduler = Scheduler.constant, warmup_steps: int = 0,
                  metric: PlateauMetric = PlateauMetric.bleu, factor: float = 0.5, patience: int = 2,
-                 min_lr: float = 1e-6, budget_steps: int = 0, budget_minutes: float = 0.0):
+                 min_lr: float = 1e-6, budget_steps: int = 0, budget_minutes: float = 0.0,
+                 decay_fraction: float = 1.0):
         self.optimizer, self.kind, self.warmup = optimizer, Scheduler(kind), warmup_steps
         self.base_lr = optimizer.param_groups[0]["lr"]
         self.metric, self.factor, self.patience, self.min_lr = PlateauMetric(metric), factor, patience, min_lr
         self.scale, self.best, self.bad = 1.0, None, 0
         self.budget_steps, self.budget_minutes, self.minutes = budget_steps, budget_minutes, 0.0
+        self.decay_fraction = decay_fraction
         self.step_update(0)
 
     def progress(self, step: int) -> float:
@@ -78,7 +82,7 @@ class LRSchedule:
         elif self.kind is Scheduler.inverse_sqrt and self.warmup:
             lr *= math.sqrt(self.warmup / max(step, 1))
         elif self.kind in (Scheduler.linear, Scheduler.cosine):
-            p = self.progress(step)
+            p = max(0.0, self.progress(step) - (1.0 - self.decay_fraction)) / self.decay_fraction  # of the decay
             decay = 1.0 - p if self.kind is Scheduler.linear else 0.5 * (1.0 + math.cos(math.pi * p))
             return self.min_lr + (lr - self.min_lr) * decay
         return max(lr, self.min_lr) if self.kind is not Scheduler.constant else lr

@@ -113,9 +113,9 @@ def translate_test(run: Run) -> Optional[Dict]:
     d, t = run.cfg.data, run.cfg.train
     if not run.dist.main or not d.test:
         return None
-    best, step = os.path.join(run.ckpt_dir, "best.pt"), run.state.best_step
+    best, step = run.paths.best, run.state.best_step
     if not os.path.exists(best):
-        best, step = os.path.join(run.ckpt_dir, "last.pt"), run.state.step
+        best, step = run.paths.last, run.state.step
     test = read_split(d.test, "test", d.src_lang, d.tgt_lang)
     start = time.time()
     loaded = load_model(best, run.device)
@@ -123,7 +123,7 @@ def translate_test(run: Run) -> Optional[Dict]:
                             precision=t.precision, src_prefix=d.src_prefix)
     hyps = [n[0][0] for n in translator.translate(test.src)]
     scores = sacre_score(hyps, [test.tgt])
-    out_dir = os.path.join(run.run_dir, "test")
+    out_dir = run.paths.test
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "hyp.txt"), "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in hyps)

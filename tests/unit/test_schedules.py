@@ -93,6 +93,15 @@ def test_linear_and_cosine_decay_to_the_floor_at_the_end_of_the_budget():
     assert again.lr_at(100) == timed.lr_at(100)
 
 
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_a_decay_fraction_holds_the_rate_then_decays_over_the_last_part(kind):
+    s = LRSchedule(_opt(1.0), kind, min_lr=0.0, budget_steps=100, decay_fraction=0.2)
+    assert [s.lr_at(k) for k in (0, 40, 80)] == [1.0, 1.0, 1.0]  # stable for the first 80 %
+    assert s.lr_at(90) == pytest.approx(0.5) and s.lr_at(100) == pytest.approx(0.0)
+    rates = [s.lr_at(k) for k in range(80, 101)]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) == 21
+
+
 def test_a_decay_without_a_budget_is_refused():
     from nmt.config import Config, validate
     from nmt.errors import ConfigError
