@@ -10,6 +10,7 @@ import torch
 
 from .config import Device, choose
 from .errors import ConfigError
+from .launch import Launch
 
 
 def pick_device(name: Device, local_rank: int = 0, key: str = "train.device") -> torch.device:
@@ -75,8 +76,7 @@ def pick_threads(requested: int = 0, key: str = "--threads") -> int:
         raise ConfigError(f"{key}{'=' if key.startswith('train') else ' '}{requested}: more than {THREADS_PER_CPU} "
                           f"threads per CPU this process may use ({available_cpus()}); at most {limit}")
     if requested <= 0:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        requested = max(1, min(8, available_cpus() // max(local, 1)))
+        requested = max(1, min(8, available_cpus() // max(Launch.from_env().local_world, 1)))
     torch.set_num_threads(requested)
     return requested
 
@@ -84,7 +84,7 @@ def pick_threads(requested: int = 0, key: str = "--threads") -> int:
 def check_busy(threads: int, key: str = "train.threads") -> Optional[str]:
     """A warning when other processes keep so many of this process's CPUs busy that ``threads``
     threads would wait for each other (every op waits for its slowest thread); None otherwise."""
-    if threads < 2 or int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+    if threads < 2 or Launch.from_env().local_world > 1:
         return None
     busy = busy_cpus()
     free = available_cpus() - busy

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..launch import Launch
 from ..runpaths import RunPaths
 from ..training.signals import interrupted_by_user, watch_sigint
 from . import interrupted, prepare_process
@@ -48,7 +49,7 @@ def _preflight(argv) -> None:
         config = resumed_config(compose(overrides), overrides)
         run_dir = config.run_dir if config.run_dir is not None else _run_dir_override(argv) or None
         if run_dir is not None:
-            preflight(config, run_dir, run_dir_checks=os.environ.get("RANK", "0") == "0")
+            preflight(config, run_dir, run_dir_checks=Launch.from_env().main)
             _FRESH["run_dir"] = None if os.path.exists(run_dir) else os.path.abspath(run_dir)
         else:
             preflight(config, ".", run_dir_checks=False)  # a fresh outputs/DATE/TIME folder
@@ -93,7 +94,7 @@ def _check_sweep(argv) -> None:
 def _remove_if_fresh(run_dir: str) -> None:
     """After a failed start: the run directory this start created, if it holds no checkpoint."""
     import shutil
-    if _FRESH["run_dir"] in (os.path.abspath(run_dir), "hydra") and os.environ.get("RANK", "0") == "0" and \
+    if _FRESH["run_dir"] in (os.path.abspath(run_dir), "hydra") and Launch.from_env().main and \
             not os.path.exists(RunPaths(run_dir).last):
         import logging
         for handler in logging.getLogger().handlers:  # Hydra's train.log handler: close before removing
@@ -142,10 +143,10 @@ def _failed(e: Exception, run_dir: str) -> None:
     if isinstance(e, OSError):
         sys.exit(f"nmt-train: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}")
     if isinstance(e, RuntimeError):
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and _lost_peer(e):
+        if Launch.from_env().distributed and _lost_peer(e):
             import re
             cause = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip().splitlines()[0]).split(". ")[0][:160]
-            sys.exit(f"nmt-train: error: rank {os.environ.get('RANK', '?')}: another process of the distributed "
+            sys.exit(f"nmt-train: error: rank {Launch.from_env().rank}: another process of the distributed "
                      f"run stopped ({cause}); the last checkpoint is intact: resume with resume=true")
     raise e
 
@@ -157,11 +158,11 @@ def _lost_peer(e: RuntimeError) -> bool:
         w in text for w in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe", "timed out"))
 
 
-def hydra_argv(argv: list, rank: str) -> list:
-    """What Hydra is given: on the other ranks of a distributed run (``RANK`` > 0) nothing of Hydra's
+def hydra_argv(argv: list, main_rank: bool) -> list:
+    """What Hydra is given: on the other ranks of a distributed run (not ``main_rank``) nothing of Hydra's
     in the run directory, which rank 0 owns and checks (``.hydra/`` and ``train.log`` written there by a
     rank that started first would make rank 0 refuse the directory as a user's); their logs go to stderr."""
-    if rank in ("", "0"):
+    if main_rank:
         return list(argv)
     extra = ["hydra.output_subdir=null"]
     if not any(a.lstrip("+~").startswith(("hydra/job_logging=", "hydra.job_logging")) for a in argv):
@@ -191,7 +192,7 @@ def main(argv=None) -> None:
 
         from ..config import register_configs
         register_configs()
-        sys.argv = [sys.argv[0], *hydra_argv(argv, os.environ.get("RANK", "0"))]
+        sys.argv = [sys.argv[0], *hydra_argv(argv, Launch.from_env().main)]
         hydra.main(version_base="1.3", config_path="pkg://nmt.configs", config_name="train")(_train)()
     except KeyboardInterrupt:
         interrupted("nmt-train", "before training started", hard=True)

@@ -1,7 +1,6 @@
 """torch.distributed set-up for ``torchrun``: gloo on CPU, nccl on GPU, rank 0 does the I/O."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -9,6 +8,7 @@ import torch.distributed as dist
 
 from ..config import differences, to_dict
 from ..errors import ConfigError
+from ..launch import Launch
 
 # Settings that may differ between the processes of one run: where each machine keeps things
 NODE_LOCAL = frozenset({"run_dir", "resume", "data.cache_dir", "train.threads", "train.device"})
@@ -30,12 +30,12 @@ class Dist:
 
     @classmethod
     def from_env(cls, device: torch.device) -> Dist:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
+        launch = Launch.from_env()
+        if not launch.distributed:
             return cls()
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        return cls(dist.get_rank(), dist.get_world_size(), launch.local_rank)
 
     def all_sum(self, values):
         """Sum a list of floats over ranks (identity on one process)."""

@@ -26,6 +26,7 @@ from ..config import Config, to_dict
 from ..data.batching import make_batches, padding_fraction
 from ..data.mixture import TrainingData
 from ..data.subword import Sampling, SubwordSampler
+from ..launch import Launch
 from ..models.seq2seq import count_parameters
 from ..precision import resolve_precision
 from ..runpaths import RunPaths
@@ -131,8 +132,9 @@ def validate_or_save(run: Run, stop_signal: StopSignal) -> bool:
 
 def fit(cfg: Config, run_dir: str) -> Dict:
     """Train as ``cfg`` says, in ``run_dir``; returns a summary (steps, best BLEU, test scores, stop reason)."""
-    preflight(cfg, run_dir, run_dir_checks=int(os.environ.get("RANK", "0")) == 0, ignored=_hydra_files())
-    device = pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+    launch = Launch.from_env()
+    preflight(cfg, run_dir, run_dir_checks=launch.main, ignored=_hydra_files())
+    device = pick_device(cfg.train.device, launch.local_rank)
     dist = Dist.from_env(device)
     run_dir = dist.broadcast(os.path.abspath(run_dir))
     if dist.main:

@@ -121,13 +121,13 @@ def test_other_ranks_leave_hydra_files_out_of_the_run_directory():
     from nmt.cli.train import hydra_argv
     from nmt.config import register_configs
     register_configs()
-    for rank, subdir in (("0", ".hydra"), ("1", None)):
+    for main_rank, subdir in ((True, ".hydra"), (False, None)):
         GlobalHydra.instance().clear()
         with initialize_config_module("nmt.configs", version_base="1.3"):
-            cfg = compose("train", hydra_argv(["run_dir=r"], rank), return_hydra_config=True)
+            cfg = compose("train", hydra_argv(["run_dir=r"], main_rank), return_hydra_config=True)
         assert cfg.hydra.output_subdir == subdir
         handlers = cfg.hydra.job_logging.handlers
-        assert any("filename" in handlers[name] for name in handlers) == (rank == "0")
+        assert any("filename" in handlers[name] for name in handlers) == main_rank
         assert cfg.hydra.job_logging.handlers.console.stream == "ext://sys.stderr"
     GlobalHydra.instance().clear()
 
