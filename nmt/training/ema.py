@@ -24,6 +24,8 @@ class EMA:
         d = min(self.decay, (1 + step) / (10 + step))
         current = model.state_dict()
         names = list(self.shadow)
+        # torch's multi-tensor lerp (private but stable since 1.13; torch.optim's own EMA-style code uses
+        # it): one kernel launch per dtype group instead of one per parameter
         torch._foreach_lerp_([self.shadow[n] for n in names], [current[n].float() for n in names], 1.0 - d)
 
     def state_dict(self) -> Dict[str, torch.Tensor]:

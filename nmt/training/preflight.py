@@ -11,7 +11,7 @@ from ..config import Config, compose, flatten, from_dict, to_dict, unflatten, va
 from ..errors import ConfigError
 from ..resources import available_memory, gib
 from ..runpaths import RunPaths
-from .rundir import RunDirError, RunLock, check_is_run_or_empty, check_writable
+from .rundir import RunDirError, RunLock, check_is_run_or_empty, check_writable, nothing_to_resume
 
 
 def estimate_memory(cfg: Config) -> tuple:
@@ -56,7 +56,7 @@ def check_run_dir(run_dir: str, resume: bool, ignored=()) -> None:
     check_is_run_or_empty(run_dir, ignored)
     last = RunPaths(run_dir).last
     if resume and not os.path.exists(last):
-        raise RunDirError(f"resume=true but there is no checkpoint at {last}; set run_dir= to the run to resume")
+        raise nothing_to_resume(last)
     if not resume and os.path.exists(last):
         raise RunDirError(f"{run_dir} already holds a training run (checkpoints/last.pt); pass resume=true to "
                           f"continue it or choose another run_dir")

@@ -26,6 +26,11 @@ class RunDirError(TrainingError):
     """A run directory that cannot be used as asked."""
 
 
+def nothing_to_resume(last: str) -> RunDirError:
+    """The refusal of ``resume=true`` where ``last`` (the run's last.pt) does not exist."""
+    return RunDirError(f"resume=true but there is no checkpoint at {last}; set run_dir= to the run to resume")
+
+
 def check_writable(run_dir: str) -> None:
     """``run_dir`` is (or can become) a writable directory; a clear error otherwise."""
     path = os.path.abspath(run_dir)

@@ -22,7 +22,7 @@ from ..checkpoint import (
 from ..config import RESUMABLE_KEYS, Config, differences, to_dict
 from ..runpaths import RunPaths
 from .run import Run
-from .rundir import TrainingError, read_marker
+from .rundir import TrainingError, nothing_to_resume, read_marker
 
 
 def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
@@ -48,7 +48,7 @@ def resume_checkpoint(cfg: Config, run_dir: str) -> Dict:
     paths = RunPaths(run_dir)
     path = paths.last
     if not os.path.exists(path):
-        raise TrainingError(f"resume=true but there is no checkpoint at {path}; set run_dir= to the run to resume")
+        raise nothing_to_resume(path)
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
