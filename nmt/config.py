@@ -299,6 +299,11 @@ def affects_model(key: str) -> bool:
     return not _TRAINING_ONLY.match(key)
 
 
+# Keys that may differ between the processes of one distributed run: where each machine keeps things
+# and how it computes (a subset of RESUMABLE_KEYS: a run resumed on other machines may change them).
+NODE_LOCAL_KEYS = frozenset({"run_dir", "resume", "data.cache_dir", "train.threads", "train.device"})
+
+
 def flatten(values: dict, prefix: str = "") -> dict:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
     out = {}

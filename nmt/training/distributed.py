@@ -6,12 +6,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..config import differences, to_dict
+from ..config import NODE_LOCAL_KEYS, differences, to_dict
 from ..errors import ConfigError
 from ..launch import Launch
-
-# Settings that may differ between the processes of one run: where each machine keeps things
-NODE_LOCAL = frozenset({"run_dir", "resume", "data.cache_dir", "train.threads", "train.device"})
 
 
 @dataclass
@@ -63,13 +60,13 @@ class Dist:
 
 
 def check_same_settings(cfg, dist_: Dist) -> None:
-    """Every rank trains with rank 0's settings (``NODE_LOCAL`` aside); a ConfigError on the rank
+    """Every rank trains with rank 0's settings (``config.NODE_LOCAL_KEYS`` aside); a ConfigError on the rank
     whose differ, naming the keys (a machine started with other overrides, or ``resume=true`` on a
     machine that does not see the run directory and so cannot read the run's own settings)."""
     if not dist_.enabled:
         return
     mine = to_dict(cfg)
-    changed = differences(dist_.broadcast(mine), mine, lambda key: key not in NODE_LOCAL)
+    changed = differences(dist_.broadcast(mine), mine, lambda key: key not in NODE_LOCAL_KEYS)
     if changed:
         details = ", ".join(f"{k}: {b!r} here, {a!r} on rank 0" for k, a, b in changed[:8])
         raise ConfigError(f"rank {dist_.rank}: settings differ from rank 0's: {details}. Start every machine with "

@@ -107,3 +107,13 @@ def test_typed_config_roundtrips_through_plain_values():
     assert plain["encoder"]["cell"] == "lstm" and isinstance(plain["optim"]["betas"], list)
     back = from_dict(plain)
     assert back.encoder.cell is Cell.lstm and back == cfg
+
+
+def test_the_key_policies_name_real_keys_and_nest():
+    """Node-local keys (may differ between ranks) may change on resume; keys that may change on
+    resume never change what the model computes; every key named is in the schema."""
+    from nmt.config import NODE_LOCAL_KEYS, RESUMABLE_KEYS, Config, affects_model, flatten, to_dict
+    schema = set(flatten(to_dict(Config())))
+    assert NODE_LOCAL_KEYS <= RESUMABLE_KEYS <= schema
+    assert not any(affects_model(key) for key in RESUMABLE_KEYS)
+    assert affects_model("decoder.hidden_size") and affects_model("data.spm.vocab_size")
