@@ -63,7 +63,7 @@ BREAKS = [
           "tests/integration/test_loop.py::test_train_step_skips_non_finite_updates"),
     Break("linear teacher forcing", "nmt/training/schedules.py", "teacher_forcing_ratio",
           "float(start + (end - start) * frac)", "float(start)", "tests/unit/test_schedules.py::test_linear"),
-    Break("teacher-forcing k rule", "nmt/config.py", "validate",
+    Break("teacher-forcing k rule", "nmt/config/rules.py", "validate",
           "errors.append(teacher_forcing_k_rule(tf.schedule, tf.k))", "pass", "tests/unit/test_config.py"),
     Break("EMA warm start", "nmt/training/ema.py", "EMA.update", "min(self.decay, (1 + step) / (10 + step))",
           "self.decay", "tests/integration/test_loop.py::test_ema_averages_with_a_warm_start_and_applied_restores"),

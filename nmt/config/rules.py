@@ -1,0 +1,140 @@
+"""Range and cross-field checks (``validate``), all before any data is read; each cross-field rule
+stated once and used by ``validate`` and by the constructor that depends on it."""
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+from ..errors import ConfigError
+from .choices import AttentionKind, BridgeKind, Scheduler, SpmType, TfSchedule
+from .compose import to_dict
+from .corpora import is_tag, train_corpora
+from .keys import flatten
+from .schema import Config, SpmConfig
+
+# ---- cross-field rules: each stated once, checked by ``validate`` before any data is read and by
+# the constructor that depends on it (a model built from Python gets the same message) -------------
+
+def luong_dot_rule(decoder_hidden: int, encoder_output: int) -> Optional[str]:
+    if decoder_hidden != encoder_output:
+        return (f"decoder.hidden_size={decoder_hidden}: must be equal to the encoder output size "
+                f"({encoder_output}) with attention=luong_dot (or use luong_general)")
+    return None
+
+
+def tied_embeddings_rule(output_size: int, embed_size: int) -> Optional[str]:
+    if output_size != embed_size:
+        return (f"decoder.embed_size={embed_size}: must be equal to the attentional size ({output_size}) "
+                f"with decoder.tie_embeddings=true")
+    return None
+
+
+def teacher_forcing_k_rule(schedule: TfSchedule, k: float) -> Optional[str]:
+    if schedule == TfSchedule.exponential and not 0 < k < 1:
+        return f"teacher_forcing.k={k}: must be in (0, 1) for the exponential schedule"
+    if schedule == TfSchedule.inverse_sigmoid and k < 1:
+        return f"teacher_forcing.k={k}: must be >= 1 for the inverse_sigmoid schedule"
+    return None
+
+
+def spm_rules(spm: SpmConfig) -> List[Optional[str]]:
+    """The problems of ``data.spm`` (None where a rule holds)."""
+    rules = [(spm.vocab_size >= 8, "vocab_size", ">= 8"),
+             (0 < spm.character_coverage <= 1, "character_coverage", "in (0, 1]"),
+             (spm.input_sentence_size >= 1, "input_sentence_size", ">= 1"),
+             (spm.tgt_model is None or spm.model is not None, "tgt_model", "given with data.spm.model"),
+             (spm.sampling_alpha >= 0, "sampling_alpha", ">= 0 (0: off)"),
+             (not spm.sampling_alpha or spm.model or spm.model_type == SpmType.unigram, "sampling_alpha",
+              f"0 with model_type={spm.model_type} (subword sampling needs a unigram model)"),
+             (spm.sampling_nbest >= 2, "sampling_nbest", ">= 2")]
+    return [None if ok else f"data.spm.{key}={getattr(spm, key)!r}: must be {want}" for ok, key, want in rules]
+
+
+def require(problem: Optional[str]) -> None:
+    """Raise a rule's problem, if any, as a ConfigError."""
+    if problem:
+        raise ConfigError(problem)
+
+
+# ---- range and cross-field checks, all before any data is read ----------------------------------
+
+def validate(cfg: Config) -> None:
+    """Every value in range, with the key named; ConfigError on the first that is not."""
+    errors: List[Optional[str]] = []
+
+    def check(ok, key, want):
+        if not ok:
+            section, name = key.split(".", 1) if "." in key else (None, key)
+            obj = cfg if section is None else getattr(cfg, section)
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            errors.append(f"{key}={obj!r}: must be {want}")
+
+    for key, value in flatten(to_dict(cfg)).items():
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            errors.append(f"{key}={value!r}: must be a finite number")
+    d, e, a, dec = cfg.data, cfg.encoder, cfg.attention, cfg.decoder
+    tf, o, t = cfg.teacher_forcing, cfg.optim, cfg.train
+    check(cfg.run_dir is None or bool(str(cfg.run_dir).strip()), "run_dir",
+          "a directory name (leave run_dir out for a new outputs/DATE/TIME folder)")
+    check(d.max_len >= 1, "data.max_len", ">= 1")
+    check(is_tag(d.src_prefix), "data.src_prefix", "one token without whitespace (or null)")
+    try:
+        train_corpora(d.train, d.src_prefix)
+    except ConfigError as problem:
+        errors.append(str(problem))
+    check(all(s and not any(c.isspace() for c in s) for s in d.spm.user_symbols), "data.spm.user_symbols",
+          "tokens without whitespace")
+    check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
+    errors += spm_rules(d.spm)
+    check(d.src_lang != d.tgt_lang or d.src_lang == "", "data.tgt_lang", "different from data.src_lang")
+    for name, m in (("encoder", e), ("decoder", dec)):
+        check(m.embed_size >= 1, f"{name}.embed_size", ">= 1")
+        check(m.hidden_size >= 1, f"{name}.hidden_size", ">= 1")
+        check(m.num_layers >= 1, f"{name}.num_layers", ">= 1")
+        check(0 <= m.dropout < 1, f"{name}.dropout", "in [0, 1)")
+    check(a.hidden_size >= 0, "attention.hidden_size", ">= 0")
+    check(a.kind != AttentionKind.final or dec.bridge != BridgeKind.zeros, "decoder.bridge",
+          "last or bridge with attention=final (the initial state is the decoder's only view of the source)")
+    check(dec.attentional_size >= 0, "decoder.attentional_size", ">= 0")
+    check(dec.init_scale > 0, "decoder.init_scale", "> 0")
+    check(0 <= tf.start <= 1, "teacher_forcing.start", "in [0, 1]")
+    check(0 <= tf.end <= 1, "teacher_forcing.end", "in [0, 1]")
+    check(tf.decay_steps >= 1, "teacher_forcing.decay_steps", ">= 1")
+    errors.append(teacher_forcing_k_rule(tf.schedule, tf.k))
+    check(o.lr > 0, "optim.lr", "> 0")
+    check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "two values in [0, 1)")
+    check(o.momentum >= 0, "optim.momentum", ">= 0")
+    check(o.weight_decay >= 0, "optim.weight_decay", ">= 0")
+    check(o.warmup_steps >= 0, "optim.warmup_steps", ">= 0")
+    check(0 < o.plateau_factor < 1, "optim.plateau_factor", "in (0, 1)")
+    check(o.plateau_patience >= 0, "optim.plateau_patience", ">= 0")
+    check(o.min_lr >= 0, "optim.min_lr", ">= 0")
+    check(0 < o.decay_fraction <= 1, "optim.decay_fraction", "in (0, 1]")
+    check(o.scheduler not in (Scheduler.linear, Scheduler.cosine) or t.max_steps > 0 or t.max_minutes > 0,
+          "optim.scheduler", "given a budget to decay over (train.max_steps or train.max_minutes) when linear "
+          "or cosine")
+    for key in ("max_steps", "max_epochs", "max_sentences", "patience", "keep_last", "threads",
+                "grad_flow_every"):
+        check(getattr(t, key) >= 0, f"train.{key}", ">= 0")
+    for key in ("accum_steps", "valid_every", "valid_beam", "valid_batch_size", "test_beam", "log_every",
+                "max_nonfinite", "max_blowups"):
+        check(getattr(t, key) >= 1, f"train.{key}", ">= 1")
+    check(t.max_minutes >= 0, "train.max_minutes", ">= 0")
+    check(t.max_tokens >= 16, "train.max_tokens", ">= 16 (a batch must hold at least one sentence)")
+    check(t.clip_grad_norm >= 0, "train.clip_grad_norm", ">= 0 (0 disables clipping)")
+    check(t.clip_grad_value >= 0, "train.clip_grad_value", ">= 0 (0 disables clipping)")
+    check(0 <= t.label_smoothing < 1, "train.label_smoothing", "in [0, 1)")
+    check(0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1) (0: off)")
+    check(t.valid_max_len_a >= 0, "train.valid_max_len_a", ">= 0")
+    check(t.valid_max_len_b >= 1, "train.valid_max_len_b", ">= 1")
+    check(t.blowup_factor == 0 or t.blowup_factor > 1, "train.blowup_factor", "0 (off) or > 1")
+    enc_out = e.hidden_size * (2 if e.bidirectional else 1)
+    if a.kind == AttentionKind.luong_dot:
+        errors.append(luong_dot_rule(dec.hidden_size, enc_out))
+    if dec.tie_embeddings:
+        errors.append(tied_embeddings_rule(dec.attentional_size or dec.hidden_size + enc_out, dec.embed_size))
+    errors = [problem for problem in errors if problem]
+    if errors:
+        raise ConfigError("invalid settings: " + "; ".join(errors))
