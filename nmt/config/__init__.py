@@ -40,6 +40,9 @@ from .help import help_text
 from .keys import NODE_LOCAL_KEYS, RESUMABLE_KEYS, affects_model, differences, flatten, unflatten
 from .rules import luong_dot_rule, require, spm_rules, teacher_forcing_k_rule, tied_embeddings_rule, validate
 from .schema import (
+    BEAM_SIZE,
+    MAX_LEN_A,
+    MAX_LEN_B,
     AttentionConfig,
     Config,
     DataConfig,
@@ -54,6 +57,9 @@ from .schema import (
 )
 
 __all__ = [
+    "BEAM_SIZE",
+    "MAX_LEN_A",
+    "MAX_LEN_B",
     "AttentionConfig",
     "AttentionKind",
     "BridgeKind",

@@ -21,6 +21,10 @@ from .choices import (
     TfSchedule,
 )
 
+# decoding defaults, declared below search.SearchOptions (which reads them) so that the config's
+# validation and test decoding can share them without importing search
+BEAM_SIZE, MAX_LEN_A, MAX_LEN_B = 5, 1.5, 10
+
 
 def opt(default: Any, help: str):
     """A dataclass field with a default and the one line ``nmt-train --help`` shows for it."""
@@ -52,6 +56,8 @@ class SpmConfig:
 
 @dataclass
 class DataConfig:
+    # Any: a structured config cannot type "a path or a list of corpus mappings" (OmegaConf has no
+    # unions of containers); config.corpora.train_corpora parses and checks it, naming the entry
     train: Any = opt(None, "training corpus prefix: reads PREFIX.SRC_LANG and PREFIX.TGT_LANG (.gz ok); or several, "
                            "drawn by weight: \"data.train=[{path: A, weight: 3}, {path: B, src_prefix: '<bt>'}]\"")
     valid: Optional[str] = opt(None, "validation corpus prefix (BLEU, early stopping, best.pt)")
@@ -146,10 +152,10 @@ class TrainConfig:
     ema_decay: float = opt(0.0, "exponential moving average of the weights, validated and saved (0: off; e.g. 0.999)")
     valid_every: int = opt(1000, "validate (loss, BLEU) and checkpoint every N updates")
     valid_beam: int = opt(1, "beam size of validation decoding (1: greedy)")
-    valid_max_len_a: float = opt(1.5, "validation decoding: max length = a * source length + b")
-    valid_max_len_b: int = opt(10, "validation decoding: see valid_max_len_a")
+    valid_max_len_a: float = opt(MAX_LEN_A, "validation decoding: max length = a * source length + b")
+    valid_max_len_b: int = opt(MAX_LEN_B, "validation decoding: see valid_max_len_a")
     valid_batch_size: int = opt(128, "validation decoding: sentences per batch")
-    test_beam: int = opt(5, "beam size for translating data.test with best.pt at the end")
+    test_beam: int = opt(BEAM_SIZE, "beam size for translating data.test with best.pt at the end")
     patience: int = opt(10, "validations without BLEU improvement before stopping (0: off)")
     keep_last: int = opt(3, "step_N.pt checkpoints kept beside last.pt and best.pt")
     max_nonfinite: int = opt(5, "stop after this many non-finite updates in a row")

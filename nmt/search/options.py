@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import Choice, choose
+from ..config import BEAM_SIZE, MAX_LEN_A, MAX_LEN_B, Choice, choose
 from ..errors import ConfigError
 
 # pieces: the longest output any search produces (or target ``nmt-score`` scores), whatever
@@ -23,11 +23,11 @@ PENALTIES = tuple(m.value for m in Penalty)
 @dataclass(frozen=True)
 class SearchOptions:
     strategy: Strategy = Strategy.beam
-    beam_size: int = 5
+    beam_size: int = BEAM_SIZE
     alpha: float = 1.0  # GNMT length-penalty exponent
     penalty: Penalty = Penalty.gnmt  # gnmt ((5+len)/6)^alpha | average (per token) | none
-    max_len_a: float = 1.5  # longest output: a * source length + b
-    max_len_b: int = 10
+    max_len_a: float = MAX_LEN_A  # longest output: a * source length + b
+    max_len_b: int = MAX_LEN_B
     min_len: int = 0  # no EOS before this many pieces
     nbest: int = 1  # hypotheses returned per sentence (beam only)
     temperature: float = 1.0  # sampling
