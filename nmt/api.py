@@ -95,7 +95,7 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = 
     """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble).
     ``precision``: checkpoint (what the model trained with, as ``nmt-translate`` defaults to), auto,
     fp32 or bf16."""
-    from .checkpoint import load_ensemble, load_model
+    from .checkpoint import load_models
     from .runtime import pick_device
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
@@ -114,11 +114,8 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = 
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
     dev = pick_device(device, key="device")
-    if isinstance(path, str):
-        model, tok, cfg, resolved, shortlist = load_model(path, dev)
-        return Model(model, tok, cfg, resolved, dev, shortlist, precision)
-    model, tok, cfg = load_ensemble(list(path), dev)
-    return Model(model, tok, cfg, ", ".join(path), dev, precision=precision)
+    model, tok, cfg, resolved, shortlist = load_models([path] if isinstance(path, str) else list(path), dev)
+    return Model(model, tok, cfg, resolved, dev, shortlist, precision)
 
 
 def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:

@@ -236,10 +236,14 @@ def load_weights(model: torch.nn.Module, state: Dict, source: str) -> None:
     model.load_state_dict(state)
 
 
-def load_ensemble(paths: Sequence[str], device="cpu"):
-    """(``Ensemble`` of the checkpoints' models, the shared tokenizer, the first one's config).
-    The models must share their sentencepiece models (the same source and target vocabulary)."""
+def load_models(paths: Sequence[str], device="cpu") -> Loaded:
+    """What every inference entry point loads (``nmt-translate``, ``nmt-serve``, ``nmt.load``): one
+    checkpoint as ``load_model`` does, or several as an ``Ensemble`` with the shared tokenizer, the
+    first one's config, the paths joined and no shortlist. Ensemble members must share their
+    sentencepiece models (the same source and target vocabulary)."""
     from .models.ensemble import Ensemble
+    if len(paths) == 1:
+        return load_model(paths[0], device)
     loaded = [load_model(p, device) for p in paths]
     first = loaded[0]
     for other in loaded[1:]:
@@ -248,7 +252,8 @@ def load_ensemble(paths: Sequence[str], device="cpu"):
             if a != b:
                 raise CheckpointError(f"{other.path}: its {side} vocabulary (sentencepiece model) differs from "
                                       f"{first.path}'s; ensemble members must share it")
-    return Ensemble([x.model for x in loaded]).eval(), first.tokenizer, first.config
+    return Loaded(Ensemble([x.model for x in loaded]).eval(), first.tokenizer, first.config,
+                  ", ".join(x.path for x in loaded))
 
 
 def checkpoint_dict(state: Dict, config: Dict, spm: Dict, **extra) -> Dict:

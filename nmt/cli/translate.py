@@ -152,15 +152,12 @@ def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok, a
 
 def load(args):
     """(model or ensemble, tokenizer, the first checkpoint's config, the shortlist or None)."""
-    from ..checkpoint import load_ensemble, load_model
+    from ..checkpoint import load_models
     from ..precision import compress_weights
     from ..runtime import pick_device
     from ..search.shortlist import select
     device = pick_device(args.device, key="--device")
-    if len(args.checkpoints) == 1:
-        model, tok, cfg, path, stored = load_model(args.checkpoints[0], device)
-    else:
-        (model, tok, cfg), path, stored = load_ensemble(args.checkpoints, device), "an ensemble", None
+    model, tok, cfg, path, stored = load_models(args.checkpoints, device)
     shortlist = select(stored, args.shortlist, args.shortlist_frequent, path)
     model = compress_weights(model, args.int8, args.fp16_weights, device)
     return model, tok, cfg, shortlist
