@@ -39,8 +39,9 @@ from nmt.data.corpus import iter_lines  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
 from nmt.search import SearchOptions  # noqa: E402
+from nmt.training.build import build_run  # noqa: E402
 from nmt.training.distributed import Dist  # noqa: E402
-from nmt.training.loop import build_run, epoch_updates  # noqa: E402
+from nmt.training.loop import epoch_updates  # noqa: E402
 from nmt.training.update import run_update  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 

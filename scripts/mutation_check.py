@@ -67,7 +67,7 @@ BREAKS = [
           "errors.append(teacher_forcing_k_rule(tf.schedule, tf.k))", "pass", "tests/unit/test_config.py"),
     Break("EMA warm start", "nmt/training/ema.py", "EMA.update", "min(self.decay, (1 + step) / (10 + step))",
           "self.decay", "tests/integration/test_loop.py::test_ema_averages_with_a_warm_start_and_applied_restores"),
-    Break("resume restores the RNG state", "nmt/training/loop.py", "build_run", "set_rng_state(ckpt['rng'])", "pass",
+    Break("resume restores the RNG state", "nmt/training/build.py", "build_run", "set_rng_state(ckpt['rng'])", "pass",
           "tests/integration/test_loop.py::test_resume_continues_exactly"),
     Break("weighted draw", "nmt/data/mixture.py", "quotas",
           "out[np.argsort(-(exact - out), kind='stable')[:short]] += 1", "pass",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..checkpoint import load_checkpoint, load_weights, tokenizer_of
+from ..checkpoint import load_checkpoint, load_weights, set_rng_state, tokenizer_of
 from ..config import Config, CorpusSpec, to_dict, train_corpora
 from ..data.corpus import Cleaning, CorpusError, resolve
 from ..data.dataset import (
@@ -27,9 +29,17 @@ from ..data.dataset import (
 )
 from ..data.mixture import TrainingData, combined_fingerprint, quotas
 from ..data.spm import Tokenizer
+from ..data.subword import Sampling, SubwordSampler
 from ..errors import ConfigError
 from ..models import build_model
+from ..models.seq2seq import count_parameters
+from ..runpaths import RunPaths
+from ..search import validation_options
+from ..translator import Translator
 from .distributed import Dist
+from .ema import EMA
+from .metrics import MetricsLog
+from .run import Run, TrainState
 from .schedules import LRSchedule, build_optimizer
 
 log = logging.getLogger("nmt.train")
@@ -206,3 +216,53 @@ def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], in
         log.info("fine-tuning: weights from %s, fresh optimizer and schedule", cfg.train.init_from)
     scheduler.step_update(state["step"] if state else 0)
     return model, optimizer, scheduler, state
+
+
+def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict] = None,
+              init: Optional[dict] = None) -> Run:
+    """The live objects of a run (data, tokenizer, model, optimizer, schedule, state): fresh,
+    resumed from ``ckpt`` or started from ``init``'s weights. Seeds are set first, so a run and a
+    benchmark built here draw the same initial weights and batches."""
+    torch.manual_seed(cfg.train.seed)
+    random.seed(cfg.train.seed)
+    tok, train, valid = prepare_data(cfg, ckpt or init, run_dir, dist,
+                                     resumed_corpus=ckpt["train_state"].get("corpus") if ckpt else None)
+    model, optimizer, scheduler, state_dict = build_training(cfg, tok, device, ckpt, init)
+    state = TrainState(**state_dict) if state_dict else TrainState()
+    state.corpus = train.fingerprint or ""
+    if ckpt is not None:
+        set_rng_state(ckpt["rng"])
+        log.info("resumed from %s at step %d (epoch %d)", RunPaths(run_dir).last,
+                 state.step, state.epoch + 1)
+    log.info("model: %s parameters", f"{count_parameters(model):,}")
+    from .loss import Objective
+    objective = Objective(model, cfg.train.label_smoothing)
+    t = cfg.train
+    ema = None
+    if t.ema_decay:
+        ema = EMA(model, t.ema_decay)
+        if ckpt is not None:
+            ema.load(ckpt["model"])  # the saved averaged weights
+        log.info("moving average of the weights: decay %g (validated and saved as the model)", t.ema_decay)
+    return Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
+               net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
+               state=state, start_step=state.step,
+               metrics=(MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else None)
+                        if dist.main else None),
+               translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
+                                     precision=t.precision, src_prefix=cfg.data.src_prefix),
+               shortlist=training_shortlist(train, tok) if dist.main else None, ema=ema,
+               subword=subword_sampler(cfg, train, tok, run_dir, dist))
+
+
+def subword_sampler(cfg: Config, train: TrainingData, tok, run_dir: str, dist: Dist) -> Optional[SubwordSampler]:
+    """Each epoch's sampled segmentation (``data.spm.sampling_alpha``), written by every rank into
+    its own folder of the run directory (the same seeds give every rank the same)."""
+    d = cfg.data
+    if not d.spm.sampling_alpha:
+        return None
+    sampling = Sampling(d.spm.sampling_alpha, d.spm.sampling_nbest)
+    log.info("subword regularization: a fresh sentencepiece sampling of the training corpora each epoch (alpha %g, "
+             "nbest %d)", sampling.alpha, sampling.nbest)
+    return SubwordSampler(train, tok, sampling, cfg.train.seed, d.max_len, d.src_lang, d.tgt_lang,
+                          os.path.join(run_dir, "subword", f"rank{dist.rank}"))

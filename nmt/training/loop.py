@@ -11,35 +11,25 @@ import contextlib
 import json
 import logging
 import os
-import random
 import sys
 import time
 from typing import Dict, Iterator, List, Optional
 
 import numpy as np
-import torch
 from omegaconf import OmegaConf
-from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..checkpoint import remove_partial_checkpoints, set_rng_state
+from ..checkpoint import remove_partial_checkpoints
 from ..config import Config, to_dict
 from ..data.batching import make_batches, padding_fraction
-from ..data.mixture import TrainingData
-from ..data.subword import Sampling, SubwordSampler
 from ..launch import Launch
-from ..models.seq2seq import count_parameters
 from ..precision import resolve_precision
 from ..runpaths import RunPaths
 from ..runtime import check_busy, pick_device, pick_threads
-from ..search import validation_options
-from ..translator import Translator
-from .build import build_training, load_init_checkpoint, prepare_data, training_shortlist
+from .build import build_run, load_init_checkpoint
 from .distributed import Dist, check_same_settings
-from .ema import EMA
 from .logs import draw_plots, log_update, record_grad_flow, setup_logging
-from .metrics import MetricsLog
 from .preflight import preflight
-from .run import Run, TrainState
+from .run import Run
 from .rundir import RunLock, TrainingError, write_marker  # noqa: F401 (TrainingError: raised through fit)
 from .saving import resume_checkpoint, save_checkpoint
 from .signals import StopSignal
@@ -163,56 +153,6 @@ def _hydra_files() -> tuple:
         return (".hydra", "train.log") if HydraConfig.initialized() else ()
     except ImportError:
         return ()
-
-
-def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict] = None,
-              init: Optional[dict] = None) -> Run:
-    """The live objects of a run (data, tokenizer, model, optimizer, schedule, state): fresh,
-    resumed from ``ckpt`` or started from ``init``'s weights. Seeds are set first, so a run and a
-    benchmark built here draw the same initial weights and batches."""
-    torch.manual_seed(cfg.train.seed)
-    random.seed(cfg.train.seed)
-    tok, train, valid = prepare_data(cfg, ckpt or init, run_dir, dist,
-                                     resumed_corpus=ckpt["train_state"].get("corpus") if ckpt else None)
-    model, optimizer, scheduler, state_dict = build_training(cfg, tok, device, ckpt, init)
-    state = TrainState(**state_dict) if state_dict else TrainState()
-    state.corpus = train.fingerprint or ""
-    if ckpt is not None:
-        set_rng_state(ckpt["rng"])
-        log.info("resumed from %s at step %d (epoch %d)", RunPaths(run_dir).last,
-                 state.step, state.epoch + 1)
-    log.info("model: %s parameters", f"{count_parameters(model):,}")
-    from .loss import Objective
-    objective = Objective(model, cfg.train.label_smoothing)
-    t = cfg.train
-    ema = None
-    if t.ema_decay:
-        ema = EMA(model, t.ema_decay)
-        if ckpt is not None:
-            ema.load(ckpt["model"])  # the saved averaged weights
-        log.info("moving average of the weights: decay %g (validated and saved as the model)", t.ema_decay)
-    return Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
-               net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
-               state=state, start_step=state.step,
-               metrics=(MetricsLog(run_dir, t.tensorboard, resume_step=state.step if ckpt else None)
-                        if dist.main else None),
-               translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
-                                     precision=t.precision, src_prefix=cfg.data.src_prefix),
-               shortlist=training_shortlist(train, tok) if dist.main else None, ema=ema,
-               subword=subword_sampler(cfg, train, tok, run_dir, dist))
-
-
-def subword_sampler(cfg: Config, train: TrainingData, tok, run_dir: str, dist: Dist) -> Optional[SubwordSampler]:
-    """Each epoch's sampled segmentation (``data.spm.sampling_alpha``), written by every rank into
-    its own folder of the run directory (the same seeds give every rank the same)."""
-    d = cfg.data
-    if not d.spm.sampling_alpha:
-        return None
-    sampling = Sampling(d.spm.sampling_alpha, d.spm.sampling_nbest)
-    log.info("subword regularization: a fresh sentencepiece sampling of the training corpora each epoch (alpha %g, "
-             "nbest %d)", sampling.alpha, sampling.nbest)
-    return SubwordSampler(train, tok, sampling, cfg.train.seed, d.max_len, d.src_lang, d.tgt_lang,
-                          os.path.join(run_dir, "subword", f"rank{dist.rank}"))
 
 
 def _fit(cfg: Config, run_dir: str, device, dist: Dist, run_id: str) -> Dict:
