@@ -11,7 +11,8 @@ class RunPaths:
         RUN_DIR/checkpoints/last.pt      the latest training checkpoint (what resume=true continues)
         RUN_DIR/checkpoints/best.pt      a hard link to the best one on validation (what tools load)
         RUN_DIR/checkpoints/step_N.pt    hard links to earlier ones, as many as train.keep_last says
-        RUN_DIR/test/                    the final test translation and its scores.json
+        RUN_DIR/test/hyp.txt             the final test translation
+        RUN_DIR/test/scores.json         its scores
         RUN_DIR/summary.json             the run's outcome (steps, best BLEU, test scores, stop reason)
 
     The lock and the marker that make a directory a run are ``training.rundir``'s."""
@@ -42,6 +43,14 @@ class RunPaths:
     @property
     def test(self) -> str:
         return os.path.join(self.root, "test")
+
+    @property
+    def test_hyp(self) -> str:
+        return os.path.join(self.test, "hyp.txt")
+
+    @property
+    def test_scores(self) -> str:
+        return os.path.join(self.test, "scores.json")
 
     @property
     def summary(self) -> str:

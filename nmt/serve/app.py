@@ -121,7 +121,7 @@ def model_info(model) -> dict:
         if state.get("best_bleu", -1) >= 0:
             info["valid_bleu"] = {"score": state["best_bleu"], "step": state.get("best_step"),
                                   "decoding": f"train.valid_beam={cfg['train']['valid_beam']}"}
-        scores = os.path.join(RunPaths.of_checkpoint(paths[0]).test, "scores.json")
+        scores = RunPaths.of_checkpoint(paths[0]).test_scores
         if os.path.isfile(scores):
             with contextlib.suppress(OSError, ValueError), open(scores, encoding="utf-8") as f:
                 info["test_scores"] = {k: os.path.basename(v) if k in ("checkpoint", "source", "reference") and

@@ -123,15 +123,14 @@ def translate_test(run: Run) -> Optional[Dict]:
                             precision=t.precision, src_prefix=d.src_prefix)
     hyps = [n[0][0] for n in translator.translate(test.src)]
     scores = sacre_score(hyps, [test.tgt])
-    out_dir = run.paths.test
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "hyp.txt"), "w", encoding="utf-8") as f:
+    os.makedirs(run.paths.test, exist_ok=True)
+    with open(run.paths.test_hyp, "w", encoding="utf-8") as f:
         f.writelines(h + "\n" for h in hyps)
     result = {"checkpoint": best, "step": step, "precision": resolve_precision(t.precision, run.device),
               "source": test.src_path, "reference": test.tgt_path, "beam": t.test_beam,
               "sentences": len(hyps), "seconds": round(time.time() - start, 2),
               **{k: {"score": v["score"], "signature": v["signature"]} for k, v in scores.items()}}
-    with open(os.path.join(out_dir, "scores.json"), "w", encoding="utf-8") as f:
+    with open(run.paths.test_scores, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     run.metrics.write("test", run.state.step, {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]})
     log.info("test (%s, beam %d, %s of step %d, %s): %s | %s", test.src_path, t.test_beam, os.path.basename(best),
