@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[serve,dev]'
 	touch $(STAMP)
 
-# pyflakes, pycodestyle, isort, bugbear, pyupgrade (pyproject.toml, [tool.ruff])
+# pyflakes, pycodestyle, isort, bugbear, pyupgrade (pyproject.toml, [tool.ruff]); then the types of
+# nmt/ (mypy, [tool.mypy]: Optional values used unchecked, an Enum where a str is expected, ...)
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # the documentation site from docs/ (a broken link or a missing page fails the build)
 docs: install

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import logging
 import os
 import pickle
@@ -183,7 +182,10 @@ def spm_entry(tok: Tokenizer) -> Dict:
 
 
 def tokenizer_of(ckpt: Dict) -> Tokenizer:
-    return Tokenizer(tensor_to_spm(ckpt["spm"]["src"]), tensor_to_spm(ckpt["spm"].get("tgt")))
+    src = tensor_to_spm(ckpt["spm"]["src"])
+    if src is None:
+        raise CheckpointError("the checkpoint holds no source sentencepiece model")
+    return Tokenizer(src, tensor_to_spm(ckpt["spm"].get("tgt")))
 
 
 def config_of(ckpt: Dict, path: str = "checkpoint") -> Config:
@@ -303,16 +305,6 @@ def average_checkpoints(paths: Sequence[str]) -> Dict:
 
 # ---- step checkpoints and RNG state --------------------------------------------------------------
 
-def step_checkpoints(directory: str) -> List[str]:
-    """``step_N.pt`` files in ``directory``, oldest step first."""
-    found = []
-    for path in glob.glob(os.path.join(directory, "step_*.pt")):
-        m = re.fullmatch(r"step_(\d+)\.pt", os.path.basename(path))
-        if m:
-            found.append((int(m.group(1)), path))
-    return [p for _, p in sorted(found)]
-
-
 def remove_partial_checkpoints(directory: str) -> List[str]:
     """Delete the temporary files an interrupted save left in ``directory`` (``atomic_output``'s
     ``.NAME.pt.*.part``, and ``NAME.pt.tmp.PID`` of links and of earlier versions); call it only while
@@ -330,10 +322,10 @@ def remove_partial_checkpoints(directory: str) -> List[str]:
     return removed
 
 
-def prune(directory: str, keep: int) -> None:
-    """Delete all but the newest ``keep`` step checkpoints."""
-    paths = step_checkpoints(directory)
-    for path in paths[: max(0, len(paths) - keep)]:
+def prune(paths: RunPaths, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints of a run."""
+    steps = paths.steps()
+    for path in steps[: max(0, len(steps) - keep)]:
         os.remove(path)
 
 

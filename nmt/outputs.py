@@ -18,7 +18,7 @@ import stat
 import sys
 import tempfile
 import zipfile
-from typing import Iterable, Iterator, Optional, TextIO
+from typing import IO, Iterable, Iterator, Optional
 
 from .errors import NmtError
 from .runpaths import RunPaths
@@ -107,7 +107,7 @@ def checkpoint_files(path: str) -> list:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str, mode: str = "w") -> Iterator[TextIO]:
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
     """A file object for ``path`` (``"-"``: stdout) whose content appears under ``path`` only when
     the block ends without an exception; otherwise ``path`` is left as it was. A path that is not a
     regular file (``/dev/null``, a named pipe) is written in place."""

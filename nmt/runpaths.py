@@ -3,6 +3,8 @@ command-line programs read it before torch loads."""
 from __future__ import annotations
 
 import os
+import re
+from typing import List
 
 
 class RunPaths:
@@ -39,6 +41,15 @@ class RunPaths:
 
     def step(self, step: int) -> str:
         return os.path.join(self.checkpoints, f"step_{step}.pt")
+
+    def steps(self) -> List[str]:
+        """The ``step(N)`` files there are, oldest step first."""
+        try:
+            names = os.listdir(self.checkpoints)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = sorted((int(m.group(1)), name) for name in names if (m := re.fullmatch(r"step_(\d+)\.pt", name)))
+        return [os.path.join(self.checkpoints, name) for _, name in found]
 
     @property
     def test(self) -> str:

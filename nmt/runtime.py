@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -13,7 +13,7 @@ from .errors import ConfigError
 from .launch import Launch
 
 
-def pick_device(name: Device, local_rank: int = 0, key: str = "train.device") -> torch.device:
+def pick_device(name: Union[str, Device], local_rank: int = 0, key: str = "train.device") -> torch.device:
     name = choose(Device, name, key)
     if name is Device.auto:
         name = Device.cuda if torch.cuda.is_available() else Device.cpu

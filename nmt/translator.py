@@ -1,10 +1,12 @@
 """Text in, text out: batch sentences by length, search, restore input order; and forced scoring."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import itertools
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
+from .config import Precision
 from .data.batching import pad, source_tensor
 from .data.corpus import with_prefix
 from .data.spm import UNK, Tokenizer
@@ -27,7 +29,8 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: i
     """Indices grouped longest first into batches of at most ``batch_size`` sentences and
     ``max_tokens`` padded source tokens (a longer sentence gets a batch of its own)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current = [], []
+    batches: List[List[int]] = []
+    current: List[int] = []
     for i in order:
         width = lengths[current[0]] + 1 if current else lengths[i] + 1
         if current and (len(current) >= batch_size or width * (len(current) + 1) > max_tokens):
@@ -106,12 +109,21 @@ def encode_prefixes(tok: Tokenizer, prefixes: Sequence[str], first: int = 1, whe
     return ids
 
 
+class Chunk(NamedTuple):
+    """A piece of a streamed translation (``Translator.translate_stream``), in input order."""
+    first: int  # the index of its first line in the whole input (from 0)
+    lines: List[str]
+    ids: List[List[int]]  # source ids per line, as translated (tagged, cut to max_src_len)
+    results: List[List[Hypothesis]]  # per line, its n-best list
+    aligned: Optional[List[List[dict]]]  # per line and hypothesis, {"alignment": ...} when asked for
+
+
 class Translator:
     """Batched translation (greedy, beam or sampling, as ``options`` says) and forced scoring, for a
     model or an ``Ensemble``."""
 
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
-                 batch_size: int = 64, max_tokens: int = 8000, precision: str = "fp32",
+                 batch_size: int = 64, max_tokens: int = 8000, precision: Precision = Precision.fp32,
                  shortlist: Optional[Dict[str, torch.Tensor]] = None, src_prefix: Optional[str] = None,
                  max_src_len: int = 0, warn: Optional[Callable[[str], None]] = None):
         """``src_prefix``: the tag the model was trained with before every source (``data.src_prefix``),
@@ -201,6 +213,32 @@ class Translator:
             out.append([(text, h.score) for text, h in zip(texts, hyps)])
         return out
 
+    def translate_stream(self, lines: Iterable[str], chunk_size: int = 4000,
+                         prefixes: Optional[Iterable[str]] = None, prefix_name: str = "the prefixes",
+                         alignment: bool = False, on_batch: Optional[Callable[[int], None]] = None
+                         ) -> Iterator[Chunk]:
+        """Translate a long input (a file, stdin) ``chunk_size`` lines at a time: each chunk is read,
+        sorted into batches and translated before the next is read, so memory stays bounded and
+        output can follow input. ``prefixes``: one target prefix per input line (blank: none), read
+        alongside; a different line count is refused, naming ``prefix_name``. ``alignment``: word
+        alignments of every hypothesis (``alignments``)."""
+        lines = iter(lines)
+        prefix_lines = None if prefixes is None else iter(prefixes)
+        first = 0
+        while chunk := list(itertools.islice(lines, chunk_size)):
+            prefix_ids = None
+            if prefix_lines is not None:
+                texts = list(itertools.islice(prefix_lines, len(chunk)))
+                if len(texts) < len(chunk):
+                    raise ConfigError(f"{prefix_name} has {first + len(texts)} lines, fewer than the input")
+                prefix_ids = encode_prefixes(self.tok, texts, first=first + 1)
+            ids = self.encode_lines(chunk, first_line=first + 1)
+            results = self.translate_ids(ids, on_batch=on_batch, prefixes=prefix_ids)
+            yield Chunk(first, chunk, ids, results, self.alignments(ids, results) if alignment else None)
+            first += len(chunk)
+        if prefix_lines is not None and next(prefix_lines, None) is not None:
+            raise ConfigError(f"{prefix_name} has more lines than the input ({first})")
+
     def score_ids(self, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]
                   ) -> List[Tuple[float, int]]:
         """Per pair, (log-probability of target + EOS given the source, its token count), in input
@@ -242,7 +280,7 @@ class Translator:
                     src_pieces = self.tok.src_id_pieces(src_ids[i])
                     tgt_pieces = self.tok.tgt_pieces(hyps[i][k].tokens)
                     links = word_alignment(att[row].cpu(), src_pieces, tgt_pieces)
-                    record = {"alignment": pharaoh([(s - tag, t) for s, t in links if s >= tag])}
+                    record: Dict[str, Any] = {"alignment": pharaoh([(s - tag, t) for s, t in links if s >= tag])}
                     if weights:
                         record["attention"] = {
                             "source": "".join(src_pieces).replace(WORD_START, " ").split()[tag:],
@@ -250,6 +288,28 @@ class Translator:
                             "weights": [row_[tag:] for row_ in word_attention(att[row].cpu(), src_pieces, tgt_pieces)]}
                     out[i][k] = record
         return out
+
+    def attention_maps(self, src_ids: Sequence[Sequence[int]], hyps: Sequence[Hypothesis]
+                       ) -> Optional[List[Optional[Tuple[List[str], List[str], torch.Tensor]]]]:
+        """Per (source ids, hypothesis) pair, what the decoder attended to while emitting it, through
+        the step contract as search saw it (an ensemble: its members' mean): (source pieces + "</s>",
+        target pieces + "</s>", weights (target + 1, source + 1), fp32 on the CPU); None for a blank
+        source. None altogether for a model without attention."""
+        maps: List[Optional[Tuple[List[str], List[str], torch.Tensor]]] = []
+        self.model.eval()
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            for ids, hyp in zip(src_ids, hyps):
+                if not ids:
+                    maps.append(None)
+                    continue
+                src, src_lens = source_tensor([ids])
+                att = forced_attention(self.model, src.to(self.device), src_lens,
+                                       pad([hyp.tokens], bos=True).to(self.device))
+                if att is None:
+                    return None
+                maps.append((self.tok.src_id_pieces(ids) + ["</s>"], self.tok.tgt_pieces(hyp.tokens) + ["</s>"],
+                             att[0].cpu()))
+        return maps
 
     def score(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[Tuple[float, int]]:
         """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``. Sources are cut as

@@ -20,14 +20,14 @@ def main(argv=None) -> None:
     p.add_argument("--last", type=integer(1), metavar="N", help="average the N latest step_*.pt of the run directory")
     p.add_argument("-o", "--output", required=True, help="where to write the averaged checkpoint")
     args = p.parse_args(argv)
-    from ..checkpoint import CheckpointError, atomic_save, average_checkpoints, step_checkpoints
+    from ..checkpoint import CheckpointError, atomic_save, average_checkpoints
     from ..outputs import check_output, checkpoint_files
     with reported("nmt-average", f"{args.output} not written"):
         paths = args.inputs
         if args.last is not None:
             if len(args.inputs) != 1 or not os.path.isdir(args.inputs[0]):
                 raise CheckpointError("--last N takes exactly one run directory")
-            found = step_checkpoints(RunPaths(args.inputs[0]).checkpoints)
+            found = RunPaths(args.inputs[0]).steps()
             if args.last < 1 or len(found) < args.last:
                 raise CheckpointError(f"--last {args.last}: {args.inputs[0]}/checkpoints holds {len(found)} step "
                                       f"checkpoints ({', '.join(os.path.basename(f) for f in found) or 'none'}); "

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import urllib.request
+from typing import Optional
 
 from ..data import toy
 from ..data.corpus import CorpusError, iter_lines
@@ -49,7 +50,7 @@ def _copy(source_dir: str, name: str, f) -> None:
         raise CorpusError(f"missing file: {src} (or {os.path.basename(plain)}, plain text) in --from {source_dir}")
 
 
-def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> dict:
+def fetch_multi30k(out_dir: str, source_dir: Optional[str] = None, langs=("de", "en")) -> dict:
     """Copy (``source_dir``) or download the raw gzipped files, then check their line counts.
 
     Never overwrites: a file already in ``out_dir`` with the expected line count is kept as it is,
@@ -65,7 +66,7 @@ def fetch_multi30k(out_dir: str, source_dir: str = None, langs=("de", "en")) -> 
         raise
 
 
-def _fetch(out_dir: str, source_dir: str, langs) -> dict:
+def _fetch(out_dir: str, source_dir: Optional[str], langs) -> dict:
     counts = {}
     for split, expected in MULTI30K_SPLITS.items():
         for lang in langs:

@@ -31,10 +31,9 @@ def main(argv=None) -> None:
         refs = [list(iter_lines(r)) for r in args.refs]
         names = [args.hyp] + args.refs
         if args.sentence:
-            out = sentence_scores(hyps, refs, metrics=metrics, names=names)
+            _print(args, metrics, sentence_scores(hyps, refs, metrics=metrics, names=names))
         else:
-            out = score(hyps, refs, metrics=metrics, names=names)
-        _print(args, metrics, out)
+            _print(args, metrics, score(hyps, refs, metrics=metrics, names=names))
 
 
 def _print(args, metrics, out) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Optional
 
 from ..config import FROM_CHECKPOINT, INFERENCE_PRECISIONS
 from ..search.options import PENALTIES
 from ..search.options import SearchOptions as D  # every decoding default and choice
 
 
-def integer(low: int = None, high: int = None):
+def integer(low: Optional[int] = None, high: Optional[int] = None):
     """An int option in [low, high] (either bound optional)."""
     def parse(text: str) -> int:
         try:
@@ -23,7 +24,7 @@ def integer(low: int = None, high: int = None):
     return parse
 
 
-def real(low: float = None, high: float = None, above: float = None):
+def real(low: Optional[float] = None, high: Optional[float] = None, above: Optional[float] = None):
     """A finite float option in [low, high], or > ``above``."""
     def parse(text: str) -> float:
         try:

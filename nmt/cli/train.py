@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Dict, List, Optional, cast
 
 from ..launch import Launch
 from ..runpaths import RunPaths
@@ -35,7 +36,7 @@ def _run_dir_override(argv) -> str:
 
 # Whether this start creates its run directory: a start that fails before the first checkpoint then
 # removes what it wrote there (Hydra's .hydra/, train.log, the sentencepiece model), leaving nothing.
-_FRESH = {"run_dir": None}
+_FRESH: Dict[str, Optional[str]] = {"run_dir": None}
 
 
 def _preflight(argv) -> None:
@@ -75,12 +76,12 @@ def _check_sweep(argv) -> None:
     from ..training.preflight import preflight
     overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra.")]
     try:
-        choices = []
+        choices: List[List[str]] = []
         for o in OverridesParser.create().parse_overrides(overrides):
             if o.is_sweep_override():
                 choices.append([f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()])
             else:
-                choices.append([o.input_line])
+                choices.append([str(o.input_line)])
     except HydraException:
         return  # not a list or range sweep, or not valid: Hydra says so itself
     jobs = list(itertools.islice(itertools.product(*choices), MAX_CHECKED_JOBS))
@@ -110,11 +111,11 @@ def _train(cfg) -> float:
     from ..errors import NmtError
     run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
     try:
-        from ..config import check_known_keys
+        from ..config import Config, check_known_keys
         from ..training.loop import fit
         from ..training.preflight import resumed_config
-        check_known_keys(OmegaConf.to_container(cfg, resolve=False))
-        config = resumed_config(OmegaConf.to_object(cfg), list(HydraConfig.get().overrides.task))
+        check_known_keys(cast(dict, OmegaConf.to_container(cfg, resolve=False)))
+        config = resumed_config(cast(Config, OmegaConf.to_object(cfg)), list(HydraConfig.get().overrides.task))
         summary = fit(config, run_dir)
     except NmtError as e:
         _remove_if_fresh(run_dir)

@@ -3,11 +3,10 @@ length-sorted batches."""
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
-from typing import Iterator, List, Optional, TextIO
+from typing import IO, List, Optional
 
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
@@ -95,43 +94,27 @@ def check_references(source: str, refs: List[str]) -> None:
             raise CorpusError(f"--ref {ref} has {m} lines but the input {source} has {n}: not its references")
 
 
-def read_chunks(path: str, size: int) -> Iterator[List[str]]:
-    """Lists of at most ``size`` lines; invalid UTF-8 raises an error naming the line, from a file
-    or from stdin alike."""
-    lines = iter_lines(path)
-    while True:
-        chunk = list(itertools.islice(lines, size))
-        if not chunk:
-            return
-        yield chunk
-
-
-def plot_attention(model, tok, lines: List[str], hyps, out_dir: str, first_index: int, inputs=()) -> None:
-    """Heatmaps of teacher-forced attention over each (source, translation) pair: attention_N.png
-    for input line N (counted from 1)."""
-    import torch
-
-    from ..data.batching import pad, source_tensor
+def write_heatmaps(translator, chunk, count: int, out_dir: str, inputs=()) -> int:
+    """Attention heatmaps of the chunk's first ``count`` lines, attention_N.png for input line N
+    (from 1); returns how many lines it covered (``count`` when the model has no attention: stop)."""
     from ..plots import attention_heatmap
-
+    n = min(count, len(chunk.lines))
+    maps = translator.attention_maps(chunk.ids[:n], [hyps[0] for hyps in chunk.results[:n]])
+    if maps is None:
+        print("nmt-translate: this model has no attention (attention=none): no heatmaps", file=sys.stderr)
+        return count
     os.makedirs(out_dir, exist_ok=True)
-    for k, (line, hyp) in enumerate(zip(lines, hyps)):
-        if not line.strip():
+    for k, drawn in enumerate(maps):
+        if drawn is None:  # a blank line
             continue
-        src, src_lens = source_tensor([tok.encode_src([line])[0]])
-        with torch.inference_mode():
-            _, weights = model(src, src_lens, pad([hyp.tokens], bos=True))
-        if weights is None:
-            print("nmt-translate: this model has no attention (attention=none): no heatmaps", file=sys.stderr)
-            return
-        path = os.path.join(out_dir, f"attention_{first_index + k + 1}.png")
+        line, (src, tgt, weights) = chunk.first + k + 1, drawn
+        path = os.path.join(out_dir, f"attention_{line}.png")
         check_output(path, inputs, flag="--attention-plot", text=False)
-        attention_heatmap(weights[0].float().numpy(), tok.src_pieces(line) + ["</s>"],
-                          tok.tgt_pieces(hyp.tokens) + ["</s>"], path,
-                          title=f"line {first_index + k + 1}, score {hyp.score:.3f}")
+        attention_heatmap(weights.numpy(), src, tgt, path, title=f"line {line}, score {chunk.results[k][0].score:.3f}")
+    return n
 
 
-def write_results(out: TextIO, fmt: str, nbest: int, index: int, results, tok, aligned=None) -> List[str]:
+def write_results(out: IO, fmt: str, nbest: int, index: int, results, tok, aligned=None) -> List[str]:
     """Write one chunk's results (with ``aligned``, per input and hypothesis ``{"alignment": ...}``);
     returns the 1-best texts."""
     from ..translator import result_record
@@ -163,11 +146,11 @@ def load(args):
     return model, tok, cfg, shortlist
 
 
-def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]:
+def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
     from ..runtime import check_busy, pick_threads
     from ..search import decoding_options
     from ..search.options import check_min_len
-    from ..translator import Translator, encode_prefixes
+    from ..translator import Translator
     threads = pick_threads(args.threads)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
@@ -191,32 +174,17 @@ def run(args: argparse.Namespace, out: TextIO, inputs=()) -> Optional[List[str]]
         total = sum(1 for _ in iter_lines(args.input)) if os.path.isfile(args.input) else None
         progress = tqdm(total=total, unit="sent", file=sys.stderr, desc="translating", dynamic_ncols=True)
     kept: Optional[List[str]] = [] if args.ref else None
-    index, plotted = 0, 0
-    prefix_lines = iter_lines(args.prefix_file) if args.prefix_file else None
-    for chunk in read_chunks(args.input, args.chunk_size):
-        prefixes = None
-        if prefix_lines is not None:
-            texts = list(itertools.islice(prefix_lines, len(chunk)))
-            if len(texts) < len(chunk):
-                raise CorpusError(f"--prefix-file {args.prefix_file} has {index + len(texts)} lines, fewer than "
-                                  f"the input")
-            prefixes = encode_prefixes(translator.tok, texts, first=index + 1)
-        ids = translator.encode_lines(chunk, first_line=index + 1)
-        results = translator.translate_ids(ids, on_batch=None if progress is None else progress.update,
-                                           prefixes=prefixes)
-        aligned = translator.alignments(ids, results) if args.alignment else None
-        firsts = write_results(out, args.output_format, args.nbest, index, results, tok, aligned)
+    heatmaps = args.attention_plot_count if args.attention_plot else 0
+    chunks = translator.translate_stream(
+        iter_lines(args.input), args.chunk_size, iter_lines(args.prefix_file) if args.prefix_file else None,
+        f"--prefix-file {args.prefix_file}", args.alignment, None if progress is None else progress.update)
+    for chunk in chunks:
+        firsts = write_results(out, args.output_format, args.nbest, chunk.first, chunk.results, tok, chunk.aligned)
         if kept is not None:
             kept.extend(firsts)
         out.flush()
-        if args.attention_plot and plotted < args.attention_plot_count and len(args.checkpoints) == 1:
-            n = min(len(chunk), args.attention_plot_count - plotted)
-            plot_attention(model, tok, chunk[:n], [r[0] for r in results[:n]], args.attention_plot, index,
-                           inputs)
-            plotted += n
-        index += len(chunk)
-    if prefix_lines is not None and next(prefix_lines, None) is not None:
-        raise CorpusError(f"--prefix-file {args.prefix_file} has more lines than the input ({index})")
+        if heatmaps:
+            heatmaps -= write_heatmaps(translator, chunk, heatmaps, args.attention_plot, inputs)
     if progress is not None:
         progress.close()
     return kept
@@ -243,14 +211,14 @@ def main(argv=None) -> None:
         from .. import translator  # noqa: F401 (torch and the model code, before the signals change)
         with work_signals(), atomic_output(args.output) as out:
             kept = run(args, out, inputs)
-        if args.ref:
+        if args.ref and kept is not None:
             refs = [list(iter_lines(r)) for r in args.ref]
-            for ref, r in zip(args.ref, refs):
-                if len(r) != len(kept):
-                    raise CorpusError(f"--ref {ref} has {len(r)} lines but the input had {len(kept)}: not its "
+            for ref, lines in zip(args.ref, refs):
+                if len(lines) != len(kept):
+                    raise CorpusError(f"--ref {ref} has {len(lines)} lines but the input had {len(kept)}: not its "
                                       f"references (the translation is written)")
-            for r in score(kept, refs, names=[args.output] + list(args.ref)).values():
-                print(f"{r['text']}  ({r['signature']})", file=sys.stderr)
+            for result in score(kept, refs, names=[args.output] + list(args.ref)).values():
+                print(f"{result['text']}  ({result['signature']})", file=sys.stderr)
 
 
 if __name__ == "__main__":

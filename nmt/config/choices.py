@@ -3,7 +3,7 @@ check at the boundaries Hydra does not guard."""
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Type, TypeVar
 
 from ..errors import ConfigError
 
@@ -18,24 +18,92 @@ class Choice(str, enum.Enum):
         return format(self.value, spec)
 
 
-Cell = Choice("Cell", {n: n for n in ("rnn", "gru", "lstm")})
-AttentionKind = Choice("AttentionKind", {n: n for n in ("final", "none", "bahdanau", "luong_dot", "luong_general")})
-BridgeKind = Choice("BridgeKind", {n: n for n in ("zeros", "last", "bridge")})
-Init = Choice("Init", {n: n for n in ("uniform", "xavier", "orthogonal")})
-TfSchedule = Choice("TfSchedule", {n: n for n in ("constant", "linear", "exponential", "inverse_sigmoid")})
-Feed = Choice("Feed", {n: n for n in ("argmax", "sample")})
-OptimizerName = Choice("OptimizerName", {n: n for n in ("adam", "sgd")})
-Scheduler = Choice("Scheduler", {n: n for n in ("constant", "plateau", "inverse_sqrt", "linear", "cosine")})
-PlateauMetric = Choice("PlateauMetric", {n: n for n in ("bleu", "loss")})
-Precision = Choice("Precision", {n: n for n in ("fp32", "bf16", "auto")})
+class Cell(Choice):
+    rnn = "rnn"
+    gru = "gru"
+    lstm = "lstm"
+
+
+class AttentionKind(Choice):
+    final = "final"
+    none = "none"
+    bahdanau = "bahdanau"
+    luong_dot = "luong_dot"
+    luong_general = "luong_general"
+
+
+class BridgeKind(Choice):
+    zeros = "zeros"
+    last = "last"
+    bridge = "bridge"
+
+
+class Init(Choice):
+    uniform = "uniform"
+    xavier = "xavier"
+    orthogonal = "orthogonal"
+
+
+class TfSchedule(Choice):
+    constant = "constant"
+    linear = "linear"
+    exponential = "exponential"
+    inverse_sigmoid = "inverse_sigmoid"
+
+
+class Feed(Choice):
+    argmax = "argmax"
+    sample = "sample"
+
+
+class OptimizerName(Choice):
+    adam = "adam"
+    sgd = "sgd"
+
+
+class Scheduler(Choice):
+    constant = "constant"
+    plateau = "plateau"
+    inverse_sqrt = "inverse_sqrt"
+    linear = "linear"
+    cosine = "cosine"
+
+
+class PlateauMetric(Choice):
+    bleu = "bleu"
+    loss = "loss"
+
+
+class Precision(Choice):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    auto = "auto"
+
+
 FROM_CHECKPOINT = "checkpoint"  # translating at the precision the model trained with (the default)
 INFERENCE_PRECISIONS = (FROM_CHECKPOINT, *(m.value for m in Precision))
-Device = Choice("Device", {n: n for n in ("auto", "cpu", "cuda")})
-SpmType = Choice("SpmType", {n: n for n in ("unigram", "bpe")})
-Generate = Choice("Generate", {"toy": "toy"})
 
 
-def choose(kind: type, value: Any, key: str) -> Any:
+
+class Device(Choice):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class SpmType(Choice):
+    unigram = "unigram"
+    bpe = "bpe"
+
+
+class Generate(Choice):
+    toy = "toy"
+
+
+E = TypeVar("E", bound=Choice)
+
+
+def choose(kind: Type[E], value: Any, key: str) -> E:
     """``value`` as a member of the choice ``kind``: the check at a boundary that Hydra does not
     guard (a Python API argument, a command-line flag); ConfigError naming ``key`` otherwise."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import MISSING, fields, is_dataclass
-from typing import Any, Iterator, Tuple
+from typing import Any, Iterator, List, Optional, Tuple, cast
 
 from ..errors import ConfigError
 from .schema import Config
@@ -19,7 +19,7 @@ def iter_fields(cls=Config, prefix: str = "") -> Iterator[Tuple[str, Any, str]]:
     """(dotted key, default, help) of every leaf field, in declaration order."""
     for f in fields(cls):
         key = prefix + f.name
-        default = f.default if f.default is not MISSING else f.default_factory()
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[operator]
         if is_dataclass(default):
             yield from iter_fields(type(default), key + ".")
         else:
@@ -73,8 +73,8 @@ def compose(overrides=(), config_name: str = "train") -> Config:
         else:
             with initialize_config_module(config_module="nmt.configs", version_base="1.3"):
                 cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
-        check_known_keys(OmegaConf.to_container(cfg, resolve=False))
-        return OmegaConf.to_object(cfg)
+        check_known_keys(cast(dict, OmegaConf.to_container(cfg, resolve=False)))
+        return cast(Config, OmegaConf.to_object(cfg))
     except (HydraException, OmegaConfBaseException) as e:
         raise _compose_error(e) from None
 
@@ -82,7 +82,8 @@ def compose(overrides=(), config_name: str = "train") -> Config:
 def _compose_error(e: Exception) -> ConfigError:
     """Hydra's composition errors, reworded: an unknown key gets nmt's "did you mean", never
     Hydra's advice to add it with ``+`` (which the schema refuses anyway)."""
-    parts, cause = [], e
+    parts: List[str] = []
+    cause: Optional[BaseException] = e
     while cause is not None and len(parts) < 4:
         parts.append(str(cause))
         cause = cause.__cause__ or cause.__context__
@@ -104,7 +105,7 @@ def from_dict(values: dict) -> Config:
     """A typed ``Config`` from plain values (a checkpoint's), checked like a command line."""
     from omegaconf import OmegaConf
     merged = OmegaConf.merge(OmegaConf.structured(Config), values)
-    return OmegaConf.to_object(merged)
+    return cast(Config, OmegaConf.to_object(merged))
 
 
 def to_dict(cfg: Config) -> dict:

@@ -58,83 +58,107 @@ def require(problem: Optional[str]) -> None:
 
 # ---- range and cross-field checks, all before any data is read ----------------------------------
 
-def validate(cfg: Config) -> None:
-    """Every value in range, with the key named; ConfigError on the first that is not."""
-    errors: List[Optional[str]] = []
+class _Problems:
+    """The problems found so far, each naming its key and value."""
 
-    def check(ok, key, want):
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.found: List[str] = []
+
+    def check(self, ok: bool, key: str, want: str) -> None:
         if not ok:
-            section, name = key.split(".", 1) if "." in key else (None, key)
-            obj = cfg if section is None else getattr(cfg, section)
-            for part in name.split("."):
+            obj = self.cfg
+            for part in key.split("."):
                 obj = getattr(obj, part)
-            errors.append(f"{key}={obj!r}: must be {want}")
+            self.found.append(f"{key}={obj!r}: must be {want}")
 
-    for key, value in flatten(to_dict(cfg)).items():
-        numbers = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
-            errors.append(f"{key}={value!r}: must be a finite number")
-    d, e, a, dec = cfg.data, cfg.encoder, cfg.attention, cfg.decoder
-    tf, o, t = cfg.teacher_forcing, cfg.optim, cfg.train
-    check(cfg.run_dir is None or bool(str(cfg.run_dir).strip()), "run_dir",
-          "a directory name (leave run_dir out for a new outputs/DATE/TIME folder)")
-    check(d.max_len >= 1, "data.max_len", ">= 1")
-    check(is_tag(d.src_prefix), "data.src_prefix", "one token without whitespace (or null)")
+    def add(self, *problems: Optional[str]) -> None:
+        self.found.extend(p for p in problems if p)
+
+
+def _check_data(p: _Problems, cfg: Config) -> None:
+    d = cfg.data
+    p.check(cfg.run_dir is None or bool(str(cfg.run_dir).strip()), "run_dir",
+            "a directory name (leave run_dir out for a new outputs/DATE/TIME folder)")
+    p.check(d.max_len >= 1, "data.max_len", ">= 1")
+    p.check(is_tag(d.src_prefix), "data.src_prefix", "one token without whitespace (or null)")
     try:
         train_corpora(d.train, d.src_prefix)
     except ConfigError as problem:
-        errors.append(str(problem))
-    check(all(s and not any(c.isspace() for c in s) for s in d.spm.user_symbols), "data.spm.user_symbols",
-          "tokens without whitespace")
-    check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
-    errors += spm_rules(d.spm)
-    check(d.src_lang != d.tgt_lang or d.src_lang == "", "data.tgt_lang", "different from data.src_lang")
+        p.add(str(problem))
+    p.check(all(s and not any(c.isspace() for c in s) for s in d.spm.user_symbols), "data.spm.user_symbols",
+            "tokens without whitespace")
+    p.check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
+    p.add(*spm_rules(d.spm))
+    p.check(d.src_lang != d.tgt_lang or d.src_lang == "", "data.tgt_lang", "different from data.src_lang")
+
+
+def _check_model(p: _Problems, cfg: Config) -> None:
+    e, a, dec, tf = cfg.encoder, cfg.attention, cfg.decoder, cfg.teacher_forcing
     for name, m in (("encoder", e), ("decoder", dec)):
-        check(m.embed_size >= 1, f"{name}.embed_size", ">= 1")
-        check(m.hidden_size >= 1, f"{name}.hidden_size", ">= 1")
-        check(m.num_layers >= 1, f"{name}.num_layers", ">= 1")
-        check(0 <= m.dropout < 1, f"{name}.dropout", "in [0, 1)")
-    check(a.hidden_size >= 0, "attention.hidden_size", ">= 0")
-    check(a.kind != AttentionKind.final or dec.bridge != BridgeKind.zeros, "decoder.bridge",
-          "last or bridge with attention=final (the initial state is the decoder's only view of the source)")
-    check(dec.attentional_size >= 0, "decoder.attentional_size", ">= 0")
-    check(dec.init_scale > 0, "decoder.init_scale", "> 0")
-    check(0 <= tf.start <= 1, "teacher_forcing.start", "in [0, 1]")
-    check(0 <= tf.end <= 1, "teacher_forcing.end", "in [0, 1]")
-    check(tf.decay_steps >= 1, "teacher_forcing.decay_steps", ">= 1")
-    errors.append(teacher_forcing_k_rule(tf.schedule, tf.k))
-    check(o.lr > 0, "optim.lr", "> 0")
-    check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "two values in [0, 1)")
-    check(o.momentum >= 0, "optim.momentum", ">= 0")
-    check(o.weight_decay >= 0, "optim.weight_decay", ">= 0")
-    check(o.warmup_steps >= 0, "optim.warmup_steps", ">= 0")
-    check(0 < o.plateau_factor < 1, "optim.plateau_factor", "in (0, 1)")
-    check(o.plateau_patience >= 0, "optim.plateau_patience", ">= 0")
-    check(o.min_lr >= 0, "optim.min_lr", ">= 0")
-    check(0 < o.decay_fraction <= 1, "optim.decay_fraction", "in (0, 1]")
-    check(o.scheduler not in (Scheduler.linear, Scheduler.cosine) or t.max_steps > 0 or t.max_minutes > 0,
-          "optim.scheduler", "given a budget to decay over (train.max_steps or train.max_minutes) when linear "
-          "or cosine")
-    for key in ("max_steps", "max_epochs", "max_sentences", "patience", "keep_last", "threads",
-                "grad_flow_every"):
-        check(getattr(t, key) >= 0, f"train.{key}", ">= 0")
-    for key in ("accum_steps", "valid_every", "valid_beam", "valid_batch_size", "test_beam", "log_every",
-                "max_nonfinite", "max_blowups"):
-        check(getattr(t, key) >= 1, f"train.{key}", ">= 1")
-    check(t.max_minutes >= 0, "train.max_minutes", ">= 0")
-    check(t.max_tokens >= 16, "train.max_tokens", ">= 16 (a batch must hold at least one sentence)")
-    check(t.clip_grad_norm >= 0, "train.clip_grad_norm", ">= 0 (0 disables clipping)")
-    check(t.clip_grad_value >= 0, "train.clip_grad_value", ">= 0 (0 disables clipping)")
-    check(0 <= t.label_smoothing < 1, "train.label_smoothing", "in [0, 1)")
-    check(0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1) (0: off)")
-    check(t.valid_max_len_a >= 0, "train.valid_max_len_a", ">= 0")
-    check(t.valid_max_len_b >= 1, "train.valid_max_len_b", ">= 1")
-    check(t.blowup_factor == 0 or t.blowup_factor > 1, "train.blowup_factor", "0 (off) or > 1")
+        p.check(m.embed_size >= 1, f"{name}.embed_size", ">= 1")
+        p.check(m.hidden_size >= 1, f"{name}.hidden_size", ">= 1")
+        p.check(m.num_layers >= 1, f"{name}.num_layers", ">= 1")
+        p.check(0 <= m.dropout < 1, f"{name}.dropout", "in [0, 1)")
+    p.check(a.hidden_size >= 0, "attention.hidden_size", ">= 0")
+    p.check(a.kind != AttentionKind.final or dec.bridge != BridgeKind.zeros, "decoder.bridge",
+            "last or bridge with attention=final (the initial state is the decoder's only view of the source)")
+    p.check(dec.attentional_size >= 0, "decoder.attentional_size", ">= 0")
+    p.check(dec.init_scale > 0, "decoder.init_scale", "> 0")
+    p.check(0 <= tf.start <= 1, "teacher_forcing.start", "in [0, 1]")
+    p.check(0 <= tf.end <= 1, "teacher_forcing.end", "in [0, 1]")
+    p.check(tf.decay_steps >= 1, "teacher_forcing.decay_steps", ">= 1")
+    p.add(teacher_forcing_k_rule(tf.schedule, tf.k))
     enc_out = e.hidden_size * (2 if e.bidirectional else 1)
     if a.kind == AttentionKind.luong_dot:
-        errors.append(luong_dot_rule(dec.hidden_size, enc_out))
+        p.add(luong_dot_rule(dec.hidden_size, enc_out))
     if dec.tie_embeddings:
-        errors.append(tied_embeddings_rule(dec.attentional_size or dec.hidden_size + enc_out, dec.embed_size))
-    errors = [problem for problem in errors if problem]
-    if errors:
-        raise ConfigError("invalid settings: " + "; ".join(errors))
+        p.add(tied_embeddings_rule(dec.attentional_size or dec.hidden_size + enc_out, dec.embed_size))
+
+
+def _check_optim(p: _Problems, cfg: Config) -> None:
+    o, t = cfg.optim, cfg.train
+    p.check(o.lr > 0, "optim.lr", "> 0")
+    p.check(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", "two values in [0, 1)")
+    p.check(o.momentum >= 0, "optim.momentum", ">= 0")
+    p.check(o.weight_decay >= 0, "optim.weight_decay", ">= 0")
+    p.check(o.warmup_steps >= 0, "optim.warmup_steps", ">= 0")
+    p.check(0 < o.plateau_factor < 1, "optim.plateau_factor", "in (0, 1)")
+    p.check(o.plateau_patience >= 0, "optim.plateau_patience", ">= 0")
+    p.check(o.min_lr >= 0, "optim.min_lr", ">= 0")
+    p.check(0 < o.decay_fraction <= 1, "optim.decay_fraction", "in (0, 1]")
+    p.check(o.scheduler not in (Scheduler.linear, Scheduler.cosine) or t.max_steps > 0 or t.max_minutes > 0,
+            "optim.scheduler", "given a budget to decay over (train.max_steps or train.max_minutes) when linear "
+            "or cosine")
+
+
+def _check_train(p: _Problems, cfg: Config) -> None:
+    t = cfg.train
+    for key in ("max_steps", "max_epochs", "max_sentences", "patience", "keep_last", "threads",
+                "grad_flow_every"):
+        p.check(getattr(t, key) >= 0, f"train.{key}", ">= 0")
+    for key in ("accum_steps", "valid_every", "valid_beam", "valid_batch_size", "test_beam", "log_every",
+                "max_nonfinite", "max_blowups"):
+        p.check(getattr(t, key) >= 1, f"train.{key}", ">= 1")
+    p.check(t.max_minutes >= 0, "train.max_minutes", ">= 0")
+    p.check(t.max_tokens >= 16, "train.max_tokens", ">= 16 (a batch must hold at least one sentence)")
+    p.check(t.clip_grad_norm >= 0, "train.clip_grad_norm", ">= 0 (0 disables clipping)")
+    p.check(t.clip_grad_value >= 0, "train.clip_grad_value", ">= 0 (0 disables clipping)")
+    p.check(0 <= t.label_smoothing < 1, "train.label_smoothing", "in [0, 1)")
+    p.check(0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1) (0: off)")
+    p.check(t.valid_max_len_a >= 0, "train.valid_max_len_a", ">= 0")
+    p.check(t.valid_max_len_b >= 1, "train.valid_max_len_b", ">= 1")
+    p.check(t.blowup_factor == 0 or t.blowup_factor > 1, "train.blowup_factor", "0 (off) or > 1")
+
+
+def validate(cfg: Config) -> None:
+    """Every value in range, with the key named; one ConfigError listing every problem found."""
+    p = _Problems(cfg)
+    for key, value in flatten(to_dict(cfg)).items():
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            p.add(f"{key}={value!r}: must be a finite number")
+    for section in (_check_data, _check_model, _check_optim, _check_train):
+        section(p, cfg)
+    if p.found:
+        raise ConfigError("invalid settings: " + "; ".join(p.found))

@@ -16,6 +16,7 @@ from typing import Iterable, List, Sequence
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .spm import BOS, EOS, PAD
 
@@ -121,7 +122,7 @@ def source_tensor(src: Sequence[Sequence[int]]):
     return pad(src, eos=True), lens
 
 
-def make_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int,
+def make_batches(src_lens: ArrayLike, tgt_lens: ArrayLike, max_tokens: int,
                  max_sentences: int = 0, seed: int = 1, epoch: int = 0,
                  shuffle: bool = True) -> List[np.ndarray]:
     """Batches of pair indices (int64 arrays) of similar length, in an order fixed by (seed, epoch).
@@ -130,13 +131,13 @@ def make_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: i
     ``batch * max(longest source, longest target)``, and at most ``max_sentences`` (0: no limit).
     A single pair longer than ``max_tokens`` gets a batch of its own.
     """
-    src_lens, tgt_lens = np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)
-    n = len(src_lens)
+    src, tgt = np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)
+    n = len(src)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     tie = torch.randperm(n, generator=gen).numpy() if shuffle else np.arange(n)
     # Sort by target length, then source length, random among equals: similar pairs sit together.
-    order = np.lexsort((tie, src_lens, tgt_lens))  # (n,), the last key sorts first
-    widths = (np.maximum(src_lens, tgt_lens) + 1)[order].tolist()  # + EOS / BOS
+    order = np.lexsort((tie, src, tgt))  # (n,), the last key sorts first
+    widths = (np.maximum(src, tgt) + 1)[order].tolist()  # + EOS / BOS
     bounds, start, longest = [], 0, 0
     for pos, length in enumerate(widths):
         grown = max(longest, length)
@@ -154,12 +155,12 @@ def make_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: i
     return batches
 
 
-def padding_fraction(batches: Sequence[Sequence[int]], src_lens: Sequence[int], tgt_lens: Sequence[int]) -> float:
+def padding_fraction(batches: Sequence[Sequence[int]], src_lens: ArrayLike, tgt_lens: ArrayLike) -> float:
     """Fraction of source + target positions in ``batches`` that are padding."""
-    src_lens, tgt_lens = np.asarray(src_lens, dtype=np.int64) + 1, np.asarray(tgt_lens, dtype=np.int64) + 1
+    src, tgt = np.asarray(src_lens, dtype=np.int64) + 1, np.asarray(tgt_lens, dtype=np.int64) + 1
     real = padded = 0
     for b in batches:
-        s, t = src_lens[b], tgt_lens[b]
+        s, t = src[b], tgt[b]
         real += int(s.sum() + t.sum())
         padded += len(b) * int(s.max() + t.max())
     return 1.0 - real / padded if padded else 0.0

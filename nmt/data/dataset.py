@@ -168,7 +168,7 @@ def load_cached(directory: str) -> EncodedCorpus:
         sides.append(TokenArrays(tokens, lens))
     if len(sides[0]) != meta["kept"] or len(sides[1]) != meta["kept"]:
         raise CorpusError(f"{directory}: the encoded-corpus cache is incomplete; delete it")
-    return EncodedCorpus(*sides)
+    return EncodedCorpus(sides[0], sides[1])
 
 
 def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len: int, out_dir: str,
@@ -200,8 +200,8 @@ def _write_cache(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_
         for f in files.values():
             f.close()
     stats["dtype"] = np.dtype(dtype).name
-    with open(os.path.join(out_dir, "meta.json"), "w") as f:
-        json.dump(stats, f)
+    with open(os.path.join(out_dir, "meta.json"), "w") as meta:
+        json.dump(stats, meta)
     return stats
 
 

@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from ..config import CorpusSpec
 from .batching import Batch, TokenArrays
@@ -25,23 +26,24 @@ from .dataset import EncodedCorpus
 from .spm import PAD
 
 
-def quotas(sizes: Sequence[int], weights: Sequence[float]) -> np.ndarray:
+def quotas(sizes: ArrayLike, weights: ArrayLike) -> np.ndarray:
     """Pairs drawn from each corpus per epoch: ``sum(sizes)`` split by ``weights`` (largest remainders
     rounded up), at least one from each."""
-    sizes, weights = np.asarray(sizes, dtype=np.int64), np.asarray(weights, dtype=np.float64)
-    exact = sizes.sum() * weights / weights.sum()  # (k,)
+    n, w = np.asarray(sizes, dtype=np.int64), np.asarray(weights, dtype=np.float64)
+    exact = n.sum() * w / w.sum()  # (k,)
     out = np.floor(exact).astype(np.int64)
-    short = int(sizes.sum() - out.sum())
+    short = int(n.sum() - out.sum())
     out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
     return np.maximum(out, 1)
 
 
-def draw(sizes: Sequence[int], weights: Sequence[float], seed: int, epoch: int) -> np.ndarray:
+def draw(sizes: ArrayLike, weights: ArrayLike, seed: int, epoch: int) -> np.ndarray:
     """(sum of quotas,) int64: the pairs (numbered across corpora) of one epoch, corpus by corpus."""
     rng = np.random.default_rng([seed & (2 ** 64 - 1), epoch, 0x6D6978])  # any train.seed, negative too
-    starts = np.concatenate([[0], np.cumsum(sizes)])
+    counts = np.asarray(sizes, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
     parts = []
-    for k, (size, n) in enumerate(zip(sizes, quotas(sizes, weights))):
+    for k, (size, n) in enumerate(zip(counts, quotas(counts, weights))):
         passes, rest = divmod(int(n), int(size))
         whole = np.tile(np.arange(size, dtype=np.int64), passes)  # (passes * size,)
         some = np.sort(rng.choice(size, rest, replace=False)).astype(np.int64)  # (rest,)

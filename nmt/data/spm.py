@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 import sentencepiece as spm
 
@@ -37,10 +37,11 @@ def train_spm(sentences: Sequence[str], vocab_size: int, model_type: SpmType = S
     if len(sentences) > input_sentence_size:
         sentences = random.Random(seed).sample(sentences, input_sentence_size)
     buffer = io.BytesIO()
+    symbols: Dict[str, Any] = {"user_defined_symbols": list(user_symbols)} if user_symbols else {}
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
         model_type=model_type.value, character_coverage=character_coverage,
-        **({"user_defined_symbols": list(user_symbols)} if user_symbols else {}),
+        **symbols,
         pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, hard_vocab_limit=False,
         input_sentence_size=0, shuffle_input_sentence=False, num_threads=os.cpu_count() or 1,
         minloglevel=2)
@@ -100,7 +101,7 @@ class Tokenizer:
     @classmethod
     def load(cls, src_path: str, tgt_path: Optional[str] = None) -> Tokenizer:
         """Existing sentencepiece model file(s): one joint model, or a source and a target model."""
-        protos = []
+        protos: List[Optional[bytes]] = []
         for key, path in (("data.spm.model", src_path), ("data.spm.tgt_model", tgt_path)):
             if path is None:
                 protos.append(None)
@@ -114,7 +115,7 @@ class Tokenizer:
             except RuntimeError:
                 raise ConfigError(f"{key}={path}: not a sentencepiece model") from None
         try:
-            return cls(protos[0], protos[1])
+            return cls(cast(bytes, protos[0]), protos[1])  # src_path is always given
         except ConfigError as e:
             raise ConfigError(f"data.spm.model={src_path}: {e}") from None
 
@@ -128,10 +129,10 @@ class Tokenizer:
 
     @classmethod
     def train(cls, src_lines: Sequence[str], tgt_lines: Sequence[str], vocab_size: int,
-              model_type: str, joint: bool, character_coverage: float = 1.0,
+              model_type: SpmType, joint: bool, character_coverage: float = 1.0,
               input_sentence_size: int = 1_000_000, seed: int = 1, user_symbols: Sequence[str] = ()) -> Tokenizer:
         """``user_symbols`` (tags) are kept whole on the source side (and in a joint model)."""
-        kw = dict(vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
+        kw: Dict[str, Any] = dict(vocab_size=vocab_size, model_type=model_type, character_coverage=character_coverage,
                   input_sentence_size=input_sentence_size, seed=seed)
         if joint:
             log.info("training a joint %s sentencepiece model (%d pieces)", model_type, vocab_size)
@@ -210,7 +211,7 @@ def _child_main(tmp: str) -> int:
     except KeyboardInterrupt:
         return 130
     except (CorpusError, ConfigError) as e:
-        result = {"error": str(e), "kind": type(e).__name__}
+        result: Dict[str, Any] = {"error": str(e), "kind": type(e).__name__}
     else:
         for name, proto in (("src.model", src_proto), ("tgt.model", tgt_proto)):
             if proto is not None:
@@ -234,8 +235,8 @@ def _train_from_corpus(prefix, src_lang: str, tgt_lang: str, vocab_size: int, mo
             where = ", ".join(f"{p}.{lang}" for p in ([prefix] if isinstance(prefix, str) else prefix))
             raise CorpusError(f"{where}: no usable training pairs: every line"
                               f"{'' if len(lines) < pairs else f' of a sample of {len(lines)}'} is blank")
-    tok = Tokenizer.train(src, tgt, vocab_size, model_type, joint, character_coverage, input_sentence_size, seed,
-                          user_symbols)
+    tok = Tokenizer.train(src, tgt, vocab_size, SpmType(model_type), joint, character_coverage,
+                          input_sentence_size, seed, user_symbols)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return tok.src_proto, None if tok.joint else tok.tgt_proto, len(src) + len(tgt), peak_mb
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import sentencepiece as spm
@@ -147,8 +147,8 @@ def sample_corpus(tok: Tokenizer, prefix: str, src_lang: str, tgt_lang: str, bas
     if done != len(lines):
         raise CorpusError(f"{prefix}.{{{src_lang},{tgt_lang}}}: the corpus has fewer lines than its encoded cache "
                           f"({base_dir}) says; it changed during the run")
-    with open(os.path.join(out_dir, "meta.json"), "w") as f:
-        json.dump(stats, f)
+    with open(os.path.join(out_dir, "meta.json"), "w") as meta:
+        json.dump(stats, meta)
     return stats
 
 
@@ -166,7 +166,7 @@ def run_job(out_dir: str) -> None:
             os.makedirs(part, exist_ok=True)
             stats.append(sample_corpus(tok, c["prefix"], job["src_lang"], job["tgt_lang"], c["base_dir"],
                                        c["src_prefix"], job["max_len"], sampling, job["seed"], job["epoch"], k, part))
-        result = {"stats": stats}
+        result: Dict[str, Any] = {"stats": stats}
     except CorpusError as e:
         result = {"error": str(e)}
     with open(os.path.join(out_dir, "result.json"), "w", encoding="utf-8") as f:

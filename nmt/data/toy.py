@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..outputs import atomic_output
 
@@ -113,7 +113,7 @@ DEFAULT_DIR = os.path.join("data", "toy")  # where the toy experiment reads it (
 SPLITS = ("train", "valid", "test")
 
 
-def corpus_text(sizes: Dict[str, int] = None, seed: int = 7) -> Dict[str, Tuple[str, str]]:
+def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[str, Tuple[str, str]]:
     """{split: (source text, target text)}; splits hold distinct sentences."""
     sizes = sizes or {"train": 20000, "valid": 500, "test": 500}
     lex = make_lexicon(seed)
@@ -121,7 +121,7 @@ def corpus_text(sizes: Dict[str, int] = None, seed: int = 7) -> Dict[str, Tuple[
     seen: set = set()
     out = {}
     for split, count in sizes.items():
-        pairs = []
+        pairs: List[Tuple[str, str]] = []
         while len(pairs) < count:
             src, tgt = make_pair(rng, lex)
             if src not in seen:
@@ -131,7 +131,7 @@ def corpus_text(sizes: Dict[str, int] = None, seed: int = 7) -> Dict[str, Tuple[
     return out
 
 
-def generate(out_dir: str, sizes: Dict[str, int] = None, seed: int = 7,
+def generate(out_dir: str, sizes: Optional[Dict[str, int]] = None, seed: int = 7,
              src_lang: str = "src", tgt_lang: str = "tgt") -> Dict[str, int]:
     """Write ``{train,valid,test}.{src_lang,tgt_lang}`` under ``out_dir``; returns the line counts.
 

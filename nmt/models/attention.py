@@ -21,7 +21,21 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(scores.float(), dim=-1).to(scores.dtype)
 
 
-class NoAttention(nn.Module):
+class Attention(nn.Module):
+    """The contract every attention keeps (see the module docstring)."""
+
+    def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """values: (batch, src_len, memory) -> the keys ``forward`` reads, once per batch."""
+        raise NotImplementedError
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """query: (batch, tgt_len, query_size) -> context (batch, tgt_len, memory) and weights
+        (batch, tgt_len, src_len), or None where there are none."""
+        raise NotImplementedError
+
+
+class NoAttention(Attention):
     """The fixed-context model: every step sees the same encoder summary (the masked mean)."""
 
     def precompute(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -41,7 +55,7 @@ class FinalStateOnly(NoAttention):
         return values.new_zeros(values.size(0), 1, values.size(2))  # (batch, 1, memory)
 
 
-class BahdanauAttention(nn.Module):
+class BahdanauAttention(Attention):
     """score(q, k_j) = v^T tanh(W_q q + W_k m_j); W_k m_j is computed once per batch.
 
     Computed as 2 v^T sigmoid(2 (W_q q + W_k m_j)), since tanh(x) = 2 sigmoid(2x) - 1 and the dropped
@@ -71,7 +85,7 @@ class BahdanauAttention(nn.Module):
         return torch.bmm(weights, values), weights  # (batch, tgt_len, memory)
 
 
-class LuongAttention(nn.Module):
+class LuongAttention(Attention):
     """``dot``: score = q . m_j (sizes must match); ``general``: score = q . (W m_j), W m precomputed."""
 
     def __init__(self, query_size: int, memory_size: int, general: bool):
@@ -89,7 +103,7 @@ class LuongAttention(nn.Module):
         return torch.bmm(weights, values), weights
 
 
-def build_attention(kind: AttentionKind, query_size: int, memory_size: int, hidden_size: int = 0) -> nn.Module:
+def build_attention(kind: AttentionKind, query_size: int, memory_size: int, hidden_size: int = 0) -> Attention:
     kind = AttentionKind(kind)
     if kind is AttentionKind.none:
         return NoAttention()

@@ -8,12 +8,13 @@ target and one batched attention over all steps. Both are tested equal to the st
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, cast
 
 import torch
 from torch import nn
 
 from ..config import Cell, Feed, require, tied_embeddings_rule
+from .attention import Attention
 from .rnn import make_rnn
 from .unrolled import unrolled_features
 
@@ -31,14 +32,14 @@ class Memory(NamedTuple):
 
 
 class Decoder(nn.Module):
-    def __init__(self, vocab_size: int, pad_id: int, attention: nn.Module, memory_size: int,
+    def __init__(self, vocab_size: int, pad_id: int, attention: Attention, memory_size: int,
                  cell: Cell = Cell.gru, embed_size: int = 256, hidden_size: int = 512, num_layers: int = 1,
                  dropout: float = 0.0, input_feeding: bool = True, attentional_size: int = 512,
                  tie_embeddings: bool = False):
         super().__init__()
         self.lstm, self.input_feeding = Cell(cell) is Cell.lstm, input_feeding
         self.output_size = attentional_size or hidden_size + memory_size
-        self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
+        self.embed, self.pad_id = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id), pad_id
         self.dropout = nn.Dropout(dropout)
         self.rnn = make_rnn(cell, embed_size + (self.output_size if input_feeding else 0),
                             hidden_size, num_layers=num_layers, dropout=dropout)
@@ -91,7 +92,7 @@ class Decoder(nn.Module):
     def step_features(self, emb: torch.Tensor, state: DecoderState, memory: Memory):
         """emb: (batch, embed) -> attentional vector (batch, output_size), new state, weights
         (batch, 1, src_len) or None."""
-        x = torch.cat([emb, state.feed], dim=-1) if self.input_feeding else emb  # (batch, input)
+        x = torch.cat([emb, cast(torch.Tensor, state.feed)], dim=-1) if self.input_feeding else emb  # (batch, input)
         out, h, c = self.recur(x.unsqueeze(1), state)  # out: (batch, 1, hidden)
         return self._finish_step(out, h, c, memory)
 
@@ -127,7 +128,7 @@ class Decoder(nn.Module):
         prediction run the output layer (at a ratio near 1, almost none); ``pred`` holds PAD elsewhere."""
         with torch.no_grad():
             gold = torch.rand(tgt_in.size(0), device=tgt_in.device) < tf_ratio  # (batch,)
-            pred = torch.full_like(tgt_in[:, 0], self.embed.padding_idx)  # (batch,)
+            pred = torch.full_like(tgt_in[:, 0], self.pad_id)  # (batch,)
             rows = (~gold).nonzero().squeeze(1)
             if rows.numel():
                 prev = self.output(last.index_select(0, rows)).float()  # (rows, vocab)

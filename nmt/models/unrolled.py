@@ -20,7 +20,7 @@ decoder's own modules. Inter-layer dropout draws the same masks the step's recur
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, cast
 
 import torch
 from torch import nn
@@ -140,7 +140,8 @@ def unrolled_features(decoder, tgt_in: torch.Tensor, state, memory, tf_ratio: fl
     hs = list(state.h.unbind(0))  # per layer (batch, hidden)
     cs = list(state.c.unbind(0)) if state.c is not None else [None] * len(hs)
     last = state.feed
-    outputs, all_weights = [], []
+    outputs: List[torch.Tensor] = []
+    all_weights: List[Optional[torch.Tensor]] = []
     for t, gates_t in enumerate(gates_emb.unbind(1)):
         if sampled is not None and t > 0:
             gold, pred = decoder._sample_feed(outputs[-1], tgt_in, tf_ratio, feed)
@@ -148,7 +149,9 @@ def unrolled_features(decoder, tgt_in: torch.Tensor, state, memory, tf_ratio: fl
         hs[0], cs[0] = layers[0].step(gates_t, last, hs[0], cs[0])
         for k in range(1, len(layers)):
             below = nn.functional.dropout(hs[k - 1], rnn.dropout, decoder.training)  # between layers
-            hs[k], cs[k] = layers[k].step(layers[k].input(below), None, hs[k], cs[k])
+            project = layers[k].input
+            assert project is not None  # a layer above the first projects all of its input per step
+            hs[k], cs[k] = layers[k].step(project(below), None, hs[k], cs[k])
         out = hs[-1].unsqueeze(1)  # (batch, 1, hidden)
         context, weights = decoder.attention(out, memory.keys, memory.values, memory.mask)
         combined = torch.cat([out, context], dim=-1).squeeze(1)  # (batch, hidden + memory)
@@ -158,5 +161,6 @@ def unrolled_features(decoder, tgt_in: torch.Tensor, state, memory, tf_ratio: fl
         last = attn_h if decoder.input_feeding else None
         outputs.append(attn_h)
         all_weights.append(weights)
-    weights = None if all_weights[0] is None else torch.cat(all_weights, dim=1)  # (batch, tgt_len, src_len)
+    weights = None if all_weights[0] is None else torch.cat(cast(List[torch.Tensor], all_weights), dim=1)
+    # weights: (batch, tgt_len, src_len)
     return torch.stack(outputs, dim=1), weights

@@ -58,9 +58,7 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
     alive_scores = torch.full((batch, k), float("-inf"), device=device)
     alive_scores[:, 0] = 0.0  # all beams start identical: let only the first expand
     alive_tokens = torch.empty((batch, k, 0), dtype=torch.long, device=device)  # (live, beam, t)
-    fin_scores = torch.full((batch, k), float("-inf"), device=device)  # penalised, best first
-    fin_logp = torch.zeros((batch, k), device=device)  # the same hypotheses' raw log-probabilities
-    fin_tokens = torch.full((batch, k, steps), PAD, dtype=torch.long, device=device)
+    finished = _Finished(batch, k, steps, device)
     active = torch.arange(batch, device=device)  # sentence ids of the live rows
     prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
     beam_offsets = torch.arange(k, device=device)
@@ -72,29 +70,11 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
         lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # normaliser of the unconstrained distribution
         at_max = (t >= limit[active]).repeat_interleave(k)  # (live*beam,)
         restrict(logits, t, options, at_max, alive_tokens.reshape(live * k, t), prefix, active.repeat_interleave(k))
-        # The best 2k of beam x vocab are among each beam's own best 2k: select those first, so the
-        # log-softmax and the beam-wide top-k run over (live, beam, 2k) instead of (live, beam, vocab).
-        width = min(2 * k, logits.size(-1))
-        row_logits, row_tokens = logits.topk(width, dim=-1)  # (live*beam, width)
-        logp = (row_logits - lse).view(live, k, width)
-        top_scores, top_beams, top_pos = topk_step(alive_scores, logp, 2 * k)  # (live, 2k)
-        top_tokens = row_tokens.view(live, k * width).gather(1, top_beams * width + top_pos)
+        top_scores, top_beams, top_tokens = _best_extensions(logits, lse, alive_scores)  # (live, 2k) each
         history = alive_tokens.gather(1, top_beams[..., None].expand(-1, -1, t))  # (live, 2k, t)
 
-        # EOS among the best k candidates finishes a hypothesis; merge with the finished so far.
-        is_eos = top_tokens == EOS
-        ends = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])
-        new_scores = torch.where(ends, top_scores[:, :k] / length_penalty(t + 1, alpha, penalty),
-                                 torch.full_like(top_scores[:, :k], float("-inf")))
-        new_tokens = torch.full((live, k, steps), PAD, dtype=torch.long, device=device)
-        new_tokens[:, :, :t] = history[:, :k]
-        new_tokens[:, :, t] = EOS
-        merged = torch.cat([fin_scores[active], new_scores], dim=1)  # (live, 2k)
-        best, pick = merged.topk(k, dim=1)
-        fin_scores[active] = best
-        fin_logp[active] = torch.cat([fin_logp[active], top_scores[:, :k]], dim=1).gather(1, pick)
-        fin_tokens[active] = torch.cat([fin_tokens[active], new_tokens], dim=1).gather(
-            1, pick[..., None].expand(-1, -1, steps))
+        is_eos = top_tokens == EOS  # EOS among the best k finishes a hypothesis
+        finished.add(active, top_scores[:, :k], is_eos[:, :k], history[:, :k], length_penalty(t + 1, alpha, penalty))
 
         # The best k candidates that did not end stay alive (scores are sorted, so topk keeps order).
         alive_scores, pos = torch.where(is_eos, torch.full_like(top_scores, float("-inf")), top_scores).topk(k, dim=1)
@@ -102,7 +82,7 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
         tokens = top_tokens.gather(1, pos)
         alive_tokens = torch.cat([history.gather(1, pos[..., None].expand(-1, -1, t)), tokens[..., None]], dim=2)
 
-        done = torch.isfinite(fin_scores[active][:, -1]) | (t >= limit[active])
+        done = finished.full(active) | (t >= limit[active])
         if bool(done.all()):
             break
         keep = (~done).nonzero().squeeze(1)  # live rows (sentences) that go on
@@ -114,16 +94,62 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
             active, alive_scores, alive_tokens = active[keep], alive_scores[keep], alive_tokens[keep]
         prev = alive_tokens[:, :, -1].reshape(-1)  # (live*beam,)
 
-    return _nbest_lists(fin_scores, fin_logp, fin_tokens, options.nbest)
+    return finished.nbest(options.nbest)
 
 
-def _nbest_lists(fin_scores, fin_logp, fin_tokens, nbest: int) -> List[List[Hypothesis]]:
-    """Per sentence, its ``nbest`` finished hypotheses (at least one, even if none finished)."""
-    out = []
-    for scores, logps, hyps in zip(fin_scores.tolist(), fin_logp.tolist(), fin_tokens.tolist()):
-        nb = []
-        for score, logp, toks in zip(scores[:nbest], logps[:nbest], hyps[:nbest]):
-            if score != float("-inf") or not nb:
-                nb.append(Hypothesis(toks[: toks.index(EOS)] if EOS in toks else toks, score, logp))
-        out.append(nb)
-    return out
+def _best_extensions(logits: torch.Tensor, lse: torch.Tensor, alive_scores: torch.Tensor):
+    """The best 2k one-token extensions of each sentence's k beams: (live, 2k) running scores, source
+    beams and tokens, best first. logits: (live*k, vocab), restricted; lse: (live*k, 1), their
+    unrestricted normaliser; alive_scores: (live, k).
+
+    The best 2k of beam x vocab are among each beam's own best 2k: those are selected first, so the
+    log-softmax and the beam-wide top-k run over (live, k, 2k) instead of (live, k, vocab)."""
+    live, k = alive_scores.shape
+    width = min(2 * k, logits.size(-1))
+    row_logits, row_tokens = logits.topk(width, dim=-1)  # (live*k, width)
+    logp = (row_logits - lse).view(live, k, width)
+    top_scores, top_beams, top_pos = topk_step(alive_scores, logp, 2 * k)  # (live, 2k)
+    return top_scores, top_beams, row_tokens.view(live, k * width).gather(1, top_beams * width + top_pos)
+
+
+class _Finished:
+    """Each sentence's best ``k`` finished hypotheses, kept as tensors: penalised scores, best first
+    (-inf: an empty place), their raw log-probabilities, and their tokens (EOS, then PAD)."""
+
+    def __init__(self, batch: int, k: int, steps: int, device: torch.device):
+        self.scores = torch.full((batch, k), float("-inf"), device=device)  # (batch, k)
+        self.logp = torch.zeros((batch, k), device=device)  # (batch, k)
+        self.tokens = torch.full((batch, k, steps), PAD, dtype=torch.long, device=device)  # (batch, k, steps)
+
+    def add(self, active: torch.Tensor, scores: torch.Tensor, is_eos: torch.Tensor, history: torch.Tensor,
+            divisor: float) -> None:
+        """Merge the candidates that end here into the lists of the sentences ``active`` (live,).
+        scores, is_eos: (live, k), the best k candidates of this step t; history: (live, k, t) their
+        tokens before it; ``divisor``: the length penalty of a hypothesis ending at t."""
+        live, k = scores.shape
+        t, steps = history.size(2), self.tokens.size(2)
+        ends = is_eos & torch.isfinite(scores)
+        new_scores = torch.where(ends, scores / divisor, torch.full_like(scores, float("-inf")))
+        new_tokens = torch.full((live, k, steps), PAD, dtype=torch.long, device=scores.device)
+        new_tokens[:, :, :t] = history
+        new_tokens[:, :, t] = EOS
+        best, pick = torch.cat([self.scores[active], new_scores], dim=1).topk(k, dim=1)  # of (live, 2k)
+        self.scores[active] = best
+        self.logp[active] = torch.cat([self.logp[active], scores], dim=1).gather(1, pick)
+        self.tokens[active] = torch.cat([self.tokens[active], new_tokens], dim=1).gather(
+            1, pick[..., None].expand(-1, -1, steps))
+
+    def full(self, active: torch.Tensor) -> torch.Tensor:
+        """(live,) whether each of these sentences has ``k`` finished hypotheses."""
+        return torch.isfinite(self.scores[active][:, -1])
+
+    def nbest(self, nbest: int) -> List[List[Hypothesis]]:
+        """Per sentence, its ``nbest`` finished hypotheses (at least one, even if none finished)."""
+        out = []
+        for scores, logps, hyps in zip(self.scores.tolist(), self.logp.tolist(), self.tokens.tolist()):
+            nb: List[Hypothesis] = []
+            for score, logp, toks in zip(scores[:nbest], logps[:nbest], hyps[:nbest]):
+                if score != float("-inf") or not nb:
+                    nb.append(Hypothesis(toks[: toks.index(EOS)] if EOS in toks else toks, score, logp))
+            out.append(nb)
+        return out

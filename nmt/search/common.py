@@ -100,5 +100,6 @@ def restrict(logits: torch.Tensor, t: int, options, at_max: torch.Tensor, histor
     if options.no_repeat_ngram:
         block_repeats(logits, history, options.no_repeat_ngram)
     if prefix is not None:
+        assert raw is not None and sentence is not None  # both come with every prefix
         prefix.force(logits, raw, t, sentence)
     return logits

@@ -7,7 +7,7 @@ import torch
 
 from ..data.spm import BOS, EOS
 from .common import Hypothesis, Prefix, length_limits, restrict
-from .options import SearchOptions
+from .options import SearchOptions, Strategy
 
 
 def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tensor],
@@ -42,7 +42,7 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
 
 
 @torch.inference_mode()
-def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="greedy"),
+def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy=Strategy.greedy),
                   prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     """The most probable token at every step (after the ``prefix``, if any); one hypothesis per
     sentence (score: log-probability, the prefix's included)."""
@@ -50,8 +50,9 @@ def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
 
 
 @torch.inference_mode()
-def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy="sample"),
-                  generator: torch.Generator = None, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
+def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy=Strategy.sample),
+                  generator: Optional[torch.Generator] = None, prefix: Optional[Prefix] = None
+                  ) -> List[List[Hypothesis]]:
     """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0
     and to the nucleus (the fewest most probable tokens whose probability reaches top_p) if p < 1."""
     temperature, top_k, top_p = options.temperature, options.top_k, options.top_p

@@ -15,8 +15,19 @@ from ..errors import ConfigError
 # max_len_a and max_len_b say; a length limit without a bound allocates whatever it is asked for
 MAX_OUTPUT_LEN = 1024
 
-Strategy = Choice("Strategy", {n: n for n in ("beam", "greedy", "sample")})
-Penalty = Choice("Penalty", {n: n for n in ("gnmt", "average", "none")})
+
+class Strategy(Choice):
+    beam = "beam"
+    greedy = "greedy"
+    sample = "sample"
+
+
+class Penalty(Choice):
+    gnmt = "gnmt"
+    average = "average"
+    none = "none"
+
+
 PENALTIES = tuple(m.value for m in Penalty)
 
 

@@ -1,7 +1,8 @@
 """The HTTP API (FastAPI) over one loaded model (or ensemble) and its dynamic batcher.
 
 ``POST /v1/translate``  ``{"text": [lines], "src_prefix"?, "prefix"?: [per line], "beam"?, "nbest"?,
-                        "alignment"?, "attention"?}`` -> ``{"translations": [records]}``, each record
+                        "alignment"?, "attention"?, and any of REQUEST_SEARCH}``
+                        -> ``{"translations": [records]}``, each record
                         as ``nmt-translate --output-format jsonl`` writes it (plus ``alignment`` /
                         ``attention``); requests to the same server are merged into batches
 ``GET /v1/model``       languages, architecture, parameters, checkpoint step and scores
@@ -20,6 +21,8 @@ import contextlib
 import hmac
 import json
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import List, Optional, Sequence
@@ -34,6 +37,7 @@ from starlette.requests import ClientDisconnect
 from ..errors import NmtError
 from ..runpaths import RunPaths
 from ..search import SearchOptions, decoding_options
+from ..search.options import check_min_len
 from ..translator import Translator, check_one_line, encode_prefixes, result_record
 from .batcher import Batcher
 
@@ -54,6 +58,11 @@ class Settings:
     shortlist: Optional[dict] = None  # the selected lexical shortlist, if any
 
 
+# The search settings a request may choose besides beam and nbest, by their ``SearchOptions`` names
+# (absent or null: this server's, from its flags); sampling stays with nmt-translate and the API.
+REQUEST_SEARCH = ("alpha", "penalty", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram")
+
+
 class TranslateRequest(BaseModel):
     """A batch of lines to translate; empty lines stay empty."""
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -64,6 +73,12 @@ class TranslateRequest(BaseModel):
     nbest: int = SearchOptions.nbest
     alignment: bool = False
     attention: bool = False
+    alpha: Optional[float] = None  # REQUEST_SEARCH: checked by SearchOptions, as everywhere
+    penalty: Optional[str] = None
+    max_len_a: Optional[float] = None
+    max_len_b: Optional[int] = None
+    min_len: Optional[int] = None
+    no_repeat_ngram: Optional[int] = None
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -135,15 +150,26 @@ class Service:
     """The model behind the routes: request checks, encoding, the batcher, and turning hypotheses
     into records (decode, align) on the inference thread, which alone touches the model."""
 
+    KEPT_TRANSLATORS = 32  # the translators kept for the settings and tags used most recently
+
     def __init__(self, model, settings: Settings):
-        self.model, self.settings, self.translators = model, settings, {}
+        self.model, self.settings = model, settings
+        self.translators: OrderedDict = OrderedDict()
+        self.translators_lock = threading.Lock()
         self.max_src = model.config.data.max_len
-        self.batcher: Optional[Batcher] = None
+        self._batcher: Optional[Batcher] = None
         self.info: dict = {}
 
     def start(self) -> None:
-        self.batcher = Batcher(self.search, self.settings.max_batch_sentences, self.settings.max_wait_ms)
+        self._batcher = Batcher(self.search, self.settings.max_batch_sentences, self.settings.max_wait_ms)
         self.info = model_info(self.model)
+
+    @property
+    def batcher(self) -> Batcher:
+        """The batcher, once the app has started (``start``)."""
+        if self._batcher is None:
+            raise RuntimeError("the service has not started: the app's lifespan starts it")
+        return self._batcher
 
     def tag(self, src_prefix: Optional[str]) -> Optional[str]:
         """The source tag of a request: the model's when it names none; "" for none."""
@@ -151,13 +177,18 @@ class Service:
 
     def translator_for(self, options, tag: Optional[str] = None) -> Translator:
         """``tag``: the requests' source tag (alignments leave its words out); search does not use it."""
-        if (options, tag) not in self.translators:
-            self.translators[options, tag] = Translator(self.model.model, self.model.tokenizer, options,
-                                                        batch_size=self.settings.max_batch_sentences,
-                                                        precision=self.model.precision,
-                                                        shortlist=self.settings.shortlist, src_prefix=tag,
-                                                        max_src_len=self.max_src, warn=lambda m: None)
-        return self.translators[options, tag]
+        key = (options, tag)
+        with self.translators_lock:  # the event loop and the inference thread both ask
+            found = self.translators.get(key)
+            if found is None:
+                if len(self.translators) >= self.KEPT_TRANSLATORS:  # requests choose settings: bounded
+                    self.translators.popitem(last=False)
+                found = self.translators[key] = Translator(
+                    self.model.model, self.model.tokenizer, options, batch_size=self.settings.max_batch_sentences,
+                    precision=self.model.precision, shortlist=self.settings.shortlist, src_prefix=tag,
+                    max_src_len=self.max_src, warn=lambda m: None)
+            self.translators.move_to_end(key)
+            return found
 
     def search(self, options, ids, prefixes=None):  # on the inference thread
         return self.translator_for(options, self.tag(None)).translate_ids(ids, prefixes=prefixes)
@@ -197,7 +228,13 @@ class Service:
             raise HTTPException(422, f"beam: {beam} is out of range; this server allows 1 to {limits.max_beam}")
         if not 1 <= req.nbest <= beam:
             raise HTTPException(422, f"nbest: {req.nbest} is out of range; 1 to the beam size ({beam})")
-        return decoding_options(beam, nbest=req.nbest, **limits.search)
+        chosen = {name: getattr(req, name) for name in REQUEST_SEARCH if getattr(req, name) is not None}
+        try:
+            options = decoding_options(beam, nbest=req.nbest, **{**limits.search, **chosen})
+            check_min_len(options, self.max_src, "min_len")
+        except NmtError as e:
+            raise HTTPException(422, str(e)) from None
+        return options
 
     def submit(self, req: TranslateRequest):
         options = self.check(req)
@@ -253,7 +290,7 @@ async def _parse(request: Request) -> TranslateRequest:
     return req
 
 
-def create_app(model, settings: Settings = None) -> FastAPI:
+def create_app(model, settings: Optional[Settings] = None) -> FastAPI:
     """The app around ``model`` (an ``nmt.api.Model``); the batcher starts with the app and
     finishes its queue when the app shuts down."""
     settings = settings or Settings()

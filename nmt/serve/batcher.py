@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..search import Hypothesis, SearchOptions
 
@@ -66,7 +66,7 @@ class Batcher:
         self.queue.put(None)
         self.thread.join()
 
-    def _collect(self, first: Job) -> (List[Job], bool):
+    def _collect(self, first: Job) -> Tuple[List[Job], bool]:
         """The requests for one batch: ``first``, then whatever is waiting or arrives, until the batch
         is full, no other request is being read, or none arrived for ``max_wait_ms`` (at most 20 such
         waits in all). Waiting

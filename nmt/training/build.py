@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ def load_init_checkpoint(cfg: Config) -> Dict:
     if cfg.data.spm.model:
         raise ConfigError("train.init_from and data.spm.model both name a sentencepiece model: the checkpoint's "
                           "is used for fine-tuning; drop data.spm.model")
+    assert cfg.train.init_from is not None  # called only when it is set
     init = load_checkpoint(cfg.train.init_from)
     # the checkpoint's sentencepiece models are used: settings that describe other ones are refused,
     # so that config.yaml records what ran
@@ -102,8 +103,8 @@ def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_d
     d = cfg.data
     cache_dir = os.path.abspath(d.cache_dir or os.path.join(run_dir, "cache"))
     cleaning = Cleaning(d.max_len_ratio, d.dedup)
-    common = dict(src_lang=d.src_lang, tgt_lang=d.tgt_lang, tok=tok, max_len=d.max_len, cache_dir=cache_dir,
-                  cleaning=cleaning)
+    common: Dict[str, Any] = dict(src_lang=d.src_lang, tgt_lang=d.tgt_lang, tok=tok, max_len=d.max_len,
+                                  cache_dir=cache_dir, cleaning=cleaning)
 
     def encode_here(spec: CorpusSpec, fingerprint: str) -> EncodedCorpus:
         try:
@@ -219,17 +220,17 @@ def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], in
 
 
 def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict] = None,
-              init: Optional[dict] = None) -> Run:
+              init: Optional[dict] = None, run_id: str = "") -> Run:
     """The live objects of a run (data, tokenizer, model, optimizer, schedule, state): fresh,
-    resumed from ``ckpt`` or started from ``init``'s weights. Seeds are set first, so a run and a
-    benchmark built here draw the same initial weights and batches."""
+    resumed from ``ckpt`` or started from ``init``'s weights; ``run_id``: the run directory's marker.
+    Seeds are set first, so a run and a benchmark built here draw the same initial weights and
+    batches."""
     torch.manual_seed(cfg.train.seed)
     random.seed(cfg.train.seed)
     tok, train, valid = prepare_data(cfg, ckpt or init, run_dir, dist,
                                      resumed_corpus=ckpt["train_state"].get("corpus") if ckpt else None)
     model, optimizer, scheduler, state_dict = build_training(cfg, tok, device, ckpt, init)
-    state = TrainState(**state_dict) if state_dict else TrainState()
-    state.corpus = train.fingerprint or ""
+    state = TrainState(**{**(state_dict or {}), "corpus": train.fingerprint or "", "run_id": run_id})
     if ckpt is not None:
         set_rng_state(ckpt["rng"])
         log.info("resumed from %s at step %d (epoch %d)", RunPaths(run_dir).last,

@@ -14,7 +14,7 @@ of its target. Each curve is the mean over sentences of ||dLoss/dh|| at each dis
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,7 @@ from ..models.encoder import EncoderOutput
 _CELLS = {Cell.rnn: nn.RNNCell, Cell.gru: nn.GRUCell, Cell.lstm: nn.LSTMCell}
 
 
-def _run_direction(rnn: nn.Module, cell_kind: Cell, suffix: str, x: torch.Tensor, lens: torch.Tensor,
+def _run_direction(rnn: nn.RNNBase, cell_kind: Cell, suffix: str, x: torch.Tensor, lens: torch.Tensor,
                    reverse: bool) -> Tuple[List[torch.Tensor], torch.Tensor, Optional[torch.Tensor]]:
     """One direction of one layer, position by position. x: (batch, src_len, input).
 
@@ -47,12 +47,12 @@ def _run_direction(rnn: nn.Module, cell_kind: Cell, suffix: str, x: torch.Tensor
         real = (t < lens).to(x.device)[:, None]  # (batch, 1)
         if cell_kind is Cell.lstm:
             h_new, c_new = functional_call(cell, params, (x[:, t], (h, c)))
-            c = torch.where(real, c_new, c)
+            c = torch.where(real, c_new, cast(torch.Tensor, c))
         else:
             h_new = functional_call(cell, params, (x[:, t], h))
         h = torch.where(real, h_new, h)
         states[t] = h  # the tensor the next step reads: its gradient is the total one
-    return states, h, c
+    return cast(List[torch.Tensor], states), h, c
 
 
 def _unrolled_encoder(encoder, src: torch.Tensor, src_lens: torch.Tensor):
@@ -60,7 +60,9 @@ def _unrolled_encoder(encoder, src: torch.Tensor, src_lens: torch.Tensor):
 
     Returns EncoderOutput and the top layer's states per direction: [(states, reverse), ...]."""
     x = encoder.embed(src)  # (batch, src_len, embed)
-    finals_h, finals_c, top = [], [], []
+    finals_h: List[torch.Tensor] = []
+    finals_c: List[torch.Tensor] = []
+    top: List[Tuple[List[torch.Tensor], bool]] = []
     for i, rnn in enumerate(encoder.layers):
         outs, hs, cs, top = [], [], [], []
         for suffix, reverse in (("", False), ("_reverse", True))[: encoder.directions]:
@@ -75,7 +77,7 @@ def _unrolled_encoder(encoder, src: torch.Tensor, src_lens: torch.Tensor):
             out = out + x
         finals_h.append(torch.cat(hs, dim=-1))
         if cs[0] is not None:
-            finals_c.append(torch.cat(cs, dim=-1))
+            finals_c.append(torch.cat(cast(List[torch.Tensor], cs), dim=-1))
         x = out
     return EncoderOutput(x, torch.stack(finals_h), torch.stack(finals_c) if finals_c else None), top
 
@@ -112,7 +114,7 @@ def _decoder_steps(decoder, tgt_in: torch.Tensor, state, memory: Memory):
     return outs, hs, torch.stack(logits, dim=1)  # logits: (batch, tgt_len, vocab)
 
 
-def grad_flow(model, batch: Batch, label_smoothing: float = 0.0) -> Dict[str, List[float]]:
+def grad_flow(model, batch: Batch, label_smoothing: float = 0.0) -> Dict[str, Any]:
     """{"encoder": [mean ||dL/dh|| at distance 0, 1, ...], "decoder": [...], "loss": float}."""
     was_training = model.training
     model.eval()

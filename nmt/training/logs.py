@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import time
-from typing import Sequence
+from typing import List, Sequence
 
 from .grad_flow import grad_flow
 from .metrics import read_metrics
@@ -18,14 +18,10 @@ log = logging.getLogger("nmt.train")
 def log_update(run: Run, u: Update) -> None:
     """metrics.jsonl every update; one plain log line every ``train.log_every`` updates."""
     s, w = run.state, run.window
-    w.tokens += u.tokens
-    w.updates += 1
-    w.clipped += int(u.clipped)
-    w.valid_updates += 1
-    w.valid_clipped += int(u.clipped)
+    w.count(u)
     if not run.dist.main:
         return
-    run.metrics.write("train", s.step, {"loss": u.loss, "nll": u.nll, "grad_norm": u.grad_norm, "lr": u.lr,
+    run.records.write("train", s.step, {"loss": u.loss, "nll": u.nll, "grad_norm": u.grad_norm, "lr": u.lr,
                                         "tf_ratio": u.tf_ratio, "tokens": u.tokens, "applied": int(u.applied),
                                         "clipped": int(u.clipped)})
     if s.step % run.cfg.train.log_every and s.step != 1:
@@ -36,14 +32,14 @@ def log_update(run: Run, u: Update) -> None:
              "%.0f tok/s | %d:%02d:%02d", s.step, s.epoch + 1, u.loss, u.nll, math.exp(min(u.nll, 50)), u.lr,
              u.tf_ratio, u.grad_norm, f" (clipped {w.clipped}/{w.updates})" if w.clipped else "",
              w.tokens / max(now - w.since, 1e-9), elapsed // 3600, elapsed // 60 % 60, elapsed % 60)
-    w.since, w.tokens, w.updates, w.clipped = now, 0, 0, 0
-    run.metrics.flush()
+    w.logged(now)
+    run.records.flush()
 
 
 def draw_plots(run: Run) -> None:
     if run.dist.main and run.cfg.train.plots:
         from .. import plots
-        plots.learning_curves(read_metrics(run.metrics.path), os.path.join(run.run_dir, "plots"),
+        plots.learning_curves(read_metrics(run.records.path), os.path.join(run.run_dir, "plots"),
                               clip_norm=run.cfg.train.clip_grad_norm)
 
 
@@ -52,7 +48,7 @@ def record_grad_flow(run: Run, batch_indices: Sequence[int]) -> None:
         return
     b = run.data.batch(batch_indices).to(run.device)
     flow = grad_flow(run.model, b, run.cfg.train.label_smoothing)
-    run.metrics.write("grad_flow", run.state.step, flow)
+    run.records.write("grad_flow", run.state.step, flow)
     far = [v for v in flow["encoder"] if v]
     log.info("step %d | gradient flow: encoder |dL/dh| %.3g at distance 0, %.3g at %d | decoder %.3g at 0",
              run.state.step, far[0] if far else 0.0, far[-1] if far else 0.0, len(far) - 1,
@@ -64,7 +60,8 @@ def setup_logging(run_dir: str, main: bool) -> list:
     logger = logging.getLogger("nmt")
     logger.setLevel(logging.INFO if main else logging.WARNING)
     path = os.path.abspath(os.path.join(run_dir, "train.log"))
-    handlers, added = logging.getLogger().handlers + logger.handlers, []
+    handlers = logging.getLogger().handlers + logger.handlers
+    added: List[logging.Handler] = []
     if main and not any(getattr(h, "baseFilename", None) == path for h in handlers):
         handler = logging.FileHandler(path)
         handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))

@@ -55,9 +55,7 @@ def epoch_updates(run: Run) -> Iterator[List[List[int]]]:
     ``state.position`` on (``run_update`` advances it); the epoch counter moves on at its end."""
     t, s, dist = run.cfg.train, run.state, run.dist
     per_update = dist.world * t.accum_steps
-    if run.subword is not None:
-        run.sampled = run.subword.epoch(s.epoch)
-    data = run.data
+    data = run.begin_epoch()
     pairs = data.epoch_pairs(t.seed, s.epoch)  # (m,) this epoch's pairs, numbered across corpora
     src_lens, tgt_lens = data.src_lens[pairs], data.tgt_lens[pairs]  # (m,), (m,)
     order = [pairs[b] for b in make_batches(src_lens, tgt_lens, t.max_tokens, t.max_sentences, t.seed, s.epoch)]
@@ -72,7 +70,7 @@ def epoch_updates(run: Run) -> Iterator[List[List[int]]]:
             log_corpus_counts(run, order[:updates * per_update])
     while s.position // per_update < updates:
         yield order[s.position + dist.rank * t.accum_steps: s.position + (dist.rank + 1) * t.accum_steps]
-    s.epoch, s.position = s.epoch + 1, 0
+    s.next_epoch()
 
 
 def log_corpus_counts(run: Run, batches: List[np.ndarray]) -> None:
@@ -169,8 +167,7 @@ def _fit(cfg: Config, run_dir: str, device, dist: Dist, run_id: str) -> Dict:
                           else None)
     if dist.main:
         OmegaConf.save(OmegaConf.create(to_dict(cfg)), os.path.join(run_dir, "config.yaml"))
-    run = build_run(cfg, run_dir, device, dist, ckpt, init)
-    run.state.run_id = run_id
+    run = build_run(cfg, run_dir, device, dist, ckpt, init, run_id)
     try:
         return _train(run)
     finally:
@@ -213,7 +210,7 @@ def _train(run: Run) -> Dict:
                "minutes": (time.time() - run.start_time) / 60, "test": test}
     if dist.main:
         draw_plots(run)
-        run.metrics.close()
+        run.records.close()
         with open(run.paths.summary, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
     return summary

@@ -9,10 +9,14 @@ AVX2 cores). Under the threshold, glibc keeps freed blocks for reuse (docs/bench
 """
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 from torch import nn
 
+from ..config import Feed
 from ..data.spm import PAD
+from ..models.seq2seq import Seq2Seq
 
 # glibc's mmap threshold never rises above 32 MiB on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX)
 HEAP_BLOCK_MAX = 32 << 20
@@ -44,6 +48,7 @@ class SmoothedCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor, _grad_nll):
         logp, target = ctx.saved_tensors
         e, vocab = ctx.smoothing, logp.size(-1)
+        g: Union[float, torch.Tensor]
         if grad_loss.stride(0) == 0:  # one upstream gradient for every row (the loss was summed)
             g = float(grad_loss[0])
             grad = logp.exp().mul_(g).sub_(g * e / vocab)  # (rows, vocab)
@@ -85,11 +90,11 @@ def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor
 class Objective(nn.Module):
     """Wraps the model so that DistributedDataParallel sees the whole loss computation as forward."""
 
-    def __init__(self, model: nn.Module, label_smoothing: float = 0.0):
+    def __init__(self, model: Seq2Seq, label_smoothing: float = 0.0):
         super().__init__()
         self.model, self.label_smoothing = model, label_smoothing
 
-    def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: str = "argmax"):
+    def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: Feed = Feed.argmax):
         """(mean training loss, mean plain cross-entropy without gradient) over the real target tokens."""
         feats, _ = self.model.features(src, src_lens, tgt_in, tf_ratio=tf_ratio, feed=feed)
         return loss_and_nll(feats, self.model.decoder.output, tgt_out, self.label_smoothing)

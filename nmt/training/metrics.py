@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class MetricsLog:
             except ImportError:  # pragma: no cover - tensorboard is a dependency
                 log.warning("tensorboard is not installed; no event files written")
 
-    def write(self, kind: str, step: int, values: Dict[str, float]) -> None:
+    def write(self, kind: str, step: int, values: Dict[str, Any]) -> None:
         self.file.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
         if self.writer is not None:
             for key, value in values.items():

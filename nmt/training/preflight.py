@@ -5,7 +5,7 @@ for every process of a distributed run."""
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ..config import Config, compose, flatten, from_dict, to_dict, unflatten, validate
 from ..errors import ConfigError
@@ -32,7 +32,7 @@ def estimate_memory(cfg: Config) -> tuple:
     return 16 * params + 4 * per_token * cfg.train.max_tokens, params
 
 
-def check_memory(cfg: Config, available: int = None) -> None:
+def check_memory(cfg: Config, available: Optional[int] = None) -> None:
     """Refuse a model (and batch) that cannot fit in this machine's memory, naming the keys."""
     need, params = estimate_memory(cfg)
     available = available_memory() if available is None else available

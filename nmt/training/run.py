@@ -12,12 +12,14 @@ import torch
 from ..config import Config
 from ..data.dataset import EncodedCorpus
 from ..data.mixture import TrainingData
+from ..data.spm import Tokenizer
 from ..data.subword import SubwordSampler
 from ..runpaths import RunPaths
 from ..translator import Translator
 from .distributed import Dist
 from .ema import EMA
 from .metrics import MetricsLog
+from .schedules import LRSchedule
 
 
 @dataclass
@@ -33,6 +35,35 @@ class TrainState:
     blowups: int = 0  # updates in a row whose loss blew up
     corpus: str = ""  # content hash of the training files (a resume over changed files is refused)
     run_id: str = ""  # the run directory's marker (a checkpoint of another run is refused on resume)
+
+    # Every change of the state is one of these transitions; the loop, validation, logging and
+    # saving call them and otherwise only read.
+    def advance(self, batches: int) -> None:
+        """One update done, over ``batches`` more batches of this epoch's order."""
+        self.position += batches
+        self.step += 1
+
+    def next_epoch(self) -> None:
+        self.epoch, self.position = self.epoch + 1, 0
+
+    def validated(self, bleu: float) -> bool:
+        """Record a validation's BLEU; True when it is the best so far."""
+        if bleu > self.best_bleu:
+            self.best_bleu, self.best_step, self.bad_validations = bleu, self.step, 0
+            return True
+        self.bad_validations += 1
+        return False
+
+    def skipped_update(self) -> int:
+        """A non-finite update (not applied); returns how many in a row."""
+        self.nonfinite += 1
+        return self.nonfinite
+
+    def applied_update(self, blown_up: bool) -> int:
+        """A finite update, its loss blown up or not; returns the blown-up updates in a row."""
+        self.nonfinite = 0
+        self.blowups = self.blowups + 1 if blown_up else 0
+        return self.blowups
 
 
 @dataclass
@@ -60,6 +91,25 @@ class Window:
     recent: deque = field(default_factory=lambda: deque(maxlen=50))  # recent finite losses
     validated_at: int = -1  # step of the last validation
 
+    def count(self, update: Update) -> None:
+        """An update's share of both running totals."""
+        self.tokens += update.tokens
+        self.updates += 1
+        self.clipped += int(update.clipped)
+        self.valid_updates += 1
+        self.valid_clipped += int(update.clipped)
+
+    def logged(self, now: float) -> None:
+        """A log line was written: the totals since the last one start again."""
+        self.since, self.tokens, self.updates, self.clipped = now, 0, 0, 0
+
+    def validated(self, step: int) -> float:
+        """A validation at ``step``: returns the share of updates clipped since the last one, then
+        starts that count again."""
+        share = self.valid_clipped / max(self.valid_updates, 1)
+        self.validated_at, self.valid_updates, self.valid_clipped = step, 0, 0
+        return share
+
 
 @dataclass
 class Run:
@@ -68,13 +118,13 @@ class Run:
     run_dir: str
     device: torch.device
     dist: Dist
-    tok: object
+    tok: Tokenizer
     train: TrainingData
     valid: EncodedCorpus
     model: torch.nn.Module
     net: torch.nn.Module  # the Objective, inside DDP when distributed
     optimizer: torch.optim.Optimizer
-    scheduler: object
+    scheduler: LRSchedule
     state: TrainState
     metrics: Optional[MetricsLog]
     translator: Translator
@@ -87,9 +137,21 @@ class Run:
     window: Window = field(default_factory=Window)
 
     @property
+    def records(self) -> MetricsLog:
+        """Rank 0's metrics log (the other ranks keep none: only rank 0 writes records)."""
+        assert self.metrics is not None, "only rank 0 writes metrics"
+        return self.metrics
+
+    @property
     def data(self) -> TrainingData:
         """The training data of this epoch: ``train`` in this epoch's segmentation."""
         return self.sampled if self.sampled is not None else self.train
+
+    def begin_epoch(self) -> TrainingData:
+        """The training data of the epoch ``state.epoch`` (under subword sampling, its segmentation)."""
+        if self.subword is not None:
+            self.sampled = self.subword.epoch(self.state.epoch)
+        return self.data
 
     def close(self) -> None:
         """Stop background work (the next epoch's subword sampling) and remove its files."""

@@ -122,7 +122,8 @@ class RunLock:
                            f"finish or choose another run_dir (remove {self.path} if that process is gone)")
 
     def _stale(self, owner: Optional[dict]) -> bool:
-        return bool(owner) and owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", 0)))
+        return owner is not None and bool(owner) and owner.get("host") == socket.gethostname() and \
+            not _pid_alive(int(owner.get("pid", 0)))
 
     def check_free(self) -> None:
         """Refuse now, without taking the lock, if a live training holds it."""

@@ -17,7 +17,6 @@ from ..checkpoint import (
     prune,
     rng_state,
     spm_entry,
-    step_checkpoints,
 )
 from ..config import RESUMABLE_KEYS, Config, differences, to_dict
 from ..runpaths import RunPaths
@@ -39,7 +38,7 @@ def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
                                 rng=rng_state(), **extra), last)
     if step_copy and run.cfg.train.keep_last > 0:
         atomic_link(last, run.paths.step(run.state.step))
-        prune(run.paths.checkpoints, run.cfg.train.keep_last)
+        prune(run.paths, run.cfg.train.keep_last)
     if best:
         atomic_link(last, run.paths.best)
 
@@ -52,7 +51,7 @@ def resume_checkpoint(cfg: Config, run_dir: str) -> Dict:
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
-        others = step_checkpoints(paths.checkpoints)[::-1] + ([paths.best] if os.path.exists(paths.best) else [])
+        others = paths.steps()[::-1] + ([paths.best] if os.path.exists(paths.best) else [])
         hint = (f"; the previous good checkpoints are {', '.join(others)}: copy one to {path} to resume from it"
                 if others else "; no other checkpoint exists in that directory")
         raise TrainingError(f"{e}{hint}") from None

@@ -64,7 +64,8 @@ class LRSchedule:
         self.optimizer, self.kind, self.warmup = optimizer, Scheduler(kind), warmup_steps
         self.base_lr = optimizer.param_groups[0]["lr"]
         self.metric, self.factor, self.patience, self.min_lr = PlateauMetric(metric), factor, patience, min_lr
-        self.scale, self.best, self.bad = 1.0, None, 0
+        self.scale, self.bad = 1.0, 0
+        self.best: Optional[float] = None
         self.budget_steps, self.budget_minutes, self.minutes = budget_steps, budget_minutes, 0.0
         self.decay_fraction = decay_fraction
         self.step_update(0)

@@ -12,6 +12,7 @@ from typing import List, Sequence
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from ..config import Feed, Precision
 from ..data.batching import Batch
 from ..precision import autocast
 from .run import Run, Update
@@ -21,8 +22,8 @@ from .schedules import teacher_forcing_ratio
 log = logging.getLogger("nmt.train")
 
 
-def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed: str = "argmax",
-               clip_norm: float = 1.0, clip_value: float = 0.0, precision: str = "fp32"):
+def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed: Feed = Feed.argmax,
+               clip_norm: float = 1.0, clip_value: float = 0.0, precision: Precision = Precision.fp32):
     """One update over ``batches`` (gradient accumulation): forward, token-level loss, backward,
     clipping, optimizer step. The loss is the mean over batches of each batch's per-token mean.
 
@@ -65,8 +66,7 @@ def run_update(run: Run, batch_indices: Sequence[Sequence[int]]) -> Update:
     loss_sum, nll_sum, tokens, gnorm, finite = train_step(run.net, batches, run.optimizer, tf, tf_cfg.feed,
                                                           t.clip_grad_norm, t.clip_grad_value, t.precision)
     loss_sum, nll_sum, tokens = run.dist.all_sum([loss_sum, nll_sum, tokens])
-    run.state.position += run.dist.world * t.accum_steps
-    run.state.step += 1
+    run.state.advance(run.dist.world * t.accum_steps)
     if finite and run.ema is not None:
         run.ema.update(run.model, run.state.step)
     run.scheduler.step_update(run.state.step)
@@ -79,24 +79,22 @@ def check_health(run: Run, u: Update) -> None:
     """Count non-finite and blown-up updates in a row; stop with an error after too many."""
     s, t = run.state, run.cfg.train
     if not u.applied:
-        s.nonfinite += 1
+        in_a_row = s.skipped_update()
         log.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s): update skipped",
                     s.step, u.loss, u.grad_norm)
-        if s.nonfinite >= t.max_nonfinite:
-            raise TrainingError(f"stopping at step {s.step}: {s.nonfinite} non-finite updates in a row; lower "
+        if in_a_row >= t.max_nonfinite:
+            raise TrainingError(f"stopping at step {s.step}: {in_a_row} non-finite updates in a row; lower "
                                 f"optim.lr or check the data (the last good checkpoint is kept)")
         return
-    s.nonfinite = 0
     recent = run.window.recent
     blown = bool(t.blowup_factor) and len(recent) >= 10 and u.loss > t.blowup_factor * statistics.median(recent)
+    in_a_row = s.applied_update(blown)
     if not blown:
-        s.blowups = 0
         recent.append(u.loss)
         return
-    s.blowups += 1
     log.warning("step %d: loss %.4g is %.0fx the median of the last %d updates (%.4g): training is diverging; "
                 "lower optim.lr or train.clip_grad_norm", s.step, u.loss, u.loss / statistics.median(recent),
                 len(recent), statistics.median(recent))
-    if s.blowups >= t.max_blowups:
-        raise TrainingError(f"stopping at step {s.step}: the loss blew up for {s.blowups} updates in a row "
+    if in_a_row >= t.max_blowups:
+        raise TrainingError(f"stopping at step {s.step}: the loss blew up for {in_a_row} updates in a row "
                             f"(now {u.loss:.4g}); lower optim.lr (the last good checkpoint is kept)")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import load_model
+from ..config import Precision
 from ..data.batching import make_batches
 from ..data.dataset import EncodedCorpus, read_split
 from ..data.spm import PAD
@@ -29,7 +30,7 @@ log = logging.getLogger("nmt.train")
 
 
 @torch.inference_mode()
-def valid_loss(model, data: EncodedCorpus, device, max_tokens: int, precision: str) -> float:
+def valid_loss(model, data: EncodedCorpus, device, max_tokens: int, precision: Precision) -> float:
     """Per-token cross-entropy of the gold targets (no label smoothing, no dropout)."""
     model.eval()
     total, tokens = 0.0, 0
@@ -47,33 +48,29 @@ def run_validation(run: Run) -> bool:
     """Validate on rank 0 and checkpoint; True when early stopping says stop (same answer on all ranks)."""
     s, t = run.state, run.cfg.train
     stop = False
-    run.window.validated_at = s.step
+    updates = run.window.valid_updates
+    clipped_share = run.window.validated(s.step)  # on every rank: the final validation reads it
     if run.dist.main:
         start = time.time()
         log.info("step %d: validating on %d sentences", s.step, len(run.valid))
         with run.ema.applied(run.model) if run.ema is not None else contextlib.nullcontext():
             loss = valid_loss(run.model, run.valid, run.device, t.max_tokens, t.precision)
-            hyps = [h[0][0] for h in run.translator.translate(run.valid.src_text)]
-        scores = sacre_score(hyps, [run.valid.tgt_text])
+            src_text, tgt_text = run.valid.src_text, run.valid.tgt_text
+            assert src_text is not None and tgt_text is not None  # a validation corpus keeps its text
+            hyps = [h[0][0] for h in run.translator.translate(src_text)]
+        scores = sacre_score(hyps, [tgt_text])
         bleu = scores["bleu"]["score"]
-        improved = bleu > s.best_bleu
-        if improved:
-            s.best_bleu, s.best_step, s.bad_validations = bleu, s.step, 0
-        else:
-            s.bad_validations += 1
+        improved = s.validated(bleu)
         run.scheduler.step_valid(bleu, loss)
-        w = run.window
-        clipped_share = w.valid_clipped / max(w.valid_updates, 1)
-        run.metrics.write("valid", s.step, {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": bleu,
+        run.records.write("valid", s.step, {"loss": loss, "ppl": math.exp(min(loss, 50)), "bleu": bleu,
                                             "chrf": scores["chrf"]["score"], "seconds": time.time() - start,
                                             "clipped_share": clipped_share})
-        run.metrics.flush()
+        run.records.flush()
         log.info("step %d | valid loss %.3f ppl %.2f | BLEU %.2f chrF %.2f | best BLEU %.2f at step %d%s | "
                  "%.0f%% of %d updates clipped | %.1f s", s.step, loss, math.exp(min(loss, 50)), bleu,
                  scores["chrf"]["score"], s.best_bleu, s.best_step,
                  "" if improved else f" ({s.bad_validations} without improvement)", 100 * clipped_share,
-                 w.valid_updates, time.time() - start)
-        w.valid_updates, w.valid_clipped = 0, 0
+                 updates, time.time() - start)
         stop = bool(t.patience) and s.bad_validations >= t.patience
         save_checkpoint(run, best=improved, step_copy=True)
         draw_plots(run)
@@ -132,7 +129,7 @@ def translate_test(run: Run) -> Optional[Dict]:
               **{k: {"score": v["score"], "signature": v["signature"]} for k, v in scores.items()}}
     with open(run.paths.test_scores, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
-    run.metrics.write("test", run.state.step, {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]})
+    run.records.write("test", run.state.step, {"bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]})
     log.info("test (%s, beam %d, %s of step %d, %s): %s | %s", test.src_path, t.test_beam, os.path.basename(best),
              step, result["precision"], scores["bleu"]["text"], scores["chrf"]["text"])
     log.info("test signatures: BLEU %s | chrF %s", scores["bleu"]["signature"], scores["chrf"]["signature"])

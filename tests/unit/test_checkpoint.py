@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from nmt import checkpoint as ck
+from nmt.runpaths import RunPaths
 
 
 def _obj(v=1.0):
@@ -73,13 +74,14 @@ def test_foreign_file_and_missing_file(tmp_path):
 
 
 def test_links_and_pruning(tmp_path):
-    last = str(tmp_path / "last.pt")
+    paths = RunPaths(str(tmp_path))
+    os.makedirs(paths.checkpoints)
     for step in (1, 2, 3, 4):
-        ck.atomic_save(_obj(float(step)), last)
-        ck.atomic_link(last, str(tmp_path / f"step_{step}.pt"))
-        ck.prune(str(tmp_path), keep=2)
-    assert [os.path.basename(p) for p in ck.step_checkpoints(str(tmp_path))] == ["step_3.pt", "step_4.pt"]
-    assert torch.equal(ck.load_checkpoint(str(tmp_path / "step_3.pt"))["model"]["w"], torch.full((3,), 3.0))
+        ck.atomic_save(_obj(float(step)), paths.last)
+        ck.atomic_link(paths.last, paths.step(step))
+        ck.prune(paths, keep=2)
+    assert [os.path.basename(p) for p in paths.steps()] == ["step_3.pt", "step_4.pt"]
+    assert torch.equal(ck.load_checkpoint(paths.step(3))["model"]["w"], torch.full((3,), 3.0))
 
 
 def test_rng_state_roundtrip():

@@ -4,6 +4,8 @@ Python API take theirs from it."""
 import dataclasses
 import inspect
 
+import pytest
+
 import nmt
 from nmt.api import Model
 from nmt.cli import serve as serve_cli
@@ -48,3 +50,14 @@ def test_the_servers_flags_settings_and_the_api_share_the_defaults():
     params = inspect.signature(Model.translate).parameters
     assert params["beam"].default == DEFAULTS.beam_size and params["nbest"].default == DEFAULTS.nbest
     assert inspect.signature(nmt.load).parameters["precision"].default == FROM_CHECKPOINT  # spelled out there
+
+
+def test_every_search_field_is_a_request_field_or_left_to_the_servers_flags():
+    pytest.importorskip("fastapi")
+    from nmt.serve.app import REQUEST_SEARCH, TranslateRequest
+    request = TranslateRequest.model_fields
+    sampling = {"strategy", "temperature", "top_k", "top_p", "seed"}  # nmt-translate and the API only
+    assert set(REQUEST_SEARCH) | {"beam_size", "nbest"} | sampling == {f.name for f in dataclasses.fields(SearchOptions)}
+    for name in REQUEST_SEARCH:  # absent: the server's own default (its flag's, which is SearchOptions')
+        assert request[name].default is None, name
+    assert request["beam"].default is None and request["nbest"].default == DEFAULTS.nbest

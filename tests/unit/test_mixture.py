@@ -122,7 +122,7 @@ def _run(data, max_tokens=200, world=1, rank=0, accum=1, epoch=0):
     cfg = types.SimpleNamespace(train=types.SimpleNamespace(accum_steps=accum, max_tokens=max_tokens,
                                                             max_sentences=0, seed=7))
     return types.SimpleNamespace(cfg=cfg, state=TrainState(epoch=epoch), dist=Dist(rank, world), train=data, data=data,
-                                 subword=None, metrics=None)
+                                 subword=None, metrics=None, begin_epoch=lambda: data)
 
 
 def test_an_epoch_of_updates_takes_each_corpus_by_its_weight():

@@ -160,3 +160,37 @@ def test_int8_and_fp16_weights_exclude_each_other_and_need_the_cpu():
         compress_weights(model, True, True, torch.device("cpu"))
     with pytest.raises(ConfigError, match="--fp16-weights runs on the CPU only"):
         compress_weights(model, False, True, torch.device("cuda"))
+
+
+def test_a_stream_in_chunks_translates_as_one_call_and_pairs_prefixes_line_by_line(tok):
+    from nmt.errors import ConfigError
+    tr = Translator(model_for(tok), tok, SearchOptions(beam_size=3))
+    lines = sentences(11)
+    lines[4] = ""
+    prefixes = ["" if k % 3 else "the" for k in range(len(lines))]
+    whole = tr.translate(lines, prefixes)
+    chunks = list(tr.translate_stream(iter(lines), chunk_size=4, prefixes=iter(prefixes), alignment=True))
+    assert [c.first for c in chunks] == [0, 4, 8] and sum((c.lines for c in chunks), []) == lines
+    streamed = [tok.decode_tgt([hyps[0].tokens])[0] for c in chunks for hyps in c.results]
+    assert streamed == [n[0][0] for n in whole]
+    assert all(text.startswith("the") for text, p in zip(streamed, prefixes) if p)
+    assert all(len(c.aligned) == len(c.lines) for c in chunks)
+    with pytest.raises(ConfigError, match="--prefix-file p has 10 lines, fewer than the input"):
+        list(tr.translate_stream(lines, 4, prefixes[:-1], "--prefix-file p"))
+    with pytest.raises(ConfigError, match="more lines than the input \\(11\\)"):
+        list(tr.translate_stream(lines, 4, prefixes + ["x"]))
+
+
+def test_attention_maps_cover_each_piece_and_sum_to_one_per_target_row(tok):
+    tr = Translator(model_for(tok), tok, SearchOptions(beam_size=2))
+    lines = ["the big dog runs", "", "a cat sleeps"]
+    ids = tr.encode_lines(lines)
+    maps = tr.attention_maps(ids, [n[0] for n in tr.translate_ids(ids)])
+    assert maps[1] is None  # a blank line
+    for k in (0, 2):
+        src, tgt, weights = maps[k]
+        assert src == tok.src_id_pieces(ids[k]) + ["</s>"] and tgt[-1] == "</s>"
+        assert weights.shape == (len(tgt), len(src))
+        assert torch.allclose(weights.sum(-1), torch.ones(len(tgt)), atol=1e-5)
+    plain = Translator(model_for(tok, attention="none"), tok, SearchOptions(beam_size=2))
+    assert plain.attention_maps(ids, [n[0] for n in plain.translate_ids(ids)]) is None
