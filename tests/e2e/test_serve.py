@@ -61,7 +61,7 @@ def test_translate_matches_nmt_translate_jsonl(server, toy_run, tmp_path):
                     "--max-len-a", "1", "--max-len-b", "3"],
                    {"alpha": 0.5, "penalty": "average", "min_len": 2, "no_repeat_ngram": 2, "max_len_a": 1,
                     "max_len_b": 3})
-    for flags, body in (([], {}), (["--nbest", "3", "--alignment"], {"nbest": 3, "alignment": True}), per_request):
+    for flags, body in (([], {}), per_request, (["--nbest", "3", "--alignment"], {"nbest": 3, "alignment": True})):
         out = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--output-format", "jsonl", *flags).stdout
         offline = [json.loads(line) for line in out.splitlines()]
         response = server.post({"text": LINES, **body})
@@ -194,7 +194,7 @@ BAD = [
     (b'{"text": ["a"], "nbest": 9, "beam": 4}', 422, "nbest: 9"),
     (b'{"text": ["a"], "penalty": "loud"}', 422, "choose one of gnmt, average, none"),
     (b'{"text": ["a"], "alpha": "x"}', 422, "alpha"),
-    (b'{"text": ["a"], "min_len": 5000}', 422, "min_len"),
+    (b'{"text": ["a"], "min_len": 5000}', 422, "min length (5000)"),
     (b'{"text": ["a"], "max_len_a": 0, "max_len_b": 0}', 422, "at least one token"),
     (b'{"text": ["a"], "path": "/etc/passwd"}', 422, "path: Extra inputs"),
     (b'{"text": ["a\\nb"]}', 422, "line break"),
