@@ -10,15 +10,17 @@ Importing ``nmt`` loads nothing heavy (no torch, no matplotlib) and changes no g
 """
 from __future__ import annotations
 
+from .config.inference import InferenceSettings as _Defaults  # no torch, no Hydra
+
 __version__ = "0.2.0"
 __all__ = ["__version__", "load", "train"]
 
 
-def load(path, device: str = "cpu", precision: str = "checkpoint"):
-    """See ``nmt.api.load`` (``precision``: ``config.FROM_CHECKPOINT`` by default, spelled out here so
-    that ``import nmt`` loads nothing)."""
+def load(path, device: str = _Defaults.device, precision: str = _Defaults.precision, int8: bool = _Defaults.int8,
+         fp16_weights: bool = _Defaults.fp16_weights):
+    """See ``nmt.api.load``."""
     from .api import load as _load
-    return _load(path, device, precision)
+    return _load(path, device, precision, int8=int8, fp16_weights=fp16_weights)
 
 
 def train(overrides=(), config_name: str = "train") -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional, Sequence, Tuple, Union
 
-from .config import FROM_CHECKPOINT
+from .config import InferenceSettings
 from .search import SearchOptions, decoding_options
 
 
@@ -32,14 +32,17 @@ def _positive_int(value, name: str, low: int = 1) -> int:
 class Model:
     """A loaded model (or ensemble) with its tokenizer: raw text in, detokenized text out."""
 
-    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None, precision: str = FROM_CHECKPOINT):
+    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None,
+                 precision: str = InferenceSettings.precision):
         from .precision import inference_precision
         self.model, self.tokenizer, self.config, self.path, self.device = model, tokenizer, config, path, device
         self.shortlist = shortlist  # the checkpoint's lexical shortlist, if it has one
         self.precision = inference_precision(precision, config, device)  # as the model trained, by default
 
     def translate(self, lines: Sequence[str], beam: int = SearchOptions.beam_size, nbest: int = SearchOptions.nbest,
-                  greedy: bool = False, batch_size: int = 64, shortlist: int = 0, shortlist_frequent: int = 100,
+                  greedy: bool = False, batch_size: int = InferenceSettings.batch_size,
+                  shortlist: int = InferenceSettings.shortlist,
+                  shortlist_frequent: int = InferenceSettings.shortlist_frequent,
                   prefix: Optional[Sequence[str]] = None, **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
         """Translations of ``lines`` in order: a list of strings, or with ``nbest`` > 1 a list of
         n-best lists of (text, score). ``shortlist=K`` searches over each source token's K likeliest
@@ -69,13 +72,14 @@ class Model:
         out = translator.translate(lines, prefix)
         return [n[0][0] for n in out] if nbest == 1 else out
 
-    def score(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64) -> List[float]:
+    def score(self, sources: Sequence[str], targets: Sequence[str],
+              batch_size: int = InferenceSettings.batch_size) -> List[float]:
         """Per pair, the log-probability (natural log, summed over the target's pieces and EOS) of
         the target given the source."""
         return [s for s, _ in self.score_tokens(sources, targets, batch_size)]
 
-    def score_tokens(self, sources: Sequence[str], targets: Sequence[str], batch_size: int = 64
-                     ) -> List[Tuple[float, int]]:
+    def score_tokens(self, sources: Sequence[str], targets: Sequence[str],
+                     batch_size: int = InferenceSettings.batch_size) -> List[Tuple[float, int]]:
         """Per pair, (log-probability, number of target pieces + EOS)."""
         from .errors import ConfigError
         from .translator import Translator
@@ -91,11 +95,15 @@ class Model:
         return f"nmt.Model({self.path!r})"
 
 
-def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = FROM_CHECKPOINT) -> Model:
-    """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble).
-    ``precision``: checkpoint (what the model trained with, as ``nmt-translate`` defaults to), auto,
-    fp32 or bf16."""
+def load(path: Union[str, Sequence[str]], device: str = InferenceSettings.device,
+         precision: str = InferenceSettings.precision, int8: bool = InferenceSettings.int8,
+         fp16_weights: bool = InferenceSettings.fp16_weights) -> Model:
+    """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble):
+    the one loader of every program that translates or scores. ``precision``: checkpoint (what the
+    model trained with, as ``nmt-translate`` defaults to), auto, fp32 or bf16; ``int8`` or
+    ``fp16_weights``: its weights compressed (CPU), as ``nmt-translate --int8`` / ``--fp16-weights``."""
     from .checkpoint import load_models
+    from .precision import compress_weights
     from .runtime import pick_device
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
@@ -115,7 +123,7 @@ def load(path: Union[str, Sequence[str]], device: str = "cpu", precision: str = 
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
     dev = pick_device(device, key="device")
     model, tok, cfg, resolved, shortlist = load_models([path] if isinstance(path, str) else list(path), dev)
-    return Model(model, tok, cfg, resolved, dev, shortlist, precision)
+    return Model(compress_weights(model, int8, fp16_weights, dev), tok, cfg, resolved, dev, shortlist, precision)
 
 
 def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:

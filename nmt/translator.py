@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 
 import torch
 
-from .config import Precision
+from .config import InferenceSettings, Precision
 from .data.batching import pad, source_tensor
 from .data.corpus import with_prefix
 from .data.spm import UNK, Tokenizer
@@ -123,7 +123,8 @@ class Translator:
     model or an ``Ensemble``."""
 
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
-                 batch_size: int = 64, max_tokens: int = 8000, precision: Precision = Precision.fp32,
+                 batch_size: int = InferenceSettings.batch_size, max_tokens: int = InferenceSettings.max_tokens,
+                 precision: Precision = Precision.fp32,
                  shortlist: Optional[Dict[str, torch.Tensor]] = None, src_prefix: Optional[str] = None,
                  max_src_len: int = 0, warn: Optional[Callable[[str], None]] = None):
         """``src_prefix``: the tag the model was trained with before every source (``data.src_prefix``),

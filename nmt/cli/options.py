@@ -3,10 +3,11 @@ program with argparse's usage line and a message naming the option, before any w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from typing import Optional
 
-from ..config import FROM_CHECKPOINT, INFERENCE_PRECISIONS
+from ..config import FROM_CHECKPOINT, INFERENCE_PRECISIONS, InferenceSettings  # every loading default
 from ..search.options import PENALTIES
 from ..search.options import SearchOptions as D  # every decoding default and choice
 
@@ -48,6 +49,18 @@ def _check(value, low, high, text) -> None:
         raise argparse.ArgumentTypeError(f"{text!r}: must be <= {high}")
 
 
+# the SearchOptions fields whose flag (argparse dest) is named otherwise; strategy is --greedy / --sample
+FLAG_DESTS = {"beam_size": "beam", "alpha": "length_penalty"}
+
+
+def search_flag_values(args: argparse.Namespace) -> dict:
+    """Every ``SearchOptions`` field (but the beam size and the strategy) that the program has a flag
+    for, with its value: what ``decoding_options`` takes besides them."""
+    dests = {f.name: FLAG_DESTS.get(f.name, f.name) for f in dataclasses.fields(D)
+             if f.name not in ("strategy", "beam_size")}
+    return {name: getattr(args, dest) for name, dest in dests.items() if hasattr(args, dest)}
+
+
 def add_search_flags(group, beam_help: str) -> None:
     """The beam and length flags of nmt-translate and nmt-serve, their defaults from ``SearchOptions``."""
     group.add_argument("--beam", type=integer(1), default=D.beam_size, help=f"{beam_help} (default %(default)s)")
@@ -55,6 +68,9 @@ def add_search_flags(group, beam_help: str) -> None:
                        help="GNMT length penalty alpha (default %(default)s)")
     group.add_argument("--penalty", choices=PENALTIES, default=D.penalty.value,
                        help="score normalisation: gnmt ((5+len)/6)^alpha, average (per token) or none")
+    group.add_argument("--coverage-penalty", type=real(0), default=D.coverage_penalty, metavar="BETA",
+                       help="GNMT coverage penalty: a finished hypothesis gains BETA * sum over source pieces of "
+                            "log min(attention it received, 1), against dropped source words (default 0: off)")
     group.add_argument("--max-len-a", type=real(0), default=D.max_len_a,
                        help="max output length = a * source length + b")
     group.add_argument("--max-len-b", type=integer(0), default=D.max_len_b)
@@ -63,8 +79,8 @@ def add_search_flags(group, beam_help: str) -> None:
 def add_model_flags(group) -> None:
     """How nmt-translate and nmt-serve load and run the model: device, precision, compressed weights,
     threads, lexical shortlist."""
-    group.add_argument("--device", default="cpu", help="cpu or cuda")
-    group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=FROM_CHECKPOINT,
+    group.add_argument("--device", default=InferenceSettings.device, help="cpu, cuda or auto (default %(default)s)")
+    group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=InferenceSettings.precision,
                        help=f"{FROM_CHECKPOINT} (default): what the model trained with (its train.precision, 'auto' "
                             f"resolved on this machine), so translations match the run's own test score; auto: bf16 "
                             f"where native; fp32; bf16 (autocast)")
@@ -72,9 +88,23 @@ def add_model_flags(group) -> None:
     group.add_argument("--fp16-weights", action="store_true",
                        help="linear and RNN weights in fp16, multiplied in fp32 (CPU): about 2x faster one sentence "
                             "at a time, translations as fp32's")
-    group.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
-    group.add_argument("--shortlist", type=integer(0), default=0, metavar="K",
+    add_threads_flag(group)
+    group.add_argument("--shortlist", type=integer(0), default=InferenceSettings.shortlist, metavar="K",
                        help="lexical shortlist: search only over each source token's K likeliest target tokens "
                             "(from the training data, stored in the checkpoint) and the most frequent ones (0: off)")
-    group.add_argument("--shortlist-frequent", type=integer(0), default=100, metavar="N",
-                       help="the N most frequent target tokens are always candidates (default 100)")
+    group.add_argument("--shortlist-frequent", type=integer(0), default=InferenceSettings.shortlist_frequent,
+                       metavar="N",
+                       help="the N most frequent target tokens are always candidates (default %(default)s)")
+
+
+def add_threads_flag(group) -> None:
+    group.add_argument("--threads", type=integer(0), default=InferenceSettings.threads,
+                       help="torch threads (0: the CPUs this process may use)")
+
+
+def add_batch_flags(group) -> None:
+    """nmt-translate's and nmt-score's search batches (``InferenceSettings``)."""
+    group.add_argument("--batch-size", type=integer(1), default=InferenceSettings.batch_size,
+                       help="sentences per batch (default %(default)s)")
+    group.add_argument("--max-tokens", type=integer(1), default=InferenceSettings.max_tokens,
+                       help="padded source tokens per batch (default %(default)s)")

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import InferenceSettings
 from . import prepare_process, reported, work_signals
-from .options import integer
+from .options import add_batch_flags, add_threads_flag
 
 
-def main(argv=None) -> None:
-    prepare_process()
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nmt-score", description="Score given translations with a checkpoint: per "
                                 "input line, 'logprob<TAB>mean<TAB>tokens' (natural log of p(target + EOS | source), "
                                 "its mean per target piece, the number of pieces + EOS), in input order.")
@@ -17,11 +17,16 @@ def main(argv=None) -> None:
     p.add_argument("-s", "--source", required=True, help="source sentences, plain or .gz ('-': stdin)")
     p.add_argument("-t", "--target", required=True, help="their translations, same line count")
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
-    p.add_argument("--batch-size", type=integer(1), default=64)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=integer(0), default=0, help="torch threads (0: the CPUs this process may use)")
-    args = p.parse_args(argv)
-    from ..checkpoint import load_model
+    add_batch_flags(p)
+    p.add_argument("--device", default=InferenceSettings.device, help="cpu, cuda or auto (default %(default)s)")
+    add_threads_flag(p)
+    return p
+
+
+def main(argv=None) -> None:
+    prepare_process()
+    args = build_parser().parse_args(argv)
+    from ..api import load
     from ..data.corpus import CorpusError, iter_lines
     from ..outputs import atomic_output, check_output, checkpoint_files
     from ..runtime import pick_device, pick_threads
@@ -35,9 +40,11 @@ def main(argv=None) -> None:
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
                               f"{len(targets)}")
         pick_threads(args.threads)
-        model, tok, cfg, *_ = load_model(args.checkpoint, pick_device(args.device, key="--device"))
-        scores = Translator(model, tok, batch_size=args.batch_size, src_prefix=cfg.data.src_prefix,
-                            max_src_len=cfg.data.max_len,
+        pick_device(args.device, key="--device")  # a bad value named as the flag, before nmt.load checks it
+        loaded = load(args.checkpoint, args.device)
+        cfg = loaded.config
+        scores = Translator(loaded.model, loaded.tokenizer, batch_size=args.batch_size, max_tokens=args.max_tokens,
+                            precision=loaded.precision, src_prefix=cfg.data.src_prefix, max_src_len=cfg.data.max_len,
                             warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr)
                             ).score(sources, targets)
         with work_signals(), atomic_output(args.output) as f:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import prepare_process
-from .options import add_model_flags, add_search_flags, integer, real
+from .options import add_model_flags, add_search_flags, integer, real, search_flag_values
 
 API_KEY_ENV = "NMT_API_KEY"
 
@@ -52,14 +52,12 @@ def build(args: argparse.Namespace):
     import nmt
 
     from ..errors import ConfigError
-    from ..precision import compress_weights
     from ..runtime import pick_threads
     from ..search.shortlist import select
     from ..serve import Settings, create_app
     pick_threads(args.threads)
     model = nmt.load(args.checkpoints if len(args.checkpoints) > 1 else args.checkpoints[0], device=args.device,
-                     precision=args.precision)
-    model.model = compress_weights(model.model, args.int8, args.fp16_weights, model.device)
+                     precision=args.precision, int8=args.int8, fp16_weights=args.fp16_weights)
     if args.beam > args.max_beam:
         raise ConfigError(f"--beam {args.beam} is over --max-beam {args.max_beam}")
     key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
@@ -69,8 +67,7 @@ def build(args: argparse.Namespace):
                           f"open API")
     settings = Settings(
         beam=args.beam, max_beam=args.max_beam,
-        search=dict(alpha=args.length_penalty, penalty=args.penalty, max_len_a=args.max_len_a,
-                    max_len_b=args.max_len_b),
+        search=search_flag_values(args),
         max_batch_sentences=args.max_batch_sentences, max_wait_ms=args.max_wait_ms,
         max_request_lines=args.max_request_lines, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
         api_key=key, cors_origins=args.cors_origin,

@@ -12,7 +12,7 @@ from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
 from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process, reported, work_signals
-from .options import add_model_flags, add_search_flags, integer, real
+from .options import add_batch_flags, add_model_flags, add_search_flags, integer, real, search_flag_values
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no output repeats an n-gram of N pieces (0: off)")
     s.add_argument("--seed", type=integer(0), default=D.seed, help="seed for --sample")
     r = p.add_argument_group("speed")
-    r.add_argument("--batch-size", type=integer(1), default=64, help="sentences per batch (default 64)")
-    r.add_argument("--max-tokens", type=integer(1), default=8000, help="padded source tokens per batch")
+    add_batch_flags(r)
     r.add_argument("--chunk-size", type=integer(1), default=4000, help="lines read, sorted and translated at a time")
     r.add_argument("--max-src-len", type=integer(0), default=0,
                    help="truncate longer inputs (pieces), with a warning (default: the model's data.max_len)")
@@ -134,16 +133,13 @@ def write_results(out: IO, fmt: str, nbest: int, index: int, results, tok, align
 
 
 def load(args):
-    """(model or ensemble, tokenizer, the first checkpoint's config, the shortlist or None)."""
-    from ..checkpoint import load_models
-    from ..precision import compress_weights
+    """The model or ensemble (``nmt.load``, the one loader) and the shortlist chosen, or None."""
+    from ..api import load
     from ..runtime import pick_device
     from ..search.shortlist import select
-    device = pick_device(args.device, key="--device")
-    model, tok, cfg, path, stored = load_models(args.checkpoints, device)
-    shortlist = select(stored, args.shortlist, args.shortlist_frequent, path)
-    model = compress_weights(model, args.int8, args.fp16_weights, device)
-    return model, tok, cfg, shortlist
+    pick_device(args.device, key="--device")  # a bad value named as the flag, before nmt.load checks it
+    loaded = load(args.checkpoints, args.device, args.precision, int8=args.int8, fp16_weights=args.fp16_weights)
+    return loaded, select(loaded.shortlist, args.shortlist, args.shortlist_frequent, loaded.path)
 
 
 def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
@@ -154,19 +150,14 @@ def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
     threads = pick_threads(args.threads)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
-    model, tok, cfg, shortlist = load(args)
-    options = decoding_options(args.beam, greedy=args.greedy, sample=args.sample, alpha=args.length_penalty,
-                               penalty=args.penalty, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                               min_len=args.min_len, nbest=args.nbest, temperature=args.temperature,
-                               top_k=args.top_k, top_p=args.top_p, no_repeat_ngram=args.no_repeat_ngram,
-                               seed=args.seed)
-    from ..precision import inference_precision
-    precision = inference_precision(args.precision, cfg, next(model.parameters()).device)
+    loaded, shortlist = load(args)
+    model, tok, cfg = loaded.model, loaded.tokenizer, loaded.config
+    options = decoding_options(args.beam, greedy=args.greedy, sample=args.sample, **search_flag_values(args))
     src_prefix = cfg.data.src_prefix if args.src_prefix is None else args.src_prefix
     max_src = args.max_src_len or cfg.data.max_len
     check_min_len(options, max_src)
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision=precision, shortlist=shortlist, src_prefix=src_prefix, max_src_len=max_src,
+                            precision=loaded.precision, shortlist=shortlist, src_prefix=src_prefix, max_src_len=max_src,
                             warn=lambda message: print(f"nmt-translate: warning: {message}", file=sys.stderr))
     progress = None
     if not args.quiet and sys.stderr.isatty():

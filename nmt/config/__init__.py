@@ -14,6 +14,7 @@ read. Each field's ``help`` is what ``nmt-train --help`` prints. One module per 
     compose.py   Hydra composition, unknown keys, plain values to and from ``Config``
     rules.py     cross-field rules and ``validate``
     help.py      ``nmt-train --help``
+    inference.py ``InferenceSettings``: how a trained model is loaded and run for translation
 """
 from .choices import (
     FROM_CHECKPOINT,
@@ -37,6 +38,7 @@ from .choices import (
 from .compose import check_known_keys, compose, from_dict, iter_fields, register_configs, to_dict, unknown_key
 from .corpora import CorpusSpec, is_tag, train_corpora
 from .help import help_text
+from .inference import InferenceSettings
 from .keys import NODE_LOCAL_KEYS, RESUMABLE_KEYS, affects_model, differences, flatten, unflatten
 from .rules import luong_dot_rule, require, spm_rules, teacher_forcing_k_rule, tied_embeddings_rule, validate
 from .schema import (
@@ -57,6 +59,7 @@ from .schema import (
 )
 
 __all__ = [
+    "InferenceSettings",
     "BEAM_SIZE",
     "MAX_LEN_A",
     "MAX_LEN_B",

@@ -13,6 +13,7 @@ from typing import List, Optional
 import torch
 
 from ..data.spm import BOS, EOS, PAD
+from ..errors import ConfigError
 from .common import Hypothesis, Prefix, length_limits, restrict
 from .options import Penalty, SearchOptions
 
@@ -59,14 +60,16 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
     alive_scores[:, 0] = 0.0  # all beams start identical: let only the first expand
     alive_tokens = torch.empty((batch, k, 0), dtype=torch.long, device=device)  # (live, beam, t)
     finished = _Finished(batch, k, steps, device)
+    coverage = _Coverage(options.coverage_penalty, src_lens, k, src.size(1), device)  # nothing when beta is 0
     active = torch.arange(batch, device=device)  # sentence ids of the live rows
     prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
     beam_offsets = torch.arange(k, device=device)
 
     for t in range(steps):
         live = active.size(0)
-        logits, state, _ = model.step(prev, state, memory)
+        logits, state, weights = model.step(prev, state, memory)
         logits = logits.float()  # (live*beam, vocab)
+        coverage.add(weights)
         lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # normaliser of the unconstrained distribution
         at_max = (t >= limit[active]).repeat_interleave(k)  # (live*beam,)
         restrict(logits, t, options, at_max, alive_tokens.reshape(live * k, t), prefix, active.repeat_interleave(k))
@@ -74,13 +77,15 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
         history = alive_tokens.gather(1, top_beams[..., None].expand(-1, -1, t))  # (live, 2k, t)
 
         is_eos = top_tokens == EOS  # EOS among the best k finishes a hypothesis
-        finished.add(active, top_scores[:, :k], is_eos[:, :k], history[:, :k], length_penalty(t + 1, alpha, penalty))
+        finished.add(active, top_scores[:, :k], is_eos[:, :k], history[:, :k], length_penalty(t + 1, alpha, penalty),
+                     coverage.penalty(top_beams[:, :k]))
 
         # The best k candidates that did not end stay alive (scores are sorted, so topk keeps order).
         alive_scores, pos = torch.where(is_eos, torch.full_like(top_scores, float("-inf")), top_scores).topk(k, dim=1)
         beams = top_beams.gather(1, pos)  # (live, beam)
         tokens = top_tokens.gather(1, pos)
         alive_tokens = torch.cat([history.gather(1, pos[..., None].expand(-1, -1, t)), tokens[..., None]], dim=2)
+        coverage.follow(beams)
 
         done = finished.full(active) | (t >= limit[active])
         if bool(done.all()):
@@ -92,6 +97,7 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
         if shrink:
             _, memory = model.reorder(None, memory, (keep[:, None] * k + beam_offsets).view(-1))
             active, alive_scores, alive_tokens = active[keep], alive_scores[keep], alive_tokens[keep]
+            coverage.keep(keep)
         prev = alive_tokens[:, :, -1].reshape(-1)  # (live*beam,)
 
     return finished.nbest(options.nbest)
@@ -112,6 +118,48 @@ def _best_extensions(logits: torch.Tensor, lse: torch.Tensor, alive_scores: torc
     return top_scores, top_beams, row_tokens.view(live, k * width).gather(1, top_beams * width + top_pos)
 
 
+class _Coverage:
+    """GNMT's coverage penalty (Wu et al., 2016): beta * sum over source positions j of
+    log min(attention mass on j so far, 1), added to a finished hypothesis's score, so that a
+    translation that never attended to part of its source ranks lower. Keeps each live beam's mass;
+    with beta 0 (off) it keeps nothing and adds nothing."""
+
+    FLOOR = 1e-20  # mass that fp32 attention rounded to 0 still gives a finite log
+
+    def __init__(self, beta: float, src_lens: torch.Tensor, k: int, src_len: int, device: torch.device):
+        self.beta = beta
+        if beta:
+            self.real = torch.arange(src_len, device=device)[None, :] < src_lens.to(device)[:, None]  # (live, src)
+            self.mass = torch.zeros(src_lens.size(0), k, src_len, device=device)  # (live, k, src_len)
+
+    def add(self, weights: Optional[torch.Tensor]) -> None:
+        """weights: (live*k, src_len), this step's attention of every beam."""
+        if not self.beta:
+            return
+        if weights is None:
+            raise ConfigError("a coverage penalty needs a model with attention (this one has attention=none or "
+                              "final): leave it at 0")
+        self.mass = self.mass + weights.float().view(self.mass.shape)
+
+    def penalty(self, beams: torch.Tensor) -> Optional[torch.Tensor]:
+        """(live, n) the penalty of extending the source beams ``beams`` (live, n); None when off."""
+        if not self.beta:
+            return None
+        mass = self.mass.gather(1, beams[..., None].expand(-1, -1, self.mass.size(2)))  # (live, n, src_len)
+        logs = torch.where(self.real[:, None, :], mass.clamp(self.FLOOR, 1.0).log(), torch.zeros_like(mass))
+        return self.beta * logs.sum(-1)
+
+    def follow(self, beams: torch.Tensor) -> None:
+        """The beams that stay alive: beams (live, k) are their source beams."""
+        if self.beta:
+            self.mass = self.mass.gather(1, beams[..., None].expand(-1, -1, self.mass.size(2)))
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Only the sentences ``rows`` go on."""
+        if self.beta:
+            self.mass, self.real = self.mass[rows], self.real[rows]
+
+
 class _Finished:
     """Each sentence's best ``k`` finished hypotheses, kept as tensors: penalised scores, best first
     (-inf: an empty place), their raw log-probabilities, and their tokens (EOS, then PAD)."""
@@ -122,14 +170,16 @@ class _Finished:
         self.tokens = torch.full((batch, k, steps), PAD, dtype=torch.long, device=device)  # (batch, k, steps)
 
     def add(self, active: torch.Tensor, scores: torch.Tensor, is_eos: torch.Tensor, history: torch.Tensor,
-            divisor: float) -> None:
+            divisor: float, bonus: Optional[torch.Tensor] = None) -> None:
         """Merge the candidates that end here into the lists of the sentences ``active`` (live,).
         scores, is_eos: (live, k), the best k candidates of this step t; history: (live, k, t) their
-        tokens before it; ``divisor``: the length penalty of a hypothesis ending at t."""
+        tokens before it; ``divisor``: the length penalty of a hypothesis ending at t; ``bonus``:
+        (live, k) added to the penalised score (the coverage penalty, <= 0)."""
         live, k = scores.shape
         t, steps = history.size(2), self.tokens.size(2)
         ends = is_eos & torch.isfinite(scores)
-        new_scores = torch.where(ends, scores / divisor, torch.full_like(scores, float("-inf")))
+        final = scores / divisor if bonus is None else scores / divisor + bonus
+        new_scores = torch.where(ends, final, torch.full_like(scores, float("-inf")))
         new_tokens = torch.full((live, k, steps), PAD, dtype=torch.long, device=scores.device)
         new_tokens[:, :, :t] = history
         new_tokens[:, :, t] = EOS

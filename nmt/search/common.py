@@ -11,7 +11,8 @@ from .options import MAX_OUTPUT_LEN
 
 class Hypothesis(NamedTuple):
     tokens: List[int]  # target ids, without EOS
-    score: float  # what search ranks by: the log-probability (beam: divided by the length penalty)
+    score: float  # what search ranks by: the log-probability (beam: divided by the length penalty, plus the
+    # coverage penalty when one is set)
     logprob: float = 0.0  # log-probability of tokens + EOS, before any length penalty
 
 

@@ -37,6 +37,7 @@ class SearchOptions:
     beam_size: int = BEAM_SIZE
     alpha: float = 1.0  # GNMT length-penalty exponent
     penalty: Penalty = Penalty.gnmt  # gnmt ((5+len)/6)^alpha | average (per token) | none
+    coverage_penalty: float = 0.0  # GNMT's beta: + beta * sum_j log min(attention mass on j, 1) (0: off)
     max_len_a: float = MAX_LEN_A  # longest output: a * source length + b
     max_len_b: int = MAX_LEN_B
     min_len: int = 0  # no EOS before this many pieces
@@ -51,7 +52,7 @@ class SearchOptions:
         # the one check of the two choices; everything downstream compares members
         object.__setattr__(self, "strategy", choose(Strategy, self.strategy, "search strategy"))
         object.__setattr__(self, "penalty", choose(Penalty, self.penalty, "length penalty"))
-        for name in ("alpha", "max_len_a", "temperature", "top_p"):
+        for name in ("alpha", "coverage_penalty", "max_len_a", "temperature", "top_p"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)!r}")
         if self.beam_size < 1:
@@ -60,6 +61,10 @@ class SearchOptions:
             raise ConfigError("nbest lists need beam search")
         if not 1 <= self.nbest <= self.beam_size:
             raise ConfigError(f"nbest must be between 1 and the beam size ({self.beam_size}), got {self.nbest}")
+        if self.coverage_penalty < 0:
+            raise ConfigError(f"coverage penalty must be >= 0 (0: off), got {self.coverage_penalty}")
+        if self.coverage_penalty and self.strategy is not Strategy.beam:
+            raise ConfigError("a coverage penalty needs beam search (it ranks finished hypotheses)")
         if self.min_len < 0:
             raise ConfigError(f"min length must be >= 0, got {self.min_len}")
         a, b = self.max_len_a, self.max_len_b

@@ -60,7 +60,7 @@ class Settings:
 
 # The search settings a request may choose besides beam and nbest, by their ``SearchOptions`` names
 # (absent or null: this server's, from its flags); sampling stays with nmt-translate and the API.
-REQUEST_SEARCH = ("alpha", "penalty", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram")
+REQUEST_SEARCH = ("alpha", "penalty", "coverage_penalty", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram")
 
 
 class TranslateRequest(BaseModel):
@@ -75,6 +75,7 @@ class TranslateRequest(BaseModel):
     attention: bool = False
     alpha: Optional[float] = None  # REQUEST_SEARCH: checked by SearchOptions, as everywhere
     penalty: Optional[str] = None
+    coverage_penalty: Optional[float] = None
     max_len_a: Optional[float] = None
     max_len_b: Optional[int] = None
     min_len: Optional[int] = None

@@ -10,6 +10,7 @@ import nmt
 from nmt.api import Model
 from nmt.cli import serve as serve_cli
 from nmt.cli import translate as translate_cli
+from nmt.cli.options import FLAG_DESTS, search_flag_values
 from nmt.config import FROM_CHECKPOINT, INFERENCE_PRECISIONS, Precision
 from nmt.search.options import PENALTIES, Penalty, SearchOptions
 
@@ -18,7 +19,7 @@ DEFAULTS = SearchOptions()
 
 def flag(field: str) -> str:
     """The command-line flag of a SearchOptions field."""
-    return {"beam_size": "--beam", "alpha": "--length-penalty"}.get(field, "--" + field.replace("_", "-"))
+    return "--" + FLAG_DESTS.get(field, field).replace("_", "-")
 
 
 def _actions(cli) -> dict:
@@ -43,8 +44,11 @@ def test_every_search_field_is_a_translate_flag_with_the_same_default():
 def test_the_servers_flags_settings_and_the_api_share_the_defaults():
     from nmt.serve import Settings
     actions = _actions(serve_cli)
-    for name in ("beam_size", "alpha", "penalty", "max_len_a", "max_len_b"):
+    for name in ("beam_size", "alpha", "penalty", "coverage_penalty", "max_len_a", "max_len_b"):
         assert actions[flag(name)].default == getattr(DEFAULTS, name), name
+    server_search = search_flag_values(serve_cli.build_parser().parse_args(["ckpt"]))
+    assert set(server_search) == {"alpha", "penalty", "coverage_penalty", "max_len_a", "max_len_b"}
+    assert SearchOptions(**server_search) == DEFAULTS  # the flags' defaults are the options' defaults
     assert tuple(actions["--precision"].choices) == INFERENCE_PRECISIONS
     assert Settings().beam == DEFAULTS.beam_size
     params = inspect.signature(Model.translate).parameters
@@ -61,3 +65,29 @@ def test_every_search_field_is_a_request_field_or_left_to_the_servers_flags():
     for name in REQUEST_SEARCH:  # absent: the server's own default (its flag's, which is SearchOptions')
         assert request[name].default is None, name
     assert request["beam"].default is None and request["nbest"].default == DEFAULTS.nbest
+
+
+def test_every_inference_setting_is_a_flag_and_an_api_default_with_the_same_value():
+    from nmt.cli import score as score_cli
+    from nmt.config import InferenceSettings
+    from nmt.translator import Translator
+    settings = InferenceSettings()
+    translate = _actions(translate_cli)
+    for f in dataclasses.fields(InferenceSettings):
+        action = translate["--" + f.name.replace("_", "-")]
+        assert action.default == getattr(settings, f.name), f.name
+    serve = _actions(serve_cli)
+    for name in ("device", "precision", "int8", "fp16_weights", "threads", "shortlist", "shortlist_frequent"):
+        assert serve["--" + name.replace("_", "-")].default == getattr(settings, name), name
+    score = _actions(score_cli)
+    for name in ("device", "threads", "batch_size", "max_tokens"):
+        assert score["--" + name.replace("_", "-")].default == getattr(settings, name), name
+    load = inspect.signature(nmt.load).parameters
+    for name in ("device", "precision", "int8", "fp16_weights"):
+        assert load[name].default == getattr(settings, name), name
+    translate_api = inspect.signature(Model.translate).parameters
+    for name in ("batch_size", "shortlist", "shortlist_frequent"):
+        assert translate_api[name].default == getattr(settings, name), name
+    made = inspect.signature(Translator.__init__).parameters
+    assert made["batch_size"].default == settings.batch_size and made["max_tokens"].default == settings.max_tokens
+

@@ -239,3 +239,43 @@ def test_a_prefix_is_forced_and_scored_and_an_empty_one_changes_nothing(search):
     own = [f[0].tokens[:2] for f in free]
     again = run(model, src, lens, options, prefix=Prefix.of(own, src.device))
     assert [h[0].tokens for h in again] == [h[0].tokens for h in free]
+
+
+def test_coverage_penalty_is_the_hand_computed_sum_over_real_source_positions():
+    from nmt.search.alignment import forced_attention
+    from nmt.search.beam import length_penalty
+    from nmt.search.options import Penalty
+    model = tiny_model(cell="gru", init_scale=0.5).eval()
+    sents = _real_batch(6, seed=7)
+    src, lens = source_tensor(sents)  # padded: the longest sentence sets the width
+    beta, alpha = 0.4, 0.8
+    short = dict(max_len_a=0, max_len_b=3)  # at most 4 steps of attention: longer sources cannot all be covered
+    out = beam_search(model, src, lens, SearchOptions(beam_size=3, nbest=3, alpha=alpha, coverage_penalty=beta,
+                                                      **short))
+    assert sum(len(hyps) for hyps in out) == 3 * len(sents)
+    penalties = []
+    for i, hyps in enumerate(out):
+        for h in hyps:
+            n = int(lens[i])
+            tgt_in = torch.tensor([[BOS] + h.tokens])
+            with torch.no_grad():
+                att = forced_attention(model, src[i:i + 1, :n], lens[i:i + 1], tgt_in)[0]  # (len + 1, n)
+            mass = att.sum(0)  # attention each source position received, EOS step included
+            penalty = beta * float(torch.log(torch.clamp(mass, max=1.0)).sum())
+            expected = h.logprob / length_penalty(len(h.tokens) + 1, alpha, Penalty.gnmt) + penalty
+            assert h.score == pytest.approx(expected, abs=1e-4)
+            penalties.append(penalty)
+    assert max(penalties) <= 0 and min(penalties) < 0  # 0 where every source piece got a full unit of attention
+    for hyps in beam_search(model, src, lens, SearchOptions(beam_size=3, alpha=alpha, **short)):  # beta 0: off
+        h = hyps[0]
+        assert h.score == pytest.approx(h.logprob / length_penalty(len(h.tokens) + 1, alpha, Penalty.gnmt), abs=1e-5)
+
+
+def test_coverage_penalty_needs_beam_search_and_attention():
+    with pytest.raises(ValueError, match="needs beam search"):
+        SearchOptions(strategy="greedy", coverage_penalty=0.2)
+    with pytest.raises(ValueError, match="coverage penalty must be >= 0"):
+        SearchOptions(coverage_penalty=-1)
+    model = tiny_model(attention="none").eval()
+    with pytest.raises(ValueError, match="needs a model with attention"):
+        beam_search(model, *source_tensor(_real_batch(2)), SearchOptions(beam_size=2, coverage_penalty=0.2))
