@@ -227,7 +227,9 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights:
     src = list(iter_lines(src_path))
     ref = list(iter_lines(ref_path))
     results = {}
-    for name, kw in (("beam5", dict(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0))),
+    beam5 = dict(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0),
+                 coverage_penalty=extra.get("coverage_penalty", 0.0))
+    for name, kw in (("beam5", beam5),
                      ("greedy", dict(strategy="greedy"))):
         tr = Translator(model, tok, SearchOptions(**kw), batch_size=64, precision=extra.get("precision", "fp32"),
                         shortlist=stored)
@@ -249,7 +251,8 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights:
             cmd = [str(Path(sys.executable).parent / "nmt-translate"), ckpt, "-i", src_path, "-o", os.devnull,
                    "--batch-size", "64", "--quiet"]
             alpha = str(extra.get("alpha", 1.0))
-            cmd += ["--greedy"] if name == "greedy" else ["--beam", "5", "--length-penalty", alpha]
+            cmd += ["--greedy"] if name == "greedy" else ["--beam", "5", "--length-penalty", alpha,
+                                                          "--coverage-penalty", str(beam5["coverage_penalty"])]
             if extra.get("precision") == "bf16":
                 cmd.append("--bf16")
             if shortlist:
@@ -271,7 +274,8 @@ def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: i
     model = compress(model, weights)
     extra = extra or {}
     lines = [line for line in iter_lines(src_path) if len(line.split()) == words][:sentences]
-    tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0)),
+    tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0),
+                                              coverage_penalty=extra.get("coverage_penalty", 0.0)),
                     batch_size=1, precision=extra.get("precision", "fp32"))
     tr.translate(lines[:3])  # warm-up
     times = []
@@ -443,6 +447,8 @@ def main() -> None:
     p.add_argument("--label", help="what the checkpoint is, for the table")
     p.add_argument("--decode-split", default="test_2016_flickr", help="the split decoded (tune settings on val)")
     p.add_argument("--alpha", type=float, default=1.0, help="beam search length penalty (tune it on val)")
+    p.add_argument("--coverage-penalty", type=float, default=0.0, metavar="BETA",
+                   help="beam search coverage penalty (tune it on val; 0: off)")
     p.add_argument("--int8", action="store_true", help="also decode with int8 dynamic quantization")
     p.add_argument("--fp16-weights", action="store_true", help="also decode with fp16 weights (fp32 products)")
     p.add_argument("--shortlist", metavar="K,N", help="also decode with a lexical shortlist of K partners per source "
@@ -510,6 +516,8 @@ def main() -> None:
         out["decode_split"] = args.decode_split
         extra = {"precision": "bf16"} if args.decode_bf16 else {}
         extra["alpha"] = args.alpha
+        if args.coverage_penalty:
+            extra["coverage_penalty"] = out["coverage_penalty"] = args.coverage_penalty
         out["checkpoint"] = ckpt
         if args.label:
             out["label"] = args.label
