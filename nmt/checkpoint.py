@@ -14,6 +14,7 @@ A checkpoint is a dict of tensors and plain values:
     optimizer, scheduler, train_state, rng
     train_model  with train.ema_decay: the raw training weights (``model`` holds the averaged ones,
                  which validation, best.pt and every tool use)
+    scaler       with train.precision=fp16: the loss scaler's state (its scale and growth count)
   averaged checkpoints (not resumable) add
     averaged_from  the paths averaged
 
@@ -261,7 +262,7 @@ def load_models(paths: Sequence[str], device="cpu") -> Loaded:
 def checkpoint_dict(state: Dict, config: Dict, spm: Dict, **extra) -> Dict:
     """The checkpoint layout (module docstring) around a state dict, a plain config and the
     sentencepiece entry."""
-    unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from", "shortlist", "train_model"}
+    unknown = set(extra) - set(TRAINING_KEYS) - {"averaged_from", "shortlist", "train_model", "scaler"}
     if unknown:
         raise ValueError(f"unknown checkpoint entries {sorted(unknown)}")
     return {"format": FORMAT, "model": state, "config": config, "spm": spm, "torch_version": str(torch.__version__),

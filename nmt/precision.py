@@ -1,4 +1,5 @@
-"""Numeric precision: ``fp32``, ``bf16`` autocast, or ``auto`` (bf16 only where it is native)."""
+"""Numeric precision: ``fp32``, ``bf16`` or ``fp16`` autocast, or ``auto`` (bf16 only where it is
+native); fp16 training scales its loss (``loss_scaler``)."""
 from __future__ import annotations
 
 import contextlib
@@ -27,11 +28,21 @@ def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     return Precision.bf16 if native else Precision.fp32
 
 
+_AUTOCAST = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
+
+
 def autocast(device: torch.device, precision: Precision):
-    """A context manager: bf16 autocast, or nothing for fp32."""
-    if resolve_precision(precision, device) is Precision.bf16:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """A context manager: bf16 or fp16 autocast, or nothing for fp32."""
+    dtype = _AUTOCAST.get(resolve_precision(precision, device))
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def loss_scaler(precision: Precision, device: torch.device) -> torch.amp.GradScaler:
+    """Dynamic loss scaling for fp16 training (fp16's range is too narrow for small gradients): the
+    loss is multiplied by a scale before backward, the gradients divided by it before clipping, an
+    update whose gradients overflowed is skipped and the scale halved, and the scale doubles after
+    2,000 clean updates. For any other precision it is disabled: every call passes through."""
+    return torch.amp.GradScaler(device.type, enabled=resolve_precision(precision, device) is Precision.fp16)
 
 
 def inference_precision(choice: str, config, device: torch.device, key: str = "precision") -> Precision:

@@ -83,7 +83,7 @@ def add_model_flags(group) -> None:
     group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=InferenceSettings.precision,
                        help=f"{FROM_CHECKPOINT} (default): what the model trained with (its train.precision, 'auto' "
                             f"resolved on this machine), so translations match the run's own test score; auto: bf16 "
-                            f"where native; fp32; bf16 (autocast)")
+                            f"where native; fp32; bf16 or fp16 (autocast)")
     group.add_argument("--int8", action="store_true", help="int8 dynamic quantization of linear and RNN layers (CPU)")
     group.add_argument("--fp16-weights", action="store_true",
                        help="linear and RNN weights in fp16, multiplied in fp32 (CPU): about 2x faster one sentence "

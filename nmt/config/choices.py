@@ -77,6 +77,7 @@ class PlateauMetric(Choice):
 class Precision(Choice):
     fp32 = "fp32"
     bf16 = "bf16"
+    fp16 = "fp16"
     auto = "auto"
 
 

@@ -164,7 +164,8 @@ class TrainConfig:
     log_every: int = opt(50, "write one log line every N updates")
     grad_flow_every: int = opt(0, "record gradient flow through time every N updates (0: off)")
     init_from: Optional[str] = opt(None, "fine-tune: start from this checkpoint's weights and sentencepiece")
-    precision: Precision = opt(Precision.fp32, "fp32 | bf16 (autocast) | auto (bf16 where native)")
+    precision: Precision = opt(Precision.fp32, "fp32 | bf16 (autocast) | fp16 (autocast with dynamic loss "
+                               "scaling, for GPUs without bf16) | auto (bf16 where native)")
     threads: int = opt(0, "torch intra-op threads (0: the CPUs this process may use, at most 8)")
     device: Device = opt(Device.auto, "auto | cpu | cuda")
     tensorboard: bool = opt(True, "write TensorBoard events to RUN_DIR/tensorboard")

@@ -33,6 +33,7 @@ from ..data.subword import Sampling, SubwordSampler
 from ..errors import ConfigError
 from ..models import build_model
 from ..models.seq2seq import count_parameters
+from ..precision import loss_scaler
 from ..runpaths import RunPaths
 from ..search import validation_options
 from ..translator import Translator
@@ -245,6 +246,9 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
         if ckpt is not None:
             ema.load(ckpt["model"])  # the saved averaged weights
         log.info("moving average of the weights: decay %g (validated and saved as the model)", t.ema_decay)
+    scaler = loss_scaler(t.precision, device)
+    if scaler.is_enabled() and ckpt is not None and "scaler" in ckpt:
+        scaler.load_state_dict(ckpt["scaler"])  # the loss scale and its growth count: resume is exact
     return Run(cfg=cfg, run_dir=run_dir, device=device, dist=dist, tok=tok, train=train, valid=valid, model=model,
                net=DDP(objective) if dist.enabled else objective, optimizer=optimizer, scheduler=scheduler,
                state=state, start_step=state.step,
@@ -253,7 +257,7 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
                translator=Translator(model, tok, validation_options(t), batch_size=t.valid_batch_size,
                                      precision=t.precision, src_prefix=cfg.data.src_prefix),
                shortlist=training_shortlist(train, tok) if dist.main else None, ema=ema,
-               subword=subword_sampler(cfg, train, tok, run_dir, dist))
+               subword=subword_sampler(cfg, train, tok, run_dir, dist), scaler=scaler)
 
 
 def subword_sampler(cfg: Config, train: TrainingData, tok, run_dir: str, dist: Dist) -> Optional[SubwordSampler]:

@@ -23,7 +23,8 @@ def log_update(run: Run, u: Update) -> None:
         return
     run.records.write("train", s.step, {"loss": u.loss, "nll": u.nll, "grad_norm": u.grad_norm, "lr": u.lr,
                                         "tf_ratio": u.tf_ratio, "tokens": u.tokens, "applied": int(u.applied),
-                                        "clipped": int(u.clipped)})
+                                        "clipped": int(u.clipped),
+                                        **({"loss_scale": run.scaler.get_scale()} if run.scaler.is_enabled() else {})})
     if s.step % run.cfg.train.log_every and s.step != 1:
         return
     now = time.time()

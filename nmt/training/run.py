@@ -33,6 +33,7 @@ class TrainState:
     bad_validations: int = 0
     nonfinite: int = 0  # non-finite updates in a row
     blowups: int = 0  # updates in a row whose loss blew up
+    overflows: int = 0  # fp16 updates skipped because their gradients overflowed (all so far)
     corpus: str = ""  # content hash of the training files (a resume over changed files is refused)
     run_id: str = ""  # the run directory's marker (a checkpoint of another run is refused on resume)
 
@@ -59,6 +60,10 @@ class TrainState:
         self.nonfinite += 1
         return self.nonfinite
 
+    def overflowed(self) -> None:
+        """An fp16 update skipped by the loss scaler (not a non-finite loss)."""
+        self.overflows += 1
+
     def applied_update(self, blown_up: bool) -> int:
         """A finite update, its loss blown up or not; returns the blown-up updates in a row."""
         self.nonfinite = 0
@@ -77,6 +82,7 @@ class Update:
     clipped: bool
     tf_ratio: float
     lr: float
+    overflow: bool = False  # fp16: the gradients overflowed and the loss scaler skipped the update
 
 
 @dataclass
@@ -130,6 +136,7 @@ class Run:
     translator: Translator
     shortlist: Optional[Dict[str, torch.Tensor]] = None  # saved with every checkpoint (rank 0)
     ema: Optional[EMA] = None  # the moving average of the weights (train.ema_decay)
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler(enabled=False))  # fp16
     subword: Optional[SubwordSampler] = None  # each epoch's sampled segmentation (data.spm.sampling_alpha)
     sampled: Optional[TrainingData] = None  # this epoch's, under subword sampling
     start_time: float = field(default_factory=time.time)

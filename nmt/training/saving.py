@@ -30,6 +30,8 @@ def save_checkpoint(run: Run, best: bool, step_copy: bool) -> None:
         return
     last = run.paths.last
     extra = {"shortlist": run.shortlist} if run.shortlist else {}
+    if run.scaler.is_enabled():
+        extra["scaler"] = run.scaler.state_dict()
     weights = run.model.state_dict()
     if run.ema is not None:  # the averaged weights are the model; the raw ones resume training
         weights, extra["train_model"] = {**weights, **run.ema.state_dict()}, weights

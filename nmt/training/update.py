@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 import statistics
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -23,14 +23,17 @@ log = logging.getLogger("nmt.train")
 
 
 def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed: Feed = Feed.argmax,
-               clip_norm: float = 1.0, clip_value: float = 0.0, precision: Precision = Precision.fp32):
+               clip_norm: float = 1.0, clip_value: float = 0.0, precision: Precision = Precision.fp32,
+               scaler: Optional[torch.amp.GradScaler] = None):
     """One update over ``batches`` (gradient accumulation): forward, token-level loss, backward,
     clipping, optimizer step. The loss is the mean over batches of each batch's per-token mean.
 
-    ``objective`` is an ``Objective`` (possibly inside DistributedDataParallel).
+    ``objective`` is an ``Objective`` (possibly inside DistributedDataParallel); ``scaler``: fp16's
+    loss scaling (``precision.loss_scaler``; the gradients are unscaled before the norm is taken).
     Returns (summed token loss, summed token nll, target tokens, pre-clip gradient norm, applied).
-    A non-finite loss or gradient skips the update.
+    A non-finite loss or gradient skips the update (under fp16 the scaler then lowers its scale).
     """
+    scaler = scaler if scaler is not None else torch.amp.GradScaler(enabled=False)
     objective.train()
     optimizer.zero_grad(set_to_none=True)
     device = batches[0].src.device
@@ -42,18 +45,20 @@ def train_step(objective, batches: List[Batch], optimizer, tf_ratio: float, feed
             with autocast(device, precision):
                 loss, nll = objective(batch.src, batch.src_lens, batch.tgt_in, batch.tgt_out, tf_ratio=tf_ratio,
                                       feed=feed)
-            (loss / len(batches)).backward()
+            scaler.scale(loss / len(batches)).backward()
         n = batch.num_tgt_tokens
         loss_sum += loss.item() * n
         nll_sum += nll.item() * n
         tokens += n
+    scaler.unscale_(optimizer)
     params = [p for p in objective.parameters() if p.grad is not None]
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip_norm if clip_norm > 0 else float("inf")))
     finite = math.isfinite(grad_norm) and math.isfinite(loss_sum)
     if finite:
         if clip_value > 0:
             torch.nn.utils.clip_grad_value_(params, clip_value)
-        optimizer.step()
+        scaler.step(optimizer)  # optimizer.step(), unless the scaler saw an overflow
+    scaler.update()  # fp16: the scale halves after an overflow, doubles after a run of clean updates
     return loss_sum, nll_sum, tokens, grad_norm, finite
 
 
@@ -64,20 +69,32 @@ def run_update(run: Run, batch_indices: Sequence[Sequence[int]]) -> Update:
                                tf_cfg.k)
     lr = run.optimizer.param_groups[0]["lr"]
     loss_sum, nll_sum, tokens, gnorm, finite = train_step(run.net, batches, run.optimizer, tf, tf_cfg.feed,
-                                                          t.clip_grad_norm, t.clip_grad_value, t.precision)
+                                                          t.clip_grad_norm, t.clip_grad_value, t.precision,
+                                                          run.scaler)
     loss_sum, nll_sum, tokens = run.dist.all_sum([loss_sum, nll_sum, tokens])
     run.state.advance(run.dist.world * t.accum_steps)
     if finite and run.ema is not None:
         run.ema.update(run.model, run.state.step)
     run.scheduler.step_update(run.state.step)
     tokens = int(tokens)
+    overflow = not finite and run.scaler.is_enabled() and math.isfinite(loss_sum)  # the loss was fine
     return Update(loss_sum / max(tokens, 1), nll_sum / max(tokens, 1), tokens, gnorm, finite,
-                  finite and t.clip_grad_norm > 0 and gnorm > t.clip_grad_norm, tf, lr)
+                  finite and t.clip_grad_norm > 0 and gnorm > t.clip_grad_norm, tf, lr, overflow)
 
 
 def check_health(run: Run, u: Update) -> None:
     """Count non-finite and blown-up updates in a row; stop with an error after too many."""
     s, t = run.state, run.cfg.train
+    if u.overflow:
+        s.overflowed()
+        scale = run.scaler.get_scale()
+        log.warning("step %d: fp16 gradients overflowed: update skipped, loss scale now %g (%d overflows so far)",
+                    s.step, scale, s.overflows)
+        if scale < 1:
+            raise TrainingError(f"stopping at step {s.step}: the fp16 loss scale fell to {scale:g}, so the gradients "
+                                f"overflow fp16 unscaled; train in bf16 or fp32, or lower optim.lr (the last good "
+                                f"checkpoint is kept)")
+        return
     if not u.applied:
         in_a_row = s.skipped_update()
         log.warning("step %d: non-finite loss or gradient (loss %s, grad norm %s): update skipped",

@@ -89,6 +89,45 @@ def test_train_step_skips_non_finite_updates():
         assert torch.equal(v, before[k]), k  # not a single parameter moved (inf == inf; any NaN would fail)
 
 
+def test_fp16_loss_scaling_skips_an_overflow_halves_the_scale_and_unscales_the_gradients():
+    from nmt.config import Precision
+    model = tiny_model()
+    b = collate([[5, 6, 7], [8, 9]], [[10, 11], [12]], [0, 1])
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    train_step(Objective(model), [b], frozen, tf_ratio=1.0, clip_norm=0.0)  # fp32 gradients, for reference
+    reference = {n: p.grad.clone() for n, p in model.named_parameters()}
+    cpu = torch.device("cpu")
+    scaler = torch.amp.GradScaler(cpu.type, init_scale=1024.0)
+    _, _, _, norm, applied = train_step(Objective(model), [b], frozen, 1.0, clip_norm=0.0,
+                                        precision=Precision.fp16, scaler=scaler)
+    assert applied and math.isfinite(norm) and scaler.get_scale() == 1024.0
+    for n, p in model.named_parameters():  # unscaled: fp32's gradients, to fp16's precision
+        torch.testing.assert_close(p.grad, reference[n], rtol=2e-2, atol=2e-3, msg=n)
+    sgd = torch.optim.SGD(model.parameters(), lr=1.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    huge = torch.amp.GradScaler(cpu.type, init_scale=2.0 ** 120)  # scaled gradients overflow fp16 (and fp32)
+    loss, _, _, norm, applied = train_step(Objective(model), [b], sgd, 1.0, precision=Precision.fp16, scaler=huge)
+    assert not applied and math.isfinite(loss) and huge.get_scale() == 2.0 ** 119
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_fp16_training_resumes_exactly_with_its_loss_scale(toy_dir, tmp_path):
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    fp16 = "train.precision=fp16"
+    fit(cfg_for(toy_dir, "train.max_steps=12", fp16), whole)
+    fit(cfg_for(toy_dir, "train.max_steps=7", fp16), split)
+    assert "scaler" in load_checkpoint(os.path.join(split, "checkpoints", "last.pt"))
+    fit(cfg_for(toy_dir, "train.max_steps=12", "resume=true", fp16), split)
+    a = load_checkpoint(os.path.join(whole, "checkpoints", "last.pt"))
+    b = load_checkpoint(os.path.join(split, "checkpoints", "last.pt"))
+    assert a["scaler"] == b["scaler"] and a["train_state"]["overflows"] == b["train_state"]["overflows"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    records = [r for r in read_metrics(os.path.join(whole, "metrics.jsonl")) if r["kind"] == "train"]
+    assert all("loss_scale" in r for r in records)
+
+
 def test_training_stops_after_k_non_finite_updates(toy_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(update, "train_step", lambda *a, **k: (float("nan"), float("nan"), 10, float("nan"), False))
     with pytest.raises(TrainingError, match="step 3: 3 non-finite"):

@@ -50,7 +50,7 @@ def test_bench_reference_has_about_12m_parameters():
 
 
 def test_choices_are_enums_refused_at_composition_with_the_allowed_values():
-    for override, allowed in (("teacher_forcing.feed=argmx", "argmax"), ("train.precision=fp16", "bf16"),
+    for override, allowed in (("teacher_forcing.feed=argmx", "argmax"), ("train.precision=fp8", "fp16"),
                               ("encoder.cell=lstn", "lstm"), ("optim.scheduler=step_decay", "plateau"),
                               ("attention.kind=luong", "luong_general"), ("data.spm.model_type=wordpiece", "bpe")):
         with pytest.raises(ConfigError) as e:

@@ -90,5 +90,7 @@ def test_precision_names():
             assert resolve_precision("auto", cpu) == expected
         finally:
             precision._cpu_has_fast_bf16 = real
+    assert resolve_precision("fp16", cpu) == "fp16"  # never chosen by auto: only when asked for
     with pytest.raises(ValueError, match="not a valid Precision"):
-        resolve_precision("fp16", cpu)
+        resolve_precision("fp8", cpu)
+
