@@ -27,11 +27,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import List
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+import roofline  # noqa: E402 (scripts/roofline.py, beside this script)
 
 from nmt.checkpoint import load_checkpoint, load_model  # noqa: E402
 from nmt.config import register_configs  # noqa: E402
@@ -107,7 +110,8 @@ def peak_rss_mb(children=False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024.0
 
 
-def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profile: int = 0) -> dict:
+def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profile: int = 0,
+                roofline_updates: int = 0) -> dict:
     """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones, run by
     training's own code (``build_run``, ``epoch_updates``, ``run_update``: the same batches, teacher
     forcing and schedule as ``nmt-train``), and the limit: matmul FLOPs per sentence counted on the
@@ -129,6 +133,8 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profi
             flop_sents += size
             if profile and i == min(10, warmup) - 1:
                 print_profile(update, profile)
+            if roofline_updates and i == min(10, warmup) - 1:  # this batch, again and again
+                roof = roofline.measure(update, roofline_updates, count_flops(update), peak)
             continue
         if i == warmup:
             start = time.perf_counter()
@@ -146,7 +152,7 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profi
             "sentences_per_update": round(sents / updates, 1), "parameters": count_parameters(run.model),
             "gflop_per_sentence": round(per_sentence / 1e9, 4), "limit_sentences_per_s": round(limit, 1),
             "share_of_limit": round(rate / limit, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "precision": str(cfg.train.precision)}
+            "precision": str(cfg.train.precision), **({"roofline": roof} if roofline_updates else {})}
 
 
 # minutes of a budget run that training leaves for start-up (~0.1) and the final validation and save
@@ -421,6 +427,30 @@ def quality_table(results: str) -> str:
 
 
 DOCS = ROOT / "docs" / "benchmarks.md"
+def decode_roofline(ckpt: str, src_path: str, peak: float, repeats: int, extra: dict) -> dict:
+    """``roofline.measure`` of beam 5 over one batch of 64 source lines (the first of the split)."""
+    model, tok, _, _, _ = load_model(ckpt)
+    tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0)),
+                    batch_size=64, precision=extra.get("precision", "fp32"))
+    lines = list(iter_lines(src_path))[:64]
+    return roofline.measure(lambda: tr.translate(lines), repeats, count_flops(lambda: tr.translate(lines)), peak)
+
+
+def roofline_table(results: str) -> str:
+    """The per-class tables of the latest update and decoding rooflines in ``results``."""
+    records = [json.loads(line) for line in open(results) if line.strip()]
+    rows: List[str] = []
+    for name, get in (("a training update", lambda r: r.get("train", {}).get("roofline")),
+                      ("beam 5 over 64 sentences", lambda r: r.get("roofline_decode"))):
+        latest = next((r for r in reversed(records) if get(r)), None)
+        if latest is not None:
+            where = f"{latest['experiment']}, {latest['time'][:10]}, peak {latest['peak_gemm_gflops']} GFLOP/s"
+            rows += ([""] if rows else []) + roofline.table(f"{name} ({where})", get(latest))
+    return "\n".join(rows)
+
+
+ROOFLINE_MARKS = ("<!-- roofline-table:begin (scripts/benchmark.py --table --update-docs) -->",
+                  "<!-- roofline-table:end -->")
 MARKS = ("<!-- speed-table:begin (scripts/benchmark.py --table --update-docs) -->", "<!-- speed-table:end -->")
 QUALITY_MARKS = ("<!-- quality-table:begin (scripts/benchmark.py --table --update-docs) -->",
                  "<!-- quality-table:end -->")
@@ -456,6 +486,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="print a torch.profiler table of N training updates (during warm-up)")
+    p.add_argument("--roofline", type=int, default=0, metavar="N",
+                   help="where an update's (and, with a checkpoint, a decoding batch's) time goes by op class, "
+                        "against the limit: N profiled calls each (scripts/roofline.py)")
     p.add_argument("--busy-core", action="store_true",
                    help="training speed with another process spinning on one CPU, per thread count and "
                         "OpenMP wait policy (each in its own process)")
@@ -471,6 +504,7 @@ def main() -> None:
         print(table, quality, sep="\n\n")
         if args.update_docs == "all":
             update_docs(table)
+            update_docs(roofline_table(args.results), ROOFLINE_MARKS)
         if args.update_docs:
             update_docs(quality, QUALITY_MARKS)
         return
@@ -494,7 +528,7 @@ def main() -> None:
     print(json.dumps({"peak_gemm_gflops": out["peak_gemm_gflops"], "threads": out["threads"]}), file=sys.stderr)
     if args.train_updates and not args.checkpoint:
         out["train"] = train_speed(cfg, args.warmup, args.train_updates, f"{args.run_dir}-speed-{int(time.time())}",
-                                   peak, args.profile)
+                                   peak, args.profile, args.roofline)
         print(json.dumps({"train": out["train"]}), file=sys.stderr)
     ckpt = args.checkpoint
     if args.budget_minutes and not ckpt:
@@ -524,6 +558,8 @@ def main() -> None:
         out["checkpoint_parameters"] = count_parameters(load_model(ckpt).model)
         out["decode"] = decode(ckpt, src, ref, extra, peak)
         out["latency"] = latency(ckpt, src, peak, extra=extra)
+        if args.roofline:
+            out["roofline_decode"] = decode_roofline(ckpt, src, peak, args.roofline, extra)
         print(json.dumps({"latency": out["latency"]}), file=sys.stderr)
         compressed = [(flag, key) for flag, key in ((args.fp16_weights, "fp16"), (args.int8, "int8")) if flag]
         suffix = {"fp16": "fp16w", "int8": "int8"}

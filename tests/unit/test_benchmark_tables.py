@@ -59,3 +59,23 @@ def test_the_peer_gets_the_recipes_settings_in_its_own_names():
     with pytest.raises(SystemExit, match="decoder.tie_embeddings=false"):
         peer.peer_settings(compose(["experiment=multi30k_de_en", "decoder.tie_embeddings=true",
                                     "decoder.attentional_size=256"]))
+
+
+def test_the_roofline_classes_ops_and_its_table_shares_the_time_and_the_gap(tmp_path):
+    roofline = _benchmark().roofline
+    assert roofline.op_class("aten::addmm") == "GEMM" and roofline.op_class("aten::mkldnn_rnn_layer").startswith("rec")
+    assert roofline.op_class("aten::_log_softmax") == "softmax, log-softmax, exp, log"
+    assert roofline.op_class("aten::cat") == "copies, layout, indexing"
+    assert roofline.op_class("Optimizer.step#Adam.step") == "optimizer"
+    assert roofline.op_class("aten::sigmoid") == "elementwise" and roofline.op_class("MmBackward0") == "autograd nodes"
+    r = {"ms": 100.0, "limit_ms": 40.0, "gflop": 6.0,
+         "classes": {"GEMM": 60.0, "elementwise": 25.0, roofline.REST: 15.0}}
+    rows = roofline.table("an update", r)
+    gemm = next(row for row in rows if row.startswith("| GEMM"))
+    assert "100 GFLOP/s" in gemm and "| 60% | 33% |" in gemm  # 6 GFLOP in 60 ms; (60 - 40) of the 60 ms gap
+    assert any(row.startswith("| elementwise | 25.00 | 25% | 42% |") for row in rows)
+    assert "40% of the limit" in rows[0]
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"experiment": "bench_reference", "time": "2026-12-06 20:00:00",
+                                "peak_gemm_gflops": 150.0, "train": {"roofline": r}}) + "\n")
+    assert "a training update (bench_reference, 2026-12-06" in _benchmark().roofline_table(str(path))
