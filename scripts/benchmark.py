@@ -444,7 +444,8 @@ def roofline_table(results: str) -> str:
                       ("beam 5 over 64 sentences", lambda r: r.get("roofline_decode"))):
         latest = next((r for r in reversed(records) if get(r)), None)
         if latest is not None:
-            where = f"{latest['experiment']}, {latest['time'][:10]}, peak {latest['peak_gemm_gflops']} GFLOP/s"
+            what = latest.get("label") if "roofline_decode" in latest and latest.get("label") else latest["experiment"]
+            where = f"{what}, {latest['time'][:10]}, peak {latest['peak_gemm_gflops']} GFLOP/s"
             rows += ([""] if rows else []) + roofline.table(f"{name} ({where})", get(latest))
     return "\n".join(rows)
 
@@ -494,9 +495,10 @@ def main() -> None:
                         "OpenMP wait policy (each in its own process)")
     p.add_argument("--results", default=str(ROOT / "results" / "benchmarks.jsonl"))
     p.add_argument("--table", action="store_true", help="print the speed and quality tables from --results and exit")
-    p.add_argument("--update-docs", nargs="?", const="all", choices=["all", "quality"],
+    p.add_argument("--update-docs", nargs="?", const="all", choices=["all", "quality", "roofline"],
                    help="with --table: rewrite the tables in docs/benchmarks.md (between their markers); "
-                        "'quality': the quality table alone (the speed table describes the latest record's machine)")
+                        "'quality' or 'roofline': that table alone (the speed table describes the latest "
+                        "record's machine)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. train.precision=bf16")
     args = p.parse_args()
     if args.table:
@@ -504,8 +506,9 @@ def main() -> None:
         print(table, quality, sep="\n\n")
         if args.update_docs == "all":
             update_docs(table)
+        if args.update_docs in ("all", "roofline"):
             update_docs(roofline_table(args.results), ROOFLINE_MARKS)
-        if args.update_docs:
+        if args.update_docs in ("all", "quality"):
             update_docs(quality, QUALITY_MARKS)
         return
     if not os.path.exists(os.path.join(args.data, "train.de.gz")):

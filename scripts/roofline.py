@@ -13,9 +13,11 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, List
 
-# (class, name fragments), first match wins; names as torch.profiler reports them
+# (class, names), first match wins, names as torch.profiler reports them: an "aten::NAME" is that op
+# and its variants "aten::NAME_..." (in place, _select, _backward, ...); "aten::" alone is any other
+# aten op; anything else is a fragment of the name
 CLASSES = (
-    ("optimizer", ("Optimizer.", "_foreach", "adam", "_fused")),
+    ("optimizer", ("Optimizer.", "_foreach", "aten::_fused_adam")),
     ("recurrent kernel (GEMMs inside)", ("mkldnn_rnn", "aten::gru", "aten::lstm", "aten::rnn_")),
     ("GEMM", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::matmul",
               "aten::linear", "aten::_addmm_activation")),
@@ -39,9 +41,17 @@ CLASSES = (
 REST = "unaccounted: Python, autograd scheduling, the interpreter"
 
 
+def _matches(name: str, pattern: str) -> bool:
+    if pattern == "aten::":
+        return name.startswith(pattern)
+    if pattern.startswith("aten::"):
+        return name == pattern or name.startswith(pattern.rstrip("_") + "_")
+    return pattern in name
+
+
 def op_class(name: str) -> str:
-    for cls, fragments in CLASSES:
-        if any(f in name for f in fragments):
+    for cls, patterns in CLASSES:
+        if any(_matches(name, p) for p in patterns):
             return cls
     return "other"
 

@@ -79,3 +79,11 @@ def test_the_roofline_classes_ops_and_its_table_shares_the_time_and_the_gap(tmp_
     path.write_text(json.dumps({"experiment": "bench_reference", "time": "2026-12-06 20:00:00",
                                 "peak_gemm_gflops": 150.0, "train": {"roofline": r}}) + "\n")
     assert "a training update (bench_reference, 2026-12-06" in _benchmark().roofline_table(str(path))
+
+
+def test_roofline_names_match_whole_ops_not_prefixes():
+    op_class = _benchmark().roofline.op_class
+    assert op_class("aten::topk") == "reductions, top-k, sort"  # not aten::to
+    assert op_class("aten::tanh") == "elementwise" and op_class("aten::tanh_") == "elementwise"  # not aten::t
+    assert op_class("aten::index_select") == "copies, layout, indexing" and op_class("aten::t") == op_class("aten::copy_")
+    assert op_class("aten::_fused_dropout") == "dropout, random"
