@@ -45,7 +45,8 @@ BREAKS = [
     Break("n-gram blocking", "nmt/search/common.py", "block_repeats", "logp[rows[keep], banned[keep]] = float('-inf')",
           "pass", "tests/unit/test_search.py::test_block_repeats_forbids_the_tokens_that_would_repeat_an_ngram"),
     Break("shortlist candidates only", "nmt/search/shortlist.py", "Shortlisted.step",
-          "self.project(attn_h).masked_fill(~memory.own, float('-inf'))", "self.project(attn_h)",
+          "logits.view(own.size(0), -1, own.size(1)).masked_fill(~own[:, None, :], float('-inf'))",
+          "logits.view(own.size(0), -1, own.size(1))",
           "tests/unit/test_shortlist.py::test_a_sentence_translates_the_same_alone_and_in_any_batch"),
     # model
     Break("attention masks padding", "nmt/models/attention.py", "masked_softmax",

@@ -82,8 +82,17 @@ class Decoder(nn.Module):
         return out, h, c
 
     def attend(self, out: torch.Tensor, memory: Memory):
-        """out: (batch, tgt_len, hidden) -> attentional vectors (batch, tgt_len, output_size), weights."""
-        context, weights = self.attention(out, memory.keys, memory.values, memory.mask)
+        """out: (batch, tgt_len, hidden) -> attentional vectors (batch, tgt_len, output_size), weights.
+        A memory of fewer rows is shared: with batch = rows * k (beam search: the k beams of a sentence,
+        side by side), each sentence's k one-step queries attend as k positions over its one memory."""
+        rows = memory.values.size(0)
+        if rows != out.size(0):  # out: (rows*k, 1, hidden) -> (rows, k, hidden), one GEMM per sentence
+            context, weights = self.attention(out.view(rows, -1, out.size(-1)), memory.keys, memory.values,
+                                              memory.mask)
+            context = context.reshape(out.size(0), 1, -1)  # (rows*k, 1, memory)
+            weights = None if weights is None else weights.reshape(out.size(0), 1, -1)  # (rows*k, 1, src_len)
+        else:
+            context, weights = self.attention(out, memory.keys, memory.values, memory.mask)
         combined = torch.cat([out, context], dim=-1)  # (batch, tgt_len, hidden + memory)
         if self.attentional is not None:
             combined = torch.tanh(self.attentional(combined))

@@ -51,8 +51,8 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
     k, device = options.beam_size, src.device
     alpha, penalty = options.alpha, options.penalty
     batch = src.size(0)
-    memory, state = model.encode(src, src_lens)
-    state, memory = model.reorder(state, memory, torch.arange(batch, device=device).repeat_interleave(k))
+    memory, state = model.encode(src, src_lens)  # memory stays one row per sentence: its k beams share it
+    state, _ = model.reorder(state, None, torch.arange(batch, device=device).repeat_interleave(k))
     limit = length_limits(src_lens, options, prefix, device)  # (batch,)
     steps = int(limit.max()) + 1
 
@@ -63,7 +63,6 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
     coverage = _Coverage(options.coverage_penalty, src_lens, k, src.size(1), device)  # nothing when beta is 0
     active = torch.arange(batch, device=device)  # sentence ids of the live rows
     prev = torch.full((batch * k,), BOS, dtype=torch.long, device=device)
-    beam_offsets = torch.arange(k, device=device)
 
     for t in range(steps):
         live = active.size(0)
@@ -95,7 +94,7 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
         shrink = keep.size(0) < live
         state, _ = model.reorder(state, None, rows)
         if shrink:
-            _, memory = model.reorder(None, memory, (keep[:, None] * k + beam_offsets).view(-1))
+            _, memory = model.reorder(None, memory, keep)
             active, alive_scores, alive_tokens = active[keep], alive_scores[keep], alive_tokens[keep]
             coverage.keep(keep)
         prev = alive_tokens[:, :, -1].reshape(-1)  # (live*beam,)

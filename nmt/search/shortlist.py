@@ -162,6 +162,7 @@ class Shortlisted:
     def reorder(self, state, memory: Optional[ShortlistMemory], index):
         state, inner = self.model.reorder(state, None if memory is None else memory.memory, index)
         return state, None if memory is None else ShortlistMemory(inner, memory.own.index_select(0, index))
+        # own: (memory rows, n), one per sentence when its beams share the memory
 
     def step(self, prev_tokens, state, memory: ShortlistMemory):
         """prev_tokens: (rows,) candidate positions -> logits (rows, n), -inf outside each row's own
@@ -169,7 +170,10 @@ class Shortlisted:
         dec = self.model.decoder
         attn_h, state, weights = dec.step_features(dec.embed_tokens(self.ids[prev_tokens]), state,
                                                   memory.memory)
-        logits = self.project(attn_h).masked_fill(~memory.own, float("-inf"))  # (rows, n)
+        logits = self.project(attn_h)  # (rows, n), rows = memory rows * beams
+        own = memory.own  # (memory rows, n): each sentence's candidates, for all of its beams
+        logits = logits.view(own.size(0), -1, own.size(1)).masked_fill(~own[:, None, :], float("-inf"))
+        logits = logits.view(-1, own.size(1))
         return logits, state, (None if weights is None else weights[:, 0])
 
     def to_vocabulary(self, tokens: List[int]) -> List[int]:

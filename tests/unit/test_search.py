@@ -279,3 +279,25 @@ def test_coverage_penalty_needs_beam_search_and_attention():
     model = tiny_model(attention="none").eval()
     with pytest.raises(ValueError, match="needs a model with attention"):
         beam_search(model, *source_tensor(_real_batch(2)), SearchOptions(beam_size=2, coverage_penalty=0.2))
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "none", "final"])
+@pytest.mark.parametrize("input_feeding", [True, False])
+def test_beams_sharing_one_memory_row_step_as_with_the_memory_repeated(attention, input_feeding):
+    """Beam search keeps one memory row per sentence for its k beams; a decoder step over it equals
+    the step over the memory repeated k times, beam by beam."""
+    model = tiny_model(attention=attention, input_feeding=input_feeding, init_scale=0.5).eval()
+    src, lens = source_tensor(_real_batch(5, seed=3))
+    k = 3
+    with torch.no_grad():
+        memory, state = model.encode(src, lens)
+        rows = torch.arange(src.size(0)).repeat_interleave(k)
+        state, repeated = model.reorder(state, memory, rows)
+        prev = torch.randint(4, 30, (rows.numel(),))
+        shared_logits, shared_state, shared_w = model.step(prev, state, memory)
+        logits, new_state, w = model.step(prev, state, repeated)
+    torch.testing.assert_close(shared_logits, logits)
+    torch.testing.assert_close(shared_state.h, new_state.h)
+    assert (shared_w is None) == (w is None)
+    if w is not None:
+        torch.testing.assert_close(shared_w, w)
