@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import List, Optional, Sequence
@@ -155,8 +154,9 @@ class Service:
 
     def __init__(self, model, settings: Settings):
         self.model, self.settings = model, settings
-        self.translators: OrderedDict = OrderedDict()
-        self.translators_lock = threading.Lock()
+        # requests choose their settings, so the cache is bounded; lru_cache is safe for the event loop
+        # and the inference thread to share
+        self.translator_for = functools.lru_cache(maxsize=self.KEPT_TRANSLATORS)(self._translator)
         self.max_src = model.config.data.max_len
         self._batcher: Optional[Batcher] = None
         self.info: dict = {}
@@ -176,20 +176,12 @@ class Service:
         """The source tag of a request: the model's when it names none; "" for none."""
         return self.model.config.data.src_prefix if src_prefix is None else src_prefix or None
 
-    def translator_for(self, options, tag: Optional[str] = None) -> Translator:
-        """``tag``: the requests' source tag (alignments leave its words out); search does not use it."""
-        key = (options, tag)
-        with self.translators_lock:  # the event loop and the inference thread both ask
-            found = self.translators.get(key)
-            if found is None:
-                if len(self.translators) >= self.KEPT_TRANSLATORS:  # requests choose settings: bounded
-                    self.translators.popitem(last=False)
-                found = self.translators[key] = Translator(
-                    self.model.model, self.model.tokenizer, options, batch_size=self.settings.max_batch_sentences,
-                    precision=self.model.precision, shortlist=self.settings.shortlist, src_prefix=tag,
-                    max_src_len=self.max_src, warn=lambda m: None)
-            self.translators.move_to_end(key)
-            return found
+    def _translator(self, options, tag: Optional[str]) -> Translator:
+        """The translator of ``options`` (``translator_for``, cached); ``tag``: the requests' source tag
+        (alignments leave its words out); search does not use it."""
+        return Translator(self.model.model, self.model.tokenizer, options, batch_size=self.settings.max_batch_sentences,
+                          precision=self.model.precision, shortlist=self.settings.shortlist, src_prefix=tag,
+                          max_src_len=self.max_src, warn=lambda m: None)
 
     def search(self, options, ids, prefixes=None):  # on the inference thread
         return self.translator_for(options, self.tag(None)).translate_ids(ids, prefixes=prefixes)
