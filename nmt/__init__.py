@@ -16,9 +16,9 @@ __version__ = "0.2.0"
 __all__ = ["__version__", "load", "train"]
 
 
-def load(path, device: str = _Defaults.device, precision: str = _Defaults.precision, int8: bool = _Defaults.int8,
+def load(path, device=_Defaults.device, precision: str = _Defaults.precision, int8: bool = _Defaults.int8,
          fp16_weights: bool = _Defaults.fp16_weights):
-    """See ``nmt.api.load``."""
+    """See ``nmt.api.load`` (``device``: a name or a ``torch.device``)."""
     from .api import load as _load
     return _load(path, device, precision, int8=int8, fp16_weights=fp16_weights)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 from .config import InferenceSettings
 from .search import SearchOptions, decoding_options
+
+if TYPE_CHECKING:  # importing nmt.api loads no torch
+    import torch
 
 
 def _lines(value, name: str) -> List[str]:
@@ -95,13 +98,16 @@ class Model:
         return f"nmt.Model({self.path!r})"
 
 
-def load(path: Union[str, Sequence[str]], device: str = InferenceSettings.device,
+def load(path: Union[str, Sequence[str]], device: Union[str, torch.device] = InferenceSettings.device,
          precision: str = InferenceSettings.precision, int8: bool = InferenceSettings.int8,
          fp16_weights: bool = InferenceSettings.fp16_weights) -> Model:
     """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble):
     the one loader of every program that translates or scores. ``precision``: checkpoint (what the
     model trained with, as ``nmt-translate`` defaults to), auto, fp32 or bf16; ``int8`` or
-    ``fp16_weights``: its weights compressed (CPU), as ``nmt-translate --int8`` / ``--fp16-weights``."""
+    ``fp16_weights``: its weights compressed (CPU), as ``nmt-translate --int8`` / ``--fp16-weights``.
+    ``device``: a name (cpu, cuda, auto; checked here) or a ``torch.device`` a program already chose."""
+    import torch
+
     from .checkpoint import load_models
     from .precision import compress_weights
     from .runtime import pick_device
@@ -119,9 +125,9 @@ def load(path: Union[str, Sequence[str]], device: str = InferenceSettings.device
             raise TypeError(f"path must list checkpoint paths (str), got {type(bad[0]).__name__} ({bad[0]!r:.40})")
         if len(path) == 1:
             path = path[0]
-    if not isinstance(device, str):
+    if not isinstance(device, (str, torch.device)):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
-    dev = pick_device(device, key="device")
+    dev = device if isinstance(device, torch.device) else pick_device(device, key="device")
     model, tok, cfg, resolved, shortlist = load_models([path] if isinstance(path, str) else list(path), dev)
     return Model(compress_weights(model, int8, fp16_weights, dev), tok, cfg, resolved, dev, shortlist, precision)
 

@@ -40,8 +40,7 @@ def main(argv=None) -> None:
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
                               f"{len(targets)}")
         pick_threads(args.threads)
-        pick_device(args.device, key="--device")  # a bad value named as the flag, before nmt.load checks it
-        loaded = load(args.checkpoint, args.device)
+        loaded = load(args.checkpoint, pick_device(args.device, key="--device"))
         cfg = loaded.config
         scores = Translator(loaded.model, loaded.tokenizer, batch_size=args.batch_size, max_tokens=args.max_tokens,
                             precision=loaded.precision, src_prefix=cfg.data.src_prefix, max_src_len=cfg.data.max_len,

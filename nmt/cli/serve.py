@@ -52,12 +52,13 @@ def build(args: argparse.Namespace):
     import nmt
 
     from ..errors import ConfigError
-    from ..runtime import pick_threads
+    from ..runtime import pick_device, pick_threads
     from ..search.shortlist import select
     from ..serve import Settings, create_app
     pick_threads(args.threads)
-    model = nmt.load(args.checkpoints if len(args.checkpoints) > 1 else args.checkpoints[0], device=args.device,
-                     precision=args.precision, int8=args.int8, fp16_weights=args.fp16_weights)
+    model = nmt.load(args.checkpoints if len(args.checkpoints) > 1 else args.checkpoints[0],
+                     device=pick_device(args.device, key="--device"), precision=args.precision, int8=args.int8,
+                     fp16_weights=args.fp16_weights)
     if args.beam > args.max_beam:
         raise ConfigError(f"--beam {args.beam} is over --max-beam {args.max_beam}")
     key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)

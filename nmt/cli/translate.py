@@ -137,8 +137,8 @@ def load(args):
     from ..api import load
     from ..runtime import pick_device
     from ..search.shortlist import select
-    pick_device(args.device, key="--device")  # a bad value named as the flag, before nmt.load checks it
-    loaded = load(args.checkpoints, args.device, args.precision, int8=args.int8, fp16_weights=args.fp16_weights)
+    loaded = load(args.checkpoints, pick_device(args.device, key="--device"), args.precision, int8=args.int8,
+                  fp16_weights=args.fp16_weights)
     return loaded, select(loaded.shortlist, args.shortlist, args.shortlist_frequent, loaded.path)
 
 
