@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 import torch
 
@@ -268,49 +268,55 @@ class Translator:
         pairs = [(i, k) for i, n in enumerate(hyps) for k in range(len(n)) if src_ids[i] and n[k].tokens]
         tag = len(self.src_prefix.split()) if self.src_prefix else 0  # the tag's words come first
         out: List[List[dict]] = [[{"alignment": ""} for _ in n] for n in hyps]
-        self.model.eval()
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            for group in length_sorted_batches([len(src_ids[i]) for i, _ in pairs], self.batch_size, self.max_tokens):
-                chosen = [pairs[g] for g in group]
-                src, src_lens = source_tensor([src_ids[i] for i, _ in chosen])
-                tgt = pad([hyps[i][k].tokens for i, k in chosen], bos=True)
-                att = forced_attention(self.model, src.to(self.device), src_lens, tgt.to(self.device))
-                if att is None:
-                    continue
-                for row, (i, k) in enumerate(chosen):
-                    src_pieces = self.tok.src_id_pieces(src_ids[i])
-                    tgt_pieces = self.tok.tgt_pieces(hyps[i][k].tokens)
-                    links = word_alignment(att[row].cpu(), src_pieces, tgt_pieces)
-                    record: Dict[str, Any] = {"alignment": pharaoh([(s - tag, t) for s, t in links if s >= tag])}
-                    if weights:
-                        record["attention"] = {
-                            "source": "".join(src_pieces).replace(WORD_START, " ").split()[tag:],
-                            "target": "".join(tgt_pieces).replace(WORD_START, " ").split(),
-                            "weights": [row_[tag:] for row_ in word_attention(att[row].cpu(), src_pieces, tgt_pieces)]}
-                    out[i][k] = record
+        attention = self._forced_attention([(src_ids[i], hyps[i][k].tokens) for i, k in pairs])
+        for (i, k), att in zip(pairs, attention or []):
+            src_pieces = self.tok.src_id_pieces(src_ids[i])
+            tgt_pieces = self.tok.tgt_pieces(hyps[i][k].tokens)
+            record: Dict[str, Any] = {"alignment": pharaoh([(s - tag, t) for s, t in
+                                                           word_alignment(att, src_pieces, tgt_pieces) if s >= tag])}
+            if weights:
+                record["attention"] = {
+                    "source": "".join(src_pieces).replace(WORD_START, " ").split()[tag:],
+                    "target": "".join(tgt_pieces).replace(WORD_START, " ").split(),
+                    "weights": [row[tag:] for row in word_attention(att, src_pieces, tgt_pieces)]}
+            out[i][k] = record
         return out
 
     def attention_maps(self, src_ids: Sequence[Sequence[int]], hyps: Sequence[Hypothesis]
                        ) -> Optional[List[Optional[Tuple[List[str], List[str], torch.Tensor]]]]:
-        """Per (source ids, hypothesis) pair, what the decoder attended to while emitting it, through
-        the step contract as search saw it (an ensemble: its members' mean): (source pieces + "</s>",
-        target pieces + "</s>", weights (target + 1, source + 1), fp32 on the CPU); None for a blank
-        source. None altogether for a model without attention."""
-        maps: List[Optional[Tuple[List[str], List[str], torch.Tensor]]] = []
+        """Per (source ids, hypothesis) pair, what the decoder attended to while emitting it:
+        (source pieces + "</s>", target pieces + "</s>", weights (target + 1, source + 1), as
+        ``_forced_attention`` gives them); None for a blank source. None altogether for a model
+        without attention."""
+        todo = [k for k, ids in enumerate(src_ids) if ids]
+        attention = self._forced_attention([(src_ids[k], hyps[k].tokens) for k in todo])
+        if attention is None:
+            return None
+        maps: List[Optional[Tuple[List[str], List[str], torch.Tensor]]] = [None] * len(src_ids)
+        for k, att in zip(todo, attention):
+            maps[k] = (self.tok.src_id_pieces(src_ids[k]) + ["</s>"], self.tok.tgt_pieces(hyps[k].tokens) + ["</s>"],
+                       att)
+        return maps
+
+    def _forced_attention(self, pairs: Sequence[Tuple[Sequence[int], Sequence[int]]]
+                          ) -> Optional[List[torch.Tensor]]:
+        """Per (source ids, target tokens) pair, the attention of each decoder step when it is fed the
+        target (``search.alignment.forced_attention``: the step contract as search saw it, an
+        ensemble's mean), in length-sorted batches: (target + 1, source + 1) fp32 tensors on the CPU,
+        EOS rows and columns included. None for a model without attention."""
+        out: List[Optional[torch.Tensor]] = [None] * len(pairs)
         self.model.eval()
         with torch.inference_mode(), autocast(self.device, self.precision):
-            for ids, hyp in zip(src_ids, hyps):
-                if not ids:
-                    maps.append(None)
-                    continue
-                src, src_lens = source_tensor([ids])
-                att = forced_attention(self.model, src.to(self.device), src_lens,
-                                       pad([hyp.tokens], bos=True).to(self.device))
+            for group in length_sorted_batches([len(s) for s, _ in pairs], self.batch_size, self.max_tokens):
+                src, src_lens = source_tensor([pairs[g][0] for g in group])
+                tgt = pad([pairs[g][1] for g in group], bos=True)
+                att = forced_attention(self.model, src.to(self.device), src_lens, tgt.to(self.device))
                 if att is None:
                     return None
-                maps.append((self.tok.src_id_pieces(ids) + ["</s>"], self.tok.tgt_pieces(hyp.tokens) + ["</s>"],
-                             att[0].cpu()))
-        return maps
+                att = att.cpu()  # (group, tgt_len, src_len), padded
+                for row, g in enumerate(group):
+                    out[g] = att[row, :len(pairs[g][1]) + 1, :len(pairs[g][0]) + 1]
+        return cast(List[torch.Tensor], out)  # every pair filled
 
     def score(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[Tuple[float, int]]:
         """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``. Sources are cut as

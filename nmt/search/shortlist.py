@@ -160,9 +160,9 @@ class Shortlisted:
         return ShortlistMemory(memory, self.own), state
 
     def reorder(self, state, memory: Optional[ShortlistMemory], index):
+        """As the model's; ``own`` follows the memory's rows (one per sentence when its beams share it)."""
         state, inner = self.model.reorder(state, None if memory is None else memory.memory, index)
         return state, None if memory is None else ShortlistMemory(inner, memory.own.index_select(0, index))
-        # own: (memory rows, n), one per sentence when its beams share the memory
 
     def step(self, prev_tokens, state, memory: ShortlistMemory):
         """prev_tokens: (rows,) candidate positions -> logits (rows, n), -inf outside each row's own

@@ -122,8 +122,9 @@ class RunLock:
                            f"finish or choose another run_dir (remove {self.path} if that process is gone)")
 
     def _stale(self, owner: Optional[dict]) -> bool:
-        return owner is not None and bool(owner) and owner.get("host") == socket.gethostname() and \
-            not _pid_alive(int(owner.get("pid", 0)))
+        if not owner:
+            return False
+        return owner.get("host") == socket.gethostname() and not _pid_alive(int(owner.get("pid", 0)))
 
     def check_free(self) -> None:
         """Refuse now, without taking the lock, if a live training holds it."""
