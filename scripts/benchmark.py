@@ -61,6 +61,12 @@ def peak_gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     return best / 1e9
 
 
+def beam5_options(extra: dict) -> SearchOptions:
+    """The beam-5 search every decoding figure uses, with ``extra``'s alpha and coverage penalty."""
+    return SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0),
+                         coverage_penalty=extra.get("coverage_penalty", 0.0))
+
+
 def count_flops(fn) -> int:
     """Matmul FLOPs of ``fn()`` as torch.utils.flop_counter counts them (forward and backward)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -233,11 +239,9 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights:
     src = list(iter_lines(src_path))
     ref = list(iter_lines(ref_path))
     results = {}
-    beam5 = dict(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0),
-                 coverage_penalty=extra.get("coverage_penalty", 0.0))
-    for name, kw in (("beam5", beam5),
-                     ("greedy", dict(strategy="greedy"))):
-        tr = Translator(model, tok, SearchOptions(**kw), batch_size=64, precision=extra.get("precision", "fp32"),
+    beam5 = beam5_options(extra)
+    for name, options in (("beam5", beam5), ("greedy", SearchOptions(strategy="greedy"))):
+        tr = Translator(model, tok, options, batch_size=64, precision=extra.get("precision", "fp32"),
                         shortlist=stored)
         tr.translate(src[:64])  # warm-up
         start = time.perf_counter()
@@ -256,9 +260,8 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights:
         if not weights:
             cmd = [str(Path(sys.executable).parent / "nmt-translate"), ckpt, "-i", src_path, "-o", os.devnull,
                    "--batch-size", "64", "--quiet"]
-            alpha = str(extra.get("alpha", 1.0))
-            cmd += ["--greedy"] if name == "greedy" else ["--beam", "5", "--length-penalty", alpha,
-                                                          "--coverage-penalty", str(beam5["coverage_penalty"])]
+            cmd += ["--greedy"] if name == "greedy" else ["--beam", "5", "--length-penalty", str(beam5.alpha),
+                                                          "--coverage-penalty", str(beam5.coverage_penalty)]
             if extra.get("precision") == "bf16":
                 cmd.append("--bf16")
             if shortlist:
@@ -280,8 +283,7 @@ def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: i
     model = compress(model, weights)
     extra = extra or {}
     lines = [line for line in iter_lines(src_path) if len(line.split()) == words][:sentences]
-    tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0),
-                                              coverage_penalty=extra.get("coverage_penalty", 0.0)),
+    tr = Translator(model, tok, beam5_options(extra),
                     batch_size=1, precision=extra.get("precision", "fp32"))
     tr.translate(lines[:3])  # warm-up
     times = []
@@ -430,7 +432,7 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 def decode_roofline(ckpt: str, src_path: str, peak: float, repeats: int, extra: dict) -> dict:
     """``roofline.measure`` of beam 5 over one batch of 64 source lines (the first of the split)."""
     model, tok, _, _, _ = load_model(ckpt)
-    tr = Translator(model, tok, SearchOptions(strategy="beam", beam_size=5, alpha=extra.get("alpha", 1.0)),
+    tr = Translator(model, tok, beam5_options(extra),
                     batch_size=64, precision=extra.get("precision", "fp32"))
     lines = list(iter_lines(src_path))[:64]
     return roofline.measure(lambda: tr.translate(lines), repeats, count_flops(lambda: tr.translate(lines)), peak)

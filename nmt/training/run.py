@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -109,12 +109,12 @@ class Window:
         """A log line was written: the totals since the last one start again."""
         self.since, self.tokens, self.updates, self.clipped = now, 0, 0, 0
 
-    def validated(self, step: int) -> float:
-        """A validation at ``step``: returns the share of updates clipped since the last one, then
-        starts that count again."""
-        share = self.valid_clipped / max(self.valid_updates, 1)
+    def validated(self, step: int) -> Tuple[int, float]:
+        """A validation at ``step``: returns the updates since the last one and the share of them
+        clipped, then starts those counts again."""
+        counts = self.valid_updates, self.valid_clipped / max(self.valid_updates, 1)
         self.validated_at, self.valid_updates, self.valid_clipped = step, 0, 0
-        return share
+        return counts
 
 
 @dataclass

@@ -48,8 +48,7 @@ def run_validation(run: Run) -> bool:
     """Validate on rank 0 and checkpoint; True when early stopping says stop (same answer on all ranks)."""
     s, t = run.state, run.cfg.train
     stop = False
-    updates = run.window.valid_updates
-    clipped_share = run.window.validated(s.step)  # on every rank: the final validation reads it
+    updates, clipped_share = run.window.validated(s.step)  # on every rank: the final validation reads it
     if run.dist.main:
         start = time.time()
         log.info("step %d: validating on %d sentences", s.step, len(run.valid))
