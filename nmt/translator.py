@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
 from .search.alignment import WORD_START, forced_attention, pharaoh, word_alignment, word_attention
+from .search.arrays import ops_for
 from .search.common import Prefix
 from .search.options import MAX_OUTPUT_LEN, Strategy
 from .search.score import forced_logprobs
@@ -182,7 +183,7 @@ class Translator:
         self.model.eval()
         with torch.inference_mode(), autocast(self.device, self.precision):
             for idx, src, src_lens in self._batches(src_ids, todo):
-                prefix = None if prefixes is None else Prefix.of([prefixes[i] for i in idx], self.device)
+                prefix = None if prefixes is None else Prefix.of([prefixes[i] for i in idx], ops_for(src))
                 for i, hyps in zip(idx, self._search(src, src_lens, prefix)):
                     results[i] = hyps
                 if on_batch is not None:

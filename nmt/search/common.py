@@ -1,11 +1,12 @@
-"""What greedy, sampling and beam search share: hypotheses, length limits, constraints."""
+"""What greedy, sampling and beam search share: hypotheses, length limits, constraints.
+
+Written against ``arrays.py``'s operations (``xp``), so torch tensors and numpy arrays alike."""
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional
-
-import torch
+from typing import Any, List, NamedTuple, Optional
 
 from ..data.spm import BOS, EOS, PAD
+from .arrays import ops_for
 from .options import MAX_OUTPUT_LEN
 
 
@@ -16,13 +17,15 @@ class Hypothesis(NamedTuple):
     logprob: float = 0.0  # log-probability of tokens + EOS, before any length penalty
 
 
-def max_lengths(src_lens: torch.Tensor, a: float, b: int) -> torch.Tensor:
+def max_lengths(src_lens: Any, a: float, b: int) -> Any:
     """(batch,) longest output per sentence, ``a * source length + b`` (source without its EOS), at
     most ``MAX_OUTPUT_LEN``."""
-    return ((src_lens - 1).clamp(min=0).double() * a + b).floor().clamp(min=1, max=MAX_OUTPUT_LEN).long()
+    xp = ops_for(src_lens)
+    longest = xp.floor(xp.astype((src_lens - 1).clip(0, None), xp.double) * a + b)
+    return xp.astype(longest.clip(1, MAX_OUTPUT_LEN), xp.long)
 
 
-def constrain(logp: torch.Tensor, t: int, min_len: int, at_max: torch.Tensor) -> torch.Tensor:
+def constrain(logp: Any, t: int, min_len: int, at_max: Any) -> Any:
     """Forbid EOS before ``min_len`` tokens; allow only EOS where the length limit is reached; never
     emit PAD or BOS (no training target holds them, but an untrained or damaged model may rank them high).
 
@@ -33,27 +36,30 @@ def constrain(logp: torch.Tensor, t: int, min_len: int, at_max: torch.Tensor) ->
     if t < min_len:
         logp[:, EOS] = float("-inf")
     if bool(at_max.any()):
-        eos_lp = logp[:, EOS].clone()
+        xp = ops_for(logp)
+        eos_lp = xp.copy(logp[:, EOS])
         logp[at_max] = float("-inf")
-        logp[:, EOS] = torch.where(at_max, eos_lp, logp[:, EOS])
+        logp[:, EOS] = xp.where(at_max, eos_lp, logp[:, EOS])
     return logp
 
 
-def block_repeats(logp: torch.Tensor, history: torch.Tensor, n: int) -> torch.Tensor:
+def block_repeats(logp: Any, history: Any, n: int) -> Any:
     """No n-gram twice: forbid every token that would complete an n-gram already in the row's
     history (as OpenNMT-py's and fairseq's ``no_repeat_ngram_size``). EOS is never forbidden.
 
     logp: (rows, vocab), changed in place; history: (rows, t) tokens so far.
     """
-    t = history.size(1)
-    if n < 1 or t < n - 1 or t == 0:
+    t = history.shape[1]
+    if n < 1 or t < n or t == 0:  # no complete n-gram yet
         return logp
-    windows = history.unfold(1, n, 1) if t >= n else history.new_empty(history.size(0), 0, n)  # (rows, t-n+1, n)
+    xp = ops_for(history)
+    windows = xp.windows(history, n)  # (rows, t-n+1, n)
     if n > 1:
-        match = (windows[..., :-1] == history[:, t - n + 1:].unsqueeze(1)).all(-1)  # (rows, t-n+1)
+        match = (windows[..., :-1] == history[:, None, t - n + 1:]).all(-1)  # (rows, t-n+1)
     else:
-        match = torch.ones(windows.shape[:2], dtype=torch.bool, device=history.device)
-    rows, at = match.nonzero(as_tuple=True)
+        match = xp.full(windows.shape[:2], True, xp.bool)
+    flat = xp.nonzero(match.reshape(-1))  # (hits,) positions in rows x (t-n+1)
+    rows, at = flat // match.shape[1], flat % match.shape[1]
     banned = windows[rows, at, -1]
     keep = banned != EOS
     logp[rows[keep], banned[keep]] = float("-inf")
@@ -63,21 +69,23 @@ def block_repeats(logp: torch.Tensor, history: torch.Tensor, n: int) -> torch.Te
 class Prefix(NamedTuple):
     """Target prefixes a search must start with: ``tokens`` (batch, width) PAD-padded, ``lens``
     (batch,); a sentence with length 0 is searched freely."""
-    tokens: torch.Tensor
-    lens: torch.Tensor
+    tokens: Any
+    lens: Any
 
     @classmethod
-    def of(cls, prefixes, device) -> Prefix:
-        from ..data.batching import pad
-        return cls(pad(prefixes).to(device), torch.tensor([len(p) for p in prefixes], device=device))
+    def of(cls, prefixes, xp) -> Prefix:
+        """From target id lists, as arrays of ``xp`` (``arrays.ops_for`` of the source batch)."""
+        width = max([len(p) for p in prefixes] + [1])
+        return cls(xp.asarray([list(p) + [PAD] * (width - len(p)) for p in prefixes], xp.long),
+                   xp.asarray([len(p) for p in prefixes], xp.long))
 
-    def force(self, logp: torch.Tensor, raw: torch.Tensor, t: int, sentence: torch.Tensor) -> torch.Tensor:
+    def force(self, logp: Any, raw: Any, t: int, sentence: Any) -> Any:
         """Rows (of sentences ``sentence``, (rows,)) whose prefix reaches past step ``t`` may only
         emit its t-th token, with its unconstrained score from ``raw``; logp changed in place."""
-        if t >= self.tokens.size(1):
+        if t >= self.tokens.shape[1]:
             return logp
-        forced = (t < self.lens[sentence]).nonzero().squeeze(1)  # (n,) rows
-        if forced.numel():
+        forced = ops_for(logp).nonzero(t < self.lens[sentence])  # (n,) rows
+        if forced.shape[0]:
             tok = self.tokens[sentence[forced], t]  # (n,)
             keep = raw[forced, tok]
             logp[forced] = float("-inf")
@@ -85,18 +93,19 @@ class Prefix(NamedTuple):
         return logp
 
 
-def length_limits(src_lens: torch.Tensor, options, prefix: Optional[Prefix], device) -> torch.Tensor:
-    """(batch,) longest output per sentence (``max_lengths``), never shorter than its prefix."""
-    limit = max_lengths(src_lens, options.max_len_a, options.max_len_b).to(device)
-    return limit if prefix is None else torch.maximum(limit, prefix.lens)
+def length_limits(src_lens: Any, options, prefix: Optional[Prefix], xp) -> Any:
+    """(batch,) longest output per sentence (``max_lengths``) as an array of ``xp``, never shorter
+    than its prefix."""
+    limit = xp.asarray(max_lengths(src_lens, options.max_len_a, options.max_len_b).tolist(), xp.long)
+    return limit if prefix is None else xp.maximum(limit, prefix.lens)
 
 
-def restrict(logits: torch.Tensor, t: int, options, at_max: torch.Tensor, history: torch.Tensor,
-             prefix: Optional[Prefix] = None, sentence: Optional[torch.Tensor] = None) -> torch.Tensor:
+def restrict(logits: Any, t: int, options, at_max: Any, history: Any,
+             prefix: Optional[Prefix] = None, sentence: Optional[Any] = None) -> Any:
     """Every constraint on step ``t``'s candidates, in place: lengths and special tokens
     (``constrain``), n-gram blocking over each row's ``history`` (rows, t), and forced prefixes
     (``sentence``: each row's sentence id)."""
-    raw = logits.clone() if prefix is not None else None
+    raw = ops_for(logits).copy(logits) if prefix is not None else None
     constrain(logits, t, options.min_len, at_max)
     if options.no_repeat_ngram:
         block_repeats(logits, history, options.no_repeat_ngram)

@@ -1,37 +1,39 @@
-"""Greedy decoding and sampling (temperature, top-k, nucleus), batched, dropping finished sentences."""
+"""Greedy decoding and sampling (temperature, top-k, nucleus), batched, dropping finished sentences.
+
+Greedy decoding runs over torch and numpy arrays alike (``arrays.py``); sampling over torch only."""
 from __future__ import annotations
 
-from typing import Callable, List, Optional
-
-import torch
+from typing import Any, Callable, List, Optional
 
 from ..data.spm import BOS, EOS
+from .arrays import ops_for
 from .common import Hypothesis, Prefix, length_limits, restrict
 from .options import SearchOptions, Strategy
 
 
-def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tensor],
+def _one_best(model, src, src_lens, choose: Callable[[Any], Any],
               options: SearchOptions, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
+    xp = ops_for(src)
     memory, state = model.encode(src, src_lens)
-    batch = src.size(0)
-    limit = length_limits(src_lens, options, prefix, src.device)  # (batch,)
-    tokens = torch.full((batch, int(limit.max()) + 1), EOS, dtype=torch.long, device=src.device)
-    scores = torch.zeros(batch, device=src.device, dtype=torch.float)
-    active = torch.arange(batch, device=src.device)  # sentence ids of the rows still decoding
-    prev = torch.full((batch,), BOS, dtype=torch.long, device=src.device)
-    for t in range(tokens.size(1)):
+    batch = src.shape[0]
+    limit = length_limits(src_lens, options, prefix, xp)  # (batch,)
+    tokens = xp.full((batch, int(limit.max()) + 1), EOS, xp.long)
+    scores = xp.zeros((batch,), xp.float)
+    active = xp.arange(batch)  # sentence ids of the rows still decoding
+    prev = xp.full((batch,), BOS, xp.long)
+    for t in range(tokens.shape[1]):
         logits, state, _ = model.step(prev, state, memory)
-        logits = logits.float()  # (active, vocab)
-        lse = torch.logsumexp(logits, dim=-1)  # normaliser of the unconstrained distribution
+        logits = xp.astype(logits, xp.float)  # (active, vocab)
+        lse = xp.logsumexp(logits)[:, 0]  # normaliser of the unconstrained distribution
         restrict(logits, t, options, t >= limit[active], tokens[active, :t], prefix, active)
         tok = choose(logits)  # (active,)
         tokens[active, t] = tok
-        scores[active] += logits.gather(1, tok[:, None]).squeeze(1) - lse  # log-probability of tok
+        scores[active] += xp.take_along(logits, tok[:, None], 1)[:, 0] - lse  # log-probability of tok
         alive = tok != EOS
         if not bool(alive.all()):
             if not bool(alive.any()):
                 break
-            keep = alive.nonzero().squeeze(1)  # rows that go on
+            keep = xp.nonzero(alive)  # rows that go on
             state, memory = model.reorder(state, memory, keep)
             active, tok = active[keep], tok[keep]
         prev = tok
@@ -41,20 +43,19 @@ def _one_best(model, src, src_lens, choose: Callable[[torch.Tensor], torch.Tenso
     return out
 
 
-@torch.inference_mode()
 def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy=Strategy.greedy),
                   prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     """The most probable token at every step (after the ``prefix``, if any); one hypothesis per
     sentence (score: log-probability, the prefix's included)."""
-    return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), options, prefix)
+    with ops_for(src).no_grad():
+        return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), options, prefix)
 
 
-@torch.inference_mode()
 def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy=Strategy.sample),
-                  generator: Optional[torch.Generator] = None, prefix: Optional[Prefix] = None
-                  ) -> List[List[Hypothesis]]:
+                  generator=None, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0
     and to the nucleus (the fewest most probable tokens whose probability reaches top_p) if p < 1."""
+    import torch  # sampling draws from torch's generator
     temperature, top_k, top_p = options.temperature, options.top_k, options.top_p
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
@@ -68,4 +69,5 @@ def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
             scaled = scaled.masked_fill(outside.scatter(1, order, outside), float("-inf"))
         return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator).squeeze(1)
 
-    return _one_best(model, src, src_lens, choose, options, prefix)
+    with torch.inference_mode():
+        return _one_best(model, src, src_lens, choose, options, prefix)

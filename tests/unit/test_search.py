@@ -215,6 +215,7 @@ def test_nucleus_sampling():
 @pytest.mark.parametrize("search", ["greedy", "beam", "sample"])
 def test_a_prefix_is_forced_and_scored_and_an_empty_one_changes_nothing(search):
     from nmt.data.batching import pad
+    from nmt.search.arrays import ops_for
     from nmt.search.common import Prefix
     from nmt.search.score import forced_logprobs
     model = tiny_model(cell="gru", init_scale=0.5).eval()
@@ -225,7 +226,7 @@ def test_a_prefix_is_forced_and_scored_and_an_empty_one_changes_nothing(search):
                "sample": SearchOptions(strategy="sample", top_k=1)}[search]
     run = {"greedy": greedy_search, "beam": beam_search, "sample": sample_search}[search]
     free = run(model, src, lens, options)
-    forced = run(model, src, lens, options, prefix=Prefix.of(prefixes, src.device))
+    forced = run(model, src, lens, options, prefix=Prefix.of(prefixes, ops_for(src)))
     for p, f, g in zip(prefixes, free, forced):
         for h in g:
             assert h.tokens[:len(p)] == p
@@ -237,7 +238,7 @@ def test_a_prefix_is_forced_and_scored_and_an_empty_one_changes_nothing(search):
         assert g[0].logprob == pytest.approx(logprob, abs=1e-3)
     # the free search's own first tokens as prefix: the same output
     own = [f[0].tokens[:2] for f in free]
-    again = run(model, src, lens, options, prefix=Prefix.of(own, src.device))
+    again = run(model, src, lens, options, prefix=Prefix.of(own, ops_for(src)))
     assert [h[0].tokens for h in again] == [h[0].tokens for h in free]
 
 

@@ -1,0 +1,180 @@
+"""The array operations search needs, for torch tensors and for numpy arrays.
+
+Search (``beam.py``, ``greedy.py``, ``common.py``) is written once against these and the syntax the
+two libraries share (indexing, in-place indexed assignment, arithmetic, ``.shape``, ``.reshape``,
+``.sum``/``.any``/``.all``/``.argmax``/``.clip``/``.tolist``), so the same code decodes over a
+PyTorch model and over the torch-free ONNX Runtime backend (``nmt.deploy``). ``ops_for(x)`` picks
+the set from the type of the source batch; numpy's is used without importing torch.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Sequence, Tuple
+
+
+def ops_for(x: Any) -> Any:
+    """The operations for arrays like ``x`` (a torch tensor or a numpy array)."""
+    if type(x).__module__.split(".")[0] == "numpy":
+        return numpy_ops()
+    return TorchOps(x.device)
+
+
+@functools.lru_cache(maxsize=1)
+def numpy_ops() -> NumpyOps:
+    return NumpyOps()
+
+
+class TorchOps:
+    """torch, allocating on ``device``."""
+
+    def __init__(self, device):
+        import torch
+        self.t, self.device = torch, device
+        self.long, self.float, self.double, self.bool = torch.long, torch.float32, torch.float64, torch.bool
+
+    def no_grad(self):
+        return self.t.inference_mode()
+
+    def full(self, shape: Sequence[int], value, dtype):
+        return self.t.full(tuple(shape), value, dtype=dtype, device=self.device)
+
+    def zeros(self, shape: Sequence[int], dtype):
+        return self.t.zeros(tuple(shape), dtype=dtype, device=self.device)
+
+    def arange(self, n: int):
+        return self.t.arange(n, device=self.device)
+
+    def asarray(self, values, dtype):
+        return self.t.tensor(values, dtype=dtype, device=self.device)
+
+    def astype(self, x, dtype):
+        return x.to(dtype)
+
+    def copy(self, x):
+        return x.clone()
+
+    def repeat(self, x, k: int):
+        return x.repeat_interleave(k)
+
+    def cat(self, xs, axis: int):
+        return self.t.cat(list(xs), dim=axis)
+
+    def stack(self, xs, axis: int):
+        return self.t.stack(list(xs), dim=axis)
+
+    def where(self, cond, a, b):
+        return self.t.where(cond, a, b)
+
+    def maximum(self, a, b):
+        return self.t.maximum(a, b)
+
+    def isfinite(self, x):
+        return self.t.isfinite(x)
+
+    def log(self, x):
+        return x.log()
+
+    def floor(self, x):
+        return x.floor()
+
+    def take_along(self, x, index, axis: int):
+        """``x`` gathered along ``axis`` at ``index`` (same rank; other axes broadcast)."""
+        return self.t.take_along_dim(x, index, dim=axis)
+
+    def topk(self, x, k: int) -> Tuple[Any, Any]:
+        """The ``k`` largest along the last axis, largest first: (values, indices)."""
+        return x.topk(k, dim=-1)
+
+    def logsumexp(self, x):
+        """Along the last axis, kept as an axis of size 1."""
+        return self.t.logsumexp(x, dim=-1, keepdim=True)
+
+    def nonzero(self, mask):
+        """Positions of True in a 1-D mask."""
+        return mask.nonzero().squeeze(1)
+
+    def windows(self, x, n: int):
+        """(rows, t) -> (rows, t - n + 1, n), every run of ``n`` along the last axis."""
+        return x.unfold(1, n, 1)
+
+
+class NumpyOps:
+    """numpy (the ONNX Runtime backend); the same results as ``TorchOps`` up to floating-point rounding."""
+
+    def __init__(self):
+        import numpy as np
+        self.np = np
+        self.long, self.float, self.double, self.bool = np.int64, np.float32, np.float64, np.bool_
+
+    def no_grad(self):
+        return contextlib.nullcontext()
+
+    def full(self, shape: Sequence[int], value, dtype):
+        return self.np.full(tuple(shape), value, dtype=dtype)
+
+    def zeros(self, shape: Sequence[int], dtype):
+        return self.np.zeros(tuple(shape), dtype=dtype)
+
+    def arange(self, n: int):
+        return self.np.arange(n, dtype=self.np.int64)
+
+    def asarray(self, values, dtype):
+        return self.np.asarray(values, dtype=dtype)
+
+    def astype(self, x, dtype):
+        return x.astype(dtype)
+
+    def copy(self, x):
+        return x.copy()
+
+    def repeat(self, x, k: int):
+        return self.np.repeat(x, k)
+
+    def cat(self, xs, axis: int):
+        return self.np.concatenate(list(xs), axis=axis)
+
+    def stack(self, xs, axis: int):
+        return self.np.stack(list(xs), axis=axis)
+
+    def where(self, cond, a, b):
+        return self.np.where(cond, a, b)
+
+    def maximum(self, a, b):
+        return self.np.maximum(a, b)
+
+    def isfinite(self, x):
+        return self.np.isfinite(x)
+
+    def log(self, x):
+        return self.np.log(x)
+
+    def floor(self, x):
+        return self.np.floor(x)
+
+    def take_along(self, x, index, axis: int):
+        shape = list(self.np.broadcast_shapes(x.shape, index.shape))
+        shape[axis] = index.shape[axis]
+        return self.np.take_along_axis(x, self.np.broadcast_to(index, shape), axis=axis)
+
+    def topk(self, x, k: int):
+        np = self.np
+        if k < x.shape[-1]:  # the k largest in any order, then sorted: O(n + k log k) per row
+            part = np.argpartition(-x, k - 1, axis=-1)[..., :k]
+        else:
+            part = np.broadcast_to(np.arange(x.shape[-1]), x.shape)
+        values = np.take_along_axis(x, part, axis=-1)
+        order = np.argsort(-values, axis=-1, kind="stable")
+        return np.take_along_axis(values, order, axis=-1), np.take_along_axis(part, order, axis=-1)
+
+    def logsumexp(self, x):
+        np = self.np
+        top = x.max(axis=-1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0).astype(x.dtype)
+        return top + np.log(np.exp(x - top).sum(axis=-1, keepdims=True))
+
+    def nonzero(self, mask):
+        return self.np.flatnonzero(mask)
+
+    def windows(self, x, n: int):
+        return self.np.lib.stride_tricks.sliding_window_view(x, n, axis=1)
