@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[serve,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[serve,onnx,dev]'
 	touch $(STAMP)
 
 # pyflakes, pycodestyle, isort, bugbear, pyupgrade (pyproject.toml, [tool.ruff]); then the types of

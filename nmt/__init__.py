@@ -17,10 +17,11 @@ __all__ = ["__version__", "load", "train"]
 
 
 def load(path, device=_Defaults.device, precision: str = _Defaults.precision, int8: bool = _Defaults.int8,
-         fp16_weights: bool = _Defaults.fp16_weights):
-    """See ``nmt.api.load`` (``device``: a name or a ``torch.device``)."""
+         fp16_weights: bool = _Defaults.fp16_weights, threads: int = _Defaults.threads):
+    """See ``nmt.api.load`` (``device``: a name or a ``torch.device``; ``path`` may be an exported
+    bundle, run by ONNX Runtime without torch)."""
     from .api import load as _load
-    return _load(path, device, precision, int8=int8, fp16_weights=fp16_weights)
+    return _load(path, device, precision, int8=int8, fp16_weights=fp16_weights, threads=threads)
 
 
 def train(overrides=(), config_name: str = "train") -> dict:

@@ -33,14 +33,22 @@ def _positive_int(value, name: str, low: int = 1) -> int:
 
 
 class Model:
-    """A loaded model (or ensemble) with its tokenizer: raw text in, detokenized text out."""
+    """A loaded model (or ensemble, or exported bundle) with its tokenizer: raw text in, detokenized
+    text out. ``src_prefix`` (the tag before every source) and ``max_src_len`` (sources cut to it)
+    are the model's ``data.src_prefix`` and ``data.max_len``."""
 
     def __init__(self, model, tokenizer, config, path: str, device, shortlist=None,
                  precision: str = InferenceSettings.precision):
-        from .precision import inference_precision
         self.model, self.tokenizer, self.config, self.path, self.device = model, tokenizer, config, path, device
         self.shortlist = shortlist  # the checkpoint's lexical shortlist, if it has one
-        self.precision = inference_precision(precision, config, device)  # as the model trained, by default
+        if config is None:  # an exported bundle (nmt.deploy): fp32 over ONNX Runtime, settings in its manifest
+            from .config import Precision
+            self.precision, manifest = Precision.fp32, model.manifest
+            self.src_prefix, self.max_src_len = manifest.src_prefix, manifest.max_src_len
+        else:
+            from .precision import inference_precision
+            self.precision = inference_precision(precision, config, device)  # as the model trained, by default
+            self.src_prefix, self.max_src_len = config.data.src_prefix, config.data.max_len
 
     def translate(self, lines: Sequence[str], beam: int = SearchOptions.beam_size, nbest: int = SearchOptions.nbest,
                   greedy: bool = False, batch_size: int = InferenceSettings.batch_size,
@@ -54,7 +62,6 @@ class Model:
         ``max_len_a``, ``min_len``, ``no_repeat_ngram``, ``top_p``, ...). ``prefix``: per line, a
         target prefix its translation must start with ("" for none): forced, then searched on."""
         from .search.options import check_min_len
-        from .search.shortlist import select
         from .translator import Translator, check_one_line
         lines = _lines(lines, "lines")
         check_one_line(lines, "lines")
@@ -67,13 +74,23 @@ class Model:
                                  ("shortlist", shortlist, 0), ("shortlist_frequent", shortlist_frequent, 0)):
             _positive_int(value, name, low)
         options = decoding_options(beam, greedy=greedy, nbest=nbest, **search)
-        check_min_len(options, self.config.data.max_len, "min_len")
-        short = select(self.shortlist, shortlist, shortlist_frequent, self.path)
+        check_min_len(options, self.max_src_len, "min_len")
+        short = self._shortlist(shortlist, shortlist_frequent)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
-                                precision=self.precision, src_prefix=self.config.data.src_prefix,
-                                max_src_len=self.config.data.max_len)
+                                precision=self.precision, src_prefix=self.src_prefix, max_src_len=self.max_src_len)
         out = translator.translate(lines, prefix)
         return [n[0][0] for n in out] if nbest == 1 else out
+
+    def _shortlist(self, size: int, frequent: int):
+        """The shortlist table chosen (``search.shortlist.select``), or None; an exported model has none."""
+        if self.config is None:
+            if size:
+                from .errors import ConfigError
+                raise ConfigError(f"shortlist={size}: {self.path} is an exported model, which decodes over its whole "
+                                  f"vocabulary")
+            return None
+        from .search.shortlist import select
+        return select(self.shortlist, size, frequent, self.path)
 
     def score(self, sources: Sequence[str], targets: Sequence[str],
               batch_size: int = InferenceSettings.batch_size) -> List[float]:
@@ -91,7 +108,7 @@ class Model:
             raise ConfigError(f"sources has {len(sources)} sentences but targets has {len(targets)}")
         _positive_int(batch_size, "batch_size")
         return Translator(self.model, self.tokenizer, batch_size=batch_size, precision=self.precision,
-                          src_prefix=self.config.data.src_prefix, max_src_len=self.config.data.max_len
+                          src_prefix=self.src_prefix, max_src_len=self.max_src_len
                           ).score(sources, targets)
 
     def __repr__(self) -> str:
@@ -100,12 +117,16 @@ class Model:
 
 def load(path: Union[str, Sequence[str]], device: Union[str, torch.device] = InferenceSettings.device,
          precision: str = InferenceSettings.precision, int8: bool = InferenceSettings.int8,
-         fp16_weights: bool = InferenceSettings.fp16_weights) -> Model:
-    """A checkpoint file, a run directory (its checkpoints/best.pt), or a list of them (an ensemble):
-    the one loader of every program that translates or scores. ``precision``: checkpoint (what the
+         fp16_weights: bool = InferenceSettings.fp16_weights, threads: int = InferenceSettings.threads) -> Model:
+    """A checkpoint file, a run directory (its checkpoints/best.pt), a list of them (an ensemble), or
+    an exported bundle (``nmt-export``; run by ONNX Runtime without torch, ``threads`` intra-op
+    threads, 0: one per CPU): the one loader of every program that translates or scores. ``precision``: checkpoint (what the
     model trained with, as ``nmt-translate`` defaults to), auto, fp32 or bf16; ``int8`` or
     ``fp16_weights``: its weights compressed (CPU), as ``nmt-translate --int8`` / ``--fp16-weights``.
     ``device``: a name (cpu, cuda, auto; checked here) or a ``torch.device`` a program already chose."""
+    from .deploy.bundle import is_bundle
+    if isinstance(path, (str, os.PathLike)) and is_bundle(os.fspath(path)):
+        return _load_bundle(os.fspath(path), device, precision, int8, fp16_weights, threads)
     import torch
 
     from .checkpoint import load_models
@@ -130,6 +151,22 @@ def load(path: Union[str, Sequence[str]], device: Union[str, torch.device] = Inf
     dev = device if isinstance(device, torch.device) else pick_device(device, key="device")
     model, tok, cfg, resolved, shortlist = load_models([path] if isinstance(path, str) else list(path), dev)
     return Model(compress_weights(model, int8, fp16_weights, dev), tok, cfg, resolved, dev, shortlist, precision)
+
+
+def _load_bundle(path: str, device, precision: str, int8: bool, fp16_weights: bool, threads: int) -> Model:
+    """An exported bundle over ONNX Runtime on the CPU, in fp32 (or int8 where it was exported so)."""
+    from .config import FROM_CHECKPOINT
+    from .deploy.runtime import OnnxModel
+    from .errors import ConfigError
+    from .runtime import pick_threads
+    if str(device) not in ("cpu", "auto"):
+        raise ConfigError(f"device {device}: an exported model runs on the CPU (ONNX Runtime); translate the "
+                          f"checkpoint itself on a GPU")
+    if precision not in (FROM_CHECKPOINT, "fp32", "auto") or int8 or fp16_weights:
+        raise ConfigError("an exported model computes as it was exported (fp32, or int8 with nmt-export --int8); "
+                          "leave precision, int8 and fp16_weights at their defaults")
+    model = OnnxModel(path, pick_threads(threads, key="threads", torch_threads=False))
+    return Model(model, model.tokenizer(), None, path, "cpu")
 
 
 def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional, Sequence, Union
-
-import torch
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from .config import Device, choose
 from .errors import ConfigError
 from .launch import Launch
 
+if TYPE_CHECKING:  # imported where used: a torch-free program (an exported model) picks threads too
+    import torch
+
 
 def pick_device(name: Union[str, Device], local_rank: int = 0, key: str = "train.device") -> torch.device:
+    import torch
     name = choose(Device, name, key)
     if name is Device.auto:
         name = Device.cuda if torch.cuda.is_available() else Device.cpu
@@ -65,7 +67,7 @@ def busy_cpus(cpus: Optional[Sequence[int]] = None, seconds: float = 0.2) -> flo
 THREADS_PER_CPU = 4
 
 
-def pick_threads(requested: int = 0, key: str = "--threads") -> int:
+def pick_threads(requested: int = 0, key: str = "--threads", torch_threads: bool = True) -> int:
     """Set torch's intra-op threads: ``requested``, or the CPUs this process may use, at most 8
     (one per CPU, shared by the ranks on one machine). Returns the number set. The default stays
     the same whatever the load (so runs and resumes compute the same numbers); ``check_busy``
@@ -77,7 +79,9 @@ def pick_threads(requested: int = 0, key: str = "--threads") -> int:
                           f"threads per CPU this process may use ({available_cpus()}); at most {limit}")
     if requested <= 0:
         requested = max(1, min(8, available_cpus() // max(Launch.from_env().local_world, 1)))
-    torch.set_num_threads(requested)
+    if torch_threads:  # else the caller gives the number to its own runtime (ONNX Runtime)
+        import torch
+        torch.set_num_threads(requested)
     return requested
 
 

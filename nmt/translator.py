@@ -2,23 +2,21 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
 
-import torch
-
+from .backends import backend_for
 from .config import InferenceSettings, Precision
-from .data.batching import pad, source_tensor
 from .data.corpus import with_prefix
 from .data.spm import UNK, Tokenizer
 from .errors import ConfigError
-from .precision import autocast
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
-from .search.alignment import WORD_START, forced_attention, pharaoh, word_alignment, word_attention
+from .search.alignment import WORD_START, pharaoh, word_alignment, word_attention
 from .search.arrays import ops_for
 from .search.common import Prefix
 from .search.options import MAX_OUTPUT_LEN, Strategy
-from .search.score import forced_logprobs
-from .search.shortlist import Shortlisted, candidates
+
+if TYPE_CHECKING:  # a PyTorch model's passes import torch; an exported model's never do
+    import torch
 
 
 def _warn(message: str) -> None:
@@ -46,12 +44,6 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: i
 # Bytes the search holds per hypothesis and target-vocabulary entry: the output layer's logits,
 # their normaliser and the top-k workspace, in fp32.
 _BYTES_PER_LOGIT = 12
-
-
-def target_vocab_size(model) -> int:
-    """The output layer's size of a model or of an ``Ensemble``'s first member."""
-    first = model if hasattr(model, "decoder") else model.models[0]
-    return first.decoder.embed.num_embeddings
 
 
 def search_batch_limit(options: SearchOptions, vocab: int, memory: Optional[int] = None) -> int:
@@ -121,7 +113,8 @@ class Chunk(NamedTuple):
 
 class Translator:
     """Batched translation (greedy, beam or sampling, as ``options`` says) and forced scoring, for a
-    model or an ``Ensemble``."""
+    model, an ``Ensemble`` or an exported bundle (``nmt.deploy.runtime.OnnxModel``: translation
+    only; see ``backends.py``)."""
 
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
                  batch_size: int = InferenceSettings.batch_size, max_tokens: int = InferenceSettings.max_tokens,
@@ -138,17 +131,21 @@ class Translator:
         if shortlist is not None and not hasattr(model, "decoder"):
             raise ConfigError("a lexical shortlist works with a single model, not an ensemble")
         self.model, self.tok, self.options, self.shortlist = model, tokenizer, options, shortlist
+        self.backend = backend_for(model, precision)
         self.src_prefix = src_prefix or None
-        self.device = next(model.parameters()).device
-        self.batch_size = min(batch_size, search_batch_limit(options, target_vocab_size(model)))
+        self.batch_size = min(batch_size, search_batch_limit(options, self.backend.tgt_vocab_size))
         self.max_tokens, self.precision = max_tokens, precision
         self.max_src_len, self.warn = max_src_len, warn or _warn
-        self.generator = torch.Generator(device=self.device).manual_seed(options.seed)
+        self.generator = self.backend.generator(options.seed)
 
-    def _search(self, src: torch.Tensor, src_lens: torch.Tensor, prefix: Optional[Prefix] = None
-                ) -> List[List[Hypothesis]]:
+    def _torch_only(self, what: str) -> None:
+        if self.backend.exported:
+            raise ConfigError(f"{what} needs the PyTorch checkpoint; an exported model only translates")
+
+    def _search(self, src, src_lens, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
         o, model = self.options, self.model
         if self.shortlist is not None:  # search over the batch's candidate tokens, then map back to ids
+            from .search.shortlist import Shortlisted, candidates
             model = Shortlisted(self.model, *candidates(self.shortlist, src))
         if o.strategy is Strategy.greedy:
             out = greedy_search(model, src, src_lens, o, prefix=prefix)
@@ -161,11 +158,10 @@ class Translator:
         return out
 
     def _batches(self, src_ids: Sequence[Sequence[int]], todo: List[int]):
-        """(input indices, source tensor on the device, lengths), longest batches first."""
+        """(input indices, source batch as the backend's arrays, lengths), longest batches first."""
         for group in length_sorted_batches([len(src_ids[i]) for i in todo], self.batch_size, self.max_tokens):
             idx = [todo[g] for g in group]
-            src, src_lens = source_tensor([src_ids[i] for i in idx])
-            yield idx, src.to(self.device), src_lens
+            yield (idx, *self.backend.sources([src_ids[i] for i in idx]))
 
     def translate_ids(self, src_ids: Sequence[Sequence[int]],
                       on_batch: Optional[Callable[[int], None]] = None,
@@ -180,8 +176,7 @@ class Translator:
                 raise ConfigError("a target prefix cannot be combined with a lexical shortlist")
         results: List[Optional[List[Hypothesis]]] = [None] * len(src_ids)
         todo = [i for i, s in enumerate(src_ids) if len(s) > 0]
-        self.model.eval()
-        with torch.inference_mode(), autocast(self.device, self.precision):
+        with self.backend.running():
             for idx, src, src_lens in self._batches(src_ids, todo):
                 prefix = None if prefixes is None else Prefix.of([prefixes[i] for i in idx], ops_for(src))
                 for i, hyps in zip(idx, self._search(src, src_lens, prefix)):
@@ -248,14 +243,15 @@ class Translator:
         blank target next to it scores p(EOS | nothing), never a made-up 0."""
         if len(src_ids) != len(tgt_ids):
             raise ConfigError(f"{len(src_ids)} sources but {len(tgt_ids)} targets")
+        from .search.score import forced_logprobs
+        self._torch_only("scoring")
         results: List[Tuple[float, int]] = [(0.0, 0)] * len(src_ids)
         todo = list(range(len(src_ids)))
-        self.model.eval()
-        with torch.inference_mode(), autocast(self.device, self.precision):
+        with self.backend.running():
             for idx, src, src_lens in self._batches(src_ids, todo):
                 tgt = [tgt_ids[i] for i in idx]
-                scores = forced_logprobs(self.model, src, src_lens, pad(tgt, bos=True).to(self.device),
-                                         pad(tgt, eos=True).to(self.device))
+                scores = forced_logprobs(self.model, src, src_lens, self.backend.targets(tgt, bos=True),
+                                         self.backend.targets(tgt, eos=True))
                 for i, s in zip(idx, scores):
                     results[i] = s
         return results
@@ -305,19 +301,20 @@ class Translator:
         target (``search.alignment.forced_attention``: the step contract as search saw it, an
         ensemble's mean), in length-sorted batches: (target + 1, source + 1) fp32 tensors on the CPU,
         EOS rows and columns included. None for a model without attention."""
+        from .search.alignment import forced_attention
+        self._torch_only("alignments and attention maps")
         out: List[Optional[torch.Tensor]] = [None] * len(pairs)
-        self.model.eval()
-        with torch.inference_mode(), autocast(self.device, self.precision):
+        with self.backend.running():
             for group in length_sorted_batches([len(s) for s, _ in pairs], self.batch_size, self.max_tokens):
-                src, src_lens = source_tensor([pairs[g][0] for g in group])
-                tgt = pad([pairs[g][1] for g in group], bos=True)
-                att = forced_attention(self.model, src.to(self.device), src_lens, tgt.to(self.device))
+                src, src_lens = self.backend.sources([pairs[g][0] for g in group])
+                tgt = self.backend.targets([pairs[g][1] for g in group], bos=True)
+                att = forced_attention(self.model, src, src_lens, tgt)
                 if att is None:
                     return None
                 att = att.cpu()  # (group, tgt_len, src_len), padded
                 for row, g in enumerate(group):
                     out[g] = att[row, :len(pairs[g][1]) + 1, :len(pairs[g][0]) + 1]
-        return cast(List[torch.Tensor], out)  # every pair filled
+        return cast("List[torch.Tensor]", out)  # every pair filled
 
     def score(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[Tuple[float, int]]:
         """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``. Sources are cut as

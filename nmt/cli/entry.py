@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 
-PROGRAMS = ("train", "translate", "evaluate", "data", "average", "score", "serve")
+PROGRAMS = ("train", "translate", "evaluate", "data", "average", "score", "serve", "export")
 
 
 def _leave_at_once(program: str):
@@ -33,4 +33,4 @@ def _entry(program: str):
     return entry
 
 
-train, translate, evaluate, data, average, score, serve = (_entry(p) for p in PROGRAMS)
+train, translate, evaluate, data, average, score, serve, export = (_entry(p) for p in PROGRAMS)

@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         "one detokenized translation per line out (line count always preserved).")
     p.add_argument("checkpoints", nargs="+", metavar="CKPT",
                    help="checkpoint file(s) or run directories (RUN_DIR means RUN_DIR/checkpoints/best.pt); "
-                        "several decode as an ensemble (their log-probabilities averaged at each step)")
+                        "several decode as an ensemble (their log-probabilities averaged at each step); or one "
+                        "exported model (nmt-export), run by ONNX Runtime without torch")
     p.add_argument("-i", "--input", default="-", help="input file, plain or .gz (default: stdin)")
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     p.add_argument("--output-format", choices=["text", "tsv", "jsonl"], default="text",
@@ -132,9 +133,19 @@ def write_results(out: IO, fmt: str, nbest: int, index: int, results, tok, align
     return firsts
 
 
-def load(args):
-    """The model or ensemble (``nmt.load``, the one loader) and the shortlist chosen, or None."""
+def load(args, threads: int):
+    """The model, ensemble or exported bundle (``nmt.load``, the one loader) and the shortlist
+    chosen, or None. A bundle runs without torch: nothing here imports it for one."""
     from ..api import load
+    from ..deploy.bundle import is_bundle
+    if len(args.checkpoints) > 1 and any(is_bundle(c) for c in args.checkpoints):
+        raise CorpusError("an exported model translates alone: an ensemble needs the checkpoints themselves")
+    if len(args.checkpoints) == 1 and is_bundle(args.checkpoints[0]):
+        if args.shortlist:
+            raise CorpusError(f"--shortlist: {args.checkpoints[0]} is an exported model, which decodes over its "
+                              f"whole vocabulary")
+        return load(args.checkpoints[0], args.device, args.precision, int8=args.int8,
+                    fp16_weights=args.fp16_weights, threads=threads), None
     from ..runtime import pick_device
     from ..search.shortlist import select
     loaded = load(args.checkpoints, pick_device(args.device, key="--device"), args.precision, int8=args.int8,
@@ -143,18 +154,20 @@ def load(args):
 
 
 def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
+    from ..deploy.bundle import is_bundle
     from ..runtime import check_busy, pick_threads
     from ..search import decoding_options
     from ..search.options import check_min_len
     from ..translator import Translator
-    threads = pick_threads(args.threads)
+    exported = any(is_bundle(c) for c in args.checkpoints)
+    threads = pick_threads(args.threads, torch_threads=not exported)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
-    loaded, shortlist = load(args)
-    model, tok, cfg = loaded.model, loaded.tokenizer, loaded.config
+    loaded, shortlist = load(args, threads)
+    model, tok = loaded.model, loaded.tokenizer
     options = decoding_options(args.beam, greedy=args.greedy, sample=args.sample, **search_flag_values(args))
-    src_prefix = cfg.data.src_prefix if args.src_prefix is None else args.src_prefix
-    max_src = args.max_src_len or cfg.data.max_len
+    src_prefix = loaded.src_prefix if args.src_prefix is None else args.src_prefix
+    max_src = args.max_src_len or loaded.max_src_len
     check_min_len(options, max_src)
     translator = Translator(model, tok, options, batch_size=args.batch_size, max_tokens=args.max_tokens,
                             precision=loaded.precision, shortlist=shortlist, src_prefix=src_prefix, max_src_len=max_src,

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence
+from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike
 
 from .spm import BOS, EOS, PAD
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made: padding numpy arrays needs none
+    import torch
 
 
 @dataclass
@@ -44,7 +46,14 @@ class Batch:
 
 def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool = False,
              eos: bool = False) -> torch.Tensor:
-    """(len(starts), width) int64 tensor whose row r is ``[BOS] + tokens[starts[r]:starts[r] + lens[r]] + [EOS]``
+    """``pad_flat_array`` as a tensor."""
+    import torch
+    return torch.from_numpy(pad_flat_array(tokens, starts, lens, bos, eos))
+
+
+def pad_flat_array(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool = False,
+                   eos: bool = False) -> np.ndarray:
+    """(len(starts), width) int64 array whose row r is ``[BOS] + tokens[starts[r]:starts[r] + lens[r]] + [EOS]``
     (BOS and EOS where asked), PAD-padded on the right."""
     starts, lens = np.asarray(starts, dtype=np.int64), np.asarray(lens, dtype=np.int64)  # (b,), (b,)
     cols = np.arange(int(lens.max()) if len(lens) else 0)  # (w,)
@@ -57,7 +66,7 @@ def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool
         out[:, 0] = BOS
     if eos:
         out[np.arange(len(lens)), lens + int(bos)] = EOS
-    return torch.from_numpy(out)
+    return out
 
 
 def ragged_positions(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -107,6 +116,7 @@ class TokenArrays:
 def make_batch(src: TokenArrays, tgt: TokenArrays, idx: Iterable[int]) -> Batch:
     """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS."""
     idx = np.asarray(idx, dtype=np.int64)
+    import torch
     return Batch(src=src.padded(idx, eos=True), src_lens=torch.from_numpy(src.lens[idx] + 1),
                  tgt_in=tgt.padded(idx, bos=True), tgt_out=tgt.padded(idx, eos=True))
 
@@ -116,10 +126,21 @@ def pad(seqs: Sequence[Sequence[int]], bos: bool = False, eos: bool = False) -> 
     return TokenArrays.from_lists(seqs).padded(np.arange(len(seqs)), bos, eos)
 
 
+def pad_array(seqs: Sequence[Sequence[int]], bos: bool = False, eos: bool = False) -> np.ndarray:
+    """``pad`` as a numpy array (no torch)."""
+    flat = TokenArrays.from_lists(seqs)
+    return pad_flat_array(flat.tokens, flat.offsets[:-1], flat.lens, bos, eos)
+
+
 def source_tensor(src: Sequence[Sequence[int]]):
     """Source ids + EOS, padded: (batch, src_len) and the (batch,) lengths."""
-    lens = torch.tensor([len(s) + 1 for s in src], dtype=torch.long)
-    return pad(src, eos=True), lens
+    import torch
+    return tuple(torch.from_numpy(a) for a in source_arrays(src))
+
+
+def source_arrays(src: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
+    """``source_tensor`` as numpy arrays (no torch)."""
+    return pad_array(src, eos=True), np.asarray([len(s) + 1 for s in src], dtype=np.int64)
 
 
 def make_batches(src_lens: ArrayLike, tgt_lens: ArrayLike, max_tokens: int,
@@ -132,6 +153,7 @@ def make_batches(src_lens: ArrayLike, tgt_lens: ArrayLike, max_tokens: int,
     A single pair longer than ``max_tokens`` gets a batch of its own.
     """
     src, tgt = np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)
+    import torch
     n = len(src)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     tie = torch.randperm(n, generator=gen).numpy() if shuffle else np.arange(n)

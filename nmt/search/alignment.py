@@ -7,9 +7,10 @@ Written in Pharaoh format, ``"SRC-TGT ..."`` with 0-based word indices.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
-import torch
+if TYPE_CHECKING:  # imported where used: the word-level helpers serve torch-free callers too
+    import torch
 
 WORD_START = "\u2581"  # sentencepiece's marker of a piece that begins a word
 
@@ -19,6 +20,7 @@ def forced_attention(model, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: t
     """(batch, tgt_len, src_len) attention weights of each decoder step when it is fed ``tgt_in``
     (BOS + the hypothesis, padded), through the public step contract, so a single model and an
     ensemble (mean of its members' weights) give what search saw; None without attention."""
+    import torch
     memory, state = model.encode(src, src_lens)
     rows = []
     for t in range(tgt_in.size(1)):
@@ -43,6 +45,7 @@ def word_attention(weights: torch.Tensor, src_pieces: Sequence[str], tgt_pieces:
                    ) -> List[List[float]]:
     """Piece-level weights (>= len(tgt_pieces), >= len(src_pieces)) to word level: a source word
     gets the sum of its pieces' weights, a target word the mean over its pieces (rows: target words)."""
+    import torch
     src_words, tgt_words = word_index(src_pieces), word_index(tgt_pieces)
     n_src, n_tgt = (src_words[-1] + 1 if src_words else 0), (tgt_words[-1] + 1 if tgt_words else 0)
     w = weights[:len(tgt_pieces), :len(src_pieces)].double()  # (tgt pieces, src pieces)

@@ -153,8 +153,7 @@ class NumpyOps:
         return self.np.floor(x)
 
     def take_along(self, x, index, axis: int):
-        shape = list(self.np.broadcast_shapes(x.shape, index.shape))
-        shape[axis] = index.shape[axis]
+        shape = [i if d == axis % x.ndim else max(n, i) for d, (n, i) in enumerate(zip(x.shape, index.shape))]
         return self.np.take_along_axis(x, self.np.broadcast_to(index, shape), axis=axis)
 
     def topk(self, x, k: int):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional
 
 from ..data.spm import BOS, EOS
-from .arrays import ops_for
+from .arrays import NumpyOps, ops_for
 from .common import Hypothesis, Prefix, length_limits, restrict
 from .options import SearchOptions, Strategy
 
@@ -54,8 +54,17 @@ def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
 def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(strategy=Strategy.sample),
                   generator=None, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     """Ancestral sampling from softmax(logits / temperature), restricted to the top-k tokens if k > 0
-    and to the nucleus (the fewest most probable tokens whose probability reaches top_p) if p < 1."""
-    import torch  # sampling draws from torch's generator
+    and to the nucleus (the fewest most probable tokens whose probability reaches top_p) if p < 1.
+    ``generator``: a ``torch.Generator`` for a torch model, a ``numpy.random.Generator`` for numpy
+    arrays (default: seeded with ``options.seed``)."""
+    xp = ops_for(src)
+    choose = _numpy_sampler(options, generator) if isinstance(xp, NumpyOps) else _torch_sampler(options, generator)
+    with xp.no_grad():
+        return _one_best(model, src, src_lens, choose, options, prefix)
+
+
+def _torch_sampler(options: SearchOptions, generator):
+    import torch
     temperature, top_k, top_p = options.temperature, options.top_k, options.top_p
 
     def choose(logits: torch.Tensor) -> torch.Tensor:
@@ -69,5 +78,32 @@ def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
             scaled = scaled.masked_fill(outside.scatter(1, order, outside), float("-inf"))
         return torch.multinomial(torch.softmax(scaled, -1), 1, generator=generator).squeeze(1)
 
-    with torch.inference_mode():
-        return _one_best(model, src, src_lens, choose, options, prefix)
+    return choose
+
+
+def _numpy_sampler(options: SearchOptions, generator):
+    """The same distribution as ``_torch_sampler`` (not the same draws: another generator)."""
+    import numpy as np
+    rng = generator if generator is not None else np.random.default_rng(options.seed)
+    temperature, top_k, top_p = options.temperature, options.top_k, options.top_p
+
+    def softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    def choose(logits):
+        scaled = logits / temperature
+        if top_k:
+            kth = -np.partition(-scaled, min(top_k, scaled.shape[-1]) - 1, axis=-1)[:, min(top_k, scaled.shape[-1]) - 1]
+            scaled = np.where(scaled < kth[:, None], -np.inf, scaled)
+        if top_p < 1.0:
+            order = np.argsort(-scaled, axis=-1, kind="stable")  # (rows, vocab), most probable first
+            probs = np.take_along_axis(softmax(scaled), order, -1)
+            outside = np.zeros(scaled.shape, dtype=bool)
+            np.put_along_axis(outside, order, probs.cumsum(-1) - probs >= top_p, -1)
+            scaled = np.where(outside, -np.inf, scaled)
+        cdf = softmax(scaled.astype(np.float64)).cumsum(-1)  # (rows, vocab)
+        draw = rng.random((scaled.shape[0], 1)) * cdf[:, -1:]
+        return np.minimum((cdf <= draw).sum(-1), scaled.shape[-1] - 1)
+
+    return choose

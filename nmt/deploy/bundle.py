@@ -1,0 +1,85 @@
+"""An exported model's directory: its files and ``manifest.json``, written by ``export.py`` and
+read back (and checked) by ``runtime.py``. Imports neither torch nor Hydra.
+
+    encoder.onnx    (src, src_lens) -> memory (values, keys, mask) and the decoder's first state
+    step.onnx       (prev, state..., memory...) -> log-probabilities, state..., [attention weights]
+    spm.model       the joint sentencepiece model, or spm.src.model + spm.tgt.model
+    manifest.json   what a runtime needs besides the graphs (``Manifest``)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from ..errors import NmtError
+
+FORMAT_VERSION = 1
+MANIFEST, ENCODER, STEP = "manifest.json", "encoder.onnx", "step.onnx"
+MEMORY = ("values", "keys", "mask")  # the encoder's memory outputs, the step's memory inputs, in order
+
+
+class BundleError(NmtError):
+    """A directory that is not a readable bundle of this format (the file and the problem named)."""
+
+
+@dataclass
+class Manifest:
+    checkpoint: str  # the checkpoint exported (its path when exported)
+    checkpoint_sha256: str
+    model: Dict  # the encoder, attention and decoder settings (plain values, as in the checkpoint)
+    src_vocab_size: int
+    tgt_vocab_size: int
+    state: List[str]  # the decoder state's tensors, in the step's input and output order (h, c, feed)
+    attention_weights: bool  # whether the step returns attention weights (alignments, coverage penalty)
+    spm: List[str]  # sentencepiece model file(s): [joint] or [source, target]
+    src_prefix: Optional[str] = None  # the tag put before every source (data.src_prefix)
+    max_src_len: int = 0  # sources are cut to this many pieces (data.max_len)
+    opset: int = 17
+    int8: bool = False  # weights quantized by ONNX Runtime's dynamic quantization
+    specials: Dict[str, int] = field(default_factory=dict)  # pad, unk, bos, eos ids
+    format_version: int = FORMAT_VERSION
+    nmt_version: str = ""
+
+    def write(self, directory: str) -> None:
+        with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    @classmethod
+    def read(cls, directory: str) -> Manifest:
+        path = os.path.join(directory, MANIFEST)
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except OSError as e:
+            raise BundleError(f"{path}: cannot read ({e.strerror})") from None
+        except ValueError as e:
+            raise BundleError(f"{path}: not JSON ({e})") from None
+        if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
+            version = raw.get("format_version") if isinstance(raw, dict) else None
+            raise BundleError(f"{path}: bundle format {version!r}; this version of nmt reads format {FORMAT_VERSION} "
+                              f"(export the checkpoint again)")
+        try:
+            manifest = cls(**raw)
+        except TypeError as e:
+            raise BundleError(f"{path}: {e}") from None
+        for name in (ENCODER, STEP, *manifest.spm):
+            if not os.path.isfile(os.path.join(directory, name)):
+                raise BundleError(f"{directory}: the bundle has no {name}")
+        return manifest
+
+
+def is_bundle(path: str) -> bool:
+    """Whether ``path`` is an exported model's directory (it holds a manifest)."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

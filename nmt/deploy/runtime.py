@@ -1,0 +1,82 @@
+"""``OnnxModel``: an exported bundle behind the search contract, over ONNX Runtime and numpy.
+
+``encode(src, src_lens) -> (memory, state)``, ``step(prev, state, memory) -> (log-probabilities,
+state, weights)`` and ``reorder(state, memory, index)`` take and give numpy arrays, so
+``nmt.search`` and ``nmt.translator.Translator`` decode a bundle as they decode a PyTorch model.
+Imports neither torch nor Hydra (tested in a process where importing them fails).
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from ..data.spm import Tokenizer
+from .bundle import ENCODER, MEMORY, STEP, BundleError, Manifest
+
+# the batch axis of each decoder-state tensor: h and c are (layers, rows, hidden), feed (rows, size)
+STATE_AXIS = {"h": 1, "c": 1, "feed": 0}
+
+State = Dict[str, np.ndarray]
+MemoryArrays = Dict[str, np.ndarray]
+
+
+def _session(path: str, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BundleError("running an exported model needs onnxruntime: pip install 'nmt[onnx]'") from None
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
+        raise BundleError(f"{path}: not a loadable ONNX graph ({str(e).splitlines()[0]})") from None
+
+
+class OnnxModel:
+    """The two sessions of a bundle (``directory``), ``threads`` intra-op threads each (0: ONNX
+    Runtime's choice)."""
+
+    def __init__(self, directory: str, threads: int = 0):
+        self.directory = directory
+        self.manifest = Manifest.read(directory)
+        self.encoder = _session(os.path.join(directory, ENCODER), threads)
+        self.stepper = _session(os.path.join(directory, STEP), threads)
+        self.state_names = list(self.manifest.state)
+        self.step_inputs = {i.name for i in self.stepper.get_inputs()}  # the exporter drops unused ones
+
+    def tokenizer(self) -> Tokenizer:
+        files = [os.path.join(self.directory, name) for name in self.manifest.spm]
+        return Tokenizer.load(files[0], files[1] if len(files) > 1 else None)
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.manifest.tgt_vocab_size
+
+    def encode(self, src: np.ndarray, src_lens: np.ndarray) -> Tuple[MemoryArrays, State]:
+        out = self.encoder.run(None, {"src": src.astype(np.int64), "src_lens": src_lens.astype(np.int64)})
+        memory = dict(zip(MEMORY, out[:len(MEMORY)]))
+        return memory, dict(zip(self.state_names, out[len(MEMORY):]))
+
+    def step(self, prev: np.ndarray, state: State, memory: MemoryArrays
+             ) -> Tuple[np.ndarray, State, Optional[np.ndarray]]:
+        """prev: (rows,) -> log-probabilities (rows, vocab), new state, weights (rows, src_len) or None;
+        ``rows`` is the memory's batch or k times it (k beams per sentence, side by side)."""
+        feeds = {"prev": prev.astype(np.int64), **state, **memory}
+        out = self.stepper.run(None, {k: v for k, v in feeds.items() if k in self.step_inputs})
+        n = len(self.state_names)
+        new = dict(zip(self.state_names, out[1:1 + n]))
+        return out[0], new, (out[1 + n] if self.manifest.attention_weights else None)
+
+    @staticmethod
+    def reorder(state: Optional[State], memory: Optional[MemoryArrays], index: np.ndarray):
+        """Select (and repeat) batch rows of the state and/or memory, as ``Seq2Seq.reorder``."""
+        if state is not None:
+            state = {name: np.take(t, index, axis=STATE_AXIS[name]) for name, t in state.items()}
+        if memory is not None:
+            memory = {name: np.take(t, index, axis=0) for name, t in memory.items()}
+        return state, memory
