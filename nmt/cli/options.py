@@ -108,3 +108,28 @@ def add_batch_flags(group) -> None:
                        help="sentences per batch (default %(default)s)")
     group.add_argument("--max-tokens", type=integer(1), default=InferenceSettings.max_tokens,
                        help="padded source tokens per batch (default %(default)s)")
+
+
+def load_model(args: argparse.Namespace):
+    """What ``nmt-translate`` and ``nmt-serve`` translate with, from their model flags: the model,
+    ensemble or exported bundle (``nmt.load``, the one loader), the shortlist chosen (or None) and
+    the number of threads set. A bundle runs without torch: nothing here imports it for one."""
+    from ..api import load
+    from ..deploy.bundle import is_bundle
+    from ..errors import ConfigError
+    from ..runtime import pick_threads
+    paths = args.checkpoints
+    if any(is_bundle(c) for c in paths):
+        if len(paths) > 1:
+            raise ConfigError("an exported model translates alone: an ensemble needs the checkpoints themselves")
+        if args.shortlist:
+            raise ConfigError(f"--shortlist: {paths[0]} is an exported model, which decodes over its whole vocabulary")
+        threads = pick_threads(args.threads, torch_threads=False)
+        return load(paths[0], args.device, args.precision, int8=args.int8, fp16_weights=args.fp16_weights,
+                    threads=threads), None, threads
+    from ..runtime import pick_device
+    from ..search.shortlist import select
+    threads = pick_threads(args.threads)
+    loaded = load(paths, pick_device(args.device, key="--device"), args.precision, int8=args.int8,
+                  fp16_weights=args.fp16_weights)
+    return loaded, select(loaded.shortlist, args.shortlist, args.shortlist_frequent, loaded.path), threads

@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import prepare_process
-from .options import add_model_flags, add_search_flags, integer, real, search_flag_values
+from .options import add_model_flags, add_search_flags, integer, load_model, real, search_flag_values
 
 API_KEY_ENV = "NMT_API_KEY"
 
@@ -49,16 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build(args: argparse.Namespace):
     """The app for ``args``: the model loaded (quantized, shortlist chosen) and the settings."""
-    import nmt
-
     from ..errors import ConfigError
-    from ..runtime import pick_device, pick_threads
-    from ..search.shortlist import select
     from ..serve import Settings, create_app
-    pick_threads(args.threads)
-    model = nmt.load(args.checkpoints if len(args.checkpoints) > 1 else args.checkpoints[0],
-                     device=pick_device(args.device, key="--device"), precision=args.precision, int8=args.int8,
-                     fp16_weights=args.fp16_weights)
+    model, shortlist, _ = load_model(args)
     if args.beam > args.max_beam:
         raise ConfigError(f"--beam {args.beam} is over --max-beam {args.max_beam}")
     key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
@@ -72,7 +65,7 @@ def build(args: argparse.Namespace):
         max_batch_sentences=args.max_batch_sentences, max_wait_ms=args.max_wait_ms,
         max_request_lines=args.max_request_lines, max_chars=args.max_chars, max_body_bytes=args.max_body_bytes,
         api_key=key, cors_origins=args.cors_origin,
-        shortlist=select(model.shortlist, args.shortlist, args.shortlist_frequent, model.path))
+        shortlist=shortlist)
     return create_app(model, settings)
 
 

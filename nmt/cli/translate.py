@@ -12,7 +12,7 @@ from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..outputs import atomic_output, check_output, checkpoint_files
 from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process, reported, work_signals
-from .options import add_batch_flags, add_model_flags, add_search_flags, integer, real, search_flag_values
+from .options import add_batch_flags, add_model_flags, add_search_flags, integer, load_model, real, search_flag_values
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -133,37 +133,14 @@ def write_results(out: IO, fmt: str, nbest: int, index: int, results, tok, align
     return firsts
 
 
-def load(args, threads: int):
-    """The model, ensemble or exported bundle (``nmt.load``, the one loader) and the shortlist
-    chosen, or None. A bundle runs without torch: nothing here imports it for one."""
-    from ..api import load
-    from ..deploy.bundle import is_bundle
-    if len(args.checkpoints) > 1 and any(is_bundle(c) for c in args.checkpoints):
-        raise CorpusError("an exported model translates alone: an ensemble needs the checkpoints themselves")
-    if len(args.checkpoints) == 1 and is_bundle(args.checkpoints[0]):
-        if args.shortlist:
-            raise CorpusError(f"--shortlist: {args.checkpoints[0]} is an exported model, which decodes over its "
-                              f"whole vocabulary")
-        return load(args.checkpoints[0], args.device, args.precision, int8=args.int8,
-                    fp16_weights=args.fp16_weights, threads=threads), None
-    from ..runtime import pick_device
-    from ..search.shortlist import select
-    loaded = load(args.checkpoints, pick_device(args.device, key="--device"), args.precision, int8=args.int8,
-                  fp16_weights=args.fp16_weights)
-    return loaded, select(loaded.shortlist, args.shortlist, args.shortlist_frequent, loaded.path)
-
-
 def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
-    from ..deploy.bundle import is_bundle
-    from ..runtime import check_busy, pick_threads
+    from ..runtime import check_busy
     from ..search import decoding_options
     from ..search.options import check_min_len
     from ..translator import Translator
-    exported = any(is_bundle(c) for c in args.checkpoints)
-    threads = pick_threads(args.threads, torch_threads=not exported)
+    loaded, shortlist, threads = load_model(args)
     if not args.threads and not args.quiet and (busy := check_busy(threads, key="--threads")):
         print(f"nmt-translate: warning: {busy}", file=sys.stderr)
-    loaded, shortlist = load(args, threads)
     model, tok = loaded.model, loaded.tokenizer
     options = decoding_options(args.beam, greedy=args.greedy, sample=args.sample, **search_flag_values(args))
     src_prefix = loaded.src_prefix if args.src_prefix is None else args.src_prefix

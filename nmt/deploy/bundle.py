@@ -35,6 +35,9 @@ class Manifest:
     state: List[str]  # the decoder state's tensors, in the step's input and output order (h, c, feed)
     attention_weights: bool  # whether the step returns attention weights (alignments, coverage penalty)
     spm: List[str]  # sentencepiece model file(s): [joint] or [source, target]
+    src_lang: str = ""  # data.src_lang and data.tgt_lang (what the server reports)
+    tgt_lang: str = ""
+    parameters: int = 0
     src_prefix: Optional[str] = None  # the tag put before every source (data.src_prefix)
     max_src_len: int = 0  # sources are cut to this many pieces (data.max_len)
     opset: int = 17

@@ -123,6 +123,7 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
     from .. import __version__
     from ..checkpoint import config_of, load_weights, tokenizer_of
     from ..models import build_model
+    from ..models.seq2seq import count_parameters
     ckpt_path = resolve_path(path)
     if os.path.exists(out) and not is_bundle(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise BundleError(f"{out}: exists and is not an exported model; give a new directory")
@@ -146,6 +147,7 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
             model={k: ckpt["config"][k] for k in ("encoder", "attention", "decoder")},
             src_vocab_size=tok.src_vocab_size, tgt_vocab_size=tok.tgt_vocab_size, state=names,
             attention_weights=weights, spm=["spm.model"] if tok.joint else ["spm.src.model", "spm.tgt.model"],
+            src_lang=cfg.data.src_lang, tgt_lang=cfg.data.tgt_lang, parameters=count_parameters(model),
             src_prefix=cfg.data.src_prefix or None, max_src_len=cfg.data.max_len, opset=OPSET, int8=int8,
             specials={"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}, nmt_version=__version__)
         manifest.write(tmp)

@@ -170,7 +170,8 @@ class NumpyOps:
         np = self.np
         top = x.max(axis=-1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0).astype(x.dtype)
-        return top + np.log(np.exp(x - top).sum(axis=-1, keepdims=True))
+        with np.errstate(divide="ignore"):  # a row that is all -inf has log-sum -inf, as torch's
+            return top + np.log(np.exp(x - top).sum(axis=-1, keepdims=True))
 
     def nonzero(self, mask):
         return self.np.flatnonzero(mask)

@@ -119,7 +119,13 @@ class BodyLimit:
 
 
 def model_info(model) -> dict:
-    """What ``GET /v1/model`` reports: languages, architecture, size, training step and scores."""
+    """What ``GET /v1/model`` reports: languages, architecture, size, training step and scores (an
+    exported model: what its manifest says)."""
+    if model.config is None:
+        m = model.model.manifest
+        return {"checkpoint": os.path.basename(m.checkpoint), "exported": True, "source_language": m.src_lang,
+                "target_language": m.tgt_lang, "architecture": m.model, "parameters": m.parameters,
+                "precision": "int8" if m.int8 else "fp32"}
     from ..checkpoint import load_checkpoint
     from ..config import to_dict
     from ..models.seq2seq import count_parameters
@@ -157,7 +163,7 @@ class Service:
         # requests choose their settings, so the cache is bounded; lru_cache is safe for the event loop
         # and the inference thread to share
         self.translator_for = functools.lru_cache(maxsize=self.KEPT_TRANSLATORS)(self._translator)
-        self.max_src = model.config.data.max_len
+        self.max_src = model.max_src_len
         self._batcher: Optional[Batcher] = None
         self.info: dict = {}
 
@@ -174,7 +180,7 @@ class Service:
 
     def tag(self, src_prefix: Optional[str]) -> Optional[str]:
         """The source tag of a request: the model's when it names none; "" for none."""
-        return self.model.config.data.src_prefix if src_prefix is None else src_prefix or None
+        return self.model.src_prefix if src_prefix is None else src_prefix or None
 
     def _translator(self, options, tag: Optional[str]) -> Translator:
         """The translator of ``options`` (``translator_for``, cached); ``tag``: the requests' source tag
@@ -202,6 +208,9 @@ class Service:
             if len(line) > limits.max_chars:
                 raise HTTPException(413, f"text[{k}]: {len(line)} characters, over this server's limit of "
                                          f"{limits.max_chars}")
+        if (req.alignment or req.attention) and self.model.config is None:
+            raise HTTPException(422, "alignment, attention: this server runs an exported model, which only "
+                                     "translates; serve the checkpoint for alignments")
         if req.src_prefix is not None and any(c.isspace() for c in req.src_prefix):
             raise HTTPException(422, f"src_prefix: {req.src_prefix!r} must be one token without whitespace "
                                      f"(\"\" for none)")

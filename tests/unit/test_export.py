@@ -1,0 +1,166 @@
+"""The exported graphs equal the PyTorch model, and search over numpy arrays equals search over
+torch tensors: every cell x attention x input feeding, ONNX Runtime against PyTorch."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nmt.data.batching import source_tensor
+from nmt.search import SearchOptions, beam_search, greedy_search
+from nmt.search.arrays import NumpyOps, TorchOps
+from nmt.search.common import Prefix
+
+from .helpers import tiny_model
+
+pytest.importorskip("onnxruntime")
+
+COMBOS = list(itertools.product(["rnn", "gru", "lstm"], ["final", "none", "bahdanau", "luong_dot", "luong_general"],
+                                [True, False]))
+
+
+def _bundle(model, directory):
+    from nmt.deploy.bundle import Manifest
+    from nmt.deploy.export import export_graphs
+    from nmt.deploy.runtime import OnnxModel
+    names, weights = export_graphs(model, str(directory))
+    Manifest("test", "", {}, 30, 30, names, weights, []).write(str(directory))
+    return OnnxModel(str(directory), threads=1)
+
+
+def _sources(seed=1, lengths=(7, 3, 12, 1)):
+    g = torch.Generator().manual_seed(seed)
+    return source_tensor([torch.randint(4, 30, (n,), generator=g).tolist() for n in lengths])
+
+
+@pytest.mark.parametrize("cell,attention,feed", COMBOS)
+def test_exported_steps_give_pytorchs_log_probabilities_within_1e_4(cell, attention, feed, tmp_path):
+    model = tiny_model(cell=cell, attention=attention, input_feeding=feed, layers=2, dec_layers=2).eval()
+    onnx = _bundle(model, tmp_path)
+    src, lens = _sources()
+    beams = torch.arange(4).repeat_interleave(3)  # 3 beams per sentence over one memory row each
+    with torch.no_grad():
+        memory, state = model.encode(src, lens)
+        state, _ = model.reorder(state, None, beams)
+        o_memory, o_state = onnx.encode(src.numpy(), lens.numpy())
+        assert np.abs(o_memory["values"] - memory.values.numpy()).max() < 1e-5
+        assert (o_memory["mask"] == memory.mask.numpy()).all()
+        o_state, _ = onnx.reorder(o_state, None, beams.numpy())
+        prev = torch.randint(4, 30, (12,), generator=torch.Generator().manual_seed(2))
+        for _ in range(3):
+            logits, state, weights = model.step(prev, state, memory)
+            logp, o_state, o_weights = onnx.step(prev.numpy(), o_state, o_memory)
+            assert np.abs(logp - torch.log_softmax(logits, -1).numpy()).max() < 1e-4
+            assert (weights is None) == (o_weights is None)
+            if weights is not None:
+                assert np.abs(o_weights - weights.numpy()).max() < 1e-5
+            prev = logits.argmax(-1)
+
+
+@pytest.mark.parametrize("cell,attention,feed", [("gru", "bahdanau", True), ("lstm", "luong_general", False),
+                                                 ("rnn", "none", True)])
+def test_search_over_an_exported_model_finds_what_pytorch_finds(cell, attention, feed, tmp_path):
+    model = tiny_model(cell=cell, attention=attention, input_feeding=feed, init_scale=0.5, seed=3).eval()
+    onnx = _bundle(model, tmp_path)
+    src, lens = _sources(seed=5)
+    for options in (SearchOptions(beam_size=5, nbest=3), SearchOptions(strategy="greedy"),
+                    SearchOptions(beam_size=4, min_len=3, no_repeat_ngram=2)):
+        run = greedy_search if options.strategy.value == "greedy" else beam_search
+        ours, theirs = run(model, src, lens, options), run(onnx, src.numpy(), lens.numpy(), options)
+        assert [[h.tokens for h in n] for n in ours] == [[h.tokens for h in n] for n in theirs]
+        assert np.allclose([[h.score for h in n] for n in ours], [[h.score for h in n] for n in theirs], atol=1e-4)
+
+
+class _NumpyView:
+    """A torch model behind the search contract with numpy inputs and outputs: the search's own
+    operations are then the only difference between the two runs."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def encode(self, src, lens):
+        return self.model.encode(torch.from_numpy(src), torch.from_numpy(lens))
+
+    def step(self, prev, state, memory):
+        logits, state, weights = self.model.step(torch.from_numpy(prev), state, memory)
+        return torch.log_softmax(logits, -1).numpy(), state, None if weights is None else weights.numpy()
+
+    def reorder(self, state, memory, index):
+        return self.model.reorder(state, memory, torch.from_numpy(np.asarray(index)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_search_over_numpy_arrays_equals_search_over_torch_tensors(seed):
+    model = tiny_model(cell="lstm", seed=seed, init_scale=0.5).eval()
+    src, lens = _sources(seed=seed)
+    prefixes = [[5, 6], [], [7], []]
+    for options in (SearchOptions(beam_size=3, nbest=2), SearchOptions(beam_size=5, nbest=5, coverage_penalty=0.2,
+                                                                        no_repeat_ngram=2),
+                    SearchOptions(beam_size=4, min_len=3, penalty="average", max_len_a=0, max_len_b=6)):
+        with torch.no_grad():
+            ours = beam_search(model, src, lens, options, Prefix.of(prefixes, TorchOps(src.device)))
+            theirs = beam_search(_NumpyView(model), src.numpy(), lens.numpy(), options,
+                                 Prefix.of(prefixes, NumpyOps()))
+        assert [[h.tokens for h in n] for n in ours] == [[h.tokens for h in n] for n in theirs]
+        assert np.allclose([[h.score for h in n] for n in ours], [[h.score for h in n] for n in theirs], atol=1e-5)
+    with torch.no_grad():
+        g1 = greedy_search(model, src, lens, SearchOptions(strategy="greedy", no_repeat_ngram=1))
+        g2 = greedy_search(_NumpyView(model), src.numpy(), lens.numpy(), SearchOptions(strategy="greedy",
+                                                                                       no_repeat_ngram=1))
+    assert [n[0].tokens for n in g1] == [n[0].tokens for n in g2]
+
+
+def test_numpy_operations_match_torchs():
+    x = torch.randn(6, 40, generator=torch.Generator().manual_seed(0))
+    x[0, 3] = float("-inf")
+    t, n = TorchOps(x.device), NumpyOps()
+    for k in (1, 5, 40):
+        tv, ti = t.topk(x, k)
+        nv, ni = n.topk(x.numpy(), k)
+        assert np.array_equal(tv.numpy(), nv) and np.array_equal(ti.numpy(), ni)
+    assert np.allclose(t.logsumexp(x).numpy(), n.logsumexp(x.numpy()), atol=1e-6)
+    assert np.isneginf(n.logsumexp(np.full((1, 3), -np.inf, dtype=np.float32))).all()
+    idx = torch.tensor([[[1], [0], [1]], [[0], [0], [1]]])  # (2, 3, 1) against (2, 2, 5): broadcasts the last axis
+    arr = torch.arange(20).view(2, 2, 5)
+    assert np.array_equal(t.take_along(arr, idx, 1).numpy(), n.take_along(arr.numpy(), idx.numpy(), 1))
+    h = torch.tensor([[5, 6, 5, 6, 7]])
+    assert np.array_equal(t.windows(h, 2).numpy(), n.windows(h.numpy(), 2))
+
+
+def test_sampling_over_an_exported_model_draws_from_its_nucleus(tmp_path):
+    from nmt.search import sample_search
+    model = tiny_model(init_scale=0.5, seed=2).eval()
+    onnx = _bundle(model, tmp_path)
+    src, lens = _sources(seed=4)
+    greedy = greedy_search(onnx, src.numpy(), lens.numpy(), SearchOptions(strategy="greedy"))
+    tiny = sample_search(onnx, src.numpy(), lens.numpy(), SearchOptions(strategy="sample", top_p=1e-6))
+    assert [n[0].tokens for n in tiny] == [n[0].tokens for n in greedy]  # a nucleus of one token is greedy
+    seeded = [sample_search(onnx, src.numpy(), lens.numpy(), SearchOptions(strategy="sample", temperature=2.0),
+                            generator=np.random.default_rng(7)) for _ in range(2)]
+    assert [n[0].tokens for n in seeded[0]] == [n[0].tokens for n in seeded[1]]
+
+
+def test_a_bundle_is_checked_when_loaded_and_never_written_over_user_files(tmp_path):
+    from nmt.deploy.bundle import BundleError
+    from nmt.deploy.export import export_bundle
+    from nmt.deploy.runtime import OnnxModel
+    model = tiny_model().eval()
+    (tmp_path / "b").mkdir()
+    _bundle(model, tmp_path / "b")
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(BundleError, match="bundle format 99"):
+        OnnxModel(str(tmp_path / "b"))
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "b" / "step.onnx").write_bytes(b"not a graph")
+    with pytest.raises(BundleError, match="step.onnx: not a loadable ONNX graph"):
+        OnnxModel(str(tmp_path / "b"))
+    (tmp_path / "b" / "step.onnx").unlink()
+    with pytest.raises(BundleError, match="has no step.onnx"):
+        OnnxModel(str(tmp_path / "b"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(BundleError, match="exists and is not an exported model"):
+        export_bundle(str(tmp_path / "no-such.pt"), str(tmp_path / "mine"))
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
