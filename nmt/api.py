@@ -120,9 +120,10 @@ def load(path: Union[str, Sequence[str]], device: Union[str, torch.device] = Inf
          fp16_weights: bool = InferenceSettings.fp16_weights, threads: int = InferenceSettings.threads) -> Model:
     """A checkpoint file, a run directory (its checkpoints/best.pt), a list of them (an ensemble), or
     an exported bundle (``nmt-export``; run by ONNX Runtime without torch, ``threads`` intra-op
-    threads, 0: one per CPU): the one loader of every program that translates or scores. ``precision``: checkpoint (what the
-    model trained with, as ``nmt-translate`` defaults to), auto, fp32 or bf16; ``int8`` or
-    ``fp16_weights``: its weights compressed (CPU), as ``nmt-translate --int8`` / ``--fp16-weights``.
+    threads, 0: one per CPU): the one loader of every program that translates or scores.
+    ``precision``: checkpoint (what the model trained with, as ``nmt-translate`` defaults to), auto,
+    fp32 or bf16; ``int8`` or ``fp16_weights``: its weights compressed (CPU), as ``nmt-translate
+    --int8`` / ``--fp16-weights``.
     ``device``: a name (cpu, cuda, auto; checked here) or a ``torch.device`` a program already chose."""
     from .deploy.bundle import is_bundle
     if isinstance(path, (str, os.PathLike)) and is_bundle(os.fspath(path)):

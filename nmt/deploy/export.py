@@ -21,13 +21,14 @@ from torch import nn
 from ..checkpoint import CheckpointError, load_checkpoint, resolve_path
 from ..data.spm import BOS, EOS, PAD, UNK
 from ..models.decoder import DecoderState, Memory
+from ..models.seq2seq import Seq2Seq
 from .bundle import ENCODER, MEMORY, STEP, BundleError, Manifest, is_bundle, sha256
 
 OPSET = 17
 
 
 class _Encode(nn.Module):
-    def __init__(self, model: nn.Module, state: List[str]):
+    def __init__(self, model: Seq2Seq, state: List[str]):
         super().__init__()
         self.model, self.state = model, state
 
@@ -37,13 +38,13 @@ class _Encode(nn.Module):
 
 
 class _Step(nn.Module):
-    def __init__(self, model: nn.Module, state: List[str]):
+    def __init__(self, model: Seq2Seq, state: List[str]):
         super().__init__()
         self.model, self.state = model, state
 
     def forward(self, prev: torch.Tensor, *tensors: torch.Tensor):
         given = dict(zip(self.state, tensors))
-        state = DecoderState(*(given.get(name) for name in DecoderState._fields))
+        state = DecoderState(given["h"], given.get("c"), given.get("feed"))
         memory = Memory(*tensors[len(self.state):])
         logits, state, weights = self.model.step(prev, state, memory)
         out = (torch.log_softmax(logits.float(), dim=-1), *(getattr(state, name) for name in self.state))
@@ -86,7 +87,7 @@ def _export(module: nn.Module, args: tuple, path: str, inputs: List[str], output
                           output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
 
 
-def export_graphs(model: nn.Module, directory: str) -> Tuple[List[str], bool]:
+def export_graphs(model: Seq2Seq, directory: str) -> Tuple[List[str], bool]:
     """``encoder.onnx`` and ``step.onnx`` of ``model`` (eval mode, fp32, CPU) in ``directory``;
     returns the decoder state's tensor names and whether the step gives attention weights."""
     model = model.float().cpu().eval()
@@ -109,11 +110,17 @@ def export_graphs(model: nn.Module, directory: str) -> Tuple[List[str], bool]:
 
 def _quantize(directory: str) -> None:
     """Both graphs' weights to int8 in place (ONNX Runtime's dynamic quantization)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    for name in (ENCODER, STEP):
-        path = os.path.join(directory, name)
-        quantize_dynamic(path, path + ".int8", weight_type=QuantType.QInt8)
-        os.replace(path + ".int8", path)
+    logging.disable(logging.WARNING)  # its advice to pre-process image models
+    try:
+        for name in (ENCODER, STEP):
+            path = os.path.join(directory, name)
+            quantize_dynamic(path, path + ".int8", weight_type=QuantType.QInt8)
+            os.replace(path + ".int8", path)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:

@@ -23,8 +23,9 @@ LINES = ["the pasels rul the muvit fodols.", "", "a dog runs.", "some big kavits
 
 
 class Server:
-    def __init__(self, run_dir, *flags):
-        self.proc = subprocess.Popen([bin_path("nmt-serve"), str(run_dir), "--port", "0", "--log-level", "info",
+    def __init__(self, run_dir, *flags, program=None):
+        """``program``: the command that is nmt-serve (default: the console script)."""
+        self.proc = subprocess.Popen([*(program or [bin_path("nmt-serve")]), str(run_dir), "--port", "0", "--log-level", "info",
                                       *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log = []
         while True:  # the port is in uvicorn's start-up line

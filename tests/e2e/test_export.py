@@ -1,0 +1,112 @@
+"""An exported model end to end: nmt-export, then nmt-translate, nmt.load and nmt-serve on the bundle
+in processes where importing torch (or Hydra) fails, giving what the checkpoint gives."""
+import json
+import sys
+
+import pytest
+
+from ..conftest import bin_path, demo_run_dir
+from .helpers import inputs_untouched, run
+
+pytest.importorskip("onnxruntime", reason="exported models run on ONNX Runtime: pip install -e '.[onnx]'")
+
+# Run a console script with torch, Hydra and OmegaConf unimportable: argv[1] names the program.
+WITHOUT_TORCH = """
+import importlib.abc, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "hydra", "omegaconf"):
+            raise ImportError(f"{name} is not installed here")
+sys.meta_path.insert(0, Refuse())
+program = sys.argv.pop(1)
+sys.argv[0] = "nmt-" + program
+if program == "load":  # the Python API: nmt.load(BUNDLE).translate(lines)
+    import json, nmt
+    bundle, *lines = sys.argv[1:]
+    print(json.dumps(nmt.load(bundle).translate(lines, beam=5)))
+else:
+    getattr(__import__("nmt.cli.entry", fromlist=["x"]), program)()
+"""
+
+
+def without_torch(program: str, *args) -> list:
+    return [sys.executable, "-c", WITHOUT_TORCH, program, *[str(a) for a in args]]
+
+
+@pytest.fixture(scope="module")
+def bundle(toy_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "toy"
+    args = [bin_path("nmt-export"), demo_run_dir(toy_run), "-o", out]
+    with inputs_untouched(args):
+        run(*args)
+    return out
+
+
+def test_a_bundle_translates_the_test_set_as_its_checkpoint_does_without_torch(bundle, toy_run, tmp_path):
+    src = toy_run / "data" / "toy" / "test.src"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["state"] == ["h"] and manifest["spm"] == ["spm.model"]
+    assert len(manifest["checkpoint_sha256"]) == 64 and manifest["parameters"] > 0
+    theirs = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--output-format", "jsonl").stdout
+    ours = run(*without_torch("translate", bundle, "-i", src, "--output-format", "jsonl")).stdout
+    ours, theirs = [json.loads(x) for x in ours.splitlines()], [json.loads(x) for x in theirs.splitlines()]
+    assert len(ours) == 500
+    assert [o["translation"] for o in ours] == [t["translation"] for t in theirs]  # beam 5: identical
+    assert max(abs(o["score"] - t["score"]) for o, t in zip(ours, theirs)) < 1e-3
+    lines = src.read_text().splitlines()[:4]
+    api = json.loads(run(*without_torch("load", bundle, *lines)).stdout)
+    assert api == [t["translation"] for t in theirs[:4]]
+    (tmp_path / "prefix.txt").write_text("una\n\nlo\n\n")
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    for flags in (["--greedy"], ["--prefix-file", tmp_path / "prefix.txt", "--no-repeat-ngram", "2", "--nbest", "2",
+                                 "--output-format", "tsv"]):
+        plain = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", tmp_path / "in.txt", *flags).stdout
+        assert run(*without_torch("translate", bundle, "-i", tmp_path / "in.txt", *flags)).stdout == plain
+
+
+def test_what_a_bundle_cannot_do_is_refused_with_the_reason(bundle, toy_run, tmp_path):
+    src = toy_run / "data" / "toy" / "test.src"
+    for flags, named in ((["--shortlist", "10"], "decodes over its whole vocabulary"),
+                         (["--alignment", "--output-format", "jsonl"], "an exported model only translates"),
+                         (["--device", "cuda"], "runs on the CPU"),
+                         (["--int8"], "computes as it was exported")):
+        proc = run(bin_path("nmt-translate"), bundle, "-i", src, *flags, check=False)
+        assert proc.returncode != 0 and named in proc.stderr, proc.stderr
+    proc = run(bin_path("nmt-translate"), bundle, demo_run_dir(toy_run), "-i", src, check=False)
+    assert proc.returncode != 0 and "an exported model translates alone" in proc.stderr
+    proc = run(bin_path("nmt-export"), demo_run_dir(toy_run), "-o", demo_run_dir(toy_run), check=False)
+    assert proc.returncode != 0 and "exists and is not an exported model" in proc.stderr
+
+
+def test_a_bundle_is_replaced_whole_and_int8_translates_nearly_alike(bundle, toy_run, tmp_path):
+    out = tmp_path / "int8"
+    run(bin_path("nmt-export"), demo_run_dir(toy_run), "-o", out, "--int8")
+    assert json.loads((out / "manifest.json").read_text())["int8"] is True
+    assert (out / "step.onnx").stat().st_size < 0.6 * (bundle / "step.onnx").stat().st_size
+    run(bin_path("nmt-export"), demo_run_dir(toy_run), "-o", out)  # an earlier bundle is replaced
+    assert json.loads((out / "manifest.json").read_text())["int8"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int8"]  # nothing left beside it
+    src = toy_run / "data" / "toy" / "test.src"
+    run(bin_path("nmt-export"), demo_run_dir(toy_run), "-o", out, "--int8")
+    int8 = run(bin_path("nmt-translate"), out, "-i", src).stdout.splitlines()
+    fp32 = run(bin_path("nmt-translate"), bundle, "-i", src).stdout.splitlines()
+    assert len(int8) == 500 and sum(a == b for a, b in zip(int8, fp32)) >= 400
+
+
+def test_nmt_serve_runs_a_bundle_without_torch_and_answers_as_nmt_translate(bundle, tmp_path):
+    from .test_serve import LINES, Server, httpx
+    server = Server(bundle, program=without_torch("serve"))
+    try:
+        (tmp_path / "in.txt").write_text("\n".join(LINES) + "\n")
+        offline = run(bin_path("nmt-translate"), bundle, "-i", tmp_path / "in.txt", "--output-format", "jsonl",
+                      "--nbest", "2").stdout
+        response = server.post({"text": LINES, "nbest": 2})
+        assert response.status_code == 200, response.text
+        assert response.json()["translations"] == [json.loads(x) for x in offline.splitlines()]
+        info = httpx.get(server.url + "/v1/model").json()
+        assert info["exported"] is True and info["parameters"] > 0 and info["architecture"]["encoder"]["cell"] == "gru"
+        bad = server.post({"text": ["a dog"], "alignment": True})
+        assert bad.status_code == 422 and "exported model" in bad.json()["error"]
+        assert server.post({"text": ["a dog"], "beam": 0}).status_code == 422
+    finally:
+        assert server.stop() == 0, "".join(server.log)
