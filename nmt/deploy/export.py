@@ -127,7 +127,8 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
     """Export the checkpoint (or run directory) ``path`` to the bundle directory ``out``. The bundle
     is written beside ``out`` and moved into place whole; an existing directory is replaced only if
     it is a bundle (anything else there is the user's and is refused)."""
-    from .. import __version__
+    from importlib.metadata import version
+
     from ..checkpoint import config_of, load_weights, tokenizer_of
     from ..models import build_model
     from ..models.seq2seq import count_parameters
@@ -156,7 +157,7 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
             attention_weights=weights, spm=["spm.model"] if tok.joint else ["spm.src.model", "spm.tgt.model"],
             src_lang=cfg.data.src_lang, tgt_lang=cfg.data.tgt_lang, parameters=count_parameters(model),
             src_prefix=cfg.data.src_prefix or None, max_src_len=cfg.data.max_len, opset=OPSET, int8=int8,
-            specials={"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}, nmt_version=__version__)
+            specials={"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}, nmt_version=version("nmt"))
         manifest.write(tmp)
         _replace(tmp, out)
     except BaseException:

@@ -4,9 +4,10 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "nmt"
 
-# cli -> api -> train -> translator -> checkpoint -> search -> models -> data, eval, plots, precision
-#   -> config, errors, outputs, resources, runpaths, launch
-RANKS = [("nmt.errors", 0), ("nmt.config", 0), ("nmt.outputs", 0), ("nmt.resources", 0), ("nmt.runpaths", 0), ("nmt.launch", 0), ("nmt.data", 1), ("nmt.eval", 1), ("nmt.plots", 1),
+# cli -> api -> train, deploy.export -> translator -> checkpoint, backends -> search -> models, deploy.runtime
+#   -> data, eval, plots, precision -> config, errors, outputs, resources, runpaths, launch, deploy.bundle
+RANKS = [("nmt.deploy.bundle", 0), ("nmt.deploy.runtime", 2), ("nmt.backends", 4), ("nmt.deploy.export", 6),
+         ("nmt.errors", 0), ("nmt.config", 0), ("nmt.outputs", 0), ("nmt.resources", 0), ("nmt.runpaths", 0), ("nmt.launch", 0), ("nmt.data", 1), ("nmt.eval", 1), ("nmt.plots", 1),
          ("nmt.precision", 1), ("nmt.runtime", 1), ("nmt.models", 2), ("nmt.search", 3), ("nmt.checkpoint", 4), ("nmt.translator", 5),
          ("nmt.training", 6), ("nmt.api", 7), ("nmt.serve", 8), ("nmt.cli", 9), ("nmt.configs", 0)]
 
