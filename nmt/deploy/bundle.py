@@ -3,6 +3,7 @@ read back (and checked) by ``runtime.py``. Imports neither torch nor Hydra.
 
     encoder.onnx    (src, src_lens) -> memory (values, keys, mask) and the decoder's first state
     step.onnx       (prev, state..., memory...) -> log-probabilities, state..., [attention weights]
+    topk.onnx       (x, k) -> the k largest of each row and their indices (search's selection)
     spm.model       the joint sentencepiece model, or spm.src.model + spm.tgt.model
     manifest.json   what a runtime needs besides the graphs (``Manifest``)
 """
@@ -17,7 +18,7 @@ from typing import Dict, List, Optional
 from ..errors import NmtError
 
 FORMAT_VERSION = 1
-MANIFEST, ENCODER, STEP = "manifest.json", "encoder.onnx", "step.onnx"
+MANIFEST, ENCODER, STEP, TOPK = "manifest.json", "encoder.onnx", "step.onnx", "topk.onnx"
 MEMORY = ("values", "keys", "mask")  # the encoder's memory outputs, the step's memory inputs, in order
 
 
@@ -69,7 +70,7 @@ class Manifest:
             manifest = cls(**raw)
         except TypeError as e:
             raise BundleError(f"{path}: {e}") from None
-        for name in (ENCODER, STEP, *manifest.spm):
+        for name in (ENCODER, STEP, TOPK, *manifest.spm):
             if not os.path.isfile(os.path.join(directory, name)):
                 raise BundleError(f"{directory}: the bundle has no {name}")
         return manifest

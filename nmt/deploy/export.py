@@ -22,7 +22,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, resolve_path
 from ..data.spm import BOS, EOS, PAD, UNK
 from ..models.decoder import DecoderState, Memory
 from ..models.seq2seq import Seq2Seq
-from .bundle import ENCODER, MEMORY, STEP, BundleError, Manifest, is_bundle, sha256
+from .bundle import ENCODER, MEMORY, STEP, TOPK, BundleError, Manifest, is_bundle, sha256
 
 OPSET = 17
 
@@ -108,6 +108,18 @@ def export_graphs(model: Seq2Seq, directory: str) -> Tuple[List[str], bool]:
     return names, weights is not None
 
 
+def write_topk(directory: str) -> None:
+    """``topk.onnx``: one TopK node over the last axis (largest first, sorted), search's selection
+    step for the runtime (ONNX Runtime's kernel, 5x faster than numpy's partition on 320 x 8000)."""
+    from onnx import TensorProto, helper, save
+    node = helper.make_node("TopK", ["x", "k"], ["values", "indices"], axis=-1, largest=1, sorted=1)
+    graph = helper.make_graph([node], "topk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", "n"]),
+                                               helper.make_tensor_value_info("k", TensorProto.INT64, [1])],
+                              [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["rows", "k"]),
+                               helper.make_tensor_value_info("indices", TensorProto.INT64, ["rows", "k"])])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), os.path.join(directory, TOPK))
+
+
 def _quantize(directory: str) -> None:
     """Both graphs' weights to int8 in place (ONNX Runtime's dynamic quantization)."""
     import logging
@@ -149,6 +161,7 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
         names, weights = export_graphs(model, tmp)
         if int8:
             _quantize(tmp)
+        write_topk(tmp)
         tok.save(tmp)
         manifest = Manifest(
             checkpoint=ckpt_path, checkpoint_sha256=sha256(ckpt_path),

@@ -13,7 +13,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..data.spm import Tokenizer
-from .bundle import ENCODER, MEMORY, STEP, BundleError, Manifest
+from ..search.arrays import NumpyOps
+from .bundle import ENCODER, MEMORY, STEP, TOPK, BundleError, Manifest
 
 # the batch axis of each decoder-state tensor: h and c are (layers, rows, hidden), feed (rows, size)
 STATE_AXIS = {"h": 1, "c": 1, "feed": 0}
@@ -38,8 +39,11 @@ def _session(path: str, threads: int):
 
 
 class OnnxModel:
-    """The two sessions of a bundle (``directory``), ``threads`` intra-op threads each (0: ONNX
-    Runtime's choice)."""
+    """The sessions of a bundle (``directory``), ``threads`` intra-op threads each (0: ONNX
+    Runtime's choice). Its step gives log-probabilities (``log_probs``), and search runs on its
+    ``ops``: numpy, with top-k selection in ONNX Runtime."""
+
+    log_probs = True
 
     def __init__(self, directory: str, threads: int = 0):
         self.directory = directory
@@ -48,6 +52,7 @@ class OnnxModel:
         self.stepper = _session(os.path.join(directory, STEP), threads)
         self.state_names = list(self.manifest.state)
         self.step_inputs = {i.name for i in self.stepper.get_inputs()}  # the exporter drops unused ones
+        self.ops = NumpyOps(_session(os.path.join(directory, TOPK), threads))
 
     def tokenizer(self) -> Tokenizer:
         files = [os.path.join(self.directory, name) for name in self.manifest.spm]

@@ -16,7 +16,7 @@ from typing import Any, List, Optional
 from ..data.spm import BOS, EOS, PAD
 from ..errors import ConfigError
 from .arrays import ops_for
-from .common import Hypothesis, Prefix, length_limits, restrict
+from .common import Hypothesis, Prefix, length_limits, normaliser, restrict
 from .options import Penalty, SearchOptions
 
 
@@ -50,7 +50,7 @@ def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
     src: (batch, src_len) ids + EOS, PAD-padded; src_lens: (batch,) on CPU (torch or numpy, as the
     model's arrays).
     """
-    xp = ops_for(src)
+    xp = ops_for(src, model)
     with xp.no_grad():
         return _beam_search(xp, model, src, src_lens, options, prefix)
 
@@ -77,7 +77,7 @@ def _beam_search(xp, model, src, src_lens, options: SearchOptions, prefix: Optio
         logits, state, weights = model.step(prev, state, memory)
         logits = xp.astype(logits, xp.float)  # (live*beam, vocab)
         coverage.add(weights)
-        lse = xp.logsumexp(logits)  # (live*beam, 1) normaliser of the unconstrained distribution
+        lse = normaliser(xp, model, logits)  # (live*beam, 1) of the unconstrained distribution
         at_max = xp.repeat(t >= limit[active], k)  # (live*beam,)
         restrict(logits, t, options, at_max, alive_tokens.reshape(live * k, t), prefix, xp.repeat(active, k))
         top_scores, top_beams, top_tokens = _best_extensions(xp, logits, lse, alive_scores)  # (live, 2k) each

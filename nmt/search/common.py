@@ -100,6 +100,14 @@ def length_limits(src_lens: Any, options, prefix: Optional[Prefix], xp) -> Any:
     return limit if prefix is None else xp.maximum(limit, prefix.lens)
 
 
+def normaliser(xp, model, logits: Any) -> Any:
+    """(rows, 1) log-sum-exp of each row of a step's unrestricted output (logits: (rows, vocab)); 0
+    where the model's step gives log-probabilities already (``model.log_probs``)."""
+    if getattr(model, "log_probs", False):
+        return xp.zeros((logits.shape[0], 1), xp.float)
+    return xp.logsumexp(logits)
+
+
 def restrict(logits: Any, t: int, options, at_max: Any, history: Any,
              prefix: Optional[Prefix] = None, sentence: Optional[Any] = None) -> Any:
     """Every constraint on step ``t``'s candidates, in place: lengths and special tokens

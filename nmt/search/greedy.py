@@ -7,13 +7,13 @@ from typing import Any, Callable, List, Optional
 
 from ..data.spm import BOS, EOS
 from .arrays import NumpyOps, ops_for
-from .common import Hypothesis, Prefix, length_limits, restrict
+from .common import Hypothesis, Prefix, length_limits, normaliser, restrict
 from .options import SearchOptions, Strategy
 
 
 def _one_best(model, src, src_lens, choose: Callable[[Any], Any],
               options: SearchOptions, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
-    xp = ops_for(src)
+    xp = ops_for(src, model)
     memory, state = model.encode(src, src_lens)
     batch = src.shape[0]
     limit = length_limits(src_lens, options, prefix, xp)  # (batch,)
@@ -24,7 +24,7 @@ def _one_best(model, src, src_lens, choose: Callable[[Any], Any],
     for t in range(tokens.shape[1]):
         logits, state, _ = model.step(prev, state, memory)
         logits = xp.astype(logits, xp.float)  # (active, vocab)
-        lse = xp.logsumexp(logits)[:, 0]  # normaliser of the unconstrained distribution
+        lse = normaliser(xp, model, logits)[:, 0]  # of the unconstrained distribution
         restrict(logits, t, options, t >= limit[active], tokens[active, :t], prefix, active)
         tok = choose(logits)  # (active,)
         tokens[active, t] = tok
@@ -47,7 +47,7 @@ def greedy_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
                   prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
     """The most probable token at every step (after the ``prefix``, if any); one hypothesis per
     sentence (score: log-probability, the prefix's included)."""
-    with ops_for(src).no_grad():
+    with ops_for(src, model).no_grad():
         return _one_best(model, src, src_lens, lambda logits: logits.argmax(-1), options, prefix)
 
 
@@ -57,7 +57,7 @@ def sample_search(model, src, src_lens, options: SearchOptions = SearchOptions(s
     and to the nucleus (the fewest most probable tokens whose probability reaches top_p) if p < 1.
     ``generator``: a ``torch.Generator`` for a torch model, a ``numpy.random.Generator`` for numpy
     arrays (default: seeded with ``options.seed``)."""
-    xp = ops_for(src)
+    xp = ops_for(src, model)
     choose = _numpy_sampler(options, generator) if isinstance(xp, NumpyOps) else _torch_sampler(options, generator)
     with xp.no_grad():
         return _one_best(model, src, src_lens, choose, options, prefix)

@@ -22,9 +22,10 @@ COMBOS = list(itertools.product(["rnn", "gru", "lstm"], ["final", "none", "bahda
 
 def _bundle(model, directory):
     from nmt.deploy.bundle import Manifest
-    from nmt.deploy.export import export_graphs
+    from nmt.deploy.export import export_graphs, write_topk
     from nmt.deploy.runtime import OnnxModel
     names, weights = export_graphs(model, str(directory))
+    write_topk(str(directory))
     Manifest("test", "", {}, 30, 30, names, weights, []).write(str(directory))
     return OnnxModel(str(directory), threads=1)
 
@@ -111,14 +112,22 @@ def test_search_over_numpy_arrays_equals_search_over_torch_tensors(seed):
     assert [n[0].tokens for n in g1] == [n[0].tokens for n in g2]
 
 
-def test_numpy_operations_match_torchs():
+def test_numpy_operations_match_torchs(tmp_path):
+    from nmt.deploy.export import write_topk
+    from nmt.deploy.runtime import _session
     x = torch.randn(6, 40, generator=torch.Generator().manual_seed(0))
     x[0, 3] = float("-inf")
-    t, n = TorchOps(x.device), NumpyOps()
+    # no ties: torch orders equal values as its selection happens to meet them, ONNX Runtime lowest index first
+    write_topk(str(tmp_path))
+    t, n, ort = TorchOps(x.device), NumpyOps(), NumpyOps(_session(str(tmp_path / "topk.onnx"), 1))
     for k in (1, 5, 40):
         tv, ti = t.topk(x, k)
-        nv, ni = n.topk(x.numpy(), k)
-        assert np.array_equal(tv.numpy(), nv) and np.array_equal(ti.numpy(), ni)
+        for ops in (n, ort):
+            nv, ni = ops.topk(x.numpy(), k)
+            assert np.array_equal(tv.numpy(), nv) and np.array_equal(ti.numpy(), ni)
+    tv, ti = t.topk(x.view(2, 3, 40), 4)  # any leading shape
+    nv, ni = ort.topk(x.view(2, 3, 40).numpy(), 4)
+    assert np.array_equal(tv.numpy(), nv) and np.array_equal(ti.numpy(), ni)
     assert np.allclose(t.logsumexp(x).numpy(), n.logsumexp(x.numpy()), atol=1e-6)
     assert np.isneginf(n.logsumexp(np.full((1, 3), -np.inf, dtype=np.float32))).all()
     idx = torch.tensor([[[1], [0], [1]], [[0], [0], [1]]])  # (2, 3, 1) against (2, 2, 5): broadcasts the last axis
