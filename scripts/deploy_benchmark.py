@@ -36,7 +36,7 @@ from nmt.eval.bleu import score  # noqa: E402
 from nmt.search import SearchOptions  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
+DOCS = ROOT / "docs" / "deployment.md"
 MARKS = ("<!-- deploy-table:begin (scripts/deploy_benchmark.py --table --update-docs) -->",
          "<!-- deploy-table:end -->")
 # backend name -> (whether it is the exported bundle, nmt.load's keyword arguments / nmt-translate flags)
@@ -148,7 +148,7 @@ def main() -> None:
     p.add_argument("--split", default="test_2016_flickr")
     p.add_argument("--results", default=str(ROOT / "results" / "deploy.jsonl"))
     p.add_argument("--table", action="store_true", help="print the table of the latest record and exit")
-    p.add_argument("--update-docs", action="store_true", help="with --table: rewrite it in docs/benchmarks.md")
+    p.add_argument("--update-docs", action="store_true", help="with --table: rewrite it in docs/deployment.md")
     args = p.parse_args()
     if args.table:
         text = table(args.results)
