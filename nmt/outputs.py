@@ -94,17 +94,13 @@ def check_output(output: Optional[str], inputs: Iterable[Optional[str]] = (), fl
 
 
 def checkpoint_files(path: str) -> list:
-    """The files a checkpoint argument stands for: the file, an exported bundle's files, or a run
-    directory's checkpoints/*.pt (all of them: training makes best.pt, last.pt and step_N.pt hard
-    links of one another)."""
+    """The files a checkpoint argument stands for: the file, or a run directory's checkpoints/*.pt
+    (all of them: training makes best.pt, last.pt and step_N.pt hard links of one another)."""
     def listed(d: str) -> list:
         try:
             return [os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(".pt")]
         except OSError:
             return []
-    from .deploy.bundle import is_bundle
-    if is_bundle(path):  # an exported model: every file of it
-        return [os.path.join(path, n) for n in sorted(os.listdir(path))]
     if os.path.isdir(path):
         return listed(RunPaths(path).checkpoints)
     return [path] + listed(os.path.dirname(os.path.abspath(path)))

@@ -9,7 +9,8 @@ import sys
 from typing import IO, List, Optional
 
 from ..data.corpus import STDIN, CorpusError, iter_lines
-from ..outputs import atomic_output, check_output, checkpoint_files
+from ..deploy.bundle import model_files
+from ..outputs import atomic_output, check_output
 from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process, reported, work_signals
 from .options import add_batch_flags, add_model_flags, add_search_flags, integer, load_model, real, search_flag_values
@@ -179,7 +180,7 @@ def main(argv=None) -> None:
         if args.alignment and (args.output_format == "text" and args.nbest == 1):
             raise CorpusError("--alignment needs --output-format jsonl or tsv (text output has no room for it)")
         inputs = [args.input, *(args.ref or []), *([args.prefix_file] if args.prefix_file else []),
-                  *(f for c in args.checkpoints for f in checkpoint_files(c))]
+                  *(f for c in args.checkpoints for f in model_files(c))]
         check_output(args.output, inputs)
         if args.attention_plot and os.path.exists(args.attention_plot) and not os.path.isdir(args.attention_plot):
             raise CorpusError(f"--attention-plot {args.attention_plot}: exists and is not a directory")

@@ -81,6 +81,15 @@ def is_bundle(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
 
 
+def model_files(path: str) -> List[str]:
+    """The files a model argument of nmt-translate stands for (outputs may not overwrite them): a
+    bundle's files, or what ``outputs.checkpoint_files`` says of a checkpoint or run directory."""
+    if is_bundle(path):
+        return [os.path.join(path, n) for n in sorted(os.listdir(path))]
+    from ..outputs import checkpoint_files
+    return checkpoint_files(path)
+
+
 def sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
