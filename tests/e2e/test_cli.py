@@ -144,11 +144,12 @@ def test_evaluate_refuses_mismatched_line_counts(tmp_path):
 
 HELP = {"train": ["experiment", "resume", "encoder"], "translate": ["--beam", "--nbest", "--greedy"],
         "evaluate": ["--json", "REF"], "data": ["toy", "multi30k"], "average": ["--last", "-o OUTPUT"],
-        "score": ["-s SOURCE", "-t TARGET", "logprob"], "serve": ["--port", "--max-batch-sentences", "--api-key"]}
+        "score": ["-s SOURCE", "-t TARGET", "logprob"], "serve": ["--port", "--max-batch-sentences", "--api-key"],
+        "export": ["-o DIR", "--int8", "ONNX Runtime"]}
 
 
 def test_help_of_every_command():
-    """Each of the seven programs (the console scripts pyproject.toml declares) prints its help, naming
+    """Each of the programs (the console scripts pyproject.toml declares) prints its help, naming
     its main options, and exits 0."""
     from nmt.cli.entry import PROGRAMS
     assert set(HELP) == set(PROGRAMS)
