@@ -17,14 +17,38 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..checkpoint import CheckpointError, load_checkpoint, resolve_path
 from ..data.spm import BOS, EOS, PAD, UNK
 from ..models.decoder import DecoderState, Memory
+from ..models.encoder import Encoder, EncoderOutput
 from ..models.seq2seq import Seq2Seq
 from .bundle import ENCODER, MEMORY, STEP, TOPK, BundleError, Manifest, is_bundle, sha256
 
 OPSET = 17
+
+
+def padded_encoder(encoder: Encoder, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
+    """``Encoder.forward`` with each layer packed and unpacked around its RNN (the pairs the ONNX
+    exporter turns into recurrent ops with sequence lengths) and residual sums taken on the padded
+    outputs, which are zero at padding either way: the same numbers (tested)."""
+    x = encoder.dropout(encoder.embed(src))  # (batch, src_len, embed)
+    finals_h, finals_c = [], []
+    for i, rnn in enumerate(encoder.layers):
+        if i > 0:
+            x = encoder.dropout(x)
+        packed = pack_padded_sequence(x, src_lens, batch_first=True, enforce_sorted=False)
+        out, state = rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (batch, src_len, dirs*hidden)
+        if encoder.residual and i > 0:
+            out = out + x
+        h, c = state if isinstance(state, tuple) else (state, None)
+        finals_h.append(torch.cat(list(h), dim=-1))  # (directions, batch, hidden) -> (batch, directions*hidden)
+        if c is not None:
+            finals_c.append(torch.cat(list(c), dim=-1))
+        x = out
+    return EncoderOutput(x, torch.stack(finals_h), torch.stack(finals_c) if finals_c else None)
 
 
 class _Encode(nn.Module):
@@ -33,7 +57,7 @@ class _Encode(nn.Module):
         self.model, self.state = model, state
 
     def forward(self, src: torch.Tensor, src_lens: torch.Tensor):
-        memory, state = self.model.encode(src, src_lens)
+        memory, state = self.model.start(padded_encoder(self.model.encoder, src, src_lens), src_lens)
         return (*memory, *(getattr(state, name) for name in self.state))
 
 
@@ -100,10 +124,12 @@ def export_graphs(model: Seq2Seq, directory: str) -> Tuple[List[str], bool]:
         state, _ = model.reorder(state, None, beams)
         _, _, weights = model.step(torch.full((4,), BOS), state, memory)
     enc_axes, step_axes = _axes(names, memory.keys.size(1) == src.size(1), weights is not None)
-    _export(_Encode(model, names), (src, src_lens), os.path.join(directory, ENCODER), ["src", "src_lens"],
+    # the wrappers in eval mode: the exporter restores each module's mode afterwards, and a wrapper left
+    # in training mode would put the model back in training mode (dropout on) once exported
+    _export(_Encode(model, names).eval(), (src, src_lens), os.path.join(directory, ENCODER), ["src", "src_lens"],
             [*MEMORY, *(f"{n}_out" for n in names)], enc_axes)
     step_args = (torch.full((4,), BOS), *(getattr(state, n) for n in names), *memory)
-    _export(_Step(model, names), step_args, os.path.join(directory, STEP), ["prev", *names, *MEMORY],
+    _export(_Step(model, names).eval(), step_args, os.path.join(directory, STEP), ["prev", *names, *MEMORY],
             ["logprobs", *(f"{n}_out" for n in names), *(["weights"] if weights is not None else [])], step_axes)
     return names, weights is not None
 

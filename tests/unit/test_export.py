@@ -59,6 +59,48 @@ def test_exported_steps_give_pytorchs_log_probabilities_within_1e_4(cell, attent
             prev = logits.argmax(-1)
 
 
+def _built(enc: dict, dec: dict):
+    from nmt.config import AttentionConfig, DecoderConfig, EncoderConfig
+    from nmt.models import build_model
+    torch.manual_seed(0)
+    dec = {"embed_size": 8, "hidden_size": 12, "attentional_size": 12, "init": "uniform", "init_scale": 0.3, **dec}
+    return build_model(EncoderConfig(embed_size=8, **enc), AttentionConfig(kind="luong_general"),
+                       DecoderConfig(**dec), 30, 30).eval()
+
+
+ARCHITECTURES = {  # beyond cell x attention x feeding: layers, residual, directions, bridges, sizes, tying, dropout
+    "residual 3-layer LSTM encoder, GRU decoder": ({"cell": "lstm", "hidden_size": 6, "num_layers": 3,
+                                                    "residual": True, "dropout": 0.3}, {"cell": "gru"}),
+    "unidirectional encoder, 2-layer LSTM decoder, tanh bridge": ({"cell": "gru", "hidden_size": 12,
+                                                                   "bidirectional": False},
+                                                                  {"cell": "lstm", "num_layers": 2, "bridge": "bridge",
+                                                                   "dropout": 0.3}),
+    "LSTM to LSTM, zero bridge": ({"cell": "lstm", "hidden_size": 6}, {"cell": "lstm", "bridge": "zeros"}),
+    "tied embeddings": ({"cell": "gru", "hidden_size": 6}, {"tie_embeddings": True, "embed_size": 12}),
+    "no attentional layer": ({"cell": "rnn", "hidden_size": 6}, {"attentional_size": 0}),
+}
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_every_architecture_exports_equal_and_stays_in_eval_mode(name, tmp_path):
+    from nmt.deploy.export import padded_encoder
+    model = _built(*ARCHITECTURES[name])
+    onnx = _bundle(model, tmp_path)
+    assert not any(m.training for m in model.modules())  # exporting leaves the model as it was
+    src, lens = _sources()
+    with torch.no_grad():
+        ours, packed = padded_encoder(model.encoder, src, lens), model.encoder(src, lens)
+        assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(ours, packed))
+        memory, state = model.encode(src, lens)
+        o_memory, o_state = onnx.encode(src.numpy(), lens.numpy())
+        prev = torch.randint(4, 30, (4,), generator=torch.Generator().manual_seed(2))
+        for _ in range(3):
+            logits, state, _ = model.step(prev, state, memory)
+            logp, o_state, _ = onnx.step(prev.numpy(), o_state, o_memory)
+            assert np.abs(logp - torch.log_softmax(logits, -1).numpy()).max() < 1e-4
+            prev = logits.argmax(-1)
+
+
 @pytest.mark.parametrize("cell,attention,feed", [("gru", "bahdanau", True), ("lstm", "luong_general", False),
                                                  ("rnn", "none", True)])
 def test_search_over_an_exported_model_finds_what_pytorch_finds(cell, attention, feed, tmp_path):
