@@ -16,8 +16,6 @@ def backend_for(model, precision: Precision = Precision.fp32):
 
 
 class TorchBackend:
-    exported = False
-
     def __init__(self, model, precision: Precision):
         self.model, self.precision = model, precision
         self.device = next(model.parameters()).device
@@ -53,10 +51,13 @@ class TorchBackend:
         import torch
         return torch.Generator(device=self.device).manual_seed(seed)
 
+    @staticmethod
+    def host(x):
+        """``x`` in the CPU's memory (where alignments and plots read it)."""
+        return x.cpu()
+
 
 class OnnxBackend:
-    exported = True
-
     def __init__(self, model):
         self.model = model
 
@@ -78,3 +79,7 @@ class OnnxBackend:
     def generator(self, seed: int) -> Any:
         import numpy as np
         return np.random.default_rng(seed)
+
+    @staticmethod
+    def host(x):
+        return x

@@ -126,8 +126,8 @@ class Chunk(NamedTuple):
 
 class Translator:
     """Batched translation (greedy, beam or sampling, as ``options`` says) and forced scoring, for a
-    model, an ``Ensemble`` or an exported bundle (``nmt.deploy.runtime.OnnxModel``: translation
-    only; see ``backends.py``)."""
+    model, an ``Ensemble`` or an exported bundle (``nmt.deploy.runtime.OnnxModel``; see
+    ``backends.py``)."""
 
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
                  batch_size: int = InferenceSettings.batch_size, max_tokens: int = InferenceSettings.max_tokens,
@@ -150,10 +150,6 @@ class Translator:
         self.max_tokens, self.precision = max_tokens, precision
         self.max_src_len, self.warn = max_src_len, warn or _warn
         self.generator = self.backend.generator(options.seed)
-
-    def _torch_only(self, what: str) -> None:
-        if self.backend.exported:
-            raise ConfigError(f"{what} needs the PyTorch checkpoint; an exported model only translates")
 
     def _search(self, src, src_lens, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
         o, model = self.options, self.model
@@ -257,7 +253,6 @@ class Translator:
         if len(src_ids) != len(tgt_ids):
             raise ConfigError(f"{len(src_ids)} sources but {len(tgt_ids)} targets")
         from .search.score import forced_logprobs
-        self._torch_only("scoring")
         results: List[Tuple[float, int]] = [(0.0, 0)] * len(src_ids)
         todo = list(range(len(src_ids)))
         with self.backend.running():
@@ -315,7 +310,6 @@ class Translator:
         ensemble's mean), in length-sorted batches: (target + 1, source + 1) fp32 tensors on the CPU,
         EOS rows and columns included. None for a model without attention."""
         from .search.alignment import forced_attention
-        self._torch_only("alignments and attention maps")
         out: List[Optional[torch.Tensor]] = [None] * len(pairs)
         with self.backend.running():
             for group in length_sorted_batches([len(s) for s, _ in pairs], self.batch_size, self.max_tokens):
@@ -324,7 +318,7 @@ class Translator:
                 att = forced_attention(self.model, src, src_lens, tgt)
                 if att is None:
                     return None
-                att = att.cpu()  # (group, tgt_len, src_len), padded
+                att = self.backend.host(att)  # (group, tgt_len, src_len), padded
                 for row, g in enumerate(group):
                     out[g] = att[row, :len(pairs[g][1]) + 1, :len(pairs[g][0]) + 1]
         return cast("List[torch.Tensor]", out)  # every pair filled

@@ -28,22 +28,25 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     from ..api import load
     from ..data.corpus import CorpusError, iter_lines
-    from ..outputs import atomic_output, check_output, checkpoint_files
+    from ..deploy.bundle import is_bundle, model_files
+    from ..outputs import atomic_output, check_output
     from ..runtime import pick_device, pick_threads
     from ..translator import Translator
     with reported("nmt-score", "" if args.output == "-" else f"{args.output} not written"):
         if args.source == "-" and args.target == "-":
             raise CorpusError("--source and --target cannot both be stdin")
-        check_output(args.output, [args.source, args.target, *checkpoint_files(args.checkpoint)])
+        check_output(args.output, [args.source, args.target, *model_files(args.checkpoint)])
         sources, targets = list(iter_lines(args.source)), list(iter_lines(args.target))
         if len(sources) != len(targets):
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
                               f"{len(targets)}")
-        pick_threads(args.threads)
-        loaded = load(args.checkpoint, pick_device(args.device, key="--device"))
-        cfg = loaded.config
+        if is_bundle(args.checkpoint):  # an exported model: ONNX Runtime's threads, no torch
+            loaded = load(args.checkpoint, args.device, threads=pick_threads(args.threads, torch_threads=False))
+        else:
+            pick_threads(args.threads)
+            loaded = load(args.checkpoint, pick_device(args.device, key="--device"))
         scores = Translator(loaded.model, loaded.tokenizer, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision=loaded.precision, src_prefix=cfg.data.src_prefix, max_src_len=cfg.data.max_len,
+                            precision=loaded.precision, src_prefix=loaded.src_prefix, max_src_len=loaded.max_src_len,
                             warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr)
                             ).score(sources, targets)
         with work_signals(), atomic_output(args.output) as f:

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
-import torch
-
 from ..data.spm import PAD
+from .arrays import ops_for
+from .common import normaliser
 
 
-@torch.inference_mode()
 def forced_logprobs(model, src, src_lens, tgt_in, tgt_out) -> List[Tuple[float, int]]:
     """Per sentence, (sum of log p(token | prefix) over the target + EOS, number of those tokens).
 
     src: (batch, src_len); tgt_in: (batch, tgt_len) BOS + target, PAD-padded;
-    tgt_out: (batch, tgt_len) target + EOS, PAD-padded.
+    tgt_out: (batch, tgt_len) target + EOS, PAD-padded (torch tensors or numpy arrays, as the model's).
     """
-    memory, state = model.encode(src, src_lens)
-    total = torch.zeros(src.size(0), dtype=torch.float64, device=src.device)
-    for t in range(tgt_in.size(1)):
-        logits, state, _ = model.step(tgt_in[:, t], state, memory)
-        logits = logits.float()  # (batch, vocab)
-        gold = tgt_out[:, t]
-        lp = logits.gather(1, gold.clamp(min=0)[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)
-        total += torch.where(gold != PAD, lp, torch.zeros_like(lp)).double()
-    counts = (tgt_out != PAD).sum(1)
+    xp = ops_for(src, model)
+    with xp.no_grad():
+        memory, state = model.encode(src, src_lens)
+        total = xp.zeros((src.shape[0],), xp.double)
+        for t in range(tgt_in.shape[1]):
+            logits, state, _ = model.step(tgt_in[:, t], state, memory)
+            logits = xp.astype(logits, xp.float)  # (batch, vocab)
+            gold = tgt_out[:, t]
+            lp = xp.take_along(logits, gold.clip(0, None)[:, None], 1)[:, 0] - normaliser(xp, model, logits)[:, 0]
+            total += xp.astype(xp.where(gold != PAD, lp, 0.0), xp.double)
+        counts = (tgt_out != PAD).sum(1)
     return list(zip(total.tolist(), counts.tolist()))

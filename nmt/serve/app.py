@@ -208,9 +208,6 @@ class Service:
             if len(line) > limits.max_chars:
                 raise HTTPException(413, f"text[{k}]: {len(line)} characters, over this server's limit of "
                                          f"{limits.max_chars}")
-        if (req.alignment or req.attention) and self.model.config is None:
-            raise HTTPException(422, "alignment, attention: this server runs an exported model, which only "
-                                     "translates; serve the checkpoint for alignments")
         if req.src_prefix is not None and any(c.isspace() for c in req.src_prefix):
             raise HTTPException(422, f"src_prefix: {req.src_prefix!r} must be one token without whitespace "
                                      f"(\"\" for none)")

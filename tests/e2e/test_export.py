@@ -59,15 +59,20 @@ def test_a_bundle_translates_the_test_set_as_its_checkpoint_does_without_torch(b
     (tmp_path / "prefix.txt").write_text("una\n\nlo\n\n")
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     for flags in (["--greedy"], ["--prefix-file", tmp_path / "prefix.txt", "--no-repeat-ngram", "2", "--nbest", "2",
-                                 "--output-format", "tsv"]):
+                                 "--output-format", "tsv", "--alignment"]):
         plain = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", tmp_path / "in.txt", *flags).stdout
         assert run(*without_torch("translate", bundle, "-i", tmp_path / "in.txt", *flags)).stdout == plain
+    (tmp_path / "tgt.txt").write_text("\n".join(t["translation"] for t in theirs[:4]) + "\n")
+    scored = [run(*program, "-s", tmp_path / "in.txt", "-t", tmp_path / "tgt.txt").stdout.splitlines()
+              for program in ([bin_path("nmt-score"), demo_run_dir(toy_run)], without_torch("score", bundle))]
+    for ours_line, theirs_line in zip(*scored):  # log-probability, per token, token count
+        ours_cols, theirs_cols = ours_line.split("\t"), theirs_line.split("\t")
+        assert abs(float(ours_cols[0]) - float(theirs_cols[0])) < 1e-3 and ours_cols[2] == theirs_cols[2]
 
 
 def test_what_a_bundle_cannot_do_is_refused_with_the_reason(bundle, toy_run, tmp_path):
     src = toy_run / "data" / "toy" / "test.src"
     for flags, named in ((["--shortlist", "10"], "decodes over its whole vocabulary"),
-                         (["--alignment", "--output-format", "jsonl"], "an exported model only translates"),
                          (["--device", "cuda"], "runs on the CPU"),
                          (["--int8"], "computes as it was exported")):
         proc = run(bin_path("nmt-translate"), bundle, "-i", src, *flags, check=False)
@@ -105,8 +110,10 @@ def test_nmt_serve_runs_a_bundle_without_torch_and_answers_as_nmt_translate(bund
         assert response.json()["translations"] == [json.loads(x) for x in offline.splitlines()]
         info = httpx.get(server.url + "/v1/model").json()
         assert info["exported"] is True and info["parameters"] > 0 and info["architecture"]["encoder"]["cell"] == "gru"
-        bad = server.post({"text": ["a dog"], "alignment": True})
-        assert bad.status_code == 422 and "exported model" in bad.json()["error"]
+        aligned = run(bin_path("nmt-translate"), bundle, "-i", tmp_path / "in.txt", "--output-format", "jsonl",
+                      "--alignment").stdout
+        response = server.post({"text": LINES, "alignment": True})
+        assert response.json()["translations"] == [json.loads(x) for x in aligned.splitlines()]
         assert server.post({"text": ["a dog"], "beam": 0}).status_code == 422
     finally:
         assert server.stop() == 0, "".join(server.log)
