@@ -119,7 +119,9 @@ def grad_flow(records: List[Dict], path: str, labels: Optional[List[str]] = None
 
 def attention_heatmap(weights, src_pieces: Sequence[str], tgt_pieces: Sequence[str], path: str,
                       title: str = "") -> None:
-    """weights: (tgt_len, src_len) array-like; rows are target pieces, columns source pieces."""
+    """weights: (tgt_len, src_len) array-like (a CPU tensor too); rows are target pieces, columns source pieces."""
+    import numpy as np
+    weights = np.asarray(weights)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4.5, 0.4 * len(src_pieces) + 3), max(3, 0.4 * len(tgt_pieces) + 1.8)))
     image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)

@@ -111,7 +111,7 @@ def write_heatmaps(translator, chunk, count: int, out_dir: str, inputs=()) -> in
         line, (src, tgt, weights) = chunk.first + k + 1, drawn
         path = os.path.join(out_dir, f"attention_{line}.png")
         check_output(path, inputs, flag="--attention-plot", text=False)
-        attention_heatmap(weights.numpy(), src, tgt, path, title=f"line {line}, score {chunk.results[k][0].score:.3f}")
+        attention_heatmap(weights, src, tgt, path, title=f"line {line}, score {chunk.results[k][0].score:.3f}")
     return n
 
 

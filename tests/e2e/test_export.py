@@ -62,6 +62,8 @@ def test_a_bundle_translates_the_test_set_as_its_checkpoint_does_without_torch(b
                                  "--output-format", "tsv", "--alignment"]):
         plain = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", tmp_path / "in.txt", *flags).stdout
         assert run(*without_torch("translate", bundle, "-i", tmp_path / "in.txt", *flags)).stdout == plain
+    run(*without_torch("translate", bundle, "-i", tmp_path / "in.txt", "--attention-plot", tmp_path / "maps"))
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == [f"attention_{n}.png" for n in range(1, 5)]
     (tmp_path / "tgt.txt").write_text("\n".join(t["translation"] for t in theirs[:4]) + "\n")
     scored = [run(*program, "-s", tmp_path / "in.txt", "-t", tmp_path / "tgt.txt").stdout.splitlines()
               for program in ([bin_path("nmt-score"), demo_run_dir(toy_run)], without_torch("score", bundle))]
