@@ -44,6 +44,7 @@ class Manifest:
     opset: int = 17
     int8: bool = False  # weights quantized by ONNX Runtime's dynamic quantization
     specials: Dict[str, int] = field(default_factory=dict)  # pad, unk, bos, eos ids
+    files: Dict[str, str] = field(default_factory=dict)  # every other file of the bundle -> its SHA-256
     format_version: int = FORMAT_VERSION
     nmt_version: str = ""
 
@@ -70,10 +71,23 @@ class Manifest:
             manifest = cls(**raw)
         except TypeError as e:
             raise BundleError(f"{path}: {e}") from None
+        if not set(manifest.state) <= {"h", "c", "feed"} or "h" not in manifest.state:
+            raise BundleError(f"{path}: state {manifest.state!r} is not a decoder state (h, and c, feed where used)")
         for name in (ENCODER, STEP, TOPK, *manifest.spm):
-            if not os.path.isfile(os.path.join(directory, name)):
-                raise BundleError(f"{directory}: the bundle has no {name}")
+            manifest.check_file(directory, name)
         return manifest
+
+    def check_file(self, directory: str, name: str) -> None:
+        """``name`` is in the bundle, listed in the manifest, and holds what was exported (its SHA-256):
+        a damaged or changed file is refused, never loaded."""
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            raise BundleError(f"{directory}: the bundle has no {name}")
+        if name not in self.files:
+            raise BundleError(f"{os.path.join(directory, MANIFEST)}: lists no checksum for {name}")
+        if sha256(path) != self.files[name]:
+            raise BundleError(f"{path}: differs from what was exported (SHA-256 mismatch): the file is damaged or "
+                              f"was changed; export the checkpoint again")
 
 
 def is_bundle(path: str) -> bool:

@@ -196,7 +196,8 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
             attention_weights=weights, spm=["spm.model"] if tok.joint else ["spm.src.model", "spm.tgt.model"],
             src_lang=cfg.data.src_lang, tgt_lang=cfg.data.tgt_lang, parameters=count_parameters(model),
             src_prefix=cfg.data.src_prefix or None, max_src_len=cfg.data.max_len, opset=OPSET, int8=int8,
-            specials={"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}, nmt_version=version("nmt"))
+            specials={"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}, nmt_version=version("nmt"),
+            files={name: sha256(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))})
         manifest.write(tmp)
         _replace(tmp, out)
     except BaseException:

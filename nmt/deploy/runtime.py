@@ -55,7 +55,23 @@ class OnnxModel:
         self.stepper = _session(os.path.join(directory, STEP), threads)
         self.state_names = list(self.manifest.state)
         self.step_inputs = {i.name for i in self.stepper.get_inputs()}  # the exporter drops unused ones
+        self._check_graphs()
         self.ops = NumpyOps(_session(os.path.join(directory, TOPK), threads))
+
+    def _check_graphs(self) -> None:
+        """The graphs take and give what the manifest says (a manifest edited by hand, or put beside
+        another export's graphs, is refused here rather than failing mid-translation)."""
+        names = self.state_names
+        wanted = {ENCODER: (self.encoder, {"src", "src_lens"}, [*MEMORY, *(f"{n}_out" for n in names)]),
+                  STEP: (self.stepper, {"prev", *names, *MEMORY},
+                         ["logprobs", *(f"{n}_out" for n in names), *(["weights"] if self.manifest.attention_weights
+                                                                      else [])])}
+        for name, (session, inputs, outputs) in wanted.items():
+            got_in, got_out = {i.name for i in session.get_inputs()}, [o.name for o in session.get_outputs()]
+            required = {"prev"} if name == STEP else {"src", "src_lens"}
+            if not required <= got_in <= inputs or got_out != outputs:
+                raise BundleError(f"{os.path.join(self.directory, name)}: takes {sorted(got_in)} and gives {got_out}, "
+                                  f"not what {os.path.join(self.directory, 'manifest.json')} describes")
 
     def tokenizer(self) -> Tokenizer:
         files = [os.path.join(self.directory, name) for name in self.manifest.spm]

@@ -21,12 +21,13 @@ COMBOS = list(itertools.product(["rnn", "gru", "lstm"], ["final", "none", "bahda
 
 
 def _bundle(model, directory):
-    from nmt.deploy.bundle import Manifest
+    from nmt.deploy.bundle import Manifest, sha256
     from nmt.deploy.export import export_graphs, write_topk
     from nmt.deploy.runtime import OnnxModel
     names, weights = export_graphs(model, str(directory))
     write_topk(str(directory))
-    Manifest("test", "", {}, 30, 30, names, weights, []).write(str(directory))
+    files = {p.name: sha256(str(p)) for p in directory.iterdir()}
+    Manifest("test", "", {}, 30, 30, names, weights, [], files=files).write(str(directory))
     return OnnxModel(str(directory), threads=1)
 
 
@@ -193,7 +194,7 @@ def test_sampling_over_an_exported_model_draws_from_its_nucleus(tmp_path):
 
 
 def test_a_bundle_is_checked_when_loaded_and_never_written_over_user_files(tmp_path):
-    from nmt.deploy.bundle import BundleError
+    from nmt.deploy.bundle import BundleError, sha256
     from nmt.deploy.export import export_bundle
     from nmt.deploy.runtime import OnnxModel
     model = tiny_model().eval()
@@ -203,8 +204,17 @@ def test_a_bundle_is_checked_when_loaded_and_never_written_over_user_files(tmp_p
     (tmp_path / "b" / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(BundleError, match="bundle format 99"):
         OnnxModel(str(tmp_path / "b"))
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps({**manifest, "state": ["h", "c"]}))
+    with pytest.raises(BundleError, match="encoder.onnx: takes .* not what .*manifest.json describes"):
+        OnnxModel(str(tmp_path / "b"))  # a GRU's graphs under an LSTM's manifest
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    graph = (tmp_path / "b" / "step.onnx").read_bytes()
+    (tmp_path / "b" / "step.onnx").write_bytes(graph[:-100] + bytes(100))  # damaged in place
+    with pytest.raises(BundleError, match="step.onnx: differs from what was exported"):
+        OnnxModel(str(tmp_path / "b"))
     (tmp_path / "b" / "step.onnx").write_bytes(b"not a graph")
+    with_sum = {**manifest, "files": {**manifest["files"], "step.onnx": sha256(str(tmp_path / "b" / "step.onnx"))}}
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(with_sum))
     with pytest.raises(BundleError, match="step.onnx: not a loadable ONNX graph"):
         OnnxModel(str(tmp_path / "b"))
     (tmp_path / "b" / "step.onnx").unlink()
