@@ -127,12 +127,7 @@ def load(path: Union[str, Sequence[str]], device: Union[str, torch.device] = Inf
     ``device``: a name (cpu, cuda, auto; checked here) or a ``torch.device`` a program already chose."""
     from .deploy.bundle import is_bundle
     if isinstance(path, (str, os.PathLike)) and is_bundle(os.fspath(path)):
-        return _load_bundle(os.fspath(path), device, precision, int8, fp16_weights, threads)
-    import torch
-
-    from .checkpoint import load_models
-    from .precision import compress_weights
-    from .runtime import pick_device
+        return _load_bundle([os.fspath(path)], device, precision, int8, fp16_weights, threads)
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str):
@@ -145,8 +140,15 @@ def load(path: Union[str, Sequence[str]], device: Union[str, torch.device] = Inf
         bad = [p for p in path if not isinstance(p, str)]
         if bad:
             raise TypeError(f"path must list checkpoint paths (str), got {type(bad[0]).__name__} ({bad[0]!r:.40})")
+        if any(is_bundle(p) for p in path):  # exported models, run without torch (an ensemble of them too)
+            return _load_bundle(path, device, precision, int8, fp16_weights, threads)
         if len(path) == 1:
             path = path[0]
+    import torch
+
+    from .checkpoint import load_models
+    from .precision import compress_weights
+    from .runtime import pick_device
     if not isinstance(device, (str, torch.device)):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
     dev = device if isinstance(device, torch.device) else pick_device(device, key="device")
@@ -154,20 +156,28 @@ def load(path: Union[str, Sequence[str]], device: Union[str, torch.device] = Inf
     return Model(compress_weights(model, int8, fp16_weights, dev), tok, cfg, resolved, dev, shortlist, precision)
 
 
-def _load_bundle(path: str, device, precision: str, int8: bool, fp16_weights: bool, threads: int) -> Model:
-    """An exported bundle over ONNX Runtime on the CPU, in fp32 (or int8 where it was exported so)."""
+def _load_bundle(paths: List[str], device, precision: str, int8: bool, fp16_weights: bool, threads: int) -> Model:
+    """Exported bundles over ONNX Runtime on the CPU, in fp32 (or int8 where exported so): one model,
+    or several as an ensemble (all of them bundles of one vocabulary)."""
     from .config import FROM_CHECKPOINT
-    from .deploy.runtime import OnnxModel
+    from .deploy.bundle import is_bundle
+    from .deploy.runtime import OnnxEnsemble, OnnxModel
     from .errors import ConfigError
     from .runtime import pick_threads
+    mixed = [p for p in paths if not is_bundle(p)]
+    if mixed:
+        raise ConfigError(f"{mixed[0]} is a checkpoint and {next(p for p in paths if is_bundle(p))} an exported model: "
+                          f"an ensemble is all checkpoints or all exported models")
     if str(device) not in ("cpu", "auto"):
         raise ConfigError(f"device {device}: an exported model runs on the CPU (ONNX Runtime); translate the "
                           f"checkpoint itself on a GPU")
     if precision not in (FROM_CHECKPOINT, "fp32", "auto") or int8 or fp16_weights:
         raise ConfigError("an exported model computes as it was exported (fp32, or int8 with nmt-export --int8); "
                           "leave precision, int8 and fp16_weights at their defaults")
-    model = OnnxModel(path, pick_threads(threads, key="threads", torch_threads=False))
-    return Model(model, model.tokenizer(), None, path, "cpu")
+    threads = pick_threads(threads, key="threads", torch_threads=False)
+    members = [OnnxModel(p, threads) for p in paths]
+    model = members[0] if len(members) == 1 else OnnxEnsemble(members)
+    return Model(model, model.tokenizer(), None, ", ".join(paths), "cpu")
 
 
 def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:

@@ -120,12 +120,10 @@ def load_model(args: argparse.Namespace):
     from ..runtime import pick_threads
     paths = args.checkpoints
     if any(is_bundle(c) for c in paths):
-        if len(paths) > 1:
-            raise ConfigError("an exported model translates alone: an ensemble needs the checkpoints themselves")
         if args.shortlist:
             raise ConfigError(f"--shortlist: {paths[0]} is an exported model, which decodes over its whole vocabulary")
         threads = pick_threads(args.threads, torch_threads=False)
-        return load(paths[0], args.device, args.precision, int8=args.int8, fp16_weights=args.fp16_weights,
+        return load(paths, args.device, args.precision, int8=args.int8, fp16_weights=args.fp16_weights,
                     threads=threads), None, threads
     from ..runtime import pick_device
     from ..search.shortlist import select

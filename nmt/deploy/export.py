@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..checkpoint import CheckpointError, load_checkpoint, resolve_path
+from ..checkpoint import load_checkpoint, resolve_path
 from ..data.spm import BOS, EOS, PAD, UNK
 from ..models.decoder import DecoderState, Memory
 from ..models.encoder import Encoder, EncoderOutput
@@ -215,6 +215,3 @@ def _replace(new: str, out: str) -> None:
     os.replace(new, out)
     if old:
         shutil.rmtree(old, ignore_errors=True)
-
-
-__all__ = ["export_bundle", "export_graphs", "CheckpointError"]

@@ -104,3 +104,41 @@ class OnnxModel:
         if memory is not None:
             memory = {name: np.take(t, index, axis=0) for name, t in memory.items()}
         return state, memory
+
+
+class OnnxEnsemble:
+    """Several bundles of one vocabulary behind the search contract, as ``models.ensemble.Ensemble``
+    is for checkpoints: each member keeps its own state and memory; a step gives the mean of the
+    members' log-probabilities (which search normalises like logits) and their mean attention."""
+
+    log_probs = False
+
+    def __init__(self, members):
+        first = members[0]
+        for other in members[1:]:
+            for name_a, name_b in zip(first.manifest.spm, other.manifest.spm):
+                if (name_a, first.manifest.files[name_a]) != (name_b, other.manifest.files[name_b]) \
+                        or len(first.manifest.spm) != len(other.manifest.spm):
+                    raise BundleError(f"{other.directory}: its vocabulary (sentencepiece model) differs from "
+                                      f"{first.directory}'s; ensemble members must share it")
+        self.members, self.manifest, self.ops = list(members), first.manifest, first.ops
+
+    def tokenizer(self) -> Tokenizer:
+        return self.members[0].tokenizer()
+
+    def encode(self, src: np.ndarray, src_lens: np.ndarray):
+        pairs = [m.encode(src, src_lens) for m in self.members]
+        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)  # memories, states
+
+    def step(self, prev: np.ndarray, states, memories):
+        """prev: (rows,) -> mean log-probabilities (rows, vocab), new states, mean weights or None."""
+        outs = [m.step(prev, s, mem) for m, s, mem in zip(self.members, states, memories)]
+        logp = sum(o[0] for o in outs) / len(outs)
+        weights = None if outs[0][2] is None else np.mean([o[2] for o in outs], axis=0)
+        return logp, tuple(o[1] for o in outs), weights
+
+    def reorder(self, states, memories, index: np.ndarray):
+        pairs = [m.reorder(None if states is None else states[i], None if memories is None else memories[i], index)
+                 for i, m in enumerate(self.members)]
+        return (None if states is None else tuple(p[0] for p in pairs)), \
+            (None if memories is None else tuple(p[1] for p in pairs))

@@ -123,9 +123,12 @@ def model_info(model) -> dict:
     exported model: what its manifest says)."""
     if model.config is None:
         m = model.model.manifest
-        return {"checkpoint": os.path.basename(m.checkpoint), "exported": True, "source_language": m.src_lang,
+        info = {"checkpoint": os.path.basename(m.checkpoint), "exported": True, "source_language": m.src_lang,
                 "target_language": m.tgt_lang, "architecture": m.model, "parameters": m.parameters,
                 "precision": "int8" if m.int8 else "fp32"}
+        if ", " in model.path:
+            info["ensemble"] = [os.path.basename(p) for p in model.path.split(", ")]
+        return info
     from ..checkpoint import load_checkpoint
     from ..config import to_dict
     from ..models.seq2seq import count_parameters

@@ -80,9 +80,20 @@ def test_what_a_bundle_cannot_do_is_refused_with_the_reason(bundle, toy_run, tmp
         proc = run(bin_path("nmt-translate"), bundle, "-i", src, *flags, check=False)
         assert proc.returncode != 0 and named in proc.stderr, proc.stderr
     proc = run(bin_path("nmt-translate"), bundle, demo_run_dir(toy_run), "-i", src, check=False)
-    assert proc.returncode != 0 and "an exported model translates alone" in proc.stderr
+    assert proc.returncode != 0 and "all checkpoints or all exported models" in proc.stderr
     proc = run(bin_path("nmt-export"), demo_run_dir(toy_run), "-o", demo_run_dir(toy_run), check=False)
     assert proc.returncode != 0 and "exists and is not an exported model" in proc.stderr
+
+
+def test_an_ensemble_of_bundles_translates_as_the_ensemble_of_their_checkpoints(bundle, toy_run, tmp_path):
+    early = demo_run_dir(toy_run) / "checkpoints" / "step_175.pt"
+    run(bin_path("nmt-export"), early, "-o", tmp_path / "early")
+    (tmp_path / "in.txt").write_text("\n".join((toy_run / "data" / "toy" / "test.src").read_text().splitlines()[:40])
+                                     + "\n")
+    flags = ["-i", tmp_path / "in.txt", "--beam", "3", "--nbest", "2", "--output-format", "tsv"]
+    theirs = run(bin_path("nmt-translate"), demo_run_dir(toy_run), early, *flags).stdout.splitlines()
+    ours = run(*without_torch("translate", bundle, tmp_path / "early", *flags)).stdout.splitlines()
+    assert len(ours) == 80 and [x.split("\t")[2] for x in ours] == [x.split("\t")[2] for x in theirs]
 
 
 def test_a_bundle_is_replaced_whole_and_int8_translates_nearly_alike(bundle, toy_run, tmp_path):

@@ -225,3 +225,25 @@ def test_a_bundle_is_checked_when_loaded_and_never_written_over_user_files(tmp_p
     with pytest.raises(BundleError, match="exists and is not an exported model"):
         export_bundle(str(tmp_path / "no-such.pt"), str(tmp_path / "mine"))
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_an_ensemble_of_bundles_averages_its_members_and_needs_one_vocabulary(tmp_path):
+    from nmt.deploy.bundle import BundleError, Manifest, sha256
+    from nmt.deploy.runtime import OnnxEnsemble, OnnxModel
+    models, members = [tiny_model(seed=s, init_scale=0.5).eval() for s in (1, 2)], []
+    for k, model in enumerate(models):
+        d = tmp_path / str(k)
+        d.mkdir()
+        _bundle(model, d)
+        (d / "spm.model").write_bytes(b"vocabulary %d" % k)  # two different vocabularies
+        manifest = Manifest.read(str(d))
+        manifest.spm, manifest.files["spm.model"] = ["spm.model"], sha256(str(d / "spm.model"))
+        manifest.write(str(d))
+        members.append(OnnxModel(str(d), threads=1))
+    with pytest.raises(BundleError, match="vocabulary .* differs"):
+        OnnxEnsemble(members)
+    ensemble = OnnxEnsemble([members[0], members[0].__class__(str(tmp_path / "0"), threads=1)])  # one model twice
+    src, lens = _sources()
+    one = beam_search(members[0], src.numpy(), lens.numpy(), SearchOptions(beam_size=3, nbest=2))
+    twice = beam_search(ensemble, src.numpy(), lens.numpy(), SearchOptions(beam_size=3, nbest=2))
+    assert [[h.tokens for h in n] for n in one] == [[h.tokens for h in n] for n in twice]
