@@ -27,7 +27,8 @@ def main(argv=None) -> None:
         with work_signals():
             manifest = export_bundle(args.checkpoint, args.output, int8=args.int8)
     print(f"exported {manifest.checkpoint} to {args.output} ({'int8' if manifest.int8 else 'fp32'}, opset "
-          f"{manifest.opset}, state {'+'.join(manifest.state)})", file=sys.stderr)
+          f"{manifest.opset}, state {'+'.join(manifest.state)}; log-probabilities within "
+          f"{manifest.max_logprob_diff:.1e} of the checkpoint's)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ class Manifest:
     int8: bool = False  # weights quantized by ONNX Runtime's dynamic quantization
     specials: Dict[str, int] = field(default_factory=dict)  # pad, unk, bos, eos ids
     files: Dict[str, str] = field(default_factory=dict)  # every other file of the bundle -> its SHA-256
+    max_logprob_diff: float = 0.0  # measured at export: the most a log-probability differs from the checkpoint's
     format_version: int = FORMAT_VERSION
     nmt_version: str = ""
 

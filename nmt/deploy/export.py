@@ -27,6 +27,7 @@ from ..models.seq2seq import Seq2Seq
 from .bundle import ENCODER, MEMORY, STEP, TOPK, BundleError, Manifest, is_bundle, sha256
 
 OPSET = 17
+TOLERANCE = 1e-4  # the most an fp32 bundle's log-probabilities may differ from its checkpoint's
 
 
 def padded_encoder(encoder: Encoder, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
@@ -146,6 +147,35 @@ def write_topk(directory: str) -> None:
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), os.path.join(directory, TOPK))
 
 
+def verify(model: Seq2Seq, directory: str) -> float:
+    """The largest difference between the log-probabilities of ``model`` and of the bundle in
+    ``directory`` (loaded as every program loads it) over a probe: four sources of random lengths,
+    three beams each sharing their sentence's memory, three greedy steps."""
+    import numpy as np
+
+    from ..data.batching import source_tensor
+    from .runtime import OnnxModel
+    bundle = OnnxModel(directory, threads=1)
+    g = torch.Generator().manual_seed(0)
+    src, lens = source_tensor([torch.randint(4, model.encoder.embed.num_embeddings, (n,), generator=g).tolist()
+                               for n in (9, 4, 1, 6)])
+    beams = torch.arange(4).repeat_interleave(3)  # (12,) 3 beams per sentence
+    worst = 0.0
+    with torch.no_grad():
+        memory, state = model.encode(src, lens)
+        state, _ = model.reorder(state, None, beams)
+        o_memory, o_state = bundle.encode(src.numpy(), lens.numpy())
+        o_state, _ = bundle.reorder(o_state, None, beams.numpy())
+        prev = torch.full((12,), BOS)
+        for _ in range(3):
+            logits, state, _ = model.step(prev, state, memory)
+            logp, o_state, _ = bundle.step(prev.numpy(), o_state, o_memory)
+            ours = torch.log_softmax(logits.float(), dim=-1)
+            worst = max(worst, float(np.abs(logp - ours.numpy()).max()))
+            prev = ours.argmax(-1)
+    return worst
+
+
 def _quantize(directory: str) -> None:
     """Both graphs' weights to int8 in place (ONNX Runtime's dynamic quantization)."""
     import logging
@@ -198,6 +228,11 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
             src_prefix=cfg.data.src_prefix or None, max_src_len=cfg.data.max_len, opset=OPSET, int8=int8,
             specials={"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}, nmt_version=version("nmt"),
             files={name: sha256(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))})
+        manifest.write(tmp)
+        manifest.max_logprob_diff = verify(model, tmp)
+        if not int8 and manifest.max_logprob_diff > TOLERANCE:
+            raise BundleError(f"{out}: not written: the exported graphs' log-probabilities differ from the "
+                              f"checkpoint's by {manifest.max_logprob_diff:.1e} (more than {TOLERANCE:g})")
         manifest.write(tmp)
         _replace(tmp, out)
     except BaseException:

@@ -130,3 +130,28 @@ def test_nmt_serve_runs_a_bundle_without_torch_and_answers_as_nmt_translate(bund
         assert server.post({"text": ["a dog"], "beam": 0}).status_code == 422
     finally:
         assert server.stop() == 0, "".join(server.log)
+
+
+def test_an_export_that_does_not_compute_what_the_checkpoint_computes_is_never_written(toy_run, tmp_path,
+                                                                                        monkeypatch):
+    import copy
+
+    import torch
+
+    from nmt.deploy import export
+    from nmt.deploy.bundle import BundleError
+    real = export.export_graphs
+
+    def wrong(model, directory):  # graphs of a model that differs in one output weight
+        other = copy.deepcopy(model)
+        with torch.no_grad():
+            other.decoder.output.weight[5, 0] += 1.0
+        return real(other, directory)
+
+    monkeypatch.setattr(export, "export_graphs", wrong)
+    with pytest.raises(BundleError, match="not written: the exported graphs' log-probabilities differ"):
+        export.export_bundle(str(demo_run_dir(toy_run)), str(tmp_path / "b"))
+    assert list(tmp_path.iterdir()) == []  # neither the bundle nor its temporary directory
+    monkeypatch.setattr(export, "export_graphs", real)
+    manifest = export.export_bundle(str(demo_run_dir(toy_run)), str(tmp_path / "b"))
+    assert 0 <= manifest.max_logprob_diff < export.TOLERANCE
