@@ -72,6 +72,10 @@ class Manifest:
             manifest = cls(**raw)
         except TypeError as e:
             raise BundleError(f"{path}: {e}") from None
+        names = [*manifest.spm, *manifest.files]
+        outside = [n for n in names if not isinstance(n, str) or os.path.basename(n) != n or n in ("", ".", "..")]
+        if outside:
+            raise BundleError(f"{path}: names {outside[0]!r}, which is not a file of the bundle's directory")
         if not set(manifest.state) <= {"h", "c", "feed"} or "h" not in manifest.state:
             raise BundleError(f"{path}: state {manifest.state!r} is not a decoder state (h, and c, feed where used)")
         for name in (ENCODER, STEP, TOPK, *manifest.spm):

@@ -204,6 +204,9 @@ def test_a_bundle_is_checked_when_loaded_and_never_written_over_user_files(tmp_p
     (tmp_path / "b" / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(BundleError, match="bundle format 99"):
         OnnxModel(str(tmp_path / "b"))
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps({**manifest, "spm": ["../../etc/passwd"]}))
+    with pytest.raises(BundleError, match="not a file of the bundle's directory"):
+        OnnxModel(str(tmp_path / "b"))
     (tmp_path / "b" / "manifest.json").write_text(json.dumps({**manifest, "state": ["h", "c"]}))
     with pytest.raises(BundleError, match="encoder.onnx: takes .* not what .*manifest.json describes"):
         OnnxModel(str(tmp_path / "b"))  # a GRU's graphs under an LSTM's manifest
