@@ -87,3 +87,25 @@ def test_roofline_names_match_whole_ops_not_prefixes():
     assert op_class("aten::tanh") == "elementwise" and op_class("aten::tanh_") == "elementwise"  # not aten::t
     assert op_class("aten::index_select") == "copies, layout, indexing" and op_class("aten::t") == op_class("aten::copy_")
     assert op_class("aten::_fused_dropout") == "dropout, random"
+
+
+def test_the_deployment_table_has_a_row_per_backend_with_its_share_of_the_limit(tmp_path):
+    spec = importlib.util.spec_from_file_location("deploy_benchmark", ROOT / "scripts" / "deploy_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = {"beam5": {"sentences_per_s": 100.0, "share_of_limit": 0.5}, "greedy": {"sentences_per_s": 400.0,
+                                                                                 "share_of_limit": 0.25},
+           "bleu": 41.8, "identical_lines": 990, "latency": {"ms_median": 40.0, "ms_p90": 50.0},
+           "process_seconds": 0.5, "peak_rss_mb": 150.4}
+    record = {"time": "2026-12-06 22:22:31", "checkpoint": "/x/run/checkpoints/best.pt", "split": "test_2016_flickr",
+              "cpu": {"model": "AMD EPYC"}, "threads": 2, "peak_gemm_gflops": 150.0, "lines": 1000,
+              "gflop_per_sentence_beam5": 0.92, "gflop_per_sentence_greedy": 0.2,
+              "backends": {name: row for name in module.BACKENDS}}
+    path = tmp_path / "deploy.jsonl"
+    path.write_text(json.dumps({"old": True}) + "\n" + json.dumps(record) + "\n")  # the latest record counts
+    lines = module.table(str(path)).splitlines()
+    assert "run, test_2016_flickr (1000 lines)" in lines[0] and "peak fp32 GEMM 150.0 GFLOP/s" in lines[0]
+    rows = [line for line in lines if line.startswith("| ") and "backend" not in line]
+    assert [r.split(" | ")[0][2:] for r in rows] == list(module.BACKENDS)
+    assert rows[-1] == ("| ONNX Runtime int8 | 100.0 (50%) | 400.0 (25%) | 40.0 (50.0) | 41.8 | 990 / 1000 | "
+                        "0.5 s, 150 MB |")
