@@ -1,10 +1,11 @@
 """``export_bundle``: a checkpoint as two ONNX graphs and what a torch-free runtime needs beside them.
 
-The encoder graph is ``Seq2Seq.encode`` whole (embedding, packed recurrent layers, bridge, attention
-keys); the step graph is ``Decoder.step`` (embedding, cell, attention, attentional layer, output
-layer) followed by a log-softmax. Search stays outside the graphs (``nmt.search``). The step is
-traced with k = 2 beams per memory row, so it keeps the search's sharing: a batch of rows x k
-states over a memory of ``rows`` sentences (k = 1 for greedy decoding).
+The encoder graph is ``Seq2Seq.encode`` whole (embedding, packed recurrent layers as
+``Encoder.padded_forward`` runs them, bridge, attention keys); the step graph is ``Decoder.step``
+(embedding, cell, attention, attentional layer, output layer) followed by a log-softmax. Search
+stays outside the graphs (``nmt.search``). The step is traced with k = 2 beams per memory row, so it
+keeps the search's sharing: a batch of rows x k states over a memory of ``rows`` sentences (k = 1
+for greedy decoding).
 """
 from __future__ import annotations
 
@@ -17,39 +18,15 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..checkpoint import load_checkpoint, resolve_path
 from ..data.spm import BOS, EOS, PAD, UNK
 from ..models.decoder import DecoderState, Memory
-from ..models.encoder import Encoder, EncoderOutput
 from ..models.seq2seq import Seq2Seq
 from .bundle import ENCODER, MEMORY, STEP, TOPK, BundleError, Manifest, is_bundle, sha256
 
 OPSET = 17
 TOLERANCE = 1e-4  # the most an fp32 bundle's log-probabilities may differ from its checkpoint's
-
-
-def padded_encoder(encoder: Encoder, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
-    """``Encoder.forward`` with each layer packed and unpacked around its RNN (the pairs the ONNX
-    exporter turns into recurrent ops with sequence lengths) and residual sums taken on the padded
-    outputs, which are zero at padding either way: the same numbers (tested)."""
-    x = encoder.dropout(encoder.embed(src))  # (batch, src_len, embed)
-    finals_h, finals_c = [], []
-    for i, rnn in enumerate(encoder.layers):
-        if i > 0:
-            x = encoder.dropout(x)
-        packed = pack_padded_sequence(x, src_lens, batch_first=True, enforce_sorted=False)
-        out, state = rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (batch, src_len, dirs*hidden)
-        if encoder.residual and i > 0:
-            out = out + x
-        h, c = state if isinstance(state, tuple) else (state, None)
-        finals_h.append(torch.cat(list(h), dim=-1))  # (directions, batch, hidden) -> (batch, directions*hidden)
-        if c is not None:
-            finals_c.append(torch.cat(list(c), dim=-1))
-        x = out
-    return EncoderOutput(x, torch.stack(finals_h), torch.stack(finals_c) if finals_c else None)
 
 
 class _Encode(nn.Module):
@@ -58,7 +35,7 @@ class _Encode(nn.Module):
         self.model, self.state = model, state
 
     def forward(self, src: torch.Tensor, src_lens: torch.Tensor):
-        memory, state = self.model.start(padded_encoder(self.model.encoder, src, src_lens), src_lens)
+        memory, state = self.model.start(self.model.encoder.padded_forward(src, src_lens), src_lens)
         return (*memory, *(getattr(state, name) for name in self.state))
 
 

@@ -41,23 +41,40 @@ class Encoder(nn.Module):
         """src: (batch, src_len) ids; src_lens: (batch,) lengths on CPU."""
         emb = self.dropout(self.embed(src))  # (batch, src_len, embed)
         x = pack_padded_sequence(emb, src_lens.cpu(), batch_first=True, enforce_sorted=False)
-        finals_h, finals_c = [], []
+        finals = []
         for i, rnn in enumerate(self.layers):
             if i > 0:
                 x = x._replace(data=self.dropout(x.data))
             out, state = rnn(x)
             if self.residual and i > 0:
                 out = out._replace(data=out.data + x.data)
-            h, c = state if isinstance(state, tuple) else (state, None)
-            # (directions, batch, hidden) -> (batch, directions*hidden)
-            finals_h.append(torch.cat(list(h), dim=-1))
-            if c is not None:
-                finals_c.append(torch.cat(list(c), dim=-1))
+            finals.append(state)
             x = out
         outputs, _ = pad_packed_sequence(x, batch_first=True, total_length=src.size(1))
-        # (batch, src_len, directions*hidden)
-        final_h = torch.stack(finals_h)  # (num_layers, batch, directions*hidden)
-        final_c = torch.stack(finals_c) if finals_c else None
+        return self._output(outputs, finals)  # outputs: (batch, src_len, directions*hidden)
+
+    def padded_forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
+        """``forward`` with each layer packed and unpacked around its RNN, residual sums taken on the
+        padded outputs (zero at padding either way): the same numbers (tested), in the pack/unpack
+        pairs the ONNX exporter turns into recurrent ops with sequence lengths (``nmt-export``)."""
+        x = self.dropout(self.embed(src))  # (batch, src_len, embed)
+        finals = []
+        for i, rnn in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            out, state = rnn(pack_padded_sequence(x, src_lens, batch_first=True, enforce_sorted=False))
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (batch, src_len, out)
+            x = out + x if self.residual and i > 0 else out
+            finals.append(state)
+        return self._output(x, finals)
+
+    @staticmethod
+    def _output(outputs: torch.Tensor, finals) -> EncoderOutput:
+        """The outputs and every layer's last state: h (and c for an LSTM), each (directions, batch,
+        hidden), to (num_layers, batch, directions*hidden)."""
+        pairs = [state if isinstance(state, tuple) else (state, None) for state in finals]
+        final_h = torch.stack([torch.cat(list(h), dim=-1) for h, _ in pairs])
+        final_c = torch.stack([torch.cat(list(c), dim=-1) for _, c in pairs]) if pairs[0][1] is not None else None
         return EncoderOutput(outputs, final_h, final_c)
 
 

@@ -84,13 +84,12 @@ ARCHITECTURES = {  # beyond cell x attention x feeding: layers, residual, direct
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_every_architecture_exports_equal_and_stays_in_eval_mode(name, tmp_path):
-    from nmt.deploy.export import padded_encoder
     model = _built(*ARCHITECTURES[name])
     onnx = _bundle(model, tmp_path)
     assert not any(m.training for m in model.modules())  # exporting leaves the model as it was
     src, lens = _sources()
     with torch.no_grad():
-        ours, packed = padded_encoder(model.encoder, src, lens), model.encoder(src, lens)
+        ours, packed = model.encoder.padded_forward(src, lens), model.encoder(src, lens)
         assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(ours, packed))
         memory, state = model.encode(src, lens)
         o_memory, o_state = onnx.encode(src.numpy(), lens.numpy())
