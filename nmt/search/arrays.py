@@ -28,28 +28,56 @@ def numpy_ops() -> NumpyOps:
     return NumpyOps()
 
 
-class TorchOps:
+class _Ops:
+    """What torch and numpy spell alike, over ``self.lib`` (the module)."""
+
+    lib: Any
+
+    def cat(self, xs, axis: int):
+        return self.lib.concatenate(list(xs), axis=axis)
+
+    def stack(self, xs, axis: int):
+        return self.lib.stack(list(xs), axis)
+
+    def where(self, cond, a, b):
+        return self.lib.where(cond, a, b)
+
+    def maximum(self, a, b):
+        return self.lib.maximum(a, b)
+
+    def isfinite(self, x):
+        return self.lib.isfinite(x)
+
+    def log(self, x):
+        return self.lib.log(x)
+
+    def floor(self, x):
+        return self.lib.floor(x)
+
+
+class TorchOps(_Ops):
     """torch, allocating on ``device``."""
 
     def __init__(self, device):
         import torch
-        self.t, self.device = torch, device
+        self.lib = torch
+        self.device = device
         self.long, self.float, self.double, self.bool = torch.long, torch.float32, torch.float64, torch.bool
 
     def no_grad(self):
-        return self.t.inference_mode()
+        return self.lib.inference_mode()
 
     def full(self, shape: Sequence[int], value, dtype):
-        return self.t.full(tuple(shape), value, dtype=dtype, device=self.device)
+        return self.lib.full(tuple(shape), value, dtype=dtype, device=self.device)
 
     def zeros(self, shape: Sequence[int], dtype):
-        return self.t.zeros(tuple(shape), dtype=dtype, device=self.device)
+        return self.lib.zeros(tuple(shape), dtype=dtype, device=self.device)
 
     def arange(self, n: int):
-        return self.t.arange(n, device=self.device)
+        return self.lib.arange(n, device=self.device)
 
     def asarray(self, values, dtype):
-        return self.t.tensor(values, dtype=dtype, device=self.device)
+        return self.lib.tensor(values, dtype=dtype, device=self.device)
 
     def astype(self, x, dtype):
         return x.to(dtype)
@@ -60,30 +88,9 @@ class TorchOps:
     def repeat(self, x, k: int):
         return x.repeat_interleave(k)
 
-    def cat(self, xs, axis: int):
-        return self.t.cat(list(xs), dim=axis)
-
-    def stack(self, xs, axis: int):
-        return self.t.stack(list(xs), dim=axis)
-
-    def where(self, cond, a, b):
-        return self.t.where(cond, a, b)
-
-    def maximum(self, a, b):
-        return self.t.maximum(a, b)
-
-    def isfinite(self, x):
-        return self.t.isfinite(x)
-
-    def log(self, x):
-        return x.log()
-
-    def floor(self, x):
-        return x.floor()
-
     def take_along(self, x, index, axis: int):
         """``x`` gathered along ``axis`` at ``index`` (same rank; other axes broadcast)."""
-        return self.t.take_along_dim(x, index, dim=axis)
+        return self.lib.take_along_dim(x, index, dim=axis)
 
     def topk(self, x, k: int) -> Tuple[Any, Any]:
         """The ``k`` largest along the last axis, largest first: (values, indices)."""
@@ -91,7 +98,7 @@ class TorchOps:
 
     def logsumexp(self, x):
         """Along the last axis, kept as an axis of size 1."""
-        return self.t.logsumexp(x, dim=-1, keepdim=True)
+        return self.lib.logsumexp(x, dim=-1, keepdim=True)
 
     def nonzero(self, mask):
         """Positions of True in a 1-D mask."""
@@ -102,7 +109,7 @@ class TorchOps:
         return x.unfold(1, n, 1)
 
 
-class NumpyOps:
+class NumpyOps(_Ops):
     """numpy (the ONNX Runtime backend); the same results as ``TorchOps`` up to floating-point rounding.
     ``topk``: an ONNX Runtime session of one TopK node (inputs x, k; outputs values, indices): the
     same selection as torch's (equal values may come in another order) and several times faster than
@@ -110,23 +117,24 @@ class NumpyOps:
 
     def __init__(self, topk=None):
         import numpy as np
-        self.np, self.topk_session = np, topk
+        self.lib = np
+        self.topk_session = topk
         self.long, self.float, self.double, self.bool = np.int64, np.float32, np.float64, np.bool_
 
     def no_grad(self):
         return contextlib.nullcontext()
 
     def full(self, shape: Sequence[int], value, dtype):
-        return self.np.full(tuple(shape), value, dtype=dtype)
+        return self.lib.full(tuple(shape), value, dtype=dtype)
 
     def zeros(self, shape: Sequence[int], dtype):
-        return self.np.zeros(tuple(shape), dtype=dtype)
+        return self.lib.zeros(tuple(shape), dtype=dtype)
 
     def arange(self, n: int):
-        return self.np.arange(n, dtype=self.np.int64)
+        return self.lib.arange(n, dtype=self.lib.int64)
 
     def asarray(self, values, dtype):
-        return self.np.asarray(values, dtype=dtype)
+        return self.lib.asarray(values, dtype=dtype)
 
     def astype(self, x, dtype):
         return x.astype(dtype)
@@ -135,35 +143,14 @@ class NumpyOps:
         return x.copy()
 
     def repeat(self, x, k: int):
-        return self.np.repeat(x, k)
-
-    def cat(self, xs, axis: int):
-        return self.np.concatenate(list(xs), axis=axis)
-
-    def stack(self, xs, axis: int):
-        return self.np.stack(list(xs), axis=axis)
-
-    def where(self, cond, a, b):
-        return self.np.where(cond, a, b)
-
-    def maximum(self, a, b):
-        return self.np.maximum(a, b)
-
-    def isfinite(self, x):
-        return self.np.isfinite(x)
-
-    def log(self, x):
-        return self.np.log(x)
-
-    def floor(self, x):
-        return self.np.floor(x)
+        return self.lib.repeat(x, k)
 
     def take_along(self, x, index, axis: int):
         shape = [i if d == axis % x.ndim else max(n, i) for d, (n, i) in enumerate(zip(x.shape, index.shape))]
-        return self.np.take_along_axis(x, self.np.broadcast_to(index, shape), axis=axis)
+        return self.lib.take_along_axis(x, self.lib.broadcast_to(index, shape), axis=axis)
 
     def topk(self, x, k: int):
-        np = self.np
+        np = self.lib
         if self.topk_session is not None and x.dtype == np.float32:
             rows = x.reshape(-1, x.shape[-1])  # (rows, n)
             values, index = self.topk_session.run(None, {"x": rows, "k": np.array([k], dtype=np.int64)})
@@ -177,14 +164,14 @@ class NumpyOps:
         return np.take_along_axis(values, order, axis=-1), np.take_along_axis(part, order, axis=-1)
 
     def logsumexp(self, x):
-        np = self.np
+        np = self.lib
         top = x.max(axis=-1, keepdims=True)
         top = np.where(np.isfinite(top), top, 0).astype(x.dtype)
         with np.errstate(divide="ignore"):  # a row that is all -inf has log-sum -inf, as torch's
             return top + np.log(np.exp(x - top).sum(axis=-1, keepdims=True))
 
     def nonzero(self, mask):
-        return self.np.flatnonzero(mask)
+        return self.lib.flatnonzero(mask)
 
     def windows(self, x, n: int):
-        return self.np.lib.stride_tricks.sliding_window_view(x, n, axis=1)
+        return self.lib.lib.stride_tricks.sliding_window_view(x, n, axis=1)

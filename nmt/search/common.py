@@ -75,9 +75,8 @@ class Prefix(NamedTuple):
     @classmethod
     def of(cls, prefixes, xp) -> Prefix:
         """From target id lists, as arrays of ``xp`` (``arrays.ops_for`` of the source batch)."""
-        width = max([len(p) for p in prefixes] + [1])
-        return cls(xp.asarray([list(p) + [PAD] * (width - len(p)) for p in prefixes], xp.long),
-                   xp.asarray([len(p) for p in prefixes], xp.long))
+        from ..data.batching import pad_array
+        return cls(xp.asarray(pad_array(prefixes), xp.long), xp.asarray([len(p) for p in prefixes], xp.long))
 
     def force(self, logp: Any, raw: Any, t: int, sentence: Any) -> Any:
         """Rows (of sentences ``sentence``, (rows,)) whose prefix reaches past step ``t`` may only

@@ -1,6 +1,7 @@
 """Greedy decoding and sampling (temperature, top-k, nucleus), batched, dropping finished sentences.
 
-Greedy decoding runs over torch and numpy arrays alike (``arrays.py``); sampling over torch only."""
+Both run over torch tensors and numpy arrays alike (``arrays.py``); sampling draws from the
+backend's own generator."""
 from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
