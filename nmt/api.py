@@ -75,18 +75,20 @@ class Model:
             _positive_int(value, name, low)
         options = decoding_options(beam, greedy=greedy, nbest=nbest, **search)
         check_min_len(options, self.max_src_len, "min_len")
-        short = self._shortlist(shortlist, shortlist_frequent)
+        short = self.shortlist_table(shortlist, shortlist_frequent)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
                                 precision=self.precision, src_prefix=self.src_prefix, max_src_len=self.max_src_len)
         out = translator.translate(lines, prefix)
         return [n[0][0] for n in out] if nbest == 1 else out
 
-    def _shortlist(self, size: int, frequent: int):
-        """The shortlist table chosen (``search.shortlist.select``), or None; an exported model has none."""
+    def shortlist_table(self, size: int, frequent: int, flag: str = "shortlist="):
+        """The shortlist table chosen (``search.shortlist.select``), or None; an exported model has none
+        (``size`` > 0 refused, naming ``flag``: ``shortlist=`` in the API, ``--shortlist `` on the
+        command line)."""
         if self.config is None:
             if size:
                 from .errors import ConfigError
-                raise ConfigError(f"shortlist={size}: {self.path} is an exported model, which decodes over its whole "
+                raise ConfigError(f"{flag}{size}: {self.path} is an exported model, which decodes over its whole "
                                   f"vocabulary")
             return None
         from .search.shortlist import select

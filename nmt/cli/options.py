@@ -115,19 +115,19 @@ def load_model(args: argparse.Namespace):
     ensemble or exported bundle (``nmt.load``, the one loader), the shortlist chosen (or None) and
     the number of threads set. A bundle runs without torch: nothing here imports it for one."""
     from ..api import load
+    threads, device = threads_and_device(args.checkpoints, args.threads, args.device)
+    loaded = load(args.checkpoints, device, args.precision, int8=args.int8, fp16_weights=args.fp16_weights,
+                  threads=threads)
+    return loaded, loaded.shortlist_table(args.shortlist, args.shortlist_frequent, "--shortlist "), threads
+
+
+def threads_and_device(paths, threads: int, device: str):
+    """The threads set (``--threads``) and the device for ``nmt.load`` of the models ``paths``: exported
+    models get ONNX Runtime's threads and leave the device to ``nmt.load``'s check, so no torch is
+    imported; checkpoints get torch's threads and the device picked here (named ``--device``)."""
     from ..deploy.bundle import is_bundle
-    from ..errors import ConfigError
     from ..runtime import pick_threads
-    paths = args.checkpoints
-    if any(is_bundle(c) for c in paths):
-        if args.shortlist:
-            raise ConfigError(f"--shortlist: {paths[0]} is an exported model, which decodes over its whole vocabulary")
-        threads = pick_threads(args.threads, torch_threads=False)
-        return load(paths, args.device, args.precision, int8=args.int8, fp16_weights=args.fp16_weights,
-                    threads=threads), None, threads
+    if any(is_bundle(p) for p in paths):
+        return pick_threads(threads, torch_threads=False), device
     from ..runtime import pick_device
-    from ..search.shortlist import select
-    threads = pick_threads(args.threads)
-    loaded = load(paths, pick_device(args.device, key="--device"), args.precision, int8=args.int8,
-                  fp16_weights=args.fp16_weights)
-    return loaded, select(loaded.shortlist, args.shortlist, args.shortlist_frequent, loaded.path), threads
+    return pick_threads(threads), pick_device(device, key="--device")

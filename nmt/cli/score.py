@@ -6,7 +6,7 @@ import sys
 
 from ..config import InferenceSettings
 from . import prepare_process, reported, work_signals
-from .options import add_batch_flags, add_threads_flag
+from .options import add_batch_flags, add_threads_flag, threads_and_device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +28,8 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     from ..api import load
     from ..data.corpus import CorpusError, iter_lines
-    from ..deploy.bundle import is_bundle, model_files
+    from ..deploy.bundle import model_files
     from ..outputs import atomic_output, check_output
-    from ..runtime import pick_device, pick_threads
     from ..translator import Translator
     with reported("nmt-score", "" if args.output == "-" else f"{args.output} not written"):
         if args.source == "-" and args.target == "-":
@@ -40,11 +39,8 @@ def main(argv=None) -> None:
         if len(sources) != len(targets):
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
                               f"{len(targets)}")
-        if is_bundle(args.checkpoint):  # an exported model: ONNX Runtime's threads, no torch
-            loaded = load(args.checkpoint, args.device, threads=pick_threads(args.threads, torch_threads=False))
-        else:
-            pick_threads(args.threads)
-            loaded = load(args.checkpoint, pick_device(args.device, key="--device"))
+        threads, device = threads_and_device([args.checkpoint], args.threads, args.device)
+        loaded = load(args.checkpoint, device, threads=threads)
         scores = Translator(loaded.model, loaded.tokenizer, batch_size=args.batch_size, max_tokens=args.max_tokens,
                             precision=loaded.precision, src_prefix=loaded.src_prefix, max_src_len=loaded.max_src_len,
                             warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr)
