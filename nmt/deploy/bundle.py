@@ -20,6 +20,9 @@ from ..errors import NmtError
 FORMAT_VERSION = 1
 MANIFEST, ENCODER, STEP, TOPK = "manifest.json", "encoder.onnx", "step.onnx", "topk.onnx"
 MEMORY = ("values", "keys", "mask")  # the encoder's memory outputs, the step's memory inputs, in order
+# the decoder state's tensors a bundle may carry, with their batch axis: h and c are (layers, rows,
+# hidden), feed (rows, size)
+STATE_AXIS = {"h": 1, "c": 1, "feed": 0}
 
 
 class BundleError(NmtError):
@@ -76,7 +79,7 @@ class Manifest:
         outside = [n for n in names if not isinstance(n, str) or os.path.basename(n) != n or n in ("", ".", "..")]
         if outside:
             raise BundleError(f"{path}: names {outside[0]!r}, which is not a file of the bundle's directory")
-        if not set(manifest.state) <= {"h", "c", "feed"} or "h" not in manifest.state:
+        if not set(manifest.state) <= set(STATE_AXIS) or "h" not in manifest.state:
             raise BundleError(f"{path}: state {manifest.state!r} is not a decoder state (h, and c, feed where used)")
         for name in (ENCODER, STEP, TOPK, *manifest.spm):
             manifest.check_file(directory, name)

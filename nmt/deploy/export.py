@@ -23,7 +23,7 @@ from ..checkpoint import load_checkpoint, resolve_path
 from ..data.spm import BOS, EOS, PAD, UNK
 from ..models.decoder import DecoderState, Memory
 from ..models.seq2seq import Seq2Seq
-from .bundle import ENCODER, MEMORY, STEP, TOPK, BundleError, Manifest, is_bundle, sha256
+from .bundle import ENCODER, MEMORY, STATE_AXIS, STEP, TOPK, BundleError, Manifest, is_bundle, sha256
 
 OPSET = 17
 TOLERANCE = 1e-4  # the most an fp32 bundle's log-probabilities may differ from its checkpoint's
@@ -55,13 +55,12 @@ class _Step(nn.Module):
 
 def _axes(state: List[str], keys_per_position: bool, weights: bool) -> Tuple[Dict, Dict]:
     """ONNX dynamic axes of the encoder's and the step's inputs and outputs (names as in the graphs)."""
-    state_axes = {"h": {1: "rows"}, "c": {1: "rows"}, "feed": {0: "rows"}}
     memory = {"values": {0: "batch", 1: "src_len"}, "keys": {0: "batch", 1: "src_len"} if keys_per_position
               else {0: "batch"}, "mask": {0: "batch", 1: "src_len"}}
     encoder = {"src": {0: "batch", 1: "src_len"}, "src_lens": {0: "batch"}, **memory,
-               **{f"{s}_out": {1: "batch"} if s != "feed" else {0: "batch"} for s in state}}
-    step = {"prev": {0: "rows"}, **{s: state_axes[s] for s in state}, **memory, "logprobs": {0: "rows"},
-            **{f"{s}_out": state_axes[s] for s in state}}
+               **{f"{s}_out": {STATE_AXIS[s]: "batch"} for s in state}}
+    step = {"prev": {0: "rows"}, **{s: {STATE_AXIS[s]: "rows"} for s in state}, **memory, "logprobs": {0: "rows"},
+            **{f"{s}_out": {STATE_AXIS[s]: "rows"} for s in state}}
     if weights:
         step["weights"] = {0: "rows", 1: "src_len"}
     return encoder, step

@@ -14,10 +14,7 @@ import numpy as np
 
 from ..data.spm import Tokenizer
 from ..search.arrays import NumpyOps
-from .bundle import ENCODER, MEMORY, STEP, TOPK, BundleError, Manifest
-
-# the batch axis of each decoder-state tensor: h and c are (layers, rows, hidden), feed (rows, size)
-STATE_AXIS = {"h": 1, "c": 1, "feed": 0}
+from .bundle import ENCODER, MEMORY, STATE_AXIS, STEP, TOPK, BundleError, Manifest
 
 State = Dict[str, np.ndarray]
 MemoryArrays = Dict[str, np.ndarray]
@@ -76,10 +73,6 @@ class OnnxModel:
     def tokenizer(self) -> Tokenizer:
         files = [os.path.join(self.directory, name) for name in self.manifest.spm]
         return Tokenizer.load(files[0], files[1] if len(files) > 1 else None)
-
-    @property
-    def tgt_vocab_size(self) -> int:
-        return self.manifest.tgt_vocab_size
 
     def encode(self, src: np.ndarray, src_lens: np.ndarray) -> Tuple[MemoryArrays, State]:
         out = self.encoder.run(None, {"src": src.astype(np.int64), "src_lens": src_lens.astype(np.int64)})
