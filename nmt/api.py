@@ -12,18 +12,23 @@ if TYPE_CHECKING:  # importing nmt.api loads no torch
     import torch
 
 
-def _lines(value, name: str) -> List[str]:
+def _lines(value, name: str, what: str = "sentences") -> List[str]:
     """``value`` as a list of str, or a TypeError naming the argument and the first bad item."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a list of sentences, not a single {type(value).__name__}; wrap it in a list")
-    try:
-        items = list(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of str, got {type(value).__name__}") from None
+    items = _listed(value, name, what)
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__} ({item!r:.40})")
     return items
+
+
+def _listed(value, name: str, what: str) -> list:
+    """``value`` as a list (of ``what``), or a TypeError naming the argument."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a list of {what}, not a single {type(value).__name__}; wrap it in a list")
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of {what}, got {type(value).__name__}") from None
 
 
 def _positive_int(value, name: str, low: int = 1) -> int:
@@ -54,13 +59,16 @@ class Model:
                   greedy: bool = False, batch_size: int = InferenceSettings.batch_size,
                   shortlist: int = InferenceSettings.shortlist,
                   shortlist_frequent: int = InferenceSettings.shortlist_frequent,
-                  prefix: Optional[Sequence[str]] = None, **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
+                  prefix: Optional[Sequence[str]] = None, constraints: Optional[Sequence[Sequence[str]]] = None,
+                  **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
         """Translations of ``lines`` in order: a list of strings, or with ``nbest`` > 1 a list of
         n-best lists of (text, score). ``shortlist=K`` searches over each source token's K likeliest
         target tokens and the ``shortlist_frequent`` most frequent ones (as ``nmt-translate
         --shortlist K``). ``search`` takes any other ``SearchOptions`` field (``alpha``, ``penalty``,
         ``max_len_a``, ``min_len``, ``no_repeat_ngram``, ``top_p``, ...). ``prefix``: per line, a
-        target prefix its translation must start with ("" for none): forced, then searched on."""
+        target prefix its translation must start with ("" for none): forced, then searched on.
+        ``constraints``: per line, a list of target phrases its translation must contain ([] for none;
+        beam search only); a line whose translation could not hold them all is warned about."""
         from .search.options import check_min_len
         from .translator import Translator, check_one_line
         lines = _lines(lines, "lines")
@@ -70,6 +78,13 @@ class Model:
             check_one_line(prefix, "prefix")
             if len(prefix) != len(lines):
                 raise ValueError(f"prefix has {len(prefix)} entries for {len(lines)} lines")
+        if constraints is not None:
+            constraints = [_lines(c, f"constraints[{k}]", "phrases")
+                           for k, c in enumerate(_listed(constraints, "constraints", "phrase lists"))]
+            for k, phrases in enumerate(constraints):
+                check_one_line(phrases, f"constraints[{k}]")
+            if len(constraints) != len(lines):
+                raise ValueError(f"constraints has {len(constraints)} entries for {len(lines)} lines")
         for name, value, low in (("beam", beam, 1), ("nbest", nbest, 1), ("batch_size", batch_size, 1),
                                  ("shortlist", shortlist, 0), ("shortlist_frequent", shortlist_frequent, 0)):
             _positive_int(value, name, low)
@@ -78,7 +93,7 @@ class Model:
         short = self.shortlist_table(shortlist, shortlist_frequent)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
                                 precision=self.precision, src_prefix=self.src_prefix, max_src_len=self.max_src_len)
-        out = translator.translate(lines, prefix)
+        out = translator.translate(lines, prefix, constraints)
         return [n[0][0] for n in out] if nbest == 1 else out
 
     def shortlist_table(self, size: int, frequent: int, flag: str = "shortlist="):

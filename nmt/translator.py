@@ -20,12 +20,13 @@ from typing import (
 from .backends import backend_for
 from .config import InferenceSettings, Precision
 from .data.corpus import with_prefix
-from .data.spm import UNK, Tokenizer
+from .data.spm import Tokenizer
 from .errors import ConfigError
+from .guides import Side, check_guides, guides_of, split_phrases
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
 from .search.alignment import WORD_START, pharaoh, word_alignment, word_attention
 from .search.arrays import ops_for
-from .search.common import Prefix
+from .search.common import FREE, Guide, Prefix
 from .search.options import MAX_OUTPUT_LEN, Strategy
 
 if TYPE_CHECKING:  # a PyTorch model's passes import torch; an exported model's never do
@@ -79,10 +80,12 @@ def search_batch_limit(options: SearchOptions, vocab: int, memory: Optional[int]
 def result_record(hyps: Sequence[Hypothesis], texts: Sequence[str], nbest: int,
                   extras: Optional[Sequence[dict]] = None) -> dict:
     """One input's result as ``nmt-translate --output-format jsonl`` and ``nmt-serve`` write it:
-    ``{"translation", "score"[, "nbest": [...]]}``, each hypothesis with its ``extras`` (alignment,
-    attention) merged in."""
-    entries = [{"translation": t, "score": round(h.score, 6), **(extras[k] if extras else {})}
-               for k, (h, t) in enumerate(zip(hyps, texts))]
+    ``{"translation", "score"[, "constraints_met"][, "nbest": [...]]}``, each hypothesis with its
+    ``extras`` (alignment, attention) merged in; ``constraints_met`` where its line had lexical
+    constraints (false: search found no translation holding them all)."""
+    entries = [{"translation": t, "score": round(h.score, 6),
+                **({} if h.constraints_met is None else {"constraints_met": h.constraints_met}),
+                **(extras[k] if extras else {})} for k, (h, t) in enumerate(zip(hyps, texts))]
     record = dict(entries[0])
     if nbest > 1:
         record["nbest"] = entries
@@ -95,24 +98,6 @@ def check_one_line(lines: Sequence[str], name: str = "lines") -> None:
     for k, line in enumerate(lines):
         if "\n" in line or "\r" in line:
             raise ConfigError(f"{name}[{k}]: holds a line break; give one sentence per item")
-
-
-def encode_prefixes(tok: Tokenizer, prefixes: Sequence[str], first: int = 1, where: str = "prefix of line {}"
-                    ) -> List[List[int]]:
-    """Target ids per prefix text (a translation must start with them); a blank prefix gives [] (no
-    constraint). A prefix the target vocabulary cannot spell (a character it has no piece for), or
-    one longer than any output, is refused, named by ``where`` with its number (counted from ``first``):
-    no translation could start with it."""
-    ids = tok.encode_prefixes(prefixes)
-    for k, (text, ids_k) in enumerate(zip(prefixes, ids)):
-        where_k = where.format(first + k)
-        if UNK in ids_k:
-            missing = "".join(dict.fromkeys(c for c in text if not c.isspace() and UNK in tok.encode_tgt([c])[0]))
-            raise ConfigError(f"{where_k}: the model's target vocabulary has no piece for {missing!r}, so no "
-                              f"translation can start with {text!r}")
-        if len(ids_k) > MAX_OUTPUT_LEN:
-            raise ConfigError(f"{where_k}: {len(ids_k)} pieces, longer than any output ({MAX_OUTPUT_LEN})")
-    return ids
 
 
 class Chunk(NamedTuple):
@@ -151,17 +136,23 @@ class Translator:
         self.max_src_len, self.warn = max_src_len, warn or _warn
         self.generator = self.backend.generator(options.seed)
 
-    def _search(self, src, src_lens, prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
+    def _search(self, src, src_lens, prefix: Optional[Prefix] = None,
+                phrases: Optional[List[Sequence[Sequence[int]]]] = None) -> List[List[Hypothesis]]:
         o, model = self.options, self.model
         if self.shortlist is not None:  # search over the batch's candidate tokens, then map back to ids
             from .search.shortlist import Shortlisted, candidates
-            model = Shortlisted(self.model, *candidates(self.shortlist, src))
+            required = None if phrases is None else [[t for p in ps for t in p] for ps in phrases]
+            model = Shortlisted(self.model, *candidates(self.shortlist, src, required))
+            if phrases is not None:  # constraint pieces, as candidate positions
+                phrases = [[model.positions(p) for p in ps] for ps in phrases]
         if o.strategy is Strategy.greedy:
             out = greedy_search(model, src, src_lens, o, prefix=prefix)
         elif o.strategy is Strategy.sample:
             out = sample_search(model, src, src_lens, o, generator=self.generator, prefix=prefix)
         else:
-            out = beam_search(model, src, src_lens, o, prefix=prefix)
+            from .search.constraints import Constraints
+            cons = None if phrases is None else Constraints.of(phrases, ops_for(src))
+            out = beam_search(model, src, src_lens, o, prefix=prefix, constraints=cons)
         if self.shortlist is not None:
             out = [[h._replace(tokens=model.to_vocabulary(h.tokens)) for h in hyps] for hyps in out]
         return out
@@ -174,21 +165,23 @@ class Translator:
 
     def translate_ids(self, src_ids: Sequence[Sequence[int]],
                       on_batch: Optional[Callable[[int], None]] = None,
-                      prefixes: Optional[Sequence[Sequence[int]]] = None) -> List[List[Hypothesis]]:
+                      guides: Optional[Sequence[Guide]] = None) -> List[List[Hypothesis]]:
         """Per input, its n-best list; an empty input gets [Hypothesis([], 0.0)] without decoding.
         ``on_batch`` is called with the number of sentences each batch finished (a progress bar).
-        ``prefixes``: per input, target ids every hypothesis must start with ([]: none)."""
-        if prefixes is not None:
-            if len(prefixes) != len(src_ids):
-                raise ConfigError(f"{len(prefixes)} prefixes for {len(src_ids)} inputs")
-            if self.shortlist is not None:
-                raise ConfigError("a target prefix cannot be combined with a lexical shortlist")
+        ``guides``: per input, target ids every hypothesis must start with and phrases it must
+        contain (``Guide``; see ``Hypothesis.constraints_met``)."""
+        if guides is not None:
+            if len(guides) != len(src_ids):
+                raise ConfigError(f"{len(guides)} prefixes or constraint lists for {len(src_ids)} inputs")
+            check_guides(guides, self.options, self.shortlist is not None)
         results: List[Optional[List[Hypothesis]]] = [None] * len(src_ids)
         todo = [i for i, s in enumerate(src_ids) if len(s) > 0]
         with self.backend.running():
             for idx, src, src_lens in self._batches(src_ids, todo):
-                prefix = None if prefixes is None else Prefix.of([prefixes[i] for i in idx], ops_for(src))
-                for i, hyps in zip(idx, self._search(src, src_lens, prefix)):
+                mine = [FREE] * len(idx) if guides is None else [guides[i] for i in idx]
+                prefix = Prefix.of([g.prefix for g in mine], ops_for(src)) if any(g.prefix for g in mine) else None
+                phrases = [g.constraints for g in mine] if any(g.constraints for g in mine) else None
+                for i, hyps in zip(idx, self._search(src, src_lens, prefix, phrases)):
                     results[i] = hyps
                 if on_batch is not None:
                     on_batch(len(idx))
@@ -208,42 +201,52 @@ class Translator:
                     ids[k] = ids_k[:self.max_src_len]
         return ids
 
-    def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None
-                  ) -> List[List[Tuple[str, float]]]:
+    def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None,
+                  constraints: Optional[Sequence[Sequence[str]]] = None) -> List[List[Tuple[str, float]]]:
         """Raw text in, n-best lists of (detokenized text, score) out, in input order; with
-        ``prefixes``, each translation starts with its line's prefix."""
+        ``prefixes``, each translation starts with its line's prefix; with ``constraints``, it contains
+        each of its line's phrases (a line where search could not is warned about)."""
         out = []
-        ids = None if prefixes is None else encode_prefixes(self.tok, prefixes)
-        for hyps in self.translate_ids(self.encode_lines(lines), prefixes=ids):
+        results = self.translate_ids(self.encode_lines(lines), guides=guides_of(self.tok, len(lines), prefixes,
+                                                                                constraints))
+        self._warn_unmet(results)
+        for hyps in results:
             texts = self.tok.decode_tgt([h.tokens for h in hyps])
             out.append([(text, h.score) for text, h in zip(texts, hyps)])
         return out
 
+    def _warn_unmet(self, results: Sequence[Sequence[Hypothesis]], first: int = 1) -> None:
+        for k, hyps in enumerate(results):
+            if hyps[0].constraints_met is False:
+                self.warn(f"line {first + k}: search found no translation holding all of its constraints within the "
+                          f"length limit; this one lacks some (a larger beam or max_len_b may find one)")
+
     def translate_stream(self, lines: Iterable[str], chunk_size: int = 4000,
                          prefixes: Optional[Iterable[str]] = None, prefix_name: str = "the prefixes",
-                         alignment: bool = False, on_batch: Optional[Callable[[int], None]] = None
+                         alignment: bool = False, on_batch: Optional[Callable[[int], None]] = None,
+                         constraints: Optional[Iterable[str]] = None, constraint_name: str = "the constraints"
                          ) -> Iterator[Chunk]:
         """Translate a long input (a file, stdin) ``chunk_size`` lines at a time: each chunk is read,
         sorted into batches and translated before the next is read, so memory stays bounded and
-        output can follow input. ``prefixes``: one target prefix per input line (blank: none), read
-        alongside; a different line count is refused, naming ``prefix_name``. ``alignment``: word
-        alignments of every hypothesis (``alignments``)."""
+        output can follow input. ``prefixes``: one target prefix per input line (blank: none);
+        ``constraints``: one line of tab-separated phrases per input line (blank: none); each read
+        alongside, a different line count refused, naming ``prefix_name`` / ``constraint_name``.
+        ``alignment``: word alignments of every hypothesis (``alignments``)."""
         lines = iter(lines)
-        prefix_lines = None if prefixes is None else iter(prefixes)
+        sides = [Side(prefixes, prefix_name), Side(constraints, constraint_name)]
         first = 0
         while chunk := list(itertools.islice(lines, chunk_size)):
-            prefix_ids = None
-            if prefix_lines is not None:
-                texts = list(itertools.islice(prefix_lines, len(chunk)))
-                if len(texts) < len(chunk):
-                    raise ConfigError(f"{prefix_name} has {first + len(texts)} lines, fewer than the input")
-                prefix_ids = encode_prefixes(self.tok, texts, first=first + 1)
+            prefix_texts, constraint_lines = (side.next(len(chunk), first) for side in sides)
+            guides = guides_of(self.tok, len(chunk), prefix_texts,
+                               None if constraint_lines is None else [split_phrases(c) for c in constraint_lines],
+                               first=first + 1)
             ids = self.encode_lines(chunk, first_line=first + 1)
-            results = self.translate_ids(ids, on_batch=on_batch, prefixes=prefix_ids)
+            results = self.translate_ids(ids, on_batch=on_batch, guides=guides)
+            self._warn_unmet(results, first + 1)
             yield Chunk(first, chunk, ids, results, self.alignments(ids, results) if alignment else None)
             first += len(chunk)
-        if prefix_lines is not None and next(prefix_lines, None) is not None:
-            raise ConfigError(f"{prefix_name} has more lines than the input ({first})")
+        for side in sides:
+            side.finish(first)
 
     def score_ids(self, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]
                   ) -> List[Tuple[float, int]]:

@@ -459,11 +459,11 @@ QUALITY_MARKS = ("<!-- quality-table:begin (scripts/benchmark.py --table --updat
                  "<!-- quality-table:end -->")
 
 
-def update_docs(table: str, marks=MARKS) -> None:
-    """Replace a table in docs/benchmarks.md (between ``marks``) with ``table``."""
-    text = DOCS.read_text()
+def update_docs(table: str, marks=MARKS, doc: Path = DOCS) -> None:
+    """Replace a table in ``doc`` (docs/benchmarks.md by default) between ``marks`` with ``table``."""
+    text = doc.read_text()
     start, end = text.index(marks[0]) + len(marks[0]), text.index(marks[1])
-    DOCS.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+    doc.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
 def main() -> None:

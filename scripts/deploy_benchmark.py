@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from benchmark import beam5_options, count_flops, cpu_flags, peak_gemm_gflops  # noqa: E402
+from benchmark import beam5_options, count_flops, cpu_flags, peak_gemm_gflops, update_docs  # noqa: E402
 
 import nmt  # noqa: E402
 from nmt.data.corpus import iter_lines  # noqa: E402
@@ -154,9 +154,7 @@ def main() -> None:
         text = table(args.results)
         print(text)
         if args.update_docs:
-            doc = DOCS.read_text()
-            start, end = doc.index(MARKS[0]) + len(MARKS[0]), doc.index(MARKS[1])
-            DOCS.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
+            update_docs(text, MARKS, DOCS)
         return
     if not args.checkpoint:
         p.error("--checkpoint is required (or --table)")

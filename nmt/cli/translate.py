@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix-file", metavar="FILE",
                    help="one target prefix per input line (blank: none): each translation starts with it "
                         "(forced, then searched on; its log-probability counts in the score)")
+    s.add_argument("--constraints", metavar="FILE",
+                   help="one line per input line of tab-separated target phrases (blank: none) that its "
+                        "translation must contain: lexical constraints, decoded by beam search with dynamic beam "
+                        "allocation; a line whose translation could not hold them all is warned about (jsonl: "
+                        "\"constraints_met\": false)")
     s.add_argument("--top-k", type=integer(0), default=D.top_k, help="sample among the k most probable tokens (0: all)")
     s.add_argument("--top-p", type=real(0, 1, above=0), default=D.top_p,
                    help="nucleus sampling: among the fewest most probable tokens whose probability reaches p (1: all)")
@@ -159,7 +164,8 @@ def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
     heatmaps = args.attention_plot_count if args.attention_plot else 0
     chunks = translator.translate_stream(
         iter_lines(args.input), args.chunk_size, iter_lines(args.prefix_file) if args.prefix_file else None,
-        f"--prefix-file {args.prefix_file}", args.alignment, None if progress is None else progress.update)
+        f"--prefix-file {args.prefix_file}", args.alignment, None if progress is None else progress.update,
+        iter_lines(args.constraints) if args.constraints else None, f"--constraints {args.constraints}")
     for chunk in chunks:
         firsts = write_results(out, args.output_format, args.nbest, chunk.first, chunk.results, tok, chunk.aligned)
         if kept is not None:
@@ -179,17 +185,19 @@ def main(argv=None) -> None:
     with reported("nmt-translate", "" if args.output == "-" else f"{args.output} not written"):
         if args.alignment and (args.output_format == "text" and args.nbest == 1):
             raise CorpusError("--alignment needs --output-format jsonl or tsv (text output has no room for it)")
-        inputs = [args.input, *(args.ref or []), *([args.prefix_file] if args.prefix_file else []),
+        sides = {flag: path for flag, path in (("--prefix-file", args.prefix_file), ("--constraints", args.constraints))
+                 if path}
+        inputs = [args.input, *(args.ref or []), *sides.values(),
                   *(f for c in args.checkpoints for f in model_files(c))]
         check_output(args.output, inputs)
         if args.attention_plot and os.path.exists(args.attention_plot) and not os.path.isdir(args.attention_plot):
             raise CorpusError(f"--attention-plot {args.attention_plot}: exists and is not a directory")
         check_input(args.input)
         check_references(args.input, args.ref or [])
-        if args.prefix_file:
-            if args.prefix_file == STDIN and args.input == STDIN:
-                raise CorpusError("--prefix-file and the input cannot both be stdin")
-            check_input(args.prefix_file)
+        for flag, path in sides.items():
+            if path == STDIN and args.input == STDIN:
+                raise CorpusError(f"{flag} and the input cannot both be stdin")
+            check_input(path)
         from .. import translator  # noqa: F401 (torch and the model code, before the signals change)
         with work_signals(), atomic_output(args.output) as out:
             kept = run(args, out, inputs)

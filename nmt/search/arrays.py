@@ -54,6 +54,12 @@ class _Ops:
     def floor(self, x):
         return self.lib.floor(x)
 
+    def cumsum(self, x, axis: int):
+        return self.lib.cumsum(x, axis)
+
+    def amax(self, x, axis: int):
+        return self.lib.amax(x, axis)
+
 
 class TorchOps(_Ops):
     """torch, allocating on ``device``."""

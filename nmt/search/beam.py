@@ -17,6 +17,7 @@ from ..data.spm import BOS, EOS, PAD
 from ..errors import ConfigError
 from .arrays import ops_for
 from .common import Hypothesis, Prefix, length_limits, normaliser, restrict
+from .constraints import Constraints, Progress, extensions, satisfied
 from .options import Penalty, SearchOptions
 
 
@@ -43,31 +44,35 @@ def topk_step(scores: Any, logp: Any, k: int):
 
 
 def beam_search(model, src, src_lens, options: SearchOptions = SearchOptions(),
-                prefix: Optional[Prefix] = None) -> List[List[Hypothesis]]:
+                prefix: Optional[Prefix] = None, constraints: Optional[Constraints] = None) -> List[List[Hypothesis]]:
     """Per sentence, the ``options.nbest`` best finished hypotheses, best first; with ``prefix``,
-    each starts with its sentence's prefix (forced; its log-probability counts in the score).
+    each starts with its sentence's prefix (forced; its log-probability counts in the score); with
+    ``constraints``, each contains its sentence's phrases (``constraints.py``; a sentence whose
+    hypotheses could not meet them within its length limit gets its best unconstrained-ending ones,
+    flagged).
 
     src: (batch, src_len) ids + EOS, PAD-padded; src_lens: (batch,) on CPU (torch or numpy, as the
     model's arrays).
     """
     xp = ops_for(src, model)
     with xp.no_grad():
-        return _beam_search(xp, model, src, src_lens, options, prefix)
+        return _beam_search(xp, model, src, src_lens, options, prefix, constraints)
 
 
-def _beam_search(xp, model, src, src_lens, options: SearchOptions, prefix: Optional[Prefix]
-                 ) -> List[List[Hypothesis]]:
+def _beam_search(xp, model, src, src_lens, options: SearchOptions, prefix: Optional[Prefix],
+                 cons: Optional[Constraints]) -> List[List[Hypothesis]]:
     k, alpha, penalty = options.beam_size, options.alpha, options.penalty
     batch = src.shape[0]
     memory, state = model.encode(src, src_lens)  # memory stays one row per sentence: its k beams share it
     state, _ = model.reorder(state, None, xp.repeat(xp.arange(batch), k))
-    limit = length_limits(src_lens, options, prefix, xp)  # (batch,)
+    limit = length_limits(src_lens, options, prefix, xp, None if cons is None else cons.pieces())  # (batch,)
     steps = int(limit.max()) + 1
 
     alive_scores = xp.full((batch, k), float("-inf"), xp.float)
     alive_scores[:, 0] = 0.0  # all beams start identical: let only the first expand
     alive_tokens = xp.zeros((batch, k, 0), xp.long)  # (live, beam, t)
     finished = _Finished(xp, batch, k, steps)
+    lexical = _Free() if cons is None else _Lexical(xp, cons, batch, k, steps)
     coverage = _Coverage(xp, options.coverage_penalty, src_lens, k, src.shape[1])  # nothing when beta is 0
     active = xp.arange(batch)  # sentence ids of the live rows
     prev = xp.full((batch * k,), BOS, xp.long)
@@ -80,19 +85,21 @@ def _beam_search(xp, model, src, src_lens, options: SearchOptions, prefix: Optio
         lse = normaliser(xp, model, logits)  # (live*beam, 1) of the unconstrained distribution
         at_max = xp.repeat(t >= limit[active], k)  # (live*beam,)
         restrict(logits, t, options, at_max, alive_tokens.reshape(live * k, t), prefix, xp.repeat(active, k))
-        top_scores, top_beams, top_tokens = _best_extensions(xp, logits, lse, alive_scores)  # (live, 2k) each
+        top_scores, top_beams, top_tokens, preference = lexical.extend(logits, lse, alive_scores, at_max, active)
         history = xp.take_along(alive_tokens, top_beams[..., None], 1)  # (live, 2k, t)
 
-        is_eos = top_tokens == EOS  # EOS among the best k finishes a hypothesis
-        finished.add(active, top_scores[:, :k], is_eos[:, :k], history[:, :k], length_penalty(t + 1, alpha, penalty),
-                     coverage.penalty(top_beams[:, :k]))
+        is_eos = top_tokens == EOS  # EOS among the first k finishes a hypothesis
+        lexical.end(finished, active, top_scores[:, :k], is_eos[:, :k], top_beams[:, :k], history[:, :k],
+                    length_penalty(t + 1, alpha, penalty), coverage.penalty(top_beams[:, :k]))
 
-        # The best k candidates that did not end stay alive (scores are sorted, so topk keeps order).
-        alive_scores, pos = xp.topk(xp.where(is_eos, float("-inf"), top_scores), k)
+        # The first k candidates that did not end stay alive, in the order of preference.
+        _, pos = xp.topk(xp.where(is_eos, float("-inf"), preference), k)  # (live, beam)
+        alive_scores = xp.take_along(xp.where(is_eos, float("-inf"), top_scores), pos, 1)
         beams = xp.take_along(top_beams, pos, 1)  # (live, beam)
         tokens = xp.take_along(top_tokens, pos, 1)
         alive_tokens = xp.cat([xp.take_along(history, pos[..., None], 1), tokens[..., None]], 2)
         coverage.follow(beams)
+        lexical.follow(pos)
 
         done = finished.full(active) | (t >= limit[active])
         if bool(done.all()):
@@ -105,9 +112,10 @@ def _beam_search(xp, model, src, src_lens, options: SearchOptions, prefix: Optio
             _, memory = model.reorder(None, memory, keep)
             active, alive_scores, alive_tokens = active[keep], alive_scores[keep], alive_tokens[keep]
             coverage.keep(keep)
+            lexical.keep(keep)
         prev = alive_tokens[:, :, -1].reshape(-1)  # (live*beam,)
 
-    return finished.nbest(options.nbest)
+    return lexical.results(finished, options.nbest)
 
 
 def _best_extensions(xp, logits: Any, lse: Any, alive_scores: Any):
@@ -123,6 +131,78 @@ def _best_extensions(xp, logits: Any, lse: Any, alive_scores: Any):
     logp = (row_logits - lse).reshape(live, k, width)
     top_scores, top_beams, top_pos = topk_step(alive_scores, logp, 2 * k)  # (live, 2k)
     return top_scores, top_beams, xp.take_along(row_tokens.reshape(live, k * width), top_beams * width + top_pos, 1)
+
+
+class _Free:
+    """Search without lexical constraints: the best 2k extensions, best first; the best k that do
+    not end stay alive."""
+
+    def __init__(self, xp=None):
+        self.xp = xp
+
+    def extend(self, logits: Any, lse: Any, alive_scores: Any, at_max: Any, active: Any):
+        """(live, 2k) each: running scores, source beams, tokens, and the preference among them (higher
+        first). logits: (live*k, vocab), restricted; at_max: (live*k,) rows at their length limit;
+        active: (live,) sentence ids."""
+        top_scores, top_beams, top_tokens = _best_extensions(ops_for(logits), logits, lse, alive_scores)
+        return top_scores, top_beams, top_tokens, top_scores
+
+    def end(self, finished: _Finished, active: Any, scores: Any, is_eos: Any, beams: Any, history: Any,
+            divisor: float, bonus: Optional[Any]) -> None:
+        """The first k candidates (live, k) that end (``is_eos``), into ``finished``."""
+        finished.add(active, scores, is_eos, history, divisor, bonus)
+
+    def follow(self, pos: Any) -> None:
+        """The candidates at ``pos`` (live, k) stay alive."""
+
+    def keep(self, rows: Any) -> None:
+        """Only the sentences ``rows`` go on."""
+
+    def results(self, finished: _Finished, nbest: int) -> List[List[Hypothesis]]:
+        return finished.nbest(nbest)
+
+
+class _Lexical(_Free):
+    """Search with lexical constraints (``constraints.py``): extensions dealt to banks in turn, EOS
+    only for a beam that met its constraints (or at its length limit, into ``unmet``)."""
+
+    def __init__(self, xp, cons: Constraints, batch: int, k: int, steps: int):
+        super().__init__(xp)
+        self.cons, self.k = cons, k
+        self.state = Progress.start(xp, batch, k, cons.lens.shape[1])  # (live, beam, C)
+        self.unmet = _Finished(xp, batch, k, steps)  # ended at the length limit with phrases missing
+        self.after: Optional[Progress] = None  # the candidates' states, this step
+        self.met: Any = None  # (live, beam) whether each beam met its constraints, this step
+
+    def extend(self, logits, lse, alive_scores, at_max, active):
+        xp = self.xp
+        self.met = satisfied(self.cons, active, self.state)  # (live, beam)
+        logits[xp.nonzero((~self.met).reshape(-1) & ~at_max), EOS] = float("-inf")  # no EOS with phrases missing
+        top_scores, top_beams, top_tokens, preference, self.after = extensions(
+            xp, logits, lse, alive_scores, self.cons, active, self.state, 2 * self.k)
+        return top_scores, top_beams, top_tokens, preference
+
+    def end(self, finished, active, scores, is_eos, beams, history, divisor, bonus):
+        met = self.xp.take_along(self.met, beams, 1)  # (live, k): before the limit, only a met beam can end
+        finished.add(active, scores, is_eos & met, history, divisor, bonus)
+        self.unmet.add(active, scores, is_eos & ~met, history, divisor, bonus)
+
+    def follow(self, pos):
+        assert self.after is not None  # extend ran this step
+        self.state = self.after.take(self.xp, pos)
+
+    def keep(self, rows):
+        self.state = self.state.rows(rows)
+
+    def results(self, finished, nbest):
+        """Per sentence, its hypotheses that met every constraint, flagged met; where none ended, the
+        ones that reached the length limit without, flagged not met; None where it has no constraints."""
+        out = []
+        found = self.xp.isfinite(finished.scores[:, 0]).tolist()
+        asked = (self.cons.lens > 0).any(-1).tolist()
+        for met, missing, ok, has in zip(finished.nbest(nbest), self.unmet.nbest(nbest), found, asked):
+            out.append([h._replace(constraints_met=ok if has else None) for h in (met if ok or not has else missing)])
+        return out
 
 
 class _Coverage:

@@ -3,7 +3,7 @@
 Written against ``arrays.py``'s operations (``xp``), so torch tensors and numpy arrays alike."""
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional, Sequence
 
 from ..data.spm import BOS, EOS, PAD
 from .arrays import ops_for
@@ -15,6 +15,7 @@ class Hypothesis(NamedTuple):
     score: float  # what search ranks by: the log-probability (beam: divided by the length penalty, plus the
     # coverage penalty when one is set)
     logprob: float = 0.0  # log-probability of tokens + EOS, before any length penalty
+    constraints_met: Optional[bool] = None  # with lexical constraints: whether it holds every phrase (None: none given)
 
 
 def max_lengths(src_lens: Any, a: float, b: int) -> Any:
@@ -66,6 +67,16 @@ def block_repeats(logp: Any, history: Any, n: int) -> Any:
     return logp
 
 
+class Guide(NamedTuple):
+    """What one sentence's translation must hold, in target ids: a ``prefix`` it starts with and
+    ``constraints``, phrases it contains (``constraints.py``); empty: searched freely."""
+    prefix: Sequence[int] = ()
+    constraints: Sequence[Sequence[int]] = ()
+
+
+FREE = Guide()
+
+
 class Prefix(NamedTuple):
     """Target prefixes a search must start with: ``tokens`` (batch, width) PAD-padded, ``lens``
     (batch,); a sentence with length 0 is searched freely."""
@@ -92,11 +103,14 @@ class Prefix(NamedTuple):
         return logp
 
 
-def length_limits(src_lens: Any, options, prefix: Optional[Prefix], xp) -> Any:
+def length_limits(src_lens: Any, options, prefix: Optional[Prefix], xp, required: Optional[Any] = None) -> Any:
     """(batch,) longest output per sentence (``max_lengths``) as an array of ``xp``, never shorter
-    than its prefix."""
+    than its prefix plus the ``required`` (batch,) pieces (lexical constraints')."""
     limit = xp.asarray(max_lengths(src_lens, options.max_len_a, options.max_len_b).tolist(), xp.long)
-    return limit if prefix is None else xp.maximum(limit, prefix.lens)
+    forced = None if prefix is None else prefix.lens
+    if required is not None:
+        forced = required if forced is None else forced + required
+    return limit if forced is None else xp.maximum(limit, forced)
 
 
 def normaliser(xp, model, logits: Any) -> Any:

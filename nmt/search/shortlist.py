@@ -14,7 +14,7 @@ come first and keep their positions, so search code runs unchanged in candidate 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -100,15 +100,21 @@ def trim(shortlist: Dict[str, torch.Tensor], per_token: int, frequent: int) -> D
     return {"table": shortlist["table"][:, :per_token], "frequent": shortlist["frequent"][:frequent]}
 
 
-def candidates(shortlist: Dict[str, torch.Tensor], src: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def candidates(shortlist: Dict[str, torch.Tensor], src: torch.Tensor,
+               required: Optional[List[List[int]]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """A batch's candidates: (n,) int64 target ids, the specials first in their own positions, then
     the union of every sentence's candidates in increasing order; and (batch, n) bool, True where a
     candidate is one of that sentence's own (its source tokens' partners, the frequent tokens, the
-    specials). src: (batch, src_len), PAD-padded."""
+    specials, and its ``required`` ids: its lexical constraints' pieces). src: (batch, src_len),
+    PAD-padded."""
     table = shortlist["table"].to(src.device)
     frequent = shortlist["frequent"].to(src.device).long()
     rows = table[src].long()  # (batch, src_len, per_token)
     rows = rows.masked_fill((src == PAD)[..., None] | (rows < SPECIALS), -1).flatten(1)  # (batch, src_len * k)
+    if required:
+        from ..data.batching import pad_array
+        extra = torch.as_tensor(pad_array(required), dtype=torch.long, device=src.device)  # (batch, most), PAD-padded
+        rows = torch.cat([rows, extra.masked_fill(extra < SPECIALS, -1)], 1)
     ids = torch.cat([torch.arange(SPECIALS, device=src.device),
                      torch.cat([rows[rows >= 0], frequent]).unique()])  # (n,) unique() sorts
     own = torch.zeros(src.size(0), ids.numel(), dtype=torch.bool, device=src.device)  # (batch, n)
@@ -179,3 +185,8 @@ class Shortlisted:
     def to_vocabulary(self, tokens: List[int]) -> List[int]:
         """Candidate positions -> target ids."""
         return [self.id_list[i] for i in tokens]
+
+    def positions(self, ids: Sequence[int]) -> List[int]:
+        """Target ids -> candidate positions (each id must be a candidate: ``candidates``' ``required``)."""
+        where = {t: i for i, t in enumerate(self.id_list)}
+        return [where[t] for t in ids]

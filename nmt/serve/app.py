@@ -1,6 +1,7 @@
 """The HTTP API (FastAPI) over one loaded model (or ensemble) and its dynamic batcher.
 
-``POST /v1/translate``  ``{"text": [lines], "src_prefix"?, "prefix"?: [per line], "beam"?, "nbest"?,
+``POST /v1/translate``  ``{"text": [lines], "src_prefix"?, "prefix"?: [per line], "constraints"?: [[phrases]
+                        per line], "beam"?, "nbest"?,
                         "alignment"?, "attention"?, and any of REQUEST_SEARCH}``
                         -> ``{"translations": [records]}``, each record
                         as ``nmt-translate --output-format jsonl`` writes it (plus ``alignment`` /
@@ -24,21 +25,23 @@ import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import NmtError
+from ..guides import check_guides, guides_of
 from ..runpaths import RunPaths
 from ..search import SearchOptions, decoding_options
 from ..search.options import check_min_len
-from ..translator import Translator, check_one_line, encode_prefixes, result_record
+from ..translator import Translator, check_one_line, result_record
 from .batcher import Batcher
+from .requests import REQUEST_SEARCH, BodyLimit, TranslateRequest, check_per_line, error_response, validation_message
 
 
 @dataclass
@@ -55,67 +58,6 @@ class Settings:
     api_key: Optional[str] = None
     cors_origins: Sequence[str] = ()
     shortlist: Optional[dict] = None  # the selected lexical shortlist, if any
-
-
-# The search settings a request may choose besides beam and nbest, by their ``SearchOptions`` names
-# (absent or null: this server's, from its flags); sampling stays with nmt-translate and the API.
-REQUEST_SEARCH = ("alpha", "penalty", "coverage_penalty", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram")
-
-
-class TranslateRequest(BaseModel):
-    """A batch of lines to translate; empty lines stay empty."""
-    model_config = ConfigDict(extra="forbid", strict=True)
-    text: List[str]
-    src_prefix: Optional[str] = None  # the tag before every line (default: the model's; "" for none)
-    prefix: Optional[List[str]] = None  # per line, a target prefix its translation starts with ("": none)
-    beam: Optional[int] = None
-    nbest: int = SearchOptions.nbest
-    alignment: bool = False
-    attention: bool = False
-    alpha: Optional[float] = None  # REQUEST_SEARCH: checked by SearchOptions, as everywhere
-    penalty: Optional[str] = None
-    coverage_penalty: Optional[float] = None
-    max_len_a: Optional[float] = None
-    max_len_b: Optional[int] = None
-    min_len: Optional[int] = None
-    no_repeat_ngram: Optional[int] = None
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _validation_message(errors) -> str:
-    parts = []
-    for e in errors:
-        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
-    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
-
-
-class BodyLimit:
-    """Refuse a request body over ``limit`` bytes (413), by its Content-Length or while it streams."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await _error(413, f"request body over {self.limit} bytes").__call__(scope, receive, send)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, f"request body over {self.limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
 
 
 def model_info(model) -> dict:
@@ -192,8 +134,8 @@ class Service:
                           precision=self.model.precision, shortlist=self.settings.shortlist, src_prefix=tag,
                           max_src_len=self.max_src, warn=lambda m: None)
 
-    def search(self, options, ids, prefixes=None):  # on the inference thread
-        return self.translator_for(options, self.tag(None)).translate_ids(ids, prefixes=prefixes)
+    def search(self, options, ids, guides=None):  # on the inference thread
+        return self.translator_for(options, self.tag(None)).translate_ids(ids, guides=guides)
 
     def check(self, req: TranslateRequest):
         """The request's ``SearchOptions``, or a 4xx naming what is out of bounds."""
@@ -214,17 +156,10 @@ class Service:
         if req.src_prefix is not None and any(c.isspace() for c in req.src_prefix):
             raise HTTPException(422, f"src_prefix: {req.src_prefix!r} must be one token without whitespace "
                                      f"(\"\" for none)")
-        if req.prefix is not None:
-            if len(req.prefix) != len(req.text):
-                raise HTTPException(422, f"prefix: {len(req.prefix)} entries for {len(req.text)} lines of text; "
-                                         f"give one per line (\"\" for none)")
-            if limits.shortlist is not None and any(p.strip() for p in req.prefix):
-                raise HTTPException(422, "prefix: this server decodes with a lexical shortlist, which a target "
-                                         "prefix cannot be combined with")
-            for k, p in enumerate(req.prefix):
-                if len(p) > limits.max_chars or "\n" in p or "\r" in p:
-                    raise HTTPException(422, f"prefix[{k}]: over {limits.max_chars} characters or holds a "
-                                             f"line break")
+        for name, per_line in (("prefix", None if req.prefix is None else [[p] for p in req.prefix]),
+                               ("constraints", req.constraints)):
+            if per_line is not None:
+                check_per_line(name, per_line, len(req.text), limits.max_chars)
         beam = limits.beam if req.beam is None else req.beam
         if not 1 <= beam <= limits.max_beam:
             raise HTTPException(422, f"beam: {beam} is out of range; this server allows 1 to {limits.max_beam}")
@@ -242,12 +177,15 @@ class Service:
         options = self.check(req)
         # tagged with the request's source tag and cut to the model's data.max_len, as nmt-translate does
         ids = self.translator_for(options, self.tag(req.src_prefix)).encode_lines(req.text)
-        prefixes = None
-        if req.prefix is not None and any(p.strip() for p in req.prefix):
-            try:
-                prefixes = encode_prefixes(self.model.tokenizer, req.prefix, first=0, where="prefix[{}]")
-            except NmtError as e:
-                raise HTTPException(422, str(e)) from None
+        prefix = req.prefix if req.prefix is not None and any(p.strip() for p in req.prefix) else None
+        constraints = req.constraints if req.constraints is not None and any(req.constraints) else None
+        try:
+            guides = guides_of(self.model.tokenizer, len(req.text), prefix, constraints, first=0,
+                               prefix_where="prefix[{}]", constraint_where="constraints[{}]")
+            if guides is not None:
+                check_guides(guides, options, self.settings.shortlist is not None)
+        except NmtError as e:
+            raise HTTPException(422, str(e)) from None
 
         def finish(hyps):  # on the inference thread: decode, align, shape as nmt-translate's jsonl
             extras = None
@@ -260,7 +198,7 @@ class Service:
             return [result_record(n, t, req.nbest, extras[k] if extras else None)
                     for k, (n, t) in enumerate(zip(hyps, texts))]
 
-        return self.batcher.submit(ids, options, finish, prefixes)
+        return self.batcher.submit(ids, options, finish, guides)
 
 
 async def _parse(request: Request) -> TranslateRequest:
@@ -279,7 +217,7 @@ async def _parse(request: Request) -> TranslateRequest:
     except RecursionError:
         raise HTTPException(400, "invalid JSON: nested too deeply") from None
     except ValidationError as e:
-        raise HTTPException(422, _validation_message(e.errors())) from None
+        raise HTTPException(422, validation_message(e.errors())) from None
     for name, values in (("text", req.text), ("prefix", req.prefix or []), ("src_prefix", [req.src_prefix or ""])):
         for k, value in enumerate(values):
             try:
@@ -311,9 +249,10 @@ def create_app(model, settings: Optional[Settings] = None) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
-    app.add_exception_handler(StarletteHTTPException, lambda request, exc: _error(exc.status_code, str(exc.detail)))
+    app.add_exception_handler(StarletteHTTPException,
+                              lambda request, exc: error_response(exc.status_code, str(exc.detail)))
     app.add_exception_handler(RequestValidationError,
-                              lambda request, exc: _error(422, _validation_message(exc.errors())))
+                              lambda request, exc: error_response(422, validation_message(exc.errors())))
 
     def authorised(request: Request) -> None:
         if settings.api_key is None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..search import Hypothesis, SearchOptions
+from ..search.common import FREE, Guide
 
 
 @dataclass
@@ -26,12 +27,12 @@ class Job:
     ids: List[List[int]]
     options: SearchOptions
     finish: Callable[[List[List[Hypothesis]]], object]
-    prefixes: Optional[List[List[int]]] = None  # per line, target ids the translation must start with
+    guides: Optional[List[Guide]] = None  # per line, the prefix it starts with and the phrases it contains
     future: Future = field(default_factory=Future)
 
 
 class Batcher:
-    def __init__(self, search: Callable[[SearchOptions, Sequence[Sequence[int]], Optional[Sequence[Sequence[int]]]],
+    def __init__(self, search: Callable[[SearchOptions, Sequence[Sequence[int]], Optional[Sequence[Guide]]],
                                         List[List[Hypothesis]]],
                  max_batch_sentences: int = 64, max_wait_ms: float = 5.0):
         self.search, self.max_sentences, self.max_wait = search, max_batch_sentences, max_wait_ms / 1000
@@ -43,8 +44,8 @@ class Batcher:
         self.thread.start()
 
     def submit(self, ids: List[List[int]], options: SearchOptions, finish,
-               prefixes: Optional[List[List[int]]] = None) -> Future:
-        job = Job(ids, options, finish, prefixes)
+               guides: Optional[List[Guide]] = None) -> Future:
+        job = Job(ids, options, finish, guides)
         self.submitted += 1
         self.queue.put(job)
         return job.future
@@ -107,10 +108,10 @@ class Batcher:
         if not jobs:
             return
         try:
-            prefixes = None  # merged: a request without prefixes gives [] (none) for each of its lines
-            if any(job.prefixes is not None for job in jobs):
-                prefixes = [p for job in jobs for p in (job.prefixes or [[]] * len(job.ids))]
-            results = self.search(options, [ids for job in jobs for ids in job.ids], prefixes)
+            guides = None  # merged: a request without guides searches each of its lines freely
+            if any(job.guides is not None for job in jobs):
+                guides = [g for job in jobs for g in (job.guides or [FREE] * len(job.ids))]
+            results = self.search(options, [ids for job in jobs for ids in job.ids], guides)
         except Exception as e:  # noqa: BLE001 (each waiting request gets the error)
             for job in jobs:
                 job.future.set_exception(e)

@@ -56,3 +56,39 @@ def test_ngram_blocking_nucleus_and_alignment_options(toy_run, tmp_path):
     assert len(first) == 4 and all("-" in link for link in first[3].split())
     text = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", src, "--alignment", check=False)
     assert text.returncode != 0 and "--alignment needs" in text.stderr
+
+
+def test_constraints_file_puts_every_phrase_in_its_translation(toy_run, tmp_path):
+    """Lexical constraints: phrases of the reference (one or two per line, one line without) appear in
+    each translation; jsonl says so per line; text, jsonl and the Python API agree; a short file and
+    greedy decoding are refused."""
+    data = toy_run / "data" / "toy"
+    src_lines = (data / "test.src").read_text().splitlines()[:8]
+    refs = (data / "test.tgt").read_text().splitlines()[:8]
+    free = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", data / "test.src").stdout.splitlines()[:8]
+    phrases = []
+    for k, (ref, f) in enumerate(zip(refs, free)):
+        words = ref.rstrip(".").split()
+        missing = [w for w in words if w not in f.split()] or words[-1:]
+        phrases.append([] if k == 3 else [missing[0]] + ([" ".join(words[:2])] if k % 2 else []))
+    (tmp_path / "in.txt").write_text("\n".join(src_lines) + "\n")
+    (tmp_path / "terms.txt").write_text("\n".join("\t".join(p) for p in phrases) + "\n")
+    args = [bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", tmp_path / "in.txt", "--constraints",
+            tmp_path / "terms.txt", "--output-format", "jsonl"]
+    with inputs_untouched(args):
+        out = [json.loads(line) for line in run(*args).stdout.splitlines()]
+    for p, f, o in zip(phrases, free, out):
+        for phrase in p:
+            assert f" {phrase} " in f" {o['translation'].rstrip('.')} ", (phrase, o)
+        assert o.get("constraints_met") is (True if p else None)
+        if not p:
+            assert o["translation"] == f
+    text = run(*args[:-2]).stdout.splitlines()
+    assert text == [o["translation"] for o in out]
+    import nmt
+    assert nmt.load(str(demo_run_dir(toy_run))).translate(src_lines, constraints=phrases) == text
+    (tmp_path / "short.txt").write_text("una\n")
+    proc = run(*args[:4], "--constraints", tmp_path / "short.txt", check=False)
+    assert proc.returncode != 0 and "--constraints" in proc.stderr and "fewer than the input" in proc.stderr
+    proc = run(*args, "--greedy", check=False)
+    assert proc.returncode != 0 and "need beam search" in proc.stderr

@@ -112,7 +112,7 @@ def test_search_over_an_exported_model_finds_what_pytorch_finds(cell, attention,
         run = greedy_search if options.strategy.value == "greedy" else beam_search
         ours, theirs = run(model, src, lens, options), run(onnx, src.numpy(), lens.numpy(), options)
         assert [[h.tokens for h in n] for n in ours] == [[h.tokens for h in n] for n in theirs]
-        assert np.allclose([[h.score for h in n] for n in ours], [[h.score for h in n] for n in theirs], atol=1e-4)
+        assert np.allclose([h.score for n in ours for h in n], [h.score for n in theirs for h in n], atol=1e-4)
 
 
 class _NumpyView:
@@ -249,3 +249,23 @@ def test_an_ensemble_of_bundles_averages_its_members_and_needs_one_vocabulary(tm
     one = beam_search(members[0], src.numpy(), lens.numpy(), SearchOptions(beam_size=3, nbest=2))
     twice = beam_search(ensemble, src.numpy(), lens.numpy(), SearchOptions(beam_size=3, nbest=2))
     assert [[h.tokens for h in n] for n in one] == [[h.tokens for h in n] for n in twice]
+
+
+def test_constrained_search_over_numpy_arrays_and_over_a_bundle_finds_what_pytorch_finds(tmp_path):
+    from nmt.search.constraints import Constraints
+    model = tiny_model(cell="gru", seed=4, init_scale=0.5).eval()
+    onnx = _bundle(model, tmp_path)
+    src, lens = _sources(seed=4)
+    phrases = [[[5, 6], [9]], [], [[7, 7, 8], [7, 7, 8]], [[11]]]
+    prefixes = [[], [12], [], [13]]
+    options = SearchOptions(beam_size=4, nbest=2)
+    with torch.no_grad():
+        ours = beam_search(model, src, lens, options, Prefix.of(prefixes, TorchOps(src.device)),
+                           Constraints.of(phrases, TorchOps(src.device)))
+    for other in (_NumpyView(model), onnx):
+        with torch.no_grad():
+            theirs = beam_search(other, src.numpy(), lens.numpy(), options, Prefix.of(prefixes, NumpyOps()),
+                                 Constraints.of(phrases, NumpyOps()))
+        assert [[(h.tokens, h.constraints_met) for h in n] for n in ours] == \
+            [[(h.tokens, h.constraints_met) for h in n] for n in theirs]
+        assert np.allclose([h.score for n in ours for h in n], [h.score for n in theirs for h in n], atol=1e-4)

@@ -8,7 +8,7 @@ PKG = Path(__file__).resolve().parents[2] / "nmt"
 #   -> data, eval, plots, precision -> config, errors, outputs, resources, runpaths, launch, deploy.bundle
 RANKS = [("nmt.deploy.bundle", 0), ("nmt.deploy.runtime", 3), ("nmt.backends", 4), ("nmt.deploy.export", 6),
          ("nmt.errors", 0), ("nmt.config", 0), ("nmt.outputs", 0), ("nmt.resources", 0), ("nmt.runpaths", 0), ("nmt.launch", 0), ("nmt.data", 1), ("nmt.eval", 1), ("nmt.plots", 1),
-         ("nmt.precision", 1), ("nmt.runtime", 1), ("nmt.models", 2), ("nmt.search", 3), ("nmt.checkpoint", 4), ("nmt.translator", 5),
+         ("nmt.precision", 1), ("nmt.runtime", 1), ("nmt.models", 2), ("nmt.search", 3), ("nmt.checkpoint", 4), ("nmt.translator", 5), ("nmt.guides", 5),
          ("nmt.training", 6), ("nmt.api", 7), ("nmt.serve", 8), ("nmt.cli", 9), ("nmt.configs", 0)]
 
 

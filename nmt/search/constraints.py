@@ -1,0 +1,160 @@
+"""Lexical constraints: target phrases every hypothesis of a sentence must contain.
+
+Beam search with dynamic beam allocation (Post & Vilar, 2018), vectorized over sentences and beams
+(as Hu et al., 2019). Each hypothesis tracks, per constraint of its sentence, whether it is met and
+how many of its pieces the hypothesis has just produced in a row (``progress``). At every step the
+candidates of a beam are its best 2k pieces plus the next piece of each of its unmet constraints;
+each candidate's *bank* is the number of constraint pieces it has produced (met constraints' pieces
+plus its longest run in progress). The beam's k places are dealt to banks in turn (the best of the
+highest bank, the best of the next, ..., then each bank's second best, ...), so hypotheses that
+make progress on their constraints survive next to the ones the model likes best. EOS is only
+allowed once every constraint is met; at the length limit a sentence whose hypotheses never met
+them all still ends, its result flagged (``Hypothesis.constraints_met`` False), never dropped.
+
+A constraint counts as met only when its pieces come in a row exactly as encoded, so every
+hypothesis flagged met contains every phrase. A phrase given twice must appear twice.
+
+Written against ``arrays.py``'s operations, so it decodes torch and ONNX Runtime models alike.
+"""
+from __future__ import annotations
+
+from typing import Any, List, NamedTuple, Sequence, Tuple
+
+from ..data.spm import PAD
+
+
+class Constraints(NamedTuple):
+    """A batch's constraints, as arrays: ``tokens`` (batch, C, L) the pieces of each sentence's
+    constraints, PAD-padded; ``lens`` (batch, C) their lengths (0: no constraint in this place);
+    ``earlier_twin`` (batch, C, C) True at [b, i, j] where constraint j < i of sentence b is the
+    same phrase as i (a repeated phrase must appear once per mention)."""
+    tokens: Any
+    lens: Any
+    earlier_twin: Any
+
+    @classmethod
+    def of(cls, phrases: Sequence[Sequence[Sequence[int]]], xp) -> Constraints:
+        """From per-sentence lists of target id lists, as arrays of ``xp``."""
+        count = max(1, max(len(p) for p in phrases))
+        width = max([1] + [len(c) for p in phrases for c in p])
+        tokens = [[list(c) + [PAD] * (width - len(c)) for c in p] + [[PAD] * width] * (count - len(p))
+                  for p in phrases]
+        lens = [[len(c) for c in p] + [0] * (count - len(p)) for p in phrases]
+        twins = [[[j < i and tuple(p[j]) == tuple(p[i]) if i < len(p) and j < len(p) else False
+                   for j in range(count)] for i in range(count)] for p in phrases]
+        return cls(xp.asarray(tokens, xp.long), xp.asarray(lens, xp.long), xp.asarray(twins, xp.bool))
+
+    def pieces(self) -> Any:
+        """(batch,) the number of pieces a hypothesis must produce to meet all of its constraints."""
+        return self.lens.sum(-1)
+
+
+class Progress(NamedTuple):
+    """Hypotheses' constraint states, (live, n, C) each: pieces of each constraint produced in a row
+    so far, and whether it is met."""
+    run: Any
+    met: Any
+
+    @classmethod
+    def start(cls, xp, batch: int, k: int, count: int) -> Progress:
+        return cls(xp.zeros((batch, k, count), xp.long), xp.zeros((batch, k, count), xp.bool))
+
+    def take(self, xp, index: Any) -> Progress:
+        """The states of hypotheses ``index`` (live, m), each row's own."""
+        return Progress(xp.take_along(self.run, index[..., None], 1), xp.take_along(self.met, index[..., None], 1))
+
+    def rows(self, keep: Any) -> Progress:
+        return Progress(self.run[keep], self.met[keep])
+
+
+def open_(cons: Constraints, sentence: Any, met: Any) -> Any:
+    """(live, n, C) True where a constraint exists and is not met yet; sentence: (live,) ids."""
+    return (cons.lens[sentence][:, None, :] > 0) & ~met
+
+
+def satisfied(cons: Constraints, sentence: Any, state: Progress) -> Any:
+    """(live, n) whether every constraint is met."""
+    return ~open_(cons, sentence, state.met).any(-1)
+
+
+def bank(cons: Constraints, sentence: Any, state: Progress, xp) -> Any:
+    """(live, n) constraint pieces produced: every met constraint's, plus the longest run in progress."""
+    lens = cons.lens[sentence][:, None, :]  # (live, 1, C)
+    done = xp.where(state.met, lens, 0).sum(-1)
+    return done + xp.amax(xp.where(state.met, 0, state.run), -1)
+
+
+def next_pieces(cons: Constraints, sentence: Any, state: Progress, xp) -> Any:
+    """(live, n, C) the piece each hypothesis needs next for each of its constraints; PAD for one met
+    or absent (PAD is never a candidate)."""
+    tokens = cons.tokens[sentence]  # (live, C, L)
+    run = state.run.clip(None, tokens.shape[-1] - 1)  # a run never reaches its length unmet
+    live, n, count = run.shape
+    wanted = xp.take_along(xp.stack([tokens] * n, 1), run[..., None], 3)[..., 0]  # (live, n, C)
+    return xp.where(open_(cons, sentence, state.met), wanted, PAD)
+
+
+def advance(cons: Constraints, sentence: Any, state: Progress, tokens: Any, xp) -> Progress:
+    """The states after each hypothesis emits ``tokens`` (live, n). A piece that continues a run
+    extends it, any other restarts it (at 1 if it is the constraint's first piece); a run that
+    reaches its constraint's length meets it (of a repeated phrase, only its first unmet mention)."""
+    lens = cons.lens[sentence][:, None, :]  # (live, 1, C)
+    first = cons.tokens[sentence][:, None, :, 0]  # (live, 1, C)
+    live_open = open_(cons, sentence, state.met)  # (live, n, C)
+    step = tokens[..., None]  # (live, n, 1)
+    run = xp.where(next_pieces(cons, sentence, state, xp) == step, state.run + 1,
+                   xp.where(first == step, 1, 0))
+    run = xp.where(live_open, run, 0)
+    ends = live_open & (run == lens)  # (live, n, C)
+    twins = cons.earlier_twin[sentence][:, None, :, :]  # (live, 1, C, C)
+    ends = ends & ~(ends[:, :, None, :] & twins).any(-1)  # an earlier mention of the same phrase goes first
+    return Progress(xp.where(run == lens, 0, run), state.met | ends)
+
+
+def extensions(xp, logits: Any, lse: Any, alive_scores: Any, cons: Constraints, sentence: Any,
+               state: Progress, width: int) -> Tuple[Any, Any, Any, Any, Progress]:
+    """The ``width`` preferred one-token extensions of each sentence's k beams, dealt to banks in
+    turn (module docstring). logits: (live*k, vocab), restricted; lse: (live*k, 1); alive_scores:
+    (live, k); state: the beams' (live, k, C).
+
+    Returns (live, width) each: running scores, source beams, tokens, the preference (higher is
+    preferred; the order the candidates come in) and their states."""
+    live, k = alive_scores.shape
+    vocab = logits.shape[-1]
+    best = min(2 * k, vocab)
+    _, own = xp.topk(logits, best)  # (live*k, best): each beam's own best pieces
+    wanted = next_pieces(cons, sentence, state, xp).reshape(live * k, -1)  # (live*k, C)
+    pieces = xp.cat([own, wanted], 1)  # (live*k, W)
+    w = pieces.shape[1]
+    twice = (pieces[:, :, None] == pieces[:, None, :]) & (xp.arange(w)[None, :] < xp.arange(w)[:, None])[None]
+    logp = xp.take_along(logits, pieces, 1) - lse  # (live*k, W)
+    logp = xp.where(twice.any(-1), float("-inf"), logp)  # each piece once per beam
+    scores = (alive_scores[..., None] + logp.reshape(live, k, w)).reshape(live, k * w)  # (live, N)
+    beams = xp.repeat(xp.arange(k), w)[None, :] + xp.zeros((live, 1), xp.long)  # (live, N)
+    tokens = pieces.reshape(live, k * w)
+    after = advance(cons, sentence, state.take(xp, beams), tokens, xp)  # (live, N, C)
+    banks = bank(cons, sentence, after, xp)  # (live, N)
+
+    # Deal places to banks in turn: sorted by score, each candidate's rank within its bank, then
+    # the order (rank, highest bank first); impossible candidates (-inf) last.
+    n = k * w
+    scores, order = xp.topk(scores, n)  # (live, N), best first
+    banks = xp.take_along(banks, order, 1)
+    levels = int(banks.max()) + 1 if n else 1
+    in_bank = xp.astype(banks[..., None] == xp.arange(levels)[None, None, :], xp.long)  # (live, N, B)
+    rank = xp.take_along(xp.cumsum(in_bank, 1), banks[..., None], 2)[..., 0] - 1  # (live, N)
+    key = xp.where(xp.isfinite(scores), rank * levels + (levels - 1 - banks), n * levels)
+    preference, pick = xp.topk(-xp.astype(key, xp.float), width)  # (live, width)
+    chosen = xp.take_along(order, pick, 1)
+    return (xp.take_along(scores, pick, 1), xp.take_along(beams, chosen, 1), xp.take_along(tokens, chosen, 1),
+            preference, after.take(xp, chosen))
+
+
+def check_phrases(phrases: List[List[int]], where: str, longest: int) -> None:
+    """A constraint list for one sentence: each phrase non-empty, all together no longer than ``longest``."""
+    from ..errors import ConfigError
+    if any(not p for p in phrases):
+        raise ConfigError(f"{where}: an empty constraint (a phrase of no pieces)")
+    total = sum(len(p) for p in phrases)
+    if total > longest:
+        raise ConfigError(f"{where}: the constraints have {total} pieces, more than any output ({longest})")
