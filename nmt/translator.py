@@ -1,6 +1,7 @@
 """Text in, text out: batch sentences by length, search, restore input order; and forced scoring."""
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import (
     TYPE_CHECKING,
@@ -20,11 +21,11 @@ from typing import (
 from .backends import backend_for
 from .config import InferenceSettings, Precision
 from .data.corpus import with_prefix
-from .data.spm import Tokenizer
+from .data.spm import WORD_START, Tokenizer
 from .errors import ConfigError
 from .guides import Side, check_guides, guides_of, split_phrases
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
-from .search.alignment import WORD_START, pharaoh, word_alignment, word_attention
+from .search.alignment import pharaoh, word_alignment, word_attention
 from .search.arrays import ops_for
 from .search.common import FREE, Guide, Prefix
 from .search.options import MAX_OUTPUT_LEN, Strategy
@@ -151,11 +152,23 @@ class Translator:
             out = sample_search(model, src, src_lens, o, generator=self.generator, prefix=prefix)
         else:
             from .search.constraints import Constraints
-            cons = None if phrases is None else Constraints.of(phrases, ops_for(src))
+            cons = None if phrases is None else Constraints.of(phrases, ops_for(src), self._continuations(model))
             out = beam_search(model, src, src_lens, o, prefix=prefix, constraints=cons)
         if self.shortlist is not None:
             out = [[h._replace(tokens=model.to_vocabulary(h.tokens)) for h in hyps] for hyps in out]
         return out
+
+    @functools.cached_property
+    def _word_continuations(self) -> Optional[List[int]]:
+        words = getattr(self.tok, "tgt_word_continuations", None)  # a test's stand-in tokenizer may lack it
+        return None if words is None else words()
+
+    def _continuations(self, model) -> Optional[List[int]]:
+        """The target pieces that continue a word (never right after a met constraint), as the ids
+        ``model`` decodes over (a shortlist's candidate positions); None for a tokenizer without them."""
+        if self._word_continuations is None or model is self.model:
+            return self._word_continuations
+        return model.positions(self._word_continuations, missing_ok=True)
 
     def _batches(self, src_ids: Sequence[Sequence[int]], todo: List[int]):
         """(input indices, source batch as the backend's arrays, lengths), longest batches first."""

@@ -26,6 +26,7 @@ from ..errors import ConfigError
 log = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+WORD_START = "\u2581"  # sentencepiece's marker of a piece that begins a word
 
 
 def train_spm(sentences: Sequence[str], vocab_size: int, model_type: SpmType = SpmType.unigram,
@@ -79,6 +80,13 @@ class Tokenizer:
 
     def encode_tgt(self, lines: Iterable[str]) -> List[List[int]]:
         return self.tgt.encode(list(lines))
+
+    def tgt_word_continuations(self) -> List[int]:
+        """Target ids of the pieces that continue a word (no word-start marker, a letter or digit in
+        them): what may not follow a lexical constraint, so that "bicycle" is not met by "bicycles"."""
+        return [i for i in range(self.tgt.get_piece_size())
+                if not (self.tgt.is_control(i) or self.tgt.is_unknown(i))
+                and not (piece := self.tgt.id_to_piece(i)).startswith(WORD_START) and any(c.isalnum() for c in piece)]
 
     def encode_prefixes(self, prefixes: Sequence[str]) -> List[List[int]]:
         """Target ids per prefix text (a translation must start with them); a blank prefix gives []

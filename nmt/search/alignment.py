@@ -11,9 +11,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..data.spm import WORD_START
 from .arrays import ops_for
-
-WORD_START = "\u2581"  # sentencepiece's marker of a piece that begins a word
 
 
 def forced_attention(model, src: Any, src_lens: Any, tgt_in: Any) -> Optional[Any]:

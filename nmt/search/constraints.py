@@ -12,13 +12,15 @@ allowed once every constraint is met; at the length limit a sentence whose hypot
 them all still ends, its result flagged (``Hypothesis.constraints_met`` False), never dropped.
 
 A constraint counts as met only when its pieces come in a row exactly as encoded, so every
-hypothesis flagged met contains every phrase. A phrase given twice must appear twice.
+hypothesis flagged met contains every phrase; the piece after a met phrase may not continue its last
+word (``Constraints.continuations``), so "bicycle" is not met by "bicycles". A phrase given twice
+must appear twice.
 
 Written against ``arrays.py``'s operations, so it decodes torch and ONNX Runtime models alike.
 """
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Sequence, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..data.spm import PAD
 
@@ -27,14 +29,17 @@ class Constraints(NamedTuple):
     """A batch's constraints, as arrays: ``tokens`` (batch, C, L) the pieces of each sentence's
     constraints, PAD-padded; ``lens`` (batch, C) their lengths (0: no constraint in this place);
     ``earlier_twin`` (batch, C, C) True at [b, i, j] where constraint j < i of sentence b is the
-    same phrase as i (a repeated phrase must appear once per mention)."""
+    same phrase as i (a repeated phrase must appear once per mention); ``continuations`` (n,) the
+    pieces that continue a word, never emitted right after a phrase is met (None: any may)."""
     tokens: Any
     lens: Any
     earlier_twin: Any
+    continuations: Any = None
 
     @classmethod
-    def of(cls, phrases: Sequence[Sequence[Sequence[int]]], xp) -> Constraints:
-        """From per-sentence lists of target id lists, as arrays of ``xp``."""
+    def of(cls, phrases: Sequence[Sequence[Sequence[int]]], xp,
+           continuations: Optional[Sequence[int]] = None) -> Constraints:
+        """From per-sentence lists of target id lists (and the ids that continue a word), as arrays of ``xp``."""
         count = max(1, max(len(p) for p in phrases))
         width = max([1] + [len(c) for p in phrases for c in p])
         tokens = [[list(c) + [PAD] * (width - len(c)) for c in p] + [[PAD] * width] * (count - len(p))
@@ -42,7 +47,8 @@ class Constraints(NamedTuple):
         lens = [[len(c) for c in p] + [0] * (count - len(p)) for p in phrases]
         twins = [[[j < i and tuple(p[j]) == tuple(p[i]) if i < len(p) and j < len(p) else False
                    for j in range(count)] for i in range(count)] for p in phrases]
-        return cls(xp.asarray(tokens, xp.long), xp.asarray(lens, xp.long), xp.asarray(twins, xp.bool))
+        return cls(xp.asarray(tokens, xp.long), xp.asarray(lens, xp.long), xp.asarray(twins, xp.bool),
+                   None if continuations is None else xp.asarray(list(continuations), xp.long))
 
     def pieces(self) -> Any:
         """(batch,) the number of pieces a hypothesis must produce to meet all of its constraints."""
@@ -50,21 +56,24 @@ class Constraints(NamedTuple):
 
 
 class Progress(NamedTuple):
-    """Hypotheses' constraint states, (live, n, C) each: pieces of each constraint produced in a row
-    so far, and whether it is met."""
+    """Hypotheses' constraint states: (live, n, C) pieces of each constraint produced in a row so far
+    and whether it is met; (live, n) whether the last piece met one."""
     run: Any
     met: Any
+    ended: Any
 
     @classmethod
     def start(cls, xp, batch: int, k: int, count: int) -> Progress:
-        return cls(xp.zeros((batch, k, count), xp.long), xp.zeros((batch, k, count), xp.bool))
+        return cls(xp.zeros((batch, k, count), xp.long), xp.zeros((batch, k, count), xp.bool),
+                   xp.zeros((batch, k), xp.bool))
 
     def take(self, xp, index: Any) -> Progress:
         """The states of hypotheses ``index`` (live, m), each row's own."""
-        return Progress(xp.take_along(self.run, index[..., None], 1), xp.take_along(self.met, index[..., None], 1))
+        return Progress(xp.take_along(self.run, index[..., None], 1), xp.take_along(self.met, index[..., None], 1),
+                        xp.take_along(self.ended, index, 1))
 
     def rows(self, keep: Any) -> Progress:
-        return Progress(self.run[keep], self.met[keep])
+        return Progress(self.run[keep], self.met[keep], self.ended[keep])
 
 
 def open_(cons: Constraints, sentence: Any, met: Any) -> Any:
@@ -108,7 +117,7 @@ def advance(cons: Constraints, sentence: Any, state: Progress, tokens: Any, xp) 
     ends = live_open & (run == lens)  # (live, n, C)
     twins = cons.earlier_twin[sentence][:, None, :, :]  # (live, 1, C, C)
     ends = ends & ~(ends[:, :, None, :] & twins).any(-1)  # an earlier mention of the same phrase goes first
-    return Progress(xp.where(run == lens, 0, run), state.met | ends)
+    return Progress(xp.where(run == lens, 0, run), state.met | ends, ends.any(-1))
 
 
 def extensions(xp, logits: Any, lse: Any, alive_scores: Any, cons: Constraints, sentence: Any,
@@ -121,6 +130,9 @@ def extensions(xp, logits: Any, lse: Any, alive_scores: Any, cons: Constraints, 
     preferred; the order the candidates come in) and their states."""
     live, k = alive_scores.shape
     vocab = logits.shape[-1]
+    if cons.continuations is not None and bool(state.ended.any()):  # a met phrase's last word ends with it
+        rows = xp.nonzero(state.ended.reshape(-1))
+        logits[rows[:, None], cons.continuations[None, :]] = float("-inf")
     best = min(2 * k, vocab)
     _, own = xp.topk(logits, best)  # (live*k, best): each beam's own best pieces
     wanted = next_pieces(cons, sentence, state, xp).reshape(live * k, -1)  # (live*k, C)

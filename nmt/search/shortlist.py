@@ -186,7 +186,8 @@ class Shortlisted:
         """Candidate positions -> target ids."""
         return [self.id_list[i] for i in tokens]
 
-    def positions(self, ids: Sequence[int]) -> List[int]:
-        """Target ids -> candidate positions (each id must be a candidate: ``candidates``' ``required``)."""
+    def positions(self, ids: Sequence[int], missing_ok: bool = False) -> List[int]:
+        """Target ids -> candidate positions: each id must be a candidate (``candidates``' ``required``),
+        or with ``missing_ok`` those that are not are left out."""
         where = {t: i for i, t in enumerate(self.id_list)}
-        return [where[t] for t in ids]
+        return [where[t] for t in ids if not missing_ok or t in where]

@@ -116,7 +116,10 @@ def test_per_request_prefixes_match_nmt_translate_and_merge_with_plain_requests(
     src.write_text("\n".join(LINES) + "\n")
     forced = ["le", "", "la", ""]
     prefixes.write_text("\n".join(forced) + "\n")
+    terms = [["lo"], [], ["una", "dei vupu"], []]
+    (tmp_path / "terms.txt").write_text("\n".join("\t".join(t) for t in terms) + "\n")
     for flags, body in ((["--prefix-file", prefixes], {"prefix": forced}),
+                        (["--constraints", tmp_path / "terms.txt", "--nbest", "2"], {"constraints": terms, "nbest": 2}),
                         (["--src-prefix", "<x>"], {"src_prefix": "<x>"}),
                         (["--prefix-file", prefixes, "--alignment", "--beam", "1"],
                          {"prefix": forced, "alignment": True, "beam": 1})):
@@ -129,6 +132,8 @@ def test_per_request_prefixes_match_nmt_translate_and_merge_with_plain_requests(
         for g, o in zip(got, offline):
             assert g["score"] == pytest.approx(o["score"], abs=1e-4)
             assert g.get("alignment") == o.get("alignment")
+            assert g.get("constraints_met") == o.get("constraints_met")
+            assert [e["translation"] for e in g.get("nbest", [])] == [e["translation"] for e in o.get("nbest", [])]
         if "prefix" in body:
             assert got[0]["translation"].startswith("le ") and got[2]["translation"].startswith("la ")
     plain = server.post({"text": LINES}).json()["translations"]
@@ -203,6 +208,9 @@ BAD = [
     (b'{"text": ["a", "b"], "prefix": ["x"]}', 422, "prefix: 1 entries for 2 lines"),
     (b'{"text": ["a"], "prefix": "x"}', 422, "prefix"),
     (b'{"text": ["a"], "prefix": ["x\\ny"]}', 422, "prefix[0]"),
+    (b'{"text": ["a", "b"], "constraints": [["x"]]}', 422, "constraints: 1 entries for 2 lines"),
+    (b'{"text": ["a"], "constraints": ["x"]}', 422, "constraints"),
+    (b'{"text": ["a"], "constraints": [["\xe4\xb8\xad"]]}', 422, "no piece for"),
     (b'{"text": ["a"], "src_prefix": "two tags"}', 422, "src_prefix: 'two tags'"),
     (b'{"text": ["a"], "src_prefix": 3}', 422, "src_prefix"),
     (b'{"text": ["a \\ud800 b"]}', 400, "lone surrogate"),

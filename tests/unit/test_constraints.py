@@ -152,3 +152,25 @@ def test_greedy_and_sampling_refuse_constraints():
         tr = Translator(tiny_model().eval(), Tok(), SearchOptions(strategy=strategy))
         with pytest.raises(ConfigError, match="need beam search"):
             tr.translate_ids([[5, 6]], guides=[Guide((), [[7]])])
+
+
+def test_the_piece_after_a_met_phrase_never_continues_its_last_word():
+    """Pieces that continue a word (here 7-29) may not follow a met phrase: "bicycle" is not met by
+    "bicycles". Without the rule, this model does continue some."""
+    model = tiny_model(init_scale=0.5, seed=5).eval()
+    g = torch.Generator().manual_seed(5)
+    src, lens = source_tensor([torch.randint(4, 30, (n,), generator=g).tolist() for n in (4, 7, 2, 5, 6)])
+    continuing = list(range(7, 30))
+    phrases = [[[5]], [[6, 7]], [[8]], [[9], [4]], [[5, 11]]]
+
+    def continued(words):
+        out = beam_search(model, src, lens, SearchOptions(beam_size=4), constraints=Constraints.of(phrases, XP, words))
+        count = 0
+        for h, mine in zip([n[0] for n in out], phrases):
+            assert h.constraints_met
+            for phrase in mine:
+                end = next(i + len(phrase) for i in range(len(h.tokens)) if h.tokens[i:i + len(phrase)] == phrase)
+                count += end < len(h.tokens) and h.tokens[end] in continuing
+        return count
+    assert continued(continuing) == 0
+    assert continued(None) > 0

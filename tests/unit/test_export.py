@@ -261,11 +261,11 @@ def test_constrained_search_over_numpy_arrays_and_over_a_bundle_finds_what_pytor
     options = SearchOptions(beam_size=4, nbest=2)
     with torch.no_grad():
         ours = beam_search(model, src, lens, options, Prefix.of(prefixes, TorchOps(src.device)),
-                           Constraints.of(phrases, TorchOps(src.device)))
+                           Constraints.of(phrases, TorchOps(src.device), range(20, 30)))
     for other in (_NumpyView(model), onnx):
         with torch.no_grad():
             theirs = beam_search(other, src.numpy(), lens.numpy(), options, Prefix.of(prefixes, NumpyOps()),
-                                 Constraints.of(phrases, NumpyOps()))
+                                 Constraints.of(phrases, NumpyOps(), range(20, 30)))
         assert [[(h.tokens, h.constraints_met) for h in n] for n in ours] == \
             [[(h.tokens, h.constraints_met) for h in n] for n in theirs]
         assert np.allclose([h.score for n in ours for h in n], [h.score for n in theirs for h in n], atol=1e-4)
