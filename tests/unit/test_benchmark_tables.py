@@ -109,3 +109,22 @@ def test_the_deployment_table_has_a_row_per_backend_with_its_share_of_the_limit(
     assert [r.split(" | ")[0][2:] for r in rows] == list(module.BACKENDS)
     assert rows[-1] == ("| ONNX Runtime int8 | 100.0 (50%) | 400.0 (25%) | 40.0 (50.0) | 41.8 | 990 / 1000 | "
                         "0.5 s, 150 MB |")
+
+
+def test_the_constraints_table_gives_each_beam_with_and_without_and_the_speed_ratio(tmp_path):
+    spec = importlib.util.spec_from_file_location("constraints_benchmark", ROOT / "scripts" / "constraints_benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [{"beam": b, "constrained": c, "bleu": 40.0 + c, "term_share": 0.995 if c else 0.01, "unmet_lines": int(c),
+             "sentences_per_s": 50.0 if c else 100.0} for b in (5, 10) for c in (False, True)]
+    record = {"time": "2026-12-07 01:00:00", "checkpoint": "/x/m30k/checkpoints/best.pt", "split": "test_2016_flickr",
+              "cpu": {"model": "AMD EPYC"}, "threads": 2, "peak_gemm_gflops": 150.0, "lines": 1000, "terms": 1180,
+              "lines_with_terms": 864, "rows": rows}
+    path = tmp_path / "constraints.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    lines = module.table(str(path)).splitlines()
+    assert "m30k, test_2016_flickr (1000 lines): 1180 reference terms on 864 lines" in lines[0]
+    assert lines[-1] == "| 10 | yes | 41.0 | 99.5% | 1 | 50.0 | 0.50x |"
+    assert module.holds("A man rides a bicycle.", "bicycle") and not module.holds("Two bicycles.", "bicycle")
+    terms = module.draw_terms(["A black dog runs fast."], ["A dog runs."])
+    assert terms[0] and all(t.split()[0] in ("black", "fast") for t in terms[0])
