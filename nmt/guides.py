@@ -4,11 +4,11 @@ constraints (phrases it contains), read from text (files, the API, the server) i
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 from .data.spm import UNK, Tokenizer
 from .errors import ConfigError
-from .search.common import Guide
+from .search.common import Guide, Hypothesis
 from .search.options import MAX_OUTPUT_LEN, SearchOptions, Strategy
 
 
@@ -83,6 +83,14 @@ def check_guides(guides: Sequence[Guide], options: SearchOptions, shortlist: boo
     if options.strategy is not Strategy.beam and any(g.constraints for g in guides):
         raise ConfigError("lexical constraints need beam search (greedy decoding and sampling cannot meet them); "
                           "leave out greedy/sample (a beam of 1 works)")
+
+
+def warn_unmet(results: Sequence[Sequence[Hypothesis]], warn: Callable[[str], None], first: int = 1) -> None:
+    """A warning for each line (numbered from ``first``) whose translation lacks some of its constraints."""
+    for k, hyps in enumerate(results):
+        if hyps[0].constraints_met is False:
+            warn(f"line {first + k}: search found no translation holding all of its constraints within the length "
+                 f"limit; this one lacks some (a larger beam or max_len_b may find one)")
 
 
 class Side:

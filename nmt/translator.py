@@ -23,7 +23,7 @@ from .config import InferenceSettings, Precision
 from .data.corpus import with_prefix
 from .data.spm import WORD_START, Tokenizer
 from .errors import ConfigError
-from .guides import Side, check_guides, guides_of, split_phrases
+from .guides import Side, check_guides, guides_of, split_phrases, warn_unmet
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
 from .search.alignment import pharaoh, word_alignment, word_attention
 from .search.arrays import ops_for
@@ -222,17 +222,11 @@ class Translator:
         out = []
         results = self.translate_ids(self.encode_lines(lines), guides=guides_of(self.tok, len(lines), prefixes,
                                                                                 constraints))
-        self._warn_unmet(results)
+        warn_unmet(results, self.warn)
         for hyps in results:
             texts = self.tok.decode_tgt([h.tokens for h in hyps])
             out.append([(text, h.score) for text, h in zip(texts, hyps)])
         return out
-
-    def _warn_unmet(self, results: Sequence[Sequence[Hypothesis]], first: int = 1) -> None:
-        for k, hyps in enumerate(results):
-            if hyps[0].constraints_met is False:
-                self.warn(f"line {first + k}: search found no translation holding all of its constraints within the "
-                          f"length limit; this one lacks some (a larger beam or max_len_b may find one)")
 
     def translate_stream(self, lines: Iterable[str], chunk_size: int = 4000,
                          prefixes: Optional[Iterable[str]] = None, prefix_name: str = "the prefixes",
@@ -255,7 +249,7 @@ class Translator:
                                first=first + 1)
             ids = self.encode_lines(chunk, first_line=first + 1)
             results = self.translate_ids(ids, on_batch=on_batch, guides=guides)
-            self._warn_unmet(results, first + 1)
+            warn_unmet(results, self.warn, first + 1)
             yield Chunk(first, chunk, ids, results, self.alignments(ids, results) if alignment else None)
             first += len(chunk)
         for side in sides:

@@ -643,6 +643,36 @@ def test_a_prefix_the_vocabulary_cannot_spell(work):
         nmt.load(str(run_dir)).translate(["a"], prefix=["\u4e2d"])
 
 
+def test_hostile_constraint_files(work):
+    """Case 8 for lexical constraints: a phrase the vocabulary cannot spell, invalid UTF-8, a file of
+    the wrong length, phrases longer than any output: refused, naming the file or line. Phrases no
+    translation can hold (no 1-gram may repeat, the phrase repeats one) are handled: every line gets
+    its translation, the line is warned about and flagged."""
+    import nmt
+    run_dir, data = work
+    args = [run_dir, "-i", data / "in.txt", "--constraints", data / "terms.txt"]
+    (data / "terms.txt").write_text("\n" * 5 + "x\t\u4e2d\n")
+    refused(call("translate", args), "constraints of line 6", "no piece for")
+    (data / "terms.txt").write_bytes(b"\n\nab\xff\n\n\n\n")
+    refused(call("translate", args), "terms.txt:3", "not valid UTF-8")
+    (data / "terms.txt").write_text("a\n" * 7)
+    refused(call("translate", args), "--constraints", "more lines than the input (6)")
+    (data / "terms.txt").write_text("a " * 3000 + "\n" * 6)
+    refused(call("translate", args), "constraints of line 1", "longer than any output")
+    words = (data / "ref.txt").read_text().split()
+    (data / "terms.txt").write_text(f"{words[1]} {words[1]}\n" + "\n" * 5)
+    code, out, err = call("translate", [*args, "--no-repeat-ngram", "1", "--output-format", "jsonl"])
+    records = [json.loads(line) for line in handled((code, out, err)).splitlines()]
+    assert len(records) == 6 and records[0]["constraints_met"] is False and records[0]["translation"]
+    assert "line 1: search found no translation holding all of its constraints" in err
+    model = nmt.load(str(run_dir))
+    with pytest.raises(TypeError, match=r"constraints\[0\] must be a list of phrases, not a single str"):
+        model.translate(["a"], constraints=["x"])
+    with pytest.raises(ValueError, match="constraints has 1 entries for 2 lines"):
+        model.translate(["a", "b"], constraints=[["x"]])
+    OUTCOMES["refused"] += 2
+
+
 def test_api_refuses_what_the_cli_and_server_refuse(work):
     """Case 9: a line break inside a line, an unreachable min_len, a NaN length."""
     import nmt
