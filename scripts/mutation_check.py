@@ -36,8 +36,13 @@ class Break:
 BREAKS = [
     # search
     Break("input order", "nmt/translator.py", "Translator.translate_ids",
-          "zip(idx, self._search(src, src_lens, prefix))", "zip(sorted(idx), self._search(src, src_lens, prefix))",
+          "zip(idx, self._search(src, src_lens, prefix, phrases))",
+          "zip(sorted(idx), self._search(src, src_lens, prefix, phrases))",
           "tests/unit/test_translator.py::test_blank_lines_and_input_order_and_batch_size_invariance"),
+    Break("only met hypotheses finish", "nmt/search/beam.py", "_Lexical.end",
+          "finished.add(active, scores, is_eos & met, history, divisor, bonus)",
+          "finished.add(active, scores, is_eos, history, divisor, bonus)",
+          "tests/unit/test_constraints.py::test_phrases_no_hypothesis_can_hold_are_reported_not_dropped"),
     Break("gnmt length penalty", "nmt/search/beam.py", "length_penalty", "((5.0 + length) / 6.0) ** alpha", "1.0",
           "tests/unit/test_search.py"),
     Break("beam options checked", "nmt/search/options.py", "SearchOptions.__post_init__", "self.beam_size < 1",
