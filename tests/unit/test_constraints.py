@@ -174,3 +174,15 @@ def test_the_piece_after_a_met_phrase_never_continues_its_last_word():
         return count
     assert continued(continuing) == 0
     assert continued(None) > 0
+
+
+def test_an_ensemble_meets_constraints_as_a_single_model_does():
+    from nmt.models.ensemble import Ensemble
+    model = tiny_model(init_scale=0.5, seed=7).eval()
+    src, lens = source_tensor([[5, 6, 7], [8, 9, 10, 11]])
+    cons = Constraints.of([[[20], [21, 22]], [[23]]], XP)
+    options = SearchOptions(beam_size=3, nbest=2)
+    alone = beam_search(model, src, lens, options, constraints=cons)
+    twice = beam_search(Ensemble([model, model]), src, lens, options, constraints=cons)
+    assert [[h.tokens for h in n] for n in twice] == [[h.tokens for h in n] for n in alone]
+    assert all(h.constraints_met for n in twice for h in n)
