@@ -57,9 +57,11 @@ def test_a_bundle_translates_the_test_set_as_its_checkpoint_does_without_torch(b
     api = json.loads(run(*without_torch("load", bundle, *lines)).stdout)
     assert api == [t["translation"] for t in theirs[:4]]
     (tmp_path / "prefix.txt").write_text("una\n\nlo\n\n")
+    (tmp_path / "terms.txt").write_text("dei\tlo vupu\n\nuna\n\n")
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     for flags in (["--greedy"], ["--prefix-file", tmp_path / "prefix.txt", "--no-repeat-ngram", "2", "--nbest", "2",
-                                 "--output-format", "tsv", "--alignment"]):
+                                 "--output-format", "tsv", "--alignment"],
+                  ["--constraints", tmp_path / "terms.txt", "--nbest", "2", "--output-format", "tsv"]):
         plain = run(bin_path("nmt-translate"), demo_run_dir(toy_run), "-i", tmp_path / "in.txt", *flags).stdout
         assert run(*without_torch("translate", bundle, "-i", tmp_path / "in.txt", *flags)).stdout == plain
     run(*without_torch("translate", bundle, "-i", tmp_path / "in.txt", "--attention-plot", tmp_path / "maps"))

@@ -319,6 +319,11 @@ def test_the_page_in_a_real_browser(server, tmp_path):
                 page.wait_for_function("document.getElementById('output').textContent.startsWith('le ')")
                 assert page.text_content("#output") == forced
                 page.fill("#prefix", "")
+                page.fill("#terms", "dei ; lo vupu")  # phrases every translation must contain
+                page.click("#go")
+                page.wait_for_function("document.getElementById('output').textContent.includes('lo vupu')")
+                assert " dei" in f" {page.text_content('#output')}" and not page.text_content("#error")
+                page.fill("#terms", "")
                 page.fill("#source", "a dog.")
                 page.fill("#beam", "99")
                 page.click("#go")
