@@ -9,6 +9,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 from .data.spm import UNK, Tokenizer
 from .errors import ConfigError
 from .search.common import Guide, Hypothesis
+from .search.constraints import MAX_PHRASES
 from .search.options import MAX_OUTPUT_LEN, SearchOptions, Strategy
 
 
@@ -47,13 +48,16 @@ def split_phrases(line: str) -> List[str]:
 def encode_constraints(tok: Tokenizer, phrases: Sequence[Sequence[str]], first: int = 1,
                        where: str = "constraints of line {}") -> List[List[List[int]]]:
     """Per line, the target ids of each of its phrases (every translation must contain them; blank
-    phrases are left out). A phrase the target vocabulary cannot spell, or phrases that together are
-    longer than any output, are refused, named by ``where`` with the line's number (from ``first``)."""
+    phrases are left out). A phrase the target vocabulary cannot spell, over ``MAX_PHRASES`` phrases,
+    or phrases that together are longer than any output, are refused, named by ``where`` with the
+    line's number (from ``first``)."""
     out = []
     for k, texts in enumerate(phrases):
         texts = [t for t in texts if t.strip()]
-        ids = tok.encode_tgt(texts) if texts else []
         where_k = where.format(first + k)
+        if len(texts) > MAX_PHRASES:
+            raise ConfigError(f"{where_k}: {len(texts)} phrases; at most {MAX_PHRASES} per line")
+        ids = tok.encode_tgt(texts) if texts else []
         for text, ids_t in zip(texts, ids):
             _check_spelled(tok, text, ids_t, where_k, "contain")
         if sum(len(i) for i in ids) > MAX_OUTPUT_LEN:

@@ -54,9 +54,6 @@ class _Ops:
     def floor(self, x):
         return self.lib.floor(x)
 
-    def cumsum(self, x, axis: int):
-        return self.lib.cumsum(x, axis)
-
     def amax(self, x, axis: int):
         return self.lib.amax(x, axis)
 
@@ -113,6 +110,10 @@ class TorchOps(_Ops):
     def windows(self, x, n: int):
         """(rows, t) -> (rows, t - n + 1, n), every run of ``n`` along the last axis."""
         return x.unfold(1, n, 1)
+
+    def cummax(self, x, axis: int):
+        """The running maximum along ``axis``."""
+        return self.lib.cummax(x, axis).values
 
 
 class NumpyOps(_Ops):
@@ -181,3 +182,6 @@ class NumpyOps(_Ops):
 
     def windows(self, x, n: int):
         return self.lib.lib.stride_tricks.sliding_window_view(x, n, axis=1)
+
+    def cummax(self, x, axis: int):
+        return self.lib.maximum.accumulate(x, axis)

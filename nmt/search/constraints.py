@@ -20,9 +20,13 @@ Written against ``arrays.py``'s operations, so it decodes torch and ONNX Runtime
 """
 from __future__ import annotations
 
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple, Optional, Sequence, Tuple
 
 from ..data.spm import PAD
+
+# phrases per sentence at most: each candidate of each beam tracks every phrase, so search holds
+# beam x (2 beam + phrases) x phrases states per sentence
+MAX_PHRASES = 64
 
 
 class Constraints(NamedTuple):
@@ -97,9 +101,10 @@ def next_pieces(cons: Constraints, sentence: Any, state: Progress, xp) -> Any:
     """(live, n, C) the piece each hypothesis needs next for each of its constraints; PAD for one met
     or absent (PAD is never a candidate)."""
     tokens = cons.tokens[sentence]  # (live, C, L)
-    run = state.run.clip(None, tokens.shape[-1] - 1)  # a run never reaches its length unmet
-    live, n, count = run.shape
-    wanted = xp.take_along(xp.stack([tokens] * n, 1), run[..., None], 3)[..., 0]  # (live, n, C)
+    live, count, width = tokens.shape
+    run = state.run.clip(None, width - 1)  # (live, n, C); a run never reaches its length unmet
+    at = (xp.arange(count)[None, None, :] * width + run).reshape(live, -1)  # (live, n*C) into C x L
+    wanted = xp.take_along(tokens.reshape(live, count * width), at, 1).reshape(run.shape)  # (live, n, C)
     return xp.where(open_(cons, sentence, state.met), wanted, PAD)
 
 
@@ -147,26 +152,21 @@ def extensions(xp, logits: Any, lse: Any, alive_scores: Any, cons: Constraints, 
     after = advance(cons, sentence, state.take(xp, beams), tokens, xp)  # (live, N, C)
     banks = bank(cons, sentence, after, xp)  # (live, N)
 
-    # Deal places to banks in turn: sorted by score, each candidate's rank within its bank, then
-    # the order (rank, highest bank first); impossible candidates (-inf) last.
+    # Deal places to banks in turn: each candidate's rank among its bank's by score, then the order
+    # (rank, highest bank first); impossible candidates (-inf) last. Memory stays (live, N).
     n = k * w
+    position = xp.arange(n)[None, :]  # (1, N)
     scores, order = xp.topk(scores, n)  # (live, N), best first
     banks = xp.take_along(banks, order, 1)
-    levels = int(banks.max()) + 1 if n else 1
-    in_bank = xp.astype(banks[..., None] == xp.arange(levels)[None, None, :], xp.long)  # (live, N, B)
-    rank = xp.take_along(xp.cumsum(in_bank, 1), banks[..., None], 2)[..., 0] - 1  # (live, N)
+    _, grouped = xp.topk(-xp.astype(banks * n + position, xp.double), n)  # by bank, best first within each
+    banks, scores = xp.take_along(banks, grouped, 1), xp.take_along(scores, grouped, 1)
+    first = xp.cat([xp.full((live, 1), True, xp.bool), banks[:, 1:] != banks[:, :-1]], 1)  # a bank's first
+    rank = position - xp.cummax(xp.where(first, position, 0), 1)  # (live, N) within its bank
+    levels = int(banks.max()) + 1
     key = xp.where(xp.isfinite(scores), rank * levels + (levels - 1 - banks), n * levels)
-    preference, pick = xp.topk(-xp.astype(key, xp.float), width)  # (live, width)
-    chosen = xp.take_along(order, pick, 1)
+    preference, pick = xp.topk(-xp.astype(key, xp.double), width)  # (live, width)
+    chosen = xp.take_along(order, xp.take_along(grouped, pick, 1), 1)  # among the N candidates
     return (xp.take_along(scores, pick, 1), xp.take_along(beams, chosen, 1), xp.take_along(tokens, chosen, 1),
             preference, after.take(xp, chosen))
 
 
-def check_phrases(phrases: List[List[int]], where: str, longest: int) -> None:
-    """A constraint list for one sentence: each phrase non-empty, all together no longer than ``longest``."""
-    from ..errors import ConfigError
-    if any(not p for p in phrases):
-        raise ConfigError(f"{where}: an empty constraint (a phrase of no pieces)")
-    total = sum(len(p) for p in phrases)
-    if total > longest:
-        raise ConfigError(f"{where}: the constraints have {total} pieces, more than any output ({longest})")

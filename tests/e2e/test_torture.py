@@ -659,6 +659,8 @@ def test_hostile_constraint_files(work):
     refused(call("translate", args), "--constraints", "more lines than the input (6)")
     (data / "terms.txt").write_text("a " * 3000 + "\n" * 6)
     refused(call("translate", args), "constraints of line 1", "longer than any output")
+    (data / "terms.txt").write_text("\n" + "\t".join(["a"] * 65) + "\n" * 5)
+    refused(call("translate", args), "constraints of line 2", "65 phrases; at most 64 per line")
     words = (data / "ref.txt").read_text().split()
     (data / "terms.txt").write_text(f"{words[1]} {words[1]}\n" + "\n" * 5)
     code, out, err = call("translate", [*args, "--no-repeat-ngram", "1", "--output-format", "jsonl"])

@@ -177,6 +177,8 @@ def test_numpy_operations_match_torchs(tmp_path):
     assert np.array_equal(t.take_along(arr, idx, 1).numpy(), n.take_along(arr.numpy(), idx.numpy(), 1))
     h = torch.tensor([[5, 6, 5, 6, 7]])
     assert np.array_equal(t.windows(h, 2).numpy(), n.windows(h.numpy(), 2))
+    assert np.array_equal(t.cummax(h, 1).numpy(), n.cummax(h.numpy(), 1))
+    assert np.array_equal(t.amax(arr, -1).numpy(), n.amax(arr.numpy(), -1))
 
 
 def test_sampling_over_an_exported_model_draws_from_its_nucleus(tmp_path):
