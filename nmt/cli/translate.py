@@ -11,6 +11,7 @@ from typing import IO, List, Optional
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..deploy.bundle import model_files
 from ..outputs import atomic_output, check_output
+from ..search.constraints import MAX_PHRASES
 from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process, reported, work_signals
 from .options import add_batch_flags, add_model_flags, add_search_flags, integer, load_model, real, search_flag_values
@@ -50,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one target prefix per input line (blank: none): each translation starts with it "
                         "(forced, then searched on; its log-probability counts in the score)")
     s.add_argument("--constraints", metavar="FILE",
-                   help="one line per input line of tab-separated target phrases (blank: none) that its "
-                        "translation must contain: lexical constraints, decoded by beam search with dynamic beam "
+                   help=f"one line per input line of tab-separated target phrases (blank: none; at most "
+                        f"{MAX_PHRASES}) that its translation must contain: lexical constraints, decoded by beam "
+                        "search with dynamic beam "
                         "allocation; a line whose translation could not hold them all is warned about (jsonl: "
                         "\"constraints_met\": false)")
     s.add_argument("--top-k", type=integer(0), default=D.top_k, help="sample among the k most probable tokens (0: all)")
