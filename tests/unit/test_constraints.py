@@ -186,3 +186,51 @@ def test_an_ensemble_meets_constraints_as_a_single_model_does():
     twice = beam_search(Ensemble([model, model]), src, lens, options, constraints=cons)
     assert [[h.tokens for h in n] for n in twice] == [[h.tokens for h in n] for n in alone]
     assert all(h.constraints_met for n in twice for h in n)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from nmt.data.spm import Tokenizer, train_spm
+    rng = random.Random(0)
+    words = "the a dog cat runs sleeps big small red house near under with".split()
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(300)]
+    return Tokenizer(train_spm(lines, vocab_size=40))  # each word one piece, and single letters
+
+
+def test_constraint_text_becomes_ids_and_bad_phrases_name_their_line(tok):
+    from nmt.errors import ConfigError
+    from nmt.guides import encode_constraints, guides_of, split_phrases
+    from nmt.search.constraints import MAX_PHRASES
+    assert split_phrases("dog\t\t big cat \t") == ["dog", "big cat"] and split_phrases("  ") == []
+    ids = encode_constraints(tok, [["dog", " ", "big cat"], []])
+    assert ids == [tok.encode_tgt(["dog", "big cat"]), []]
+    with pytest.raises(ConfigError, match=r"constraints of line 12: .*no piece for '\u4e2d'"):
+        encode_constraints(tok, [["dog"], ["\u4e2d"]], first=11)
+    with pytest.raises(ConfigError, match=f"{MAX_PHRASES + 1} phrases; at most {MAX_PHRASES}"):
+        encode_constraints(tok, [["dog"] * (MAX_PHRASES + 1)])
+    with pytest.raises(ConfigError, match="longer than any output"):
+        encode_constraints(tok, [["dog " * 1100]])
+    assert guides_of(tok, 2) is None
+    guides = guides_of(tok, 2, prefixes=["the", ""], constraints=[[], ["red house"]])
+    assert [g.prefix for g in guides] == tok.encode_prefixes(["the", ""])
+    assert [list(g.constraints) for g in guides] == [[], tok.encode_tgt(["red house"])]
+
+
+def test_word_continuations_are_the_pieces_inside_a_word(tok):
+    from nmt.data.spm import WORD_START
+    inside = set(tok.tgt_word_continuations())
+    assert inside
+    for i in range(tok.tgt_vocab_size):
+        piece = tok.tgt.id_to_piece(i)
+        expected = i > 3 and not piece.startswith(WORD_START) and any(c.isalnum() for c in piece)
+        assert (i in inside) == expected, piece
+
+
+def test_the_translator_puts_each_phrase_as_words_and_warns_about_a_line_it_cannot_satisfy(tok):
+    from nmt.translator import Translator
+    warnings = []
+    model = tiny_model(vocab=tok.src_vocab_size, init_scale=0.5, seed=3).eval()
+    tr = Translator(model, tok, SearchOptions(beam_size=4, no_repeat_ngram=1), warn=warnings.append)
+    out = tr.translate(["the dog runs", "a cat", "big red house"], constraints=[["small cat"], [], ["red red"]])
+    assert " small cat " in f" {out[0][0][0]} " and not warnings[1:]
+    assert len(warnings) == 1 and warnings[0].startswith("line 3: search found no translation holding all")
