@@ -105,12 +105,12 @@ class Prefix(NamedTuple):
 
 def length_limits(src_lens: Any, options, prefix: Optional[Prefix], xp, required: Optional[Any] = None) -> Any:
     """(batch,) longest output per sentence (``max_lengths``) as an array of ``xp``, never shorter
-    than its prefix plus the ``required`` (batch,) pieces (lexical constraints')."""
+    than its prefix, and longer by the ``required`` (batch,) pieces (lexical constraints': phrases a
+    translation would not hold by itself), at most ``MAX_OUTPUT_LEN``."""
     limit = xp.asarray(max_lengths(src_lens, options.max_len_a, options.max_len_b).tolist(), xp.long)
-    forced = None if prefix is None else prefix.lens
-    if required is not None:
-        forced = required if forced is None else forced + required
-    return limit if forced is None else xp.maximum(limit, forced)
+    if prefix is not None:
+        limit = xp.maximum(limit, prefix.lens)
+    return limit if required is None else (limit + required).clip(None, MAX_OUTPUT_LEN)
 
 
 def normaliser(xp, model, logits: Any) -> Any:
