@@ -234,3 +234,37 @@ def test_the_translator_puts_each_phrase_as_words_and_warns_about_a_line_it_cann
     out = tr.translate(["the dog runs", "a cat", "big red house"], constraints=[["small cat"], [], ["red red"]])
     assert " small cat " in f" {out[0][0][0]} " and not warnings[1:]
     assert len(warnings) == 1 and warnings[0].startswith("line 3: search found no translation holding all")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_settings_keep_prefixes_flag_truthfully_and_decode_alike_on_numpy(seed):
+    """Random models, batches, phrases (repeated ones too), prefixes, n-gram blocking, min length,
+    coverage penalty and word continuations: every hypothesis starts with its prefix, one flagged met
+    holds its phrases, and search over numpy arrays finds the same hypotheses."""
+    import numpy as np
+
+    from nmt.search.arrays import NumpyOps
+
+    from .test_export import _NumpyView
+    rng = random.Random(seed)
+    model = tiny_model(cell=rng.choice(["gru", "lstm", "rnn"]), attention=rng.choice(["bahdanau", "luong_dot"]),
+                       init_scale=rng.choice([0.3, 1.0]), seed=seed).eval()
+    n = rng.randint(1, 6)
+    src, lens = source_tensor([[rng.randrange(4, 30) for _ in range(rng.randint(1, 10))] for _ in range(n)])
+    phrases = _random_phrases(rng, n)
+    prefixes = [[rng.randrange(4, 30) for _ in range(rng.randint(1, 3))] if rng.random() < 0.3 else [] for _ in range(n)]
+    k = rng.randint(1, 5)
+    options = SearchOptions(beam_size=k, nbest=rng.randint(1, k), no_repeat_ngram=rng.choice([0, 2]),
+                            min_len=rng.choice([0, 3]), coverage_penalty=rng.choice([0.0, 0.2]), max_len_b=5)
+    continuing = list(range(20, 30)) if seed % 2 else None
+    with torch.no_grad():
+        out = beam_search(model, src, lens, options, Prefix.of(prefixes, XP), Constraints.of(phrases, XP, continuing))
+        alike = beam_search(_NumpyView(model), src.numpy(), lens.numpy(), options, Prefix.of(prefixes, NumpyOps()),
+                            Constraints.of(phrases, NumpyOps(), continuing))
+    for hyps, other, p, start in zip(out, alike, phrases, prefixes):
+        assert hyps and [h.tokens for h in hyps] == [h.tokens for h in other]
+        assert np.allclose([h.score for h in hyps], [h.score for h in other], atol=1e-4)
+        for h in hyps:
+            assert h.tokens[:len(start)] == start
+            assert h.constraints_met is not True or _holds(h.tokens, p)
+            assert (h.constraints_met is None) == (not p)
