@@ -72,7 +72,7 @@ def _beam_search(xp, model, src, src_lens, options: SearchOptions, prefix: Optio
     alive_scores[:, 0] = 0.0  # all beams start identical: let only the first expand
     alive_tokens = xp.zeros((batch, k, 0), xp.long)  # (live, beam, t)
     finished = _Finished(xp, batch, k, steps)
-    lexical = _Free() if cons is None else _Lexical(xp, cons, batch, k, steps)
+    lexical = _Free(xp) if cons is None else _Lexical(xp, cons, batch, k, steps)
     coverage = _Coverage(xp, options.coverage_penalty, src_lens, k, src.shape[1])  # nothing when beta is 0
     active = xp.arange(batch)  # sentence ids of the live rows
     prev = xp.full((batch * k,), BOS, xp.long)
@@ -137,14 +137,14 @@ class _Free:
     """Search without lexical constraints: the best 2k extensions, best first; the best k that do
     not end stay alive."""
 
-    def __init__(self, xp=None):
-        self.xp = xp
+    def __init__(self, xp):
+        self.xp = xp  # the search's operations (a model may bring its own: the bundle's top-k)
 
     def extend(self, logits: Any, lse: Any, alive_scores: Any, at_max: Any, active: Any):
         """(live, 2k) each: running scores, source beams, tokens, and the preference among them (higher
         first). logits: (live*k, vocab), restricted; at_max: (live*k,) rows at their length limit;
         active: (live,) sentence ids."""
-        top_scores, top_beams, top_tokens = _best_extensions(ops_for(logits), logits, lse, alive_scores)
+        top_scores, top_beams, top_tokens = _best_extensions(self.xp, logits, lse, alive_scores)
         return top_scores, top_beams, top_tokens, top_scores
 
     def end(self, finished: _Finished, active: Any, scores: Any, is_eos: Any, beams: Any, history: Any,
