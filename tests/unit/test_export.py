@@ -271,3 +271,17 @@ def test_constrained_search_over_numpy_arrays_and_over_a_bundle_finds_what_pytor
         assert [[(h.tokens, h.constraints_met) for h in n] for n in ours] == \
             [[(h.tokens, h.constraints_met) for h in n] for n in theirs]
         assert np.allclose([h.score for n in ours for h in n], [h.score for n in theirs for h in n], atol=1e-4)
+
+
+def test_beam_search_over_a_bundle_selects_from_the_vocabulary_with_onnx_runtimes_top_k(tmp_path):
+    onnx = _bundle(tiny_model(seed=1).eval(), tmp_path)
+    session, widths = onnx.ops.topk_session, []
+
+    class Counting:  # the bundle's top-k session, recording the width of what it selects from
+        def run(self, outputs, feeds):
+            widths.append(feeds["x"].shape[-1])
+            return session.run(outputs, feeds)
+    onnx.ops.topk_session = Counting()
+    src, lens = _sources(seed=2)
+    beam_search(onnx, src.numpy(), lens.numpy(), SearchOptions(beam_size=3))
+    assert 30 in widths  # each beam's best pieces among the whole vocabulary
