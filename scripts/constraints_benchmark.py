@@ -9,13 +9,15 @@ more (sometimes with the next word, a two-word phrase) that the unconstrained be
 lacks; a line whose translation already holds every such word gets none. Each beam width translates
 the split without and with the terms as constraints: BLEU, the share of terms in the output (whole
 words, punctuation stripped), lines where search reported a term unmet, and sentences/s at batch 64
-(model loaded and warmed first). Run it alone on the machine.
+(model loaded and warmed first; the median of ``--repeats`` runs, the settings interleaved). Run it
+alone on the machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -89,11 +91,18 @@ def measure(args) -> dict:
     total = sum(len(t) for t in terms)
     out.update(terms=total, lines_with_terms=sum(bool(t) for t in terms))
     for beam in (5, 10):
-        for constrained in (False, True):
-            hyps, seconds, unmet = run(model, src, beam, terms if constrained else None)
-            row = {"beam": beam, "constrained": constrained, "bleu": round(score(hyps, [ref])["bleu"]["score"], 2),
-                   "term_share": round(sum(holds(h, p) for h, ts in zip(hyps, terms) for p in ts) / max(total, 1), 4),
-                   "unmet_lines": unmet, "sentences_per_s": round(len(src) / seconds, 1)}
+        rows, rates = {}, {False: [], True: []}
+        for _ in range(args.repeats):  # interleaved, so that the machine's drift falls on both alike
+            for constrained in (False, True):
+                hyps, seconds, unmet = run(model, src, beam, terms if constrained else None)
+                rates[constrained].append(len(src) / seconds)
+                rows[constrained] = {
+                    "beam": beam, "constrained": constrained, "bleu": round(score(hyps, [ref])["bleu"]["score"], 2),
+                    "term_share": round(sum(holds(h, p) for h, ts in zip(hyps, terms) for p in ts) / max(total, 1), 4),
+                    "unmet_lines": unmet}
+        for constrained, row in rows.items():
+            row.update(sentences_per_s=round(statistics.median(rates[constrained]), 1),
+                       sentences_per_s_range=[round(min(rates[constrained]), 1), round(max(rates[constrained]), 1)])
             out["rows"].append(row)
             print(json.dumps(row), file=sys.stderr)
     return out
@@ -106,12 +115,14 @@ def table(results: str) -> str:
             f"{r['peak_gemm_gflops']} GFLOP/s), {Path(r['checkpoint']).parent.parent.name}, {r['split']} "
             f"({r['lines']} lines): {r['terms']} reference terms on {r['lines_with_terms']} lines, each missing from "
             f"the unconstrained beam-5 translation.", "",
-            "| beam | constraints | BLEU | terms in the output | lines reported unmet | sent/s (batch 64) | speed "
-            "vs. unconstrained |", "|---|---|---|---|---|---|---|"]
+            "| beam | constraints | BLEU | terms in the output | lines reported unmet | sent/s (batch 64): median "
+            "(range) | speed vs. unconstrained |", "|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         ratio = row["sentences_per_s"] / speed[(row["beam"], False)]
+        low, high = row.get("sentences_per_s_range", [row["sentences_per_s"]] * 2)
         rows.append(f"| {row['beam']} | {'yes' if row['constrained'] else 'no'} | {row['bleu']} | "
-                    f"{row['term_share']:.1%} | {row['unmet_lines']} | {row['sentences_per_s']} | {ratio:.2f}x |")
+                    f"{row['term_share']:.1%} | {row['unmet_lines']} | {row['sentences_per_s']} ({low}-{high}) | "
+                    f"{ratio:.2f}x |")
     return "\n".join(rows)
 
 
@@ -121,6 +132,7 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"))
     p.add_argument("--split", default="test_2016_flickr")
     p.add_argument("--seed", type=int, default=1, help="for drawing the terms")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each setting, interleaved (median reported)")
     p.add_argument("--results", default=str(ROOT / "results" / "constraints.jsonl"))
     p.add_argument("--table", action="store_true", help="print the table of the latest record and exit")
     p.add_argument("--update-docs", action="store_true", help="with --table: rewrite it in docs/after-training.md")

@@ -124,7 +124,7 @@ def test_the_constraints_table_gives_each_beam_with_and_without_and_the_speed_ra
     path.write_text(json.dumps(record) + "\n")
     lines = module.table(str(path)).splitlines()
     assert "m30k, test_2016_flickr (1000 lines): 1180 reference terms on 864 lines" in lines[0]
-    assert lines[-1] == "| 10 | yes | 41.0 | 99.5% | 1 | 50.0 | 0.50x |"
+    assert lines[-1] == "| 10 | yes | 41.0 | 99.5% | 1 | 50.0 (50.0-50.0) | 0.50x |"
     assert module.holds("A man rides a bicycle.", "bicycle") and not module.holds("Two bicycles.", "bicycle")
     terms = module.draw_terms(["A black dog runs fast."], ["A dog runs."])
     assert terms[0] and all(t.split()[0] in ("black", "fast") for t in terms[0])
