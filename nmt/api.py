@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 from .config import InferenceSettings
+from .guides import CONSTRAINTS, PREFIX
 from .search import SearchOptions, decoding_options
 
 if TYPE_CHECKING:  # importing nmt.api loads no torch
@@ -65,10 +66,8 @@ class Model:
         n-best lists of (text, score). ``shortlist=K`` searches over each source token's K likeliest
         target tokens and the ``shortlist_frequent`` most frequent ones (as ``nmt-translate
         --shortlist K``). ``search`` takes any other ``SearchOptions`` field (``alpha``, ``penalty``,
-        ``max_len_a``, ``min_len``, ``no_repeat_ngram``, ``top_p``, ...). ``prefix``: per line, a
-        target prefix its translation must start with ("" for none): forced, then searched on.
-        ``constraints``: per line, a list of target phrases its translation must contain ([] for none;
-        beam search only); a line whose translation could not hold them all is warned about."""
+        ``max_len_a``, ``min_len``, ``no_repeat_ngram``, ``top_p``, ...). ``prefix``: per line, {prefix}.
+        ``constraints``: per line, a list of {constraints}."""
         from .search.options import check_min_len
         from .translator import Translator, check_one_line
         lines = _lines(lines, "lines")
@@ -95,6 +94,8 @@ class Model:
                                 precision=self.precision, src_prefix=self.src_prefix, max_src_len=self.max_src_len)
         out = translator.translate(lines, prefix, constraints)
         return [n[0][0] for n in out] if nbest == 1 else out
+
+    translate.__doc__ = (translate.__doc__ or "").format(prefix=PREFIX.help, constraints=CONSTRAINTS.help)
 
     def shortlist_table(self, size: int, frequent: int, flag: str = "shortlist="):
         """The shortlist table chosen (``search.shortlist.select``), or None; an exported model has none

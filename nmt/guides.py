@@ -4,13 +4,30 @@ constraints (phrases it contains), read from text (files, the API, the server) i
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, NamedTuple, Optional, Sequence
 
 from .data.spm import UNK, Tokenizer
 from .errors import ConfigError
 from .search.common import Guide, Hypothesis
 from .search.constraints import MAX_PHRASES
 from .search.options import MAX_OUTPUT_LEN, SearchOptions, Strategy
+
+
+class GuideInput(NamedTuple):
+    """One per-line input: the API's keyword and the server's field (``name``), nmt-translate's file
+    option (``flag``: one line per input line) and what it does (``help``), declared once here."""
+    name: str
+    flag: str
+    help: str
+
+
+PREFIX = GuideInput("prefix", "--prefix-file", "a target prefix its translation starts with (forced, then searched on; "
+                                               "its log-probability counts in the score; blank: none)")
+CONSTRAINTS = GuideInput(
+    "constraints", "--constraints",
+    f"target phrases its translation contains (lexical constraints, decoded by beam search with dynamic beam "
+    f"allocation; none, or up to {MAX_PHRASES}); a line whose translation could not hold them all is warned about "
+    f"(jsonl records and the server's: \"constraints_met\": false)")
 
 
 def _check_spelled(tok: Tokenizer, text: str, ids: Sequence[int], where: str, verb: str) -> None:

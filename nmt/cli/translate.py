@@ -10,8 +10,8 @@ from typing import IO, List, Optional
 
 from ..data.corpus import STDIN, CorpusError, iter_lines
 from ..deploy.bundle import model_files
+from ..guides import CONSTRAINTS, PREFIX
 from ..outputs import atomic_output, check_output
-from ..search.constraints import MAX_PHRASES
 from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process, reported, work_signals
 from .options import add_batch_flags, add_model_flags, add_search_flags, integer, load_model, real, search_flag_values
@@ -47,15 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--src-prefix", metavar="TAG",
                    help="the tag put before every source line (default: the model's data.src_prefix; '' for none), "
                         "e.g. the target-language tag of a multilingual model")
-    s.add_argument("--prefix-file", metavar="FILE",
-                   help="one target prefix per input line (blank: none): each translation starts with it "
-                        "(forced, then searched on; its log-probability counts in the score)")
-    s.add_argument("--constraints", metavar="FILE",
-                   help=f"one line per input line of tab-separated target phrases (blank: none; at most "
-                        f"{MAX_PHRASES}) that its translation must contain: lexical constraints, decoded by beam "
-                        "search with dynamic beam "
-                        "allocation; a line whose translation could not hold them all is warned about (jsonl: "
-                        "\"constraints_met\": false)")
+    s.add_argument(PREFIX.flag, metavar="FILE", help=f"one line per input line: {PREFIX.help}")
+    s.add_argument(CONSTRAINTS.flag, metavar="FILE",
+                   help=f"one line per input line, its phrases separated by tabs: {CONSTRAINTS.help}")
     s.add_argument("--top-k", type=integer(0), default=D.top_k, help="sample among the k most probable tokens (0: all)")
     s.add_argument("--top-p", type=real(0, 1, above=0), default=D.top_p,
                    help="nucleus sampling: among the fewest most probable tokens whose probability reaches p (1: all)")
@@ -166,8 +160,8 @@ def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
     heatmaps = args.attention_plot_count if args.attention_plot else 0
     chunks = translator.translate_stream(
         iter_lines(args.input), args.chunk_size, iter_lines(args.prefix_file) if args.prefix_file else None,
-        f"--prefix-file {args.prefix_file}", args.alignment, None if progress is None else progress.update,
-        iter_lines(args.constraints) if args.constraints else None, f"--constraints {args.constraints}")
+        f"{PREFIX.flag} {args.prefix_file}", args.alignment, None if progress is None else progress.update,
+        iter_lines(args.constraints) if args.constraints else None, f"{CONSTRAINTS.flag} {args.constraints}")
     for chunk in chunks:
         firsts = write_results(out, args.output_format, args.nbest, chunk.first, chunk.results, tok, chunk.aligned)
         if kept is not None:
@@ -187,7 +181,7 @@ def main(argv=None) -> None:
     with reported("nmt-translate", "" if args.output == "-" else f"{args.output} not written"):
         if args.alignment and (args.output_format == "text" and args.nbest == 1):
             raise CorpusError("--alignment needs --output-format jsonl or tsv (text output has no room for it)")
-        sides = {flag: path for flag, path in (("--prefix-file", args.prefix_file), ("--constraints", args.constraints))
+        sides = {flag: path for flag, path in ((PREFIX.flag, args.prefix_file), (CONSTRAINTS.flag, args.constraints))
                  if path}
         inputs = [args.input, *(args.ref or []), *sides.values(),
                   *(f for c in args.checkpoints for f in model_files(c))]

@@ -6,8 +6,9 @@ from typing import List, Optional
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from ..guides import CONSTRAINTS, PREFIX
 from ..search import SearchOptions
 
 # The search settings a request may choose besides beam and nbest, by their ``SearchOptions`` names
@@ -20,8 +21,8 @@ class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     text: List[str]
     src_prefix: Optional[str] = None  # the tag before every line (default: the model's; "" for none)
-    prefix: Optional[List[str]] = None  # per line, a target prefix its translation starts with ("": none)
-    constraints: Optional[List[List[str]]] = None  # per line, phrases its translation contains ([]: none)
+    prefix: Optional[List[str]] = Field(None, description=f"per line, {PREFIX.help}")
+    constraints: Optional[List[List[str]]] = Field(None, description=f"per line, {CONSTRAINTS.help}")
     beam: Optional[int] = None
     nbest: int = SearchOptions.nbest
     alignment: bool = False

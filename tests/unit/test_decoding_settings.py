@@ -91,3 +91,15 @@ def test_every_inference_setting_is_a_flag_and_an_api_default_with_the_same_valu
     made = inspect.signature(Translator.__init__).parameters
     assert made["batch_size"].default == settings.batch_size and made["max_tokens"].default == settings.max_tokens
 
+
+
+def test_the_per_line_inputs_are_declared_once_for_the_cli_the_api_and_the_server():
+    pytest.importorskip("fastapi")
+    from nmt.guides import CONSTRAINTS, PREFIX
+    from nmt.serve.app import TranslateRequest
+    actions = _actions(translate_cli)
+    params = inspect.signature(Model.translate).parameters
+    for given in (PREFIX, CONSTRAINTS):
+        assert actions[given.flag].help.endswith(given.help)
+        assert given.name in params and given.help in " ".join(Model.translate.__doc__.split())
+        assert TranslateRequest.model_fields[given.name].description == f"per line, {given.help}"
