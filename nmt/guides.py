@@ -77,9 +77,9 @@ def encode_constraints(tok: Tokenizer, phrases: Sequence[Sequence[str]], first: 
         ids = tok.encode_tgt(texts) if texts else []
         for text, ids_t in zip(texts, ids):
             _check_spelled(tok, text, ids_t, where_k, "contain")
-        if sum(len(i) for i in ids) > MAX_OUTPUT_LEN:
-            raise ConfigError(f"{where_k}: {sum(len(i) for i in ids)} pieces together, longer than any output "
-                              f"({MAX_OUTPUT_LEN})")
+        total = sum(len(i) for i in ids)
+        if total > MAX_OUTPUT_LEN:
+            raise ConfigError(f"{where_k}: {total} pieces together, longer than any output ({MAX_OUTPUT_LEN})")
         out.append(ids)
     return out
 

@@ -44,13 +44,14 @@ class Constraints(NamedTuple):
     def of(cls, phrases: Sequence[Sequence[Sequence[int]]], xp,
            continuations: Optional[Sequence[int]] = None) -> Constraints:
         """From per-sentence lists of target id lists (and the ids that continue a word), as arrays of ``xp``."""
+        from ..data.batching import pad_array
         count = max(1, max(len(p) for p in phrases))
-        width = max([1] + [len(c) for p in phrases for c in p])
-        tokens = [[list(c) + [PAD] * (width - len(c)) for c in p] + [[PAD] * width] * (count - len(p))
-                  for p in phrases]
-        lens = [[len(c) for c in p] + [0] * (count - len(p)) for p in phrases]
-        twins = [[[j < i and tuple(p[j]) == tuple(p[i]) if i < len(p) and j < len(p) else False
-                   for j in range(count)] for i in range(count)] for p in phrases]
+        places = [list(p) + [[]] * (count - len(p)) for p in phrases]  # (batch, C) phrases, [] in empty places
+        flat = [c for p in places for c in p] + [[PAD]]  # the last: every phrase place at least one piece wide
+        tokens = pad_array(flat)[:-1].reshape(len(phrases), count, -1)  # (batch, C, L)
+        lens = [[len(c) for c in p] for p in places]
+        twins = [[[j < i and len(p[i]) > 0 and tuple(p[j]) == tuple(p[i]) for j in range(count)] for i in range(count)]
+                 for p in places]
         return cls(xp.asarray(tokens, xp.long), xp.asarray(lens, xp.long), xp.asarray(twins, xp.bool),
                    None if continuations is None else xp.asarray(list(continuations), xp.long))
 
@@ -108,16 +109,18 @@ def next_pieces(cons: Constraints, sentence: Any, state: Progress, xp) -> Any:
     return xp.where(open_(cons, sentence, state.met), wanted, PAD)
 
 
-def advance(cons: Constraints, sentence: Any, state: Progress, tokens: Any, xp) -> Progress:
+def advance(cons: Constraints, sentence: Any, state: Progress, tokens: Any, xp, wanted: Optional[Any] = None
+            ) -> Progress:
     """The states after each hypothesis emits ``tokens`` (live, n). A piece that continues a run
     extends it, any other restarts it (at 1 if it is the constraint's first piece); a run that
-    reaches its constraint's length meets it (of a repeated phrase, only its first unmet mention)."""
+    reaches its constraint's length meets it (of a repeated phrase, only its first unmet mention).
+    ``wanted``: (live, n, C) the hypotheses' ``next_pieces``, where the caller has them."""
     lens = cons.lens[sentence][:, None, :]  # (live, 1, C)
     first = cons.tokens[sentence][:, None, :, 0]  # (live, 1, C)
     live_open = open_(cons, sentence, state.met)  # (live, n, C)
     step = tokens[..., None]  # (live, n, 1)
-    run = xp.where(next_pieces(cons, sentence, state, xp) == step, state.run + 1,
-                   xp.where(first == step, 1, 0))
+    wanted = next_pieces(cons, sentence, state, xp) if wanted is None else wanted
+    run = xp.where(wanted == step, state.run + 1, xp.where(first == step, 1, 0))
     run = xp.where(live_open, run, 0)
     ends = live_open & (run == lens)  # (live, n, C)
     twins = cons.earlier_twin[sentence][:, None, :, :]  # (live, 1, C, C)
@@ -140,8 +143,8 @@ def extensions(xp, logits: Any, lse: Any, alive_scores: Any, cons: Constraints, 
         logits[rows[:, None], cons.continuations[None, :]] = float("-inf")
     best = min(2 * k, vocab)
     _, own = xp.topk(logits, best)  # (live*k, best): each beam's own best pieces
-    wanted = next_pieces(cons, sentence, state, xp).reshape(live * k, -1)  # (live*k, C)
-    pieces = xp.cat([own, wanted], 1)  # (live*k, W)
+    wanted = next_pieces(cons, sentence, state, xp)  # (live, k, C)
+    pieces = xp.cat([own, wanted.reshape(live * k, -1)], 1)  # (live*k, W)
     w = pieces.shape[1]
     twice = (pieces[:, :, None] == pieces[:, None, :]) & (xp.arange(w)[None, :] < xp.arange(w)[:, None])[None]
     logp = xp.take_along(logits, pieces, 1) - lse  # (live*k, W)
@@ -149,7 +152,8 @@ def extensions(xp, logits: Any, lse: Any, alive_scores: Any, cons: Constraints, 
     scores = (alive_scores[..., None] + logp.reshape(live, k, w)).reshape(live, k * w)  # (live, N)
     beams = xp.repeat(xp.arange(k), w)[None, :] + xp.zeros((live, 1), xp.long)  # (live, N)
     tokens = pieces.reshape(live, k * w)
-    after = advance(cons, sentence, state.take(xp, beams), tokens, xp)  # (live, N, C)
+    after = advance(cons, sentence, state.take(xp, beams), tokens, xp,
+                    xp.take_along(wanted, beams[..., None], 1))  # (live, N, C)
     banks = bank(cons, sentence, after, xp)  # (live, N)
 
     # Deal places to banks in turn: each candidate's rank among its bank's by score, then the order

@@ -14,6 +14,7 @@ come first and keep their positions, so search code runs unchanged in candidate 
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -186,8 +187,13 @@ class Shortlisted:
         """Candidate positions -> target ids."""
         return [self.id_list[i] for i in tokens]
 
+    @functools.cached_property
+    def _position(self) -> Dict[int, int]:
+        """Target id -> candidate position, built once per batch on first use."""
+        return {t: i for i, t in enumerate(self.id_list)}
+
     def positions(self, ids: Sequence[int], missing_ok: bool = False) -> List[int]:
         """Target ids -> candidate positions: each id must be a candidate (``candidates``' ``required``),
         or with ``missing_ok`` those that are not are left out."""
-        where = {t: i for i, t in enumerate(self.id_list)}
+        where = self._position
         return [where[t] for t in ids if not missing_ok or t in where]
