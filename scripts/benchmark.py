@@ -466,6 +466,34 @@ def update_docs(table: str, marks=MARKS, doc: Path = DOCS) -> None:
     doc.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
+def recorded(p: argparse.ArgumentParser, results: str, doc: Path, marks, measure, table,
+             checkpoint_help: str = "the checkpoint measured") -> None:
+    """The command line of a benchmark of one checkpoint whose records are kept in ``results/RESULTS``
+    (``deploy_benchmark.py``, ``constraints_benchmark.py``): ``--checkpoint`` measures it (``measure(args)``,
+    a dict) and appends the record; ``--table [--update-docs]`` prints ``table(path)`` of the latest
+    record and rewrites it in ``doc`` between ``marks``. ``p`` already holds the script's own options."""
+    p.add_argument("--checkpoint", help=checkpoint_help)
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"))
+    p.add_argument("--split", default="test_2016_flickr")
+    p.add_argument("--results", default=str(ROOT / "results" / results))
+    p.add_argument("--table", action="store_true", help="print the table of the latest record and exit")
+    p.add_argument("--update-docs", action="store_true",
+                   help=f"with --table: rewrite it in {doc.relative_to(ROOT)}")
+    args = p.parse_args()
+    if args.table:
+        text = table(args.results)
+        print(text)
+        if args.update_docs:
+            update_docs(text, marks, doc)
+        return
+    if not args.checkpoint:
+        p.error("--checkpoint is required (or --table)")
+    line = json.dumps(measure(args))
+    print(line)
+    with open(args.results, "a") as f:
+        f.write(line + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="bench_reference")

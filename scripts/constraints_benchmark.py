@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from benchmark import cpu_flags, peak_gemm_gflops, update_docs  # noqa: E402
+from benchmark import cpu_flags, peak_gemm_gflops, recorded  # noqa: E402
 
 import nmt  # noqa: E402
 from nmt.data.corpus import iter_lines  # noqa: E402
@@ -128,27 +128,9 @@ def table(results: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", help="the checkpoint measured")
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "multi30k"))
-    p.add_argument("--split", default="test_2016_flickr")
     p.add_argument("--seed", type=int, default=1, help="for drawing the terms")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each setting, interleaved (median reported)")
-    p.add_argument("--results", default=str(ROOT / "results" / "constraints.jsonl"))
-    p.add_argument("--table", action="store_true", help="print the table of the latest record and exit")
-    p.add_argument("--update-docs", action="store_true", help="with --table: rewrite it in docs/after-training.md")
-    args = p.parse_args()
-    if args.table:
-        text = table(args.results)
-        print(text)
-        if args.update_docs:
-            update_docs(text, MARKS, DOCS)
-        return
-    if not args.checkpoint:
-        p.error("--checkpoint is required (or --table)")
-    line = json.dumps(measure(args))
-    print(line)
-    with open(args.results, "a") as f:
-        f.write(line + "\n")
+    recorded(p, "constraints.jsonl", DOCS, MARKS, measure, table)
 
 
 if __name__ == "__main__":
