@@ -43,9 +43,10 @@ class Model:
     text out. ``src_prefix`` (the tag before every source) and ``max_src_len`` (sources cut to it)
     are the model's ``data.src_prefix`` and ``data.max_len``."""
 
-    def __init__(self, model, tokenizer, config, path: str, device, shortlist=None,
+    def __init__(self, model, tokenizer, config, paths: Sequence[str], device, shortlist=None,
                  precision: str = InferenceSettings.precision):
-        self.model, self.tokenizer, self.config, self.path, self.device = model, tokenizer, config, path, device
+        self.model, self.tokenizer, self.config, self.device = model, tokenizer, config, device
+        self.paths = tuple(paths)  # the checkpoint files or bundles (several for an ensemble)
         self.shortlist = shortlist  # the checkpoint's lexical shortlist, if it has one
         if config is None:  # an exported bundle (nmt.deploy): fp32 over ONNX Runtime, settings in its manifest
             from .config import Precision
@@ -119,6 +120,18 @@ class Model:
     def score_tokens(self, sources: Sequence[str], targets: Sequence[str],
                      batch_size: int = InferenceSettings.batch_size) -> List[Tuple[float, int]]:
         """Per pair, (log-probability, number of target pieces + EOS)."""
+        translator, sources, targets = self._forced(sources, targets, batch_size)
+        return translator.score(sources, targets)
+
+    def align(self, sources: Sequence[str], targets: Sequence[str],
+              batch_size: int = InferenceSettings.batch_size) -> List[str]:
+        """Per pair, the word alignment of a given translation (Pharaoh ``"src-tgt ..."``, whitespace
+        words from 0): where the model attends while it reads the target (as ``nmt-score --alignment``)."""
+        translator, sources, targets = self._forced(sources, targets, batch_size)
+        return translator.align(sources, targets)
+
+    def _forced(self, sources, targets, batch_size: int):
+        """(a Translator for given pairs, the sources, the targets), both lists checked."""
         from .errors import ConfigError
         from .translator import Translator
         sources, targets = _lines(sources, "sources"), _lines(targets, "targets")
@@ -126,8 +139,12 @@ class Model:
             raise ConfigError(f"sources has {len(sources)} sentences but targets has {len(targets)}")
         _positive_int(batch_size, "batch_size")
         return Translator(self.model, self.tokenizer, batch_size=batch_size, precision=self.precision,
-                          src_prefix=self.src_prefix, max_src_len=self.max_src_len
-                          ).score(sources, targets)
+                          src_prefix=self.src_prefix, max_src_len=self.max_src_len), sources, targets
+
+    @property
+    def path(self) -> str:
+        """The checkpoint or bundle, for messages (an ensemble's joined with ", ")."""
+        return ", ".join(self.paths)
 
     def __repr__(self) -> str:
         return f"nmt.Model({self.path!r})"
@@ -195,7 +212,7 @@ def _load_bundle(paths: List[str], device, precision: str, int8: bool, fp16_weig
     threads = pick_threads(threads, key="threads", torch_threads=False)
     members = [OnnxModel(p, threads) for p in paths]
     model = members[0] if len(members) == 1 else OnnxEnsemble(members)
-    return Model(model, model.tokenizer(), None, ", ".join(paths), "cpu")
+    return Model(model, model.tokenizer(), None, paths, "cpu")
 
 
 def train(overrides: Sequence[str] = (), config_name: str = "train") -> dict:

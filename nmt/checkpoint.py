@@ -31,7 +31,7 @@ import random
 import re
 import shutil
 import zipfile
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -200,7 +200,7 @@ class Loaded(NamedTuple):
     model: torch.nn.Module  # in eval mode
     tokenizer: Tokenizer
     config: Config
-    path: str
+    paths: Tuple[str, ...]  # the checkpoint files read (several for an ensemble)
     shortlist: Optional[Dict[str, torch.Tensor]] = None  # the lexical shortlist, where the checkpoint has one
 
 
@@ -213,7 +213,7 @@ def load_model(path: str, device="cpu") -> Loaded:
     tok = tokenizer_of(ckpt)
     model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
     load_weights(model, ckpt["model"], path)
-    return Loaded(model.to(device).eval(), tok, cfg, path, ckpt.get("shortlist"))
+    return Loaded(model.to(device).eval(), tok, cfg, (path,), ckpt.get("shortlist"))
 
 
 def load_weights(model: torch.nn.Module, state: Dict, source: str) -> None:
@@ -242,7 +242,7 @@ def load_weights(model: torch.nn.Module, state: Dict, source: str) -> None:
 def load_models(paths: Sequence[str], device="cpu") -> Loaded:
     """What every inference entry point loads (``nmt-translate``, ``nmt-serve``, ``nmt.load``): one
     checkpoint as ``load_model`` does, or several as an ``Ensemble`` with the shared tokenizer, the
-    first one's config, the paths joined and no shortlist. Ensemble members must share their
+    first one's config, every path and no shortlist. Ensemble members must share their
     sentencepiece models (the same source and target vocabulary)."""
     from .models.ensemble import Ensemble
     if len(paths) == 1:
@@ -253,10 +253,10 @@ def load_models(paths: Sequence[str], device="cpu") -> Loaded:
         for side, a, b in (("target", first.tokenizer.tgt_proto, other.tokenizer.tgt_proto),
                            ("source", first.tokenizer.src_proto, other.tokenizer.src_proto)):
             if a != b:
-                raise CheckpointError(f"{other.path}: its {side} vocabulary (sentencepiece model) differs from "
-                                      f"{first.path}'s; ensemble members must share it")
+                raise CheckpointError(f"{other.paths[0]}: its {side} vocabulary (sentencepiece model) differs from "
+                                      f"{first.paths[0]}'s; ensemble members must share it")
     return Loaded(Ensemble([x.model for x in loaded]).eval(), first.tokenizer, first.config,
-                  ", ".join(x.path for x in loaded))
+                  tuple(p for x in loaded for p in x.paths))
 
 
 def checkpoint_dict(state: Dict, config: Dict, spm: Dict, **extra) -> Dict:

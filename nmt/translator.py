@@ -3,20 +3,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    Iterator,
-    List,
-    NamedTuple,
-    Optional,
-    Sequence,
-    Tuple,
-    cast,
-)
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 from .backends import backend_for
 from .config import InferenceSettings, Precision
@@ -118,7 +105,7 @@ class Translator:
     def __init__(self, model, tokenizer: Tokenizer, options: SearchOptions = SearchOptions(),  # noqa: B008 (frozen)
                  batch_size: int = InferenceSettings.batch_size, max_tokens: int = InferenceSettings.max_tokens,
                  precision: Precision = Precision.fp32,
-                 shortlist: Optional[Dict[str, torch.Tensor]] = None, src_prefix: Optional[str] = None,
+                 shortlist: Optional[dict[str, torch.Tensor]] = None, src_prefix: Optional[str] = None,
                  max_src_len: int = 0, warn: Optional[Callable[[str], None]] = None):
         """``src_prefix``: the tag the model was trained with before every source (``data.src_prefix``),
         put before every line ``encode_lines`` encodes; alignments count words without it.
@@ -287,7 +274,7 @@ class Translator:
         for (i, k), att in zip(pairs, attention or []):
             src_pieces = self.tok.src_id_pieces(src_ids[i])
             tgt_pieces = self.tok.tgt_pieces(hyps[i][k].tokens)
-            record: Dict[str, Any] = {"alignment": pharaoh([(s - tag, t) for s, t in
+            record: dict[str, Any] = {"alignment": pharaoh([(s - tag, t) for s, t in
                                                            word_alignment(att, src_pieces, tgt_pieces) if s >= tag])}
             if weights:
                 record["attention"] = {
@@ -334,12 +321,21 @@ class Translator:
         return cast("List[torch.Tensor]", out)  # every pair filled
 
     def score(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[Tuple[float, int]]:
-        """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``. Sources are cut as
-        ``encode_lines`` says; a target longer than any output (``MAX_OUTPUT_LEN`` pieces) is refused,
-        naming its line, since a cut one would get another sentence's score."""
+        """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``."""
+        return self.score_ids(*self._pairs(sources, targets, first_line))
+
+    def align(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[str]:
+        """Raw text pairs in, their word alignment out (Pharaoh, per pair; see ``alignments``): what the
+        model attends to while it is fed each given translation."""
+        src_ids, tgt_ids = self._pairs(sources, targets, first_line)
+        return [n[0]["alignment"] for n in self.alignments(src_ids, [[Hypothesis(ids, 0.0)] for ids in tgt_ids])]
+
+    def _pairs(self, sources: Sequence[str], targets: Sequence[str], first_line: int):
+        """Given pairs as ids: sources cut as ``encode_lines`` says; a target longer than any output
+        (``MAX_OUTPUT_LEN`` pieces) refused, naming its line (a cut one would get another's score)."""
         tgt_ids = self.tok.encode_tgt(targets)
         for k, ids in enumerate(tgt_ids):
             if len(ids) > MAX_OUTPUT_LEN:
                 raise ConfigError(f"target line {first_line + k}: {len(ids)} pieces, longer than any translation "
                                   f"({MAX_OUTPUT_LEN}); split it or leave it out")
-        return self.score_ids(self.encode_lines(sources, first_line), tgt_ids)
+        return self.encode_lines(sources, first_line), tgt_ids

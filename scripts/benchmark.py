@@ -166,25 +166,33 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profi
 BUDGET_MARGIN = 0.5
 
 
-def budget_train(overrides, minutes: float, run_dir: str) -> dict:
+def budget_train(overrides, minutes: float, run_dir: str, nproc: int = 1) -> dict:
     """nmt-train for ``minutes`` of wall clock (start-up, sentencepiece, validation all included),
-    stopped with SIGINT. Unless the overrides say otherwise, the run knows its budget:
+    stopped with SIGINT; with ``nproc`` > 1, that many data-parallel processes on this machine
+    (``torchrun``, gloo; each rank takes ``train.max_tokens`` of every update and its share of the
+    CPUs as threads). Unless the overrides say otherwise, the run knows its budget:
     ``train.max_minutes`` is the budget less ``BUDGET_MARGIN`` minutes for start-up and the final
     validation (the schedule decays to it). The test split is translated afterwards, outside the
     budget (``data.test=null`` in the run), as ``scripts/peer_opennmt.py`` does for the peer."""
     knows = [] if any(o.startswith("train.max_minutes=") for o in overrides) else [
         f"train.max_minutes={minutes - BUDGET_MARGIN:g}"]
-    cmd = [str(Path(sys.executable).parent / "nmt-train"), f"run_dir={run_dir}", *overrides, *knows,
+    bin_dir = Path(sys.executable).parent
+    launcher = [str(bin_dir / "nmt-train")] if nproc == 1 else [
+        str(bin_dir / "torchrun"), "--standalone", f"--nproc_per_node={nproc}", "-m", "nmt.cli.train"]
+    cmd = [*launcher, f"run_dir={run_dir}", *overrides, *knows,
            "train.max_steps=0", "train.max_epochs=0", "data.test=null"]
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(run_dir + ".log"), "w"))
+    interrupted = False
     try:
         proc.wait(timeout=minutes * 60)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)
         proc.wait()
+        interrupted = True
     wall = time.time() - start
-    if proc.returncode != 0:
+    # torchrun passes SIGINT on to its ranks (which save last.pt and stop) and then exits non-zero itself
+    if proc.returncode != 0 and not (interrupted and nproc > 1):
         raise SystemExit(f"nmt-train failed ({proc.returncode}); see {run_dir}.log")
     last = load_checkpoint(os.path.join(run_dir, "checkpoints", "last.pt"))
     return {"minutes": round(wall / 60, 2), "updates": last["train_state"]["step"],
@@ -502,6 +510,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--train-updates", type=int, default=250, help="timed updates (0: skip the speed test)")
     p.add_argument("--budget-minutes", type=float, default=0.0, help="train this long, then decode and score")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="with --budget-minutes: train in this many data-parallel processes (torchrun)")
     p.add_argument("--checkpoint", help="decode and score this checkpoint (no training)")
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--decode-bf16", action="store_true", help="bf16 autocast when decoding")
@@ -567,7 +577,9 @@ def main() -> None:
     if args.budget_minutes and not ckpt:
         run_dir = f"{args.run_dir}-{args.experiment}-{int(time.time())}"
         os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-        out["budget"] = budget_train(overrides, args.budget_minutes, run_dir)
+        out["budget"] = budget_train(overrides, args.budget_minutes, run_dir, args.nproc)
+        if args.nproc > 1:
+            out["budget"]["processes"] = args.nproc
         ckpt = os.path.join(run_dir, "checkpoints", "last.pt")
         best = os.path.join(run_dir, "checkpoints", "best.pt")
         if os.path.exists(best):

@@ -12,11 +12,16 @@ from .options import add_batch_flags, add_threads_flag, threads_and_device
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nmt-score", description="Score given translations with a checkpoint: per "
                                 "input line, 'logprob<TAB>mean<TAB>tokens' (natural log of p(target + EOS | source), "
-                                "its mean per target piece, the number of pieces + EOS), in input order.")
+                                "its mean per target piece, the number of pieces + EOS), in input order; with "
+                                "--alignment, the word alignment as a fourth column.")
     p.add_argument("checkpoint", help="a checkpoint file or a run directory (its checkpoints/best.pt)")
     p.add_argument("-s", "--source", required=True, help="source sentences, plain or .gz ('-': stdin)")
     p.add_argument("-t", "--target", required=True, help="their translations, same line count")
     p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    p.add_argument("--alignment", action="store_true",
+                   help="add a fourth column: the pair's word alignment from attention while the model reads the "
+                        "given translation (Pharaoh 'src-tgt', whitespace words from 0; as nmt-translate --alignment "
+                        "gives for its own output)")
     add_batch_flags(p)
     p.add_argument("--device", default=InferenceSettings.device, help="cpu, cuda or auto (default %(default)s)")
     add_threads_flag(p)
@@ -41,12 +46,15 @@ def main(argv=None) -> None:
                               f"{len(targets)}")
         threads, device = threads_and_device([args.checkpoint], args.threads, args.device)
         loaded = load(args.checkpoint, device, threads=threads)
-        scores = Translator(loaded.model, loaded.tokenizer, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                            precision=loaded.precision, src_prefix=loaded.src_prefix, max_src_len=loaded.max_src_len,
-                            warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr)
-                            ).score(sources, targets)
+        translator = Translator(loaded.model, loaded.tokenizer, batch_size=args.batch_size,
+                                max_tokens=args.max_tokens, precision=loaded.precision, src_prefix=loaded.src_prefix,
+                                max_src_len=loaded.max_src_len,
+                                warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr))
+        scores = translator.score(sources, targets)
+        links = translator.align(sources, targets) if args.alignment else None
         with work_signals(), atomic_output(args.output) as f:
-            f.write("".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}\n" for lp, n in scores))
+            f.write("".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}" + (f"\t{links[k]}" if links is not None else "")
+                            + "\n" for k, (lp, n) in enumerate(scores)))
 
 
 if __name__ == "__main__":

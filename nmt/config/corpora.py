@@ -17,23 +17,27 @@ class CorpusSpec:
     weight: float = 1.0
     src_prefix: Optional[str] = None
     name: str = ""
+    alignments: Optional[str] = None  # its word alignments (Pharaoh), for guided alignment
 
 
-_CORPUS_KEYS = ("path", "weight", "src_prefix", "name")
+_CORPUS_KEYS = ("path", "weight", "src_prefix", "name", "alignments")
 
 
 def is_tag(value: Any) -> bool:
     return value is None or (isinstance(value, str) and bool(value.strip()) and not any(c.isspace() for c in value))
 
 
-def train_corpora(value: Any, src_prefix: Optional[str] = None) -> List[CorpusSpec]:
-    """``data.train`` as corpus specs: a path prefix (one corpus, weight 1) or a list whose items are
-    prefixes or ``{path, weight, src_prefix, name}`` maps. ConfigError naming ``data.train[i].KEY``
-    for a bad item; [] when no corpus is given."""
+def train_corpora(value: Any, src_prefix: Optional[str] = None, alignments: Optional[str] = None) -> List[CorpusSpec]:
+    """``data.train`` as corpus specs: a path prefix (one corpus, weight 1, ``alignments`` its word
+    alignments) or a list whose items are prefixes or ``{path, weight, src_prefix, name, alignments}``
+    maps. ConfigError naming ``data.train[i].KEY`` for a bad item; [] when no corpus is given."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        return [CorpusSpec(value, 1.0, src_prefix, _corpus_name(value))]
+        return [CorpusSpec(value, 1.0, src_prefix, _corpus_name(value), alignments)]
+    if alignments is not None:
+        raise ConfigError(f"data.alignments={alignments!r} with several training corpora: give each corpus its own, "
+                          f"\"data.train=[{{path: A, alignments: A.align}}, ...]\"")
     items = [value] if isinstance(value, dict) else value
     if not isinstance(items, (list, tuple)) or not items:
         raise ConfigError(f"data.train={value!r}: must be a path prefix or a non-empty list of corpora "
@@ -63,10 +67,13 @@ def train_corpora(value: Any, src_prefix: Optional[str] = None) -> List[CorpusSp
         name = item.get("name") or _corpus_name(path)
         if not isinstance(name, str):
             raise ConfigError(f"{key}.name={name!r}: must be a string")
-        specs.append(CorpusSpec(path, float(weight), tag, name))
+        links = item.get("alignments")
+        if links is not None and (not isinstance(links, str) or not links.strip()):
+            raise ConfigError(f"{key}.alignments={links!r}: must be the path of a Pharaoh alignment file")
+        specs.append(CorpusSpec(path, float(weight), tag, name, links))
     names = [s.name for s in specs]
-    return [CorpusSpec(s.path, s.weight, s.src_prefix, s.name if names.count(s.name) == 1 else f"{s.name}#{i + 1}")
-            for i, s in enumerate(specs)]
+    return [CorpusSpec(s.path, s.weight, s.src_prefix, s.name if names.count(s.name) == 1 else f"{s.name}#{i + 1}",
+                       s.alignments) for i, s in enumerate(specs)]
 
 
 def _corpus_name(path: str) -> str:

@@ -22,7 +22,7 @@ RESUMABLE_KEYS = frozenset({
 # Keys that do not change what a trained model computes (they may differ between checkpoints that
 # are averaged or ensembled): everything about training and data, except the model's own settings.
 _TRAINING_ONLY = re.compile(r"^(run_dir|resume|train\..*|optim\..*|teacher_forcing\..*"
-                            r"|data\.(train|valid|test|generate|max_len|max_len_ratio|dedup|cache_dir)"
+                            r"|data\.(train|valid|test|generate|max_len|max_len_ratio|dedup|cache_dir|alignments)"
                             r"|data\.spm\.(model|tgt_model|input_sentence_size))$")
 
 

@@ -83,14 +83,33 @@ def _check_data(p: _Problems, cfg: Config) -> None:
     p.check(d.max_len >= 1, "data.max_len", ">= 1")
     p.check(is_tag(d.src_prefix), "data.src_prefix", "one token without whitespace (or null)")
     try:
-        train_corpora(d.train, d.src_prefix)
+        aligned = any(spec.alignments for spec in train_corpora(d.train, d.src_prefix, d.alignments))
     except ConfigError as problem:
         p.add(str(problem))
+    else:
+        _check_guided_alignment(p, cfg, aligned)
     p.check(all(s and not any(c.isspace() for c in s) for s in d.spm.user_symbols), "data.spm.user_symbols",
             "tokens without whitespace")
     p.check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
     p.add(*spm_rules(d.spm))
     p.check(d.src_lang != d.tgt_lang or d.src_lang == "", "data.tgt_lang", "different from data.src_lang")
+
+
+def _check_guided_alignment(p: _Problems, cfg: Config, aligned: bool) -> None:
+    """Alignments and a guided alignment weight come together, over an attention that has weights."""
+    t = cfg.train
+    p.check(t.guided_alignment_weight >= 0, "train.guided_alignment_weight", ">= 0 (0: off)")
+    p.check(t.guided_alignment_decay_steps >= 0, "train.guided_alignment_decay_steps", ">= 0 (0: constant)")
+    if t.guided_alignment_weight > 0 and not aligned:
+        p.add(f"train.guided_alignment_weight={t.guided_alignment_weight:g}: needs word alignments of the training "
+              f"data (data.alignments=FILE, or an 'alignments' key per corpus in data.train)")
+    if aligned and t.guided_alignment_weight <= 0:
+        p.add("data.alignments: the alignments guide attention only with train.guided_alignment_weight > 0 "
+              "(e.g. 0.1); set it, or drop the alignments")
+    if t.guided_alignment_weight > 0 and cfg.attention.kind in (AttentionKind.final, AttentionKind.none):
+        kind = AttentionKind(cfg.attention.kind).value
+        p.add(f"train.guided_alignment_weight with attention={kind}: that attention has no weights over the "
+              f"source to guide; use bahdanau, luong_dot or luong_general")
 
 
 def _check_model(p: _Problems, cfg: Config) -> None:

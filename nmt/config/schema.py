@@ -70,6 +70,9 @@ class DataConfig:
     max_len_ratio: float = opt(0.0, "drop training pairs whose longer side has more than this many times the pieces "
                                     "of the shorter (0: off)")
     dedup: bool = opt(False, "drop exact repeats of a training pair (the first is kept)")
+    alignments: Optional[str] = opt(None, "word alignments of the training corpus (Pharaoh: 'i-j' per link, one "
+                                          "line per pair) for train.guided_alignment_weight; with several "
+                                          "corpora, each corpus's own 'alignments' key")
     generate: Optional[Generate] = opt(None, "toy: write the embedded corpus to its default place if absent")
     cache_dir: Optional[str] = opt(None, "where the encoded training corpus is cached (null: RUN_DIR/cache)")
     spm: SpmConfig = group(SpmConfig, "sentencepiece")
@@ -149,6 +152,10 @@ class TrainConfig:
     clip_grad_norm: float = opt(1.0, "clip the global gradient norm to this (0: off)")
     clip_grad_value: float = opt(0.0, "clip each gradient value to +-this (0: off)")
     label_smoothing: float = opt(0.0, "label smoothing [0, 1)")
+    guided_alignment_weight: float = opt(0.0, "weight of the cross-entropy between attention and data.alignments "
+                                              "added to the loss (0: off; e.g. 0.1)")
+    guided_alignment_decay_steps: int = opt(0, "the guided alignment weight falls linearly to 0 at this update "
+                                               "(0: constant)")
     ema_decay: float = opt(0.0, "exponential moving average of the weights, validated and saved (0: off; e.g. 0.999)")
     valid_every: int = opt(1000, "validate (loss, BLEU) and checkpoint every N updates")
     valid_beam: int = opt(1, "beam size of validation decoding (1: greedy)")

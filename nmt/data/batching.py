@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,6 +29,9 @@ class Batch:
     src_lens: torch.Tensor  # (batch,) int64, on CPU (pack_padded_sequence wants it there)
     tgt_in: torch.Tensor  # (batch, tgt_len) BOS + target ids, PAD-padded
     tgt_out: torch.Tensor  # (batch, tgt_len) target ids + EOS, PAD-padded
+    # guided alignment: (batch, tgt_len, src_len) attention each target piece should give each source
+    # piece (rows sum to 1, or 0 where the piece has no link); None when the corpus has no alignments
+    align: Optional[torch.Tensor] = None
 
     @property
     def size(self) -> int:
@@ -41,7 +44,8 @@ class Batch:
     def to(self, device) -> Batch:
         return Batch(self.src.to(device, non_blocking=True), self.src_lens,
                      self.tgt_in.to(device, non_blocking=True),
-                     self.tgt_out.to(device, non_blocking=True))
+                     self.tgt_out.to(device, non_blocking=True),
+                     None if self.align is None else self.align.to(device, non_blocking=True))
 
 
 def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool = False,

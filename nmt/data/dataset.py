@@ -22,6 +22,7 @@ from typing import Iterable, List, Optional, Tuple
 import numpy as np
 
 from . import toy
+from .alignments import Guide
 from .batching import Batch, TokenArrays, make_batch
 from .corpus import (
     NO_CLEANING,
@@ -51,6 +52,7 @@ class EncodedCorpus:
     tgt_text: Optional[List[str]] = None
     fingerprint: Optional[str] = None  # content hash of the files it was encoded from (training corpora)
     directory: Optional[str] = None  # its cache entry (training corpora)
+    guide: Optional[Guide] = None  # its word alignments, for guided alignment (training corpora)
 
     def __len__(self) -> int:
         return len(self.src)
@@ -64,8 +66,12 @@ class EncodedCorpus:
         return self.tgt.lens
 
     def batch(self, idx: Iterable[int]) -> Batch:
-        """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS."""
-        return make_batch(self.src, self.tgt, idx)
+        """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS (and the
+        attention the alignments ask for, where the corpus has them)."""
+        batch = make_batch(self.src, self.tgt, idx)
+        if self.guide is not None:
+            batch.align = self.guide.targets(idx, batch.src, batch.tgt_out)
+        return batch
 
 
 def ensure_generated(train, valid: Optional[str], test: Optional[str], generate: Optional[str],

@@ -80,7 +80,7 @@ class TrainingData:
         if [len(p) for p in parts] != self.sizes.tolist():
             raise ValueError("a resegmentation holds the same pairs")
         for new, old in zip(parts, self.parts):
-            new.fingerprint = old.fingerprint
+            new.fingerprint, new.guide = old.fingerprint, old.guide
         return TrainingData(parts, self.specs)
 
     @property
@@ -119,8 +119,13 @@ class TrainingData:
             width = max(t.size(1) for t in tensors)
             return torch.cat([torch.nn.functional.pad(t, (0, width - t.size(1)), value=PAD) for t in tensors])[back]
 
-        return Batch(src=join([p.src for p in pieces]), src_lens=torch.cat([p.src_lens for p in pieces])[back],
-                     tgt_in=join([p.tgt_in for p in pieces]), tgt_out=join([p.tgt_out for p in pieces]))
+        batch = Batch(src=join([p.src for p in pieces]), src_lens=torch.cat([p.src_lens for p in pieces])[back],
+                      tgt_in=join([p.tgt_in for p in pieces]), tgt_out=join([p.tgt_out for p in pieces]))
+        if any(p.align is not None for p in pieces):  # corpora without alignments get rows of zeros
+            t, s = batch.tgt_out.size(1), batch.src.size(1)
+            batch.align = torch.cat([torch.zeros(p.size, t, s) if p.align is None else torch.nn.functional.pad(
+                p.align, (0, s - p.align.size(2), 0, t - p.align.size(1))) for p in pieces])[back]  # (b, t, s)
+        return batch
 
     def sample(self, max_pairs: int, seed: int = 1) -> EncodedCorpus:
         """At most ``max_pairs`` pairs in memory, drawn from each corpus in proportion to its epoch

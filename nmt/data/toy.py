@@ -75,7 +75,10 @@ def make_lexicon(seed: int = 7, nouns: int = 300, adjectives: int = 80, verbs: i
     )
 
 
-def _noun_phrase(rng: random.Random, lex: Lexicon, case: int) -> Tuple[List[str], List[str]]:
+Link = Tuple[int, int, bool]  # (source word, target word, sure)
+
+
+def _noun_phrase(rng: random.Random, lex: Lexicon, case: int) -> Tuple[List[str], List[str], List[Link]]:
     src_n, tgt_n, gender = rng.choice(lex.nouns)
     definite, number = rng.random() < 0.6, int(rng.random() < 0.4)
     adjs = rng.sample(lex.adjectives, k=rng.choice((0, 0, 1, 1, 2)))
@@ -83,13 +86,26 @@ def _noun_phrase(rng: random.Random, lex: Lexicon, case: int) -> Tuple[List[str]
     noun = tgt_n[:-1] + _NOUN_PLURAL[gender] if number else tgt_n
     tgt_adjs = [a[1] + _ADJ_SUFFIX[(number, gender)] + (_ADJ_ACC if case else "") for a in adjs]
     tgt = [_ARTICLES[(definite, number, case)][gender], noun] + tgt_adjs
-    return src, tgt
+    # article to article, noun to noun (after the article), adjectives after the noun
+    links = [(0, 0, True), (len(adjs) + 1, 1, True)] + [(1 + k, 2 + k, True) for k in range(len(adjs))]
+    return src, tgt, links
+
+
+def _shifted(links: List[Link], di: int, dj: int) -> List[Link]:
+    return [(i + di, j + dj, sure) for i, j, sure in links]
 
 
 def make_pair(rng: random.Random, lex: Lexicon) -> Tuple[str, str]:
-    subj_src, subj_tgt = _noun_phrase(rng, lex, case=0)
+    src, tgt, _ = make_aligned_pair(rng, lex)
+    return src, tgt
+
+
+def make_aligned_pair(rng: random.Random, lex: Lexicon) -> Tuple[str, str, List[Link]]:
+    """A sentence pair and its gold word alignment: which source word each target word translates
+    (sure links; the tense auxiliary "did"/"do"/"does" is a possible link to the verb)."""
+    subj_src, subj_tgt, subj_links = _noun_phrase(rng, lex, case=0)
     subj_plural = subj_src[-1].endswith("s") and subj_src[0] != "a"
-    obj_src, obj_tgt = _noun_phrase(rng, lex, case=1)
+    obj_src, obj_tgt, obj_links = _noun_phrase(rng, lex, case=1)
     src_v, tgt_v = rng.choice(lex.verbs)
     tense = "past" if rng.random() < 0.4 else "pres"
     negated = rng.random() < 0.2
@@ -100,40 +116,53 @@ def make_pair(rng: random.Random, lex: Lexicon) -> Tuple[str, str]:
     else:
         verb_src = [src_v if subj_plural else src_v + "s"]
     verb_tgt = ([_NEG[1]] if negated else []) + [tgt_v + _VERB_SUFFIX[(tense, int(subj_plural))]]
+    # the verb links, relative to the verb's first word on each side
+    verb_links = [(0, 1, False), (1, 0, True), (2, 1, True)] if negated else [(0, 0, True)]
     src, tgt = subj_src + verb_src + obj_src, subj_tgt + obj_tgt
+    links = subj_links + _shifted(obj_links, len(subj_src) + len(verb_src), len(subj_tgt))
     if rng.random() < 0.35:
         prep = rng.choice(sorted(_PREPOSITIONS))
-        pp_src, pp_tgt = _noun_phrase(rng, lex, case=0)
+        pp_src, pp_tgt, pp_links = _noun_phrase(rng, lex, case=0)
+        links += [(len(src), len(tgt), True)] + _shifted(pp_links, len(src) + 1, len(tgt) + 1)
         src += [prep] + pp_src
         tgt += [_PREPOSITIONS[prep]] + pp_tgt
-    return " ".join(src) + ".", " ".join(tgt + verb_tgt) + "."
+    links += _shifted(verb_links, len(subj_src), len(tgt))
+    return " ".join(src) + ".", " ".join(tgt + verb_tgt) + ".", sorted(links)
 
 
+def pharaoh(links: List[Link]) -> str:
+    """Links as a Pharaoh line: ``i-j`` (sure) and ``i?j`` (possible)."""
+    return " ".join(f"{i}{'-' if sure else '?'}{j}" for i, j, sure in links)
+
+
+ALIGN = "align"  # the suffix of the toy corpus's gold alignment files (Pharaoh)
 DEFAULT_DIR = os.path.join("data", "toy")  # where the toy experiment reads it (relative to the working dir)
 SPLITS = ("train", "valid", "test")
 
 
-def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[str, Tuple[str, str]]:
-    """{split: (source text, target text)}; splits hold distinct sentences."""
+def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[str, Tuple[str, str, str]]:
+    """{split: (source text, target text, gold word alignments in Pharaoh format)}; splits hold
+    distinct sentences."""
     sizes = sizes or {"train": 20000, "valid": 500, "test": 500}
     lex = make_lexicon(seed)
     rng = random.Random(seed + 1)
     seen: set = set()
     out = {}
     for split, count in sizes.items():
-        pairs: List[Tuple[str, str]] = []
+        pairs: List[Tuple[str, str, str]] = []
         while len(pairs) < count:
-            src, tgt = make_pair(rng, lex)
+            src, tgt, links = make_aligned_pair(rng, lex)
             if src not in seen:
                 seen.add(src)
-                pairs.append((src, tgt))
-        out[split] = ("".join(p[0] + "\n" for p in pairs), "".join(p[1] + "\n" for p in pairs))
+                pairs.append((src, tgt, pharaoh(links)))
+        out[split] = tuple("".join(p[side] + "\n" for p in pairs) for side in range(3))  # type: ignore[assignment]
     return out
 
 
 def generate(out_dir: str, sizes: Optional[Dict[str, int]] = None, seed: int = 7,
              src_lang: str = "src", tgt_lang: str = "tgt") -> Dict[str, int]:
-    """Write ``{train,valid,test}.{src_lang,tgt_lang}`` under ``out_dir``; returns the line counts.
+    """Write ``{train,valid,test}.{src_lang,tgt_lang}`` and their gold word alignments
+    ``{train,valid,test}.align`` under ``out_dir``; returns the line counts.
 
     Never overwrites: a file that is already there must hold exactly what would be written (then it
     is left alone), else nothing is written and ``FileExistsError`` names it. Files are written to
@@ -141,7 +170,7 @@ def generate(out_dir: str, sizes: Optional[Dict[str, int]] = None, seed: int = 7
     """
     texts = corpus_text(sizes, seed)
     files = {os.path.join(out_dir, f"{split}.{lang}"): text[side]
-             for split, text in texts.items() for side, lang in ((0, src_lang), (1, tgt_lang))}
+             for split, text in texts.items() for side, lang in ((0, src_lang), (1, tgt_lang), (2, ALIGN))}
     for path, text in files.items():
         if os.path.lexists(path):
             with open(path, encoding="utf-8", errors="replace") as f:

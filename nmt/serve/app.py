@@ -68,14 +68,14 @@ def model_info(model) -> dict:
         info = {"checkpoint": os.path.basename(m.checkpoint), "exported": True, "source_language": m.src_lang,
                 "target_language": m.tgt_lang, "architecture": m.model, "parameters": m.parameters,
                 "precision": "int8" if m.int8 else "fp32"}
-        if ", " in model.path:
-            info["ensemble"] = [os.path.basename(p) for p in model.path.split(", ")]
+        if len(model.paths) > 1:
+            info["ensemble"] = [os.path.basename(p) for p in model.paths]
         return info
     from ..checkpoint import load_checkpoint
     from ..config import to_dict
     from ..models.seq2seq import count_parameters
     cfg = to_dict(model.config)
-    paths = model.path.split(", ")
+    paths = model.paths
     # file names only: the server's directories are nobody's business
     info = {"checkpoint": ", ".join(os.path.basename(p) for p in paths),
             "source_language": cfg["data"]["src_lang"], "target_language": cfg["data"]["tgt_lang"],

@@ -14,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ..checkpoint import load_checkpoint, load_weights, set_rng_state, tokenizer_of
 from ..config import Config, CorpusSpec, to_dict, train_corpora
+from ..data.alignments import guide_for, read_links
 from ..data.corpus import Cleaning, CorpusError, resolve
 from ..data.dataset import (
     EncodedCorpus,
@@ -71,7 +72,8 @@ TOKENIZER_KEYS = ("model_type", "vocab_size", "joint", "character_coverage", "us
 def user_symbols(cfg: Config) -> list:
     """The pieces sentencepiece must keep whole: ``data.spm.user_symbols``, ``data.src_prefix`` and
     every training corpus's own ``src_prefix``."""
-    tags = [cfg.data.src_prefix] + [s.src_prefix for s in train_corpora(cfg.data.train, cfg.data.src_prefix)]
+    d = cfg.data
+    tags = [d.src_prefix] + [s.src_prefix for s in train_corpora(d.train, d.src_prefix, d.alignments)]
     return list(dict.fromkeys(list(cfg.data.spm.user_symbols) + [t for t in tags if t]))
 
 
@@ -132,6 +134,12 @@ def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_d
     if parts is None:
         parts = [open_cached(s.path, fingerprint=f, src_prefix=s.src_prefix, **common)
                  for s, f in zip(specs, fingerprints)]
+    for part, spec in zip(parts, specs):
+        if spec.alignments:  # read and checked against the corpus by every rank (a few seconds per million pairs)
+            links = read_links(spec.alignments, spec.path, d.src_lang, d.tgt_lang)
+            part.guide = guide_for(links, part.directory, tok, spec.src_prefix)
+            log.info("guided alignment: %s links over %s pairs of %s from %s", f"{len(links.src):,}",
+                     f"{len(links):,}", spec.name, spec.alignments)
     return TrainingData(parts, specs)
 
 
@@ -143,13 +151,15 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, re
     ``resumed_corpus``: the training corpus's content hash stored in the checkpoint being resumed;
     a corpus changed since is refused (the saved data position would point into other data)."""
     d = cfg.data
-    specs = train_corpora(d.train, d.src_prefix)
+    specs = train_corpora(d.train, d.src_prefix, d.alignments)
     if dist.main:
         ensure_generated([s.path for s in specs] or None, d.valid, d.test, d.generate, d.src_lang, d.tgt_lang)
     dist.barrier()
     require(specs[0].path if specs else None, "train", d.src_lang, d.tgt_lang)
     for spec in specs:
         check_exists(spec.path, "train", d.src_lang, d.tgt_lang)
+        if spec.alignments and not os.path.isfile(spec.alignments):  # read in full once the corpus is encoded
+            raise CorpusError(f"alignments of {spec.path} not found: {spec.alignments}")
     for name in ("valid", "test"):
         check_exists(getattr(d, name), name, d.src_lang, d.tgt_lang)
     # read once (each corpus whole), on the first rank

@@ -24,13 +24,15 @@ def log_update(run: Run, u: Update) -> None:
     run.records.write("train", s.step, {"loss": u.loss, "nll": u.nll, "grad_norm": u.grad_norm, "lr": u.lr,
                                         "tf_ratio": u.tf_ratio, "tokens": u.tokens, "applied": int(u.applied),
                                         "clipped": int(u.clipped),
-                                        **({"loss_scale": run.scaler.get_scale()} if run.scaler.is_enabled() else {})})
+                                        **({"loss_scale": run.scaler.get_scale()} if run.scaler.is_enabled() else {}),
+                                        **({"align": u.align} if u.align is not None else {})})
     if s.step % run.cfg.train.log_every and s.step != 1:
         return
     now = time.time()
     elapsed = int(now - run.start_time)
-    log.info("step %d | epoch %d | loss %.4f | nll %.4f | ppl %.2f | lr %.3g | tf %.2f | gnorm %.3f%s | "
-             "%.0f tok/s | %d:%02d:%02d", s.step, s.epoch + 1, u.loss, u.nll, math.exp(min(u.nll, 50)), u.lr,
+    log.info("step %d | epoch %d | loss %.4f | nll %.4f | ppl %.2f%s | lr %.3g | tf %.2f | gnorm %.3f%s | "
+             "%.0f tok/s | %d:%02d:%02d", s.step, s.epoch + 1, u.loss, u.nll, math.exp(min(u.nll, 50)),
+             f" | align {u.align:.4f}" if u.align is not None else "", u.lr,
              u.tf_ratio, u.grad_norm, f" (clipped {w.clipped}/{w.updates})" if w.clipped else "",
              w.tokens / max(now - w.since, 1e-9), elapsed // 3600, elapsed // 60 % 60, elapsed % 60)
     w.logged(now)

@@ -9,7 +9,7 @@ AVX2 cores). Under the threshold, glibc keeps freed blocks for reuse (docs/bench
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -87,6 +87,17 @@ def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor
     return total / n, nll / n
 
 
+def guided_alignment_loss(weights: torch.Tensor, align: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy between the attention the alignments ask for and the attention given, per target
+    piece that has a link, averaged over those pieces (Garg et al. 2019; Marian's ``ce`` cost):
+    ``-sum_s align[b, t, s] log weights[b, t, s]``. weights, align: (batch, tgt_len, src_len); rows of
+    ``align`` sum to 1 where the piece has a link, else 0 (those rows add nothing)."""
+    linked = align.sum(-1)  # (batch, tgt_len): 1 or 0
+    weights = weights.to(torch.promote_types(weights.dtype, torch.float32))  # bf16/fp16 autocast: in fp32
+    ce = -(align * weights.clamp_min(1e-9).log()).sum(-1)  # (batch, tgt_len)
+    return ce.sum() / linked.sum().clamp_min(1.0)
+
+
 class Objective(nn.Module):
     """Wraps the model so that DistributedDataParallel sees the whole loss computation as forward."""
 
@@ -94,7 +105,15 @@ class Objective(nn.Module):
         super().__init__()
         self.model, self.label_smoothing = model, label_smoothing
 
-    def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: Feed = Feed.argmax):
-        """(mean training loss, mean plain cross-entropy without gradient) over the real target tokens."""
-        feats, _ = self.model.features(src, src_lens, tgt_in, tf_ratio=tf_ratio, feed=feed)
-        return loss_and_nll(feats, self.model.decoder.output, tgt_out, self.label_smoothing)
+    def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: Feed = Feed.argmax,
+                align: Optional[torch.Tensor] = None, align_weight: float = 0.0):
+        """(mean training loss, mean plain cross-entropy without gradient, guided alignment loss
+        without gradient) over the real target tokens. With ``align`` (``Batch.align``) and
+        ``align_weight`` > 0, the loss adds ``align_weight`` times ``guided_alignment_loss``; the
+        third value is that cross-entropy (0 without it)."""
+        feats, weights = self.model.features(src, src_lens, tgt_in, tf_ratio=tf_ratio, feed=feed)
+        loss, nll = loss_and_nll(feats, self.model.decoder.output, tgt_out, self.label_smoothing)
+        if align is None or align_weight <= 0 or weights is None:
+            return loss, nll, loss.new_zeros(())
+        guided = guided_alignment_loss(weights, align)
+        return loss + align_weight * guided, nll, guided.detach()

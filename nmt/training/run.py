@@ -83,6 +83,7 @@ class Update:
     tf_ratio: float
     lr: float
     overflow: bool = False  # fp16: the gradients overflowed and the loss scaler skipped the update
+    align: Optional[float] = None  # guided alignment: attention's cross-entropy against the alignments
 
 
 @dataclass

@@ -11,6 +11,7 @@ from ..checkpoint import (
     atomic_link,
     atomic_save,
     checkpoint_dict,
+    config_of,
     first_nonfinite,
     is_resumable,
     load_checkpoint,
@@ -61,7 +62,8 @@ def resume_checkpoint(cfg: Config, run_dir: str) -> Dict:
         raise TrainingError(f"{path} holds no optimizer or data position (an averaged or exported checkpoint): "
                             f"it cannot be resumed; start a new run from it with train.init_from={path}")
     check_same_run(ckpt, run_dir, path)
-    check_resume_config(ckpt["config"], to_dict(cfg), path)
+    # the saved settings read through this version's schema: a key added since holds its default there
+    check_resume_config(to_dict(config_of(ckpt, path)), to_dict(cfg), path)
     check_finite_state(ckpt, path)
     return ckpt
 

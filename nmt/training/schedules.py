@@ -9,6 +9,14 @@ import torch
 from ..config import OptimizerName, PlateauMetric, Scheduler, TfSchedule, require, teacher_forcing_k_rule
 
 
+def guided_alignment_weight(step: int, weight: float, decay_steps: int = 0) -> float:
+    """The guided alignment weight at update ``step``: ``weight``, or with ``decay_steps`` falling
+    linearly from it to 0 at that update (attention guided early, then free to serve the translation)."""
+    if decay_steps <= 0:
+        return weight
+    return weight * max(0.0, 1.0 - step / decay_steps)
+
+
 def teacher_forcing_ratio(step: int, schedule: TfSchedule = TfSchedule.constant, start: float = 1.0, end: float = 0.0,
                           decay_steps: int = 10_000, k: float = 0.999) -> float:
     """Probability of feeding the gold token at training step ``step`` (0-based).

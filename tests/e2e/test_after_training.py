@@ -98,11 +98,16 @@ def test_scoring_and_output_formats(runs, toy_dir, tmp_path):
     order = list(range(40))[::-3] + [i for i in range(40) if i not in range(40)[::-3]]
     (tmp_path / "s").write_text("".join(src.read_text().splitlines()[i] + "\n" for i in order))
     (tmp_path / "t").write_text("".join(refs[i] + "\n" for i in order))
-    shuffled = run(bin_path("nmt-score"), ckpt, "-s", tmp_path / "s", "-t", tmp_path / "t").stdout.splitlines()
+    shuffled = run(bin_path("nmt-score"), ckpt, "-s", tmp_path / "s", "-t", tmp_path / "t",
+                   "--alignment").stdout.splitlines()
     assert len(shuffled) == 40  # each line's own numbers (other batches round differently in the 6th digit)
+    aligned = nmt.load(str(ckpt)).align(src.read_text().splitlines(), refs)  # the API's forced alignment
     for line, i in zip(shuffled, order):
         got, want = line.split("\t"), scored[i].split("\t")
         assert got[2] == want[2] and abs(float(got[0]) - float(want[0])) < 1e-4, (i, line, scored[i])
+        # --alignment: a fourth column, the pair's links, as the API gives them, covering every target word
+        assert got[3] == aligned[i] and {int(link.split("-")[1]) for link in got[3].split()} == \
+            set(range(len(refs[i].split()))), (i, got[3])
     sent = run(bin_path("nmt-evaluate"), hyps, toy_dir / "test.tgt", "--sentence", "jsonl").stdout.splitlines()
     assert len(sent) == 40 and {"line", "bleu", "chrf"} <= set(json.loads(sent[0]))
     tsv = run(bin_path("nmt-evaluate"), hyps, toy_dir / "test.tgt", "--sentence").stdout.splitlines()

@@ -83,7 +83,7 @@ def test_train_step_skips_non_finite_updates():
     with torch.no_grad():
         model.decoder.output.bias[5] = float("inf")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    loss, nll, tokens, norm, applied = train_step(Objective(model), [b], opt, tf_ratio=1.0)
+    loss, nll, tokens, norm, applied, _ = train_step(Objective(model), [b], opt, tf_ratio=1.0)
     assert not applied and not math.isfinite(norm) and tokens == 5
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k  # not a single parameter moved (inf == inf; any NaN would fail)
@@ -98,7 +98,7 @@ def test_fp16_loss_scaling_skips_an_overflow_halves_the_scale_and_unscales_the_g
     reference = {n: p.grad.clone() for n, p in model.named_parameters()}
     cpu = torch.device("cpu")
     scaler = torch.amp.GradScaler(cpu.type, init_scale=1024.0)
-    _, _, _, norm, applied = train_step(Objective(model), [b], frozen, 1.0, clip_norm=0.0,
+    _, _, _, norm, applied, _ = train_step(Objective(model), [b], frozen, 1.0, clip_norm=0.0,
                                         precision=Precision.fp16, scaler=scaler)
     assert applied and math.isfinite(norm) and scaler.get_scale() == 1024.0
     for n, p in model.named_parameters():  # unscaled: fp32's gradients, to fp16's precision
@@ -106,7 +106,7 @@ def test_fp16_loss_scaling_skips_an_overflow_halves_the_scale_and_unscales_the_g
     sgd = torch.optim.SGD(model.parameters(), lr=1.0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     huge = torch.amp.GradScaler(cpu.type, init_scale=2.0 ** 120)  # scaled gradients overflow fp16 (and fp32)
-    loss, _, _, norm, applied = train_step(Objective(model), [b], sgd, 1.0, precision=Precision.fp16, scaler=huge)
+    loss, _, _, norm, applied, _ = train_step(Objective(model), [b], sgd, 1.0, precision=Precision.fp16, scaler=huge)
     assert not applied and math.isfinite(loss) and huge.get_scale() == 2.0 ** 119
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -141,16 +141,16 @@ def test_accumulated_gradients_equal_one_large_batch_and_clipping_caps_the_updat
     both = collate([[5, 6, 7], [8, 9], [14, 15], [16, 17, 18, 19]], [[10, 11], [12, 13], [20], [21, 22, 23]],
                    [0, 1, 2, 3])
     frozen = torch.optim.SGD(model.parameters(), lr=0.0)
-    _, _, tokens, norm_acc, _ = train_step(Objective(model), [a, b], frozen, tf_ratio=1.0, clip_norm=0.0)
+    _, _, tokens, norm_acc, _, _ = train_step(Objective(model), [a, b], frozen, tf_ratio=1.0, clip_norm=0.0)
     acc = {n: p.grad.clone() for n, p in model.named_parameters()}
-    _, _, tokens_big, norm_big, _ = train_step(Objective(model), [both], frozen, tf_ratio=1.0, clip_norm=0.0)
+    _, _, tokens_big, norm_big, _, _ = train_step(Objective(model), [both], frozen, tf_ratio=1.0, clip_norm=0.0)
     assert tokens == tokens_big == 12 and norm_acc == pytest.approx(norm_big, rel=1e-5)
     for n, p in model.named_parameters():
         torch.testing.assert_close(acc[n], p.grad, rtol=1e-5, atol=1e-7, msg=n)
     # clipping: the applied gradient (and with SGD lr=1 the parameter change) has the threshold's norm
     before = [p.detach().clone() for p in model.parameters()]
     sgd = torch.optim.SGD(model.parameters(), lr=1.0)
-    _, _, _, pre_clip, applied = train_step(Objective(model), [both], sgd, tf_ratio=1.0, clip_norm=0.01)
+    _, _, _, pre_clip, applied, _ = train_step(Objective(model), [both], sgd, tf_ratio=1.0, clip_norm=0.01)
     assert applied and pre_clip > 0.01
     step = torch.sqrt(sum(((p.detach() - q) ** 2).sum() for p, q in zip(model.parameters(), before)))
     assert float(step) == pytest.approx(0.01, rel=1e-3)

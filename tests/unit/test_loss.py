@@ -71,10 +71,11 @@ def test_objective_is_the_mean_token_loss_of_the_model():
     b = collate([[5, 6, 7], [8, 9]], [[10, 11], [12]], [0, 1])
     logits, _ = model(b.src, b.src_lens, b.tgt_in)
     ref = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD)
-    loss, nll = Objective(model)(b.src, b.src_lens, b.tgt_in, b.tgt_out)
+    loss, nll, guided = Objective(model)(b.src, b.src_lens, b.tgt_in, b.tgt_out)
     torch.testing.assert_close(loss, ref)
     torch.testing.assert_close(nll, ref)
-    smoothed, plain = Objective(model, label_smoothing=0.1)(b.src, b.src_lens, b.tgt_in, b.tgt_out)
+    assert guided.item() == 0.0  # no alignments: no guided term
+    smoothed, plain, _ = Objective(model, label_smoothing=0.1)(b.src, b.src_lens, b.tgt_in, b.tgt_out)
     torch.testing.assert_close(plain, ref)  # the nll ignores smoothing
     ref_smoothed = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD, label_smoothing=0.1)
     torch.testing.assert_close(smoothed, ref_smoothed)
