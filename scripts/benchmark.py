@@ -191,13 +191,19 @@ def budget_train(overrides, minutes: float, run_dir: str, nproc: int = 1) -> dic
         proc.wait()
         interrupted = True
     wall = time.time() - start
-    # torchrun passes SIGINT on to its ranks (which save last.pt and stop) and then exits non-zero itself
-    if proc.returncode != 0 and not (interrupted and nproc > 1):
+    # at the budget's end SIGINT may land while the run is already past its last save, shutting down (it
+    # then dies of it), and torchrun exits non-zero after passing it on: last.pt holds what the budget got
+    last_pt = os.path.join(run_dir, "checkpoints", "last.pt")
+    if proc.returncode != 0 and not (interrupted and os.path.exists(last_pt)):
         raise SystemExit(f"nmt-train failed ({proc.returncode}); see {run_dir}.log")
-    last = load_checkpoint(os.path.join(run_dir, "checkpoints", "last.pt"))
-    return {"minutes": round(wall / 60, 2), "updates": last["train_state"]["step"],
-            "epochs": last["train_state"]["epoch"], "best_valid_bleu": last["train_state"]["best_bleu"],
-            "best_step": last["train_state"]["best_step"], "train_peak_rss_mb": round(peak_rss_mb(children=True), 1)}
+    return {**budget_summary(run_dir, wall / 60), "train_peak_rss_mb": round(peak_rss_mb(children=True), 1)}
+
+
+def budget_summary(run_dir: str, minutes: float) -> dict:
+    """What a budget run reached, from its last.pt."""
+    state = load_checkpoint(os.path.join(run_dir, "checkpoints", "last.pt"))["train_state"]
+    return {"minutes": round(minutes, 2), "updates": state["step"], "epochs": state["epoch"],
+            "best_valid_bleu": state["best_bleu"], "best_step": state["best_step"]}
 
 
 def valid_bleu(ckpt: str, data_dir: str, src_lang: str, tgt_lang: str) -> float:
@@ -414,7 +420,7 @@ def quality_table(results: str) -> str:
             and r.get("decode_split", "test_2016_flickr") == "test_2016_flickr"]
     lines = ["| run | seed | machine: peak fp32 GEMM | minutes | updates (epochs) | valid BLEU | "
              "test BLEU, beam 5 | greedy |", "|---|---|---|---|---|---|---|---|"]
-    groups: dict = {}  # (overrides but the seed, machine, minutes) -> (label, [test BLEU])
+    groups: dict = {}  # (overrides but the seed, machine, minutes, processes) -> (label, [test BLEU])
     for r in runs:
         b, d = r["budget"], r["decode"]
         seed = next((o.split("=", 1)[1] for o in r["overrides"] if o.startswith("train.seed=")),
@@ -424,7 +430,8 @@ def quality_table(results: str) -> str:
         lines.append(f"| {r['label']} | {seed} | {isa}: {r['peak_gemm_gflops']:.0f} GFLOP/s, {r['time'][:10]} | "
                      f"{b['minutes']:.1f} | {b['updates']:,} ({b['epochs']}) | {valid:.2f} ({b['scored']}) | "
                      f"{d['beam5']['bleu']:.2f} | {d['greedy']['bleu']:.2f} |")
-        key = (tuple(sorted(o for o in r["overrides"] if not o.startswith("train.seed="))), isa, round(b["minutes"]))
+        key = (tuple(sorted(o for o in r["overrides"] if not o.startswith("train.seed="))), isa, round(b["minutes"]),
+               b.get("processes", 1))
         groups.setdefault(key, (f"{r['label']} ({isa}, {b['minutes']:.0f} min)", []))[1].append(
             (seed, d["beam5"]["bleu"]))
     lines += ["", "| run (the same overrides but the seed) | seeds of its runs | test BLEU, beam 5: mean (min - max) |",
@@ -510,6 +517,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--train-updates", type=int, default=250, help="timed updates (0: skip the speed test)")
     p.add_argument("--budget-minutes", type=float, default=0.0, help="train this long, then decode and score")
+    p.add_argument("--budget-run", metavar="RUN_DIR",
+                   help="with --budget-minutes: score this budget run, trained and stopped by an earlier call "
+                        "whose scoring did not finish, instead of training one")
     p.add_argument("--nproc", type=int, default=1,
                    help="with --budget-minutes: train in this many data-parallel processes (torchrun)")
     p.add_argument("--checkpoint", help="decode and score this checkpoint (no training)")
@@ -575,9 +585,10 @@ def main() -> None:
         print(json.dumps({"train": out["train"]}), file=sys.stderr)
     ckpt = args.checkpoint
     if args.budget_minutes and not ckpt:
-        run_dir = f"{args.run_dir}-{args.experiment}-{int(time.time())}"
+        run_dir = args.budget_run or f"{args.run_dir}-{args.experiment}-{int(time.time())}"
         os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-        out["budget"] = budget_train(overrides, args.budget_minutes, run_dir, args.nproc)
+        out["budget"] = (budget_summary(run_dir, args.budget_minutes) if args.budget_run else
+                         budget_train(overrides, args.budget_minutes, run_dir, args.nproc))
         if args.nproc > 1:
             out["budget"]["processes"] = args.nproc
         ckpt = os.path.join(run_dir, "checkpoints", "last.pt")

@@ -102,7 +102,8 @@ def main(argv=None) -> None:
     prepare_process()
     p = argparse.ArgumentParser(prog="nmt-data", description="Prepare corpora for the recipes.")
     sub = p.add_subparsers(dest="what", required=True)
-    t = sub.add_parser("toy", help="write the embedded synthetic corpus (deterministic)")
+    t = sub.add_parser("toy", help="write the embedded synthetic corpus (deterministic) and its gold word "
+                                   "alignments (SPLIT.align)")
     t.add_argument("--out", default="data/toy")
     t.add_argument("--seed", type=int, default=7)
     m = sub.add_parser("multi30k", help="Multi30k task 1 (train, val, test_2016_flickr; de, en)")

@@ -147,7 +147,7 @@ def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[s
     lex = make_lexicon(seed)
     rng = random.Random(seed + 1)
     seen: set = set()
-    out = {}
+    out: Dict[str, Tuple[str, str, str]] = {}
     for split, count in sizes.items():
         pairs: List[Tuple[str, str, str]] = []
         while len(pairs) < count:
@@ -155,7 +155,8 @@ def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[s
             if src not in seen:
                 seen.add(src)
                 pairs.append((src, tgt, pharaoh(links)))
-        out[split] = tuple("".join(p[side] + "\n" for p in pairs) for side in range(3))  # type: ignore[assignment]
+        src_text, tgt_text, links_text = ("".join(p[side] + "\n" for p in pairs) for side in range(3))
+        out[split] = (src_text, tgt_text, links_text)
     return out
 
 

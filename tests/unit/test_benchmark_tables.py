@@ -26,14 +26,17 @@ def test_the_quality_table_groups_seeds_of_one_recipe(tmp_path):
                _record("cosine", ["optim.scheduler=cosine", "train.seed=2"], 39.0, scored="last.pt"),
                _record("cosine", ["optim.scheduler=cosine"], 34.0, flags=("avx2",)),  # another machine
                {"experiment": "bench_reference", "train": {}}]  # a speed record: not in this table
+    ddp = _record("cosine in 2 processes", ["optim.scheduler=cosine"], 40.0)
+    ddp["budget"]["processes"] = 2  # the same overrides, trained by torchrun (--nproc 2): a group of its own
     path = tmp_path / "results.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*records, ddp]))
     lines = _benchmark().quality_table(str(path)).splitlines()
     rows = [line for line in lines if line.startswith("| cosine")]
-    assert len(rows) == 3 + 2
+    assert len(rows) == 4 + 3
     assert "| 2 | AVX-512: 180 GFLOP/s, 2026-12-01 | 18.8 | 4,000 (9) | 37.50 (last.pt) | 39.00 | 37.50 |" in rows[1]
-    assert rows[3] == "| cosine (AVX-512, 19 min) | 1, 2 | 38.50 (38.00 - 39.00) |"
-    assert rows[4] == "| cosine (AVX2, 19 min) | 1 | 34.00 (34.00 - 34.00) |"
+    assert rows[4] == "| cosine (AVX-512, 19 min) | 1, 2 | 38.50 (38.00 - 39.00) |"
+    assert rows[5] == "| cosine (AVX2, 19 min) | 1 | 34.00 (34.00 - 34.00) |"
+    assert rows[6] == "| cosine in 2 processes (AVX-512, 19 min) | 1 | 40.00 (40.00 - 40.00) |"
 
 
 def _peer():
