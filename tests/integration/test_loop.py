@@ -129,7 +129,7 @@ def test_fp16_training_resumes_exactly_with_its_loss_scale(toy_dir, tmp_path):
 
 
 def test_training_stops_after_k_non_finite_updates(toy_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(update, "train_step", lambda *a, **k: (float("nan"), float("nan"), 10, float("nan"), False))
+    monkeypatch.setattr(update, "train_step", lambda *a, **k: (float("nan"), float("nan"), 10, float("nan"), False, 0.0))
     with pytest.raises(TrainingError, match="step 3: 3 non-finite"):
         fit(cfg_for(toy_dir, "train.max_nonfinite=3", "train.max_steps=50"), str(tmp_path / "nan"))
 
@@ -173,7 +173,7 @@ def test_a_finite_blow_up_warns_then_stops_keeping_the_last_good_checkpoint(toy_
     def scripted(*a, **k):
         out = real(*a, **k)
         loss = next(losses)
-        return loss * out[2], loss * out[2], out[2], out[3], True
+        return loss * out[2], loss * out[2], out[2], out[3], True, out[5]
 
     monkeypatch.setattr(update, "train_step", scripted)
     with pytest.raises(TrainingError, match="blew up for 3 updates in a row"):
