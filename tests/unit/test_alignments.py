@@ -183,3 +183,27 @@ def test_alignment_error_rate_counts_sure_and_possible_links():
     # A = {0-0, 2-2}: |A&S| = 1, |A&P| = 1, |A| = 2, |S| = 2: 1 - 2/4
     assert alignment_error_rate([{(0, 0), (2, 2)}], refs) == pytest.approx(50.0)
     assert alignment_error_rate([links_of("0-0 1-1")], refs) == 0.0
+
+
+def test_the_eflomal_recipe_writes_alignments_training_accepts_and_near_gold(tmp_path, monkeypatch):
+    """scripts/align_corpus.py (only where the optional extra nmt[align] is installed): its output
+    passes training's checks and agrees with the toy corpus's gold alignments."""
+    pytest.importorskip("eflomal")
+    pytest.importorskip("nltk")
+    import importlib.util
+    import sys
+
+    from ..conftest import ROOT
+    toy.generate(str(tmp_path / "toy"), sizes={"train": 2000, "valid": 5, "test": 5})
+    spec = importlib.util.spec_from_file_location("align_corpus", ROOT / "scripts" / "align_corpus.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["align_corpus.py", "--src-lang", "src", "--tgt-lang", "tgt", "--out",
+                                      str(tmp_path / "out"), str(tmp_path / "toy" / "train")])
+    script.main()
+    out = str(tmp_path / "out" / "train.align")
+    read_links(out, str(tmp_path / "toy" / "train"), "src", "tgt")  # every line fits its pair
+    hyps = [links_of(line) for line in (tmp_path / "out" / "train.align").read_text().splitlines()]
+    assert alignment_error_rate(hyps, reference_links(str(tmp_path / "toy" / "train.align"))) < 30
+    with pytest.raises(SystemExit, match="exists; not overwriting"):
+        script.main()
