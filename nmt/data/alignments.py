@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from .batching import ragged_positions
 from .corpus import CorpusError, iter_lines, iter_parallel, resolve
 from .spm import EOS, PAD, WORD_START
 
@@ -120,7 +121,7 @@ class Guide:
         first, last = self.links.starts[lines], self.links.starts[lines + 1]  # (b,), (b,)
         counts = last - first
         rows = np.repeat(np.arange(len(pairs)), counts)  # (links,) batch row of each link
-        at = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
+        at = ragged_positions(first, counts)  # (links,) each pair's links, in batch order
         li, lj = self.links.src[at], self.links.tgt[at]  # (links,)
         n_i, n_j = max(int(sw.max()), int(li.max(initial=0))) + 2, max(int(tw.max()), int(lj.max(initial=0))) + 2
         linked = np.zeros((len(pairs), n_j, n_i), dtype=np.float32)  # (b, target words + 1, source words + 1)
@@ -168,10 +169,7 @@ def links_of(text: str, where: str = "") -> Set[Tuple[int, int]]:
     return {(i, j) for i, j, _ in parse_links(text, where)}
 
 
-def guide_for(links: Optional[Links], cache_dir: Optional[str], tok, tag: Optional[str]) -> Optional[Guide]:
-    """The ``Guide`` of a corpus encoded into ``cache_dir`` (None without links)."""
-    if links is None:
-        return None
-    lines = np.fromfile(os.path.join(cache_dir, "lines.idx"), dtype=np.int64) if cache_dir else \
-        np.arange(len(links), dtype=np.int64)
+def guide_for(links: Links, cache_dir: str, tok, tag: Optional[str]) -> Guide:
+    """The ``Guide`` of a corpus encoded into ``cache_dir`` (its ``lines.idx``), with source tag ``tag``."""
+    lines = np.fromfile(os.path.join(cache_dir, "lines.idx"), dtype=np.int64)
     return Guide(links, lines, word_starts(tok.src), word_starts(tok.tgt), 1 if tag else 0)

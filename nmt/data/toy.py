@@ -95,11 +95,6 @@ def _shifted(links: List[Link], di: int, dj: int) -> List[Link]:
     return [(i + di, j + dj, sure) for i, j, sure in links]
 
 
-def make_pair(rng: random.Random, lex: Lexicon) -> Tuple[str, str]:
-    src, tgt, _ = make_aligned_pair(rng, lex)
-    return src, tgt
-
-
 def make_aligned_pair(rng: random.Random, lex: Lexicon) -> Tuple[str, str, List[Link]]:
     """A sentence pair and its gold word alignment: which source word each target word translates
     (sure links; the tense auxiliary "did"/"do"/"does" is a possible link to the verb)."""

@@ -6,7 +6,7 @@ import logging
 import os
 import random
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 import numpy as np
 import torch
@@ -137,7 +137,7 @@ def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_d
     for part, spec in zip(parts, specs):
         if spec.alignments:  # read and checked against the corpus by every rank (a few seconds per million pairs)
             links = read_links(spec.alignments, spec.path, d.src_lang, d.tgt_lang)
-            part.guide = guide_for(links, part.directory, tok, spec.src_prefix)
+            part.guide = guide_for(links, cast(str, part.directory), tok, spec.src_prefix)  # a cache entry
             log.info("guided alignment: %s links over %s pairs of %s from %s", f"{len(links.src):,}",
                      f"{len(links):,}", spec.name, spec.alignments)
     return TrainingData(parts, specs)
