@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .config import InferenceSettings
-from .guides import CONSTRAINTS, PREFIX
+from .guides import CONSTRAINTS, FACTORS, PREFIX
 from .search import SearchOptions, decoding_options
 
 if TYPE_CHECKING:  # importing nmt.api loads no torch
@@ -62,13 +62,15 @@ class Model:
                   shortlist: int = InferenceSettings.shortlist,
                   shortlist_frequent: int = InferenceSettings.shortlist_frequent,
                   prefix: Optional[Sequence[str]] = None, constraints: Optional[Sequence[Sequence[str]]] = None,
+                  factors: Optional[Mapping[str, Sequence[str]]] = None,
                   **search) -> Union[List[str], List[List[Tuple[str, float]]]]:
         """Translations of ``lines`` in order: a list of strings, or with ``nbest`` > 1 a list of
         n-best lists of (text, score). ``shortlist=K`` searches over each source token's K likeliest
         target tokens and the ``shortlist_frequent`` most frequent ones (as ``nmt-translate
         --shortlist K``). ``search`` takes any other ``SearchOptions`` field (``alpha``, ``penalty``,
         ``max_len_a``, ``min_len``, ``no_repeat_ngram``, ``top_p``, ...). ``prefix``: per line, {prefix}.
-        ``constraints``: per line, a list of {constraints}."""
+        ``constraints``: per line, a list of {constraints}. ``factors``: {{name: per line, its values}},
+        {factors}."""
         from .search.options import check_min_len
         from .translator import Translator, check_one_line
         lines = _lines(lines, "lines")
@@ -93,10 +95,28 @@ class Model:
         short = self.shortlist_table(shortlist, shortlist_frequent)
         translator = Translator(self.model, self.tokenizer, options, batch_size=batch_size, shortlist=short,
                                 precision=self.precision, src_prefix=self.src_prefix, max_src_len=self.max_src_len)
-        out = translator.translate(lines, prefix, constraints)
+        out = translator.translate(lines, prefix, constraints, self._factors(factors, len(lines)))
         return [n[0][0] for n in out] if nbest == 1 else out
 
-    translate.__doc__ = (translate.__doc__ or "").format(prefix=PREFIX.help, constraints=CONSTRAINTS.help)
+    translate.__doc__ = (translate.__doc__ or "").format(prefix=PREFIX.help, constraints=CONSTRAINTS.help,
+                                                         factors=FACTORS.help)
+
+    def _factors(self, factors: Optional[Mapping[str, Sequence[str]]], n: int) -> Optional[List[List[str]]]:
+        """``factors`` ({name: one line of values per sentence}) checked, in the model's factor order."""
+        from .data.factors import factor_columns
+        from .translator import check_one_line
+        if factors is not None and not isinstance(factors, Mapping):
+            raise TypeError(f"factors must be a dict {{name: [one line of values per sentence]}}, got "
+                            f"{type(factors).__name__}")
+        given = {name: _lines(v, f"factors[{name!r}]", "lines of factor values")
+                 for name, v in (factors or {}).items()}
+        for name, values in given.items():
+            check_one_line(values, f"factors[{name!r}]")
+            if len(values) != n:
+                raise ValueError(f"factors[{name!r}] has {len(values)} entries for {n} sentences")
+        columns = factor_columns(self.tokenizer.factors, given, "factors",
+                                 "factors={name: [one line of values per sentence]}")
+        return None if columns is None else [list(c) for c in columns]
 
     def shortlist_table(self, size: int, frequent: int, flag: str = "shortlist="):
         """The shortlist table chosen (``search.shortlist.select``), or None; an exported model has none
@@ -112,23 +132,26 @@ class Model:
         return select(self.shortlist, size, frequent, self.path)
 
     def score(self, sources: Sequence[str], targets: Sequence[str],
-              batch_size: int = InferenceSettings.batch_size) -> List[float]:
+              batch_size: int = InferenceSettings.batch_size,
+              factors: Optional[Mapping[str, Sequence[str]]] = None) -> List[float]:
         """Per pair, the log-probability (natural log, summed over the target's pieces and EOS) of
-        the target given the source."""
-        return [s for s, _ in self.score_tokens(sources, targets, batch_size)]
+        the target given the source (``factors``: the sources' factor values, as ``translate``)."""
+        return [s for s, _ in self.score_tokens(sources, targets, batch_size, factors)]
 
     def score_tokens(self, sources: Sequence[str], targets: Sequence[str],
-                     batch_size: int = InferenceSettings.batch_size) -> List[Tuple[float, int]]:
+                     batch_size: int = InferenceSettings.batch_size,
+                     factors: Optional[Mapping[str, Sequence[str]]] = None) -> List[Tuple[float, int]]:
         """Per pair, (log-probability, number of target pieces + EOS)."""
         translator, sources, targets = self._forced(sources, targets, batch_size)
-        return translator.score(sources, targets)
+        return translator.score(sources, targets, factors=self._factors(factors, len(sources)))
 
     def align(self, sources: Sequence[str], targets: Sequence[str],
-              batch_size: int = InferenceSettings.batch_size) -> List[str]:
+              batch_size: int = InferenceSettings.batch_size,
+              factors: Optional[Mapping[str, Sequence[str]]] = None) -> List[str]:
         """Per pair, the word alignment of a given translation (Pharaoh ``"src-tgt ..."``, whitespace
         words from 0): where the model attends while it reads the target (as ``nmt-score --alignment``)."""
         translator, sources, targets = self._forced(sources, targets, batch_size)
-        return translator.align(sources, targets)
+        return translator.align(sources, targets, factors=self._factors(factors, len(sources)))
 
     def _forced(self, sources, targets, batch_size: int):
         """(a Translator for given pairs, the sources, the targets), both lists checked."""

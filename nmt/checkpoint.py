@@ -6,7 +6,8 @@ A checkpoint is a dict of tensors and plain values:
     format       "nmt-checkpoint-v1"
     model        the state dict (fp32)
     config       the full resolved config, plain values (``nmt.config.to_dict``)
-    spm          {"src": uint8 tensor, "tgt": uint8 tensor or None (joint)}: sentencepiece protos
+    spm          {"src": uint8 tensor, "tgt": uint8 tensor or None (joint)}: sentencepiece protos;
+                 "factors": [{"name", "values"}] with source factors: each factor's vocabulary
     shortlist    {"table": (src_vocab, k) int tensor, "frequent": (n,) int tensor}: the lexical shortlist
                  built from the training data (``nmt.search.shortlist``); absent in older checkpoints
     torch_version
@@ -22,24 +23,22 @@ so that a checkpoint alone translates, and a training checkpoint resumes exactly
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import logging
 import os
 import pickle
 import random
-import re
 import shutil
 import zipfile
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
 from .config import Config, affects_model, differences, from_dict
+from .data.factors import FactorVocab
 from .data.spm import Tokenizer
 from .errors import NmtError
 from .models import build_model
-from .outputs import PARTIAL_SUFFIX, atomic_output, fsync_dir
+from .outputs import atomic_output, fsync_dir
 from .runpaths import RunPaths
 
 FORMAT = "nmt-checkpoint-v1"
@@ -179,14 +178,16 @@ def tensor_to_spm(t: Optional[torch.Tensor]) -> Optional[bytes]:
 
 
 def spm_entry(tok: Tokenizer) -> Dict:
-    return {"src": spm_to_tensor(tok.src_proto), "tgt": None if tok.joint else spm_to_tensor(tok.tgt_proto)}
+    entry = {"src": spm_to_tensor(tok.src_proto), "tgt": None if tok.joint else spm_to_tensor(tok.tgt_proto)}
+    return {**entry, "factors": [f.to_dict() for f in tok.factors]} if tok.factors else entry
 
 
 def tokenizer_of(ckpt: Dict) -> Tokenizer:
     src = tensor_to_spm(ckpt["spm"]["src"])
     if src is None:
         raise CheckpointError("the checkpoint holds no source sentencepiece model")
-    return Tokenizer(src, tensor_to_spm(ckpt["spm"].get("tgt")))
+    return Tokenizer(src, tensor_to_spm(ckpt["spm"].get("tgt")),
+                     [FactorVocab.from_dict(f) for f in ckpt["spm"].get("factors", [])])
 
 
 def config_of(ckpt: Dict, path: str = "checkpoint") -> Config:
@@ -211,7 +212,8 @@ def load_model(path: str, device="cpu") -> Loaded:
     ckpt = load_checkpoint(path)
     cfg = config_of(ckpt, path)
     tok = tokenizer_of(ckpt)
-    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
+    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size,
+                        src_factor_sizes=tok.factor_sizes)
     load_weights(model, ckpt["model"], path)
     return Loaded(model.to(device).eval(), tok, cfg, (path,), ckpt.get("shortlist"))
 
@@ -255,8 +257,16 @@ def load_models(paths: Sequence[str], device="cpu") -> Loaded:
             if a != b:
                 raise CheckpointError(f"{other.paths[0]}: its {side} vocabulary (sentencepiece model) differs from "
                                       f"{first.paths[0]}'s; ensemble members must share it")
+        if first.tokenizer.factors != other.tokenizer.factors:
+            raise CheckpointError(f"{other.paths[0]}: its source factors ({_factor_names(other.tokenizer)}) or their "
+                                  f"values differ from {first.paths[0]}'s ({_factor_names(first.tokenizer)}); "
+                                  f"ensemble members must share them")
     return Loaded(Ensemble([x.model for x in loaded]).eval(), first.tokenizer, first.config,
                   tuple(p for x in loaded for p in x.paths))
+
+
+def _factor_names(tok: Tokenizer) -> str:
+    return ", ".join(f.name for f in tok.factors) or "none"
 
 
 def checkpoint_dict(state: Dict, config: Dict, spm: Dict, **extra) -> Dict:
@@ -284,6 +294,8 @@ def average_checkpoints(paths: Sequence[str]) -> Dict:
             a, b = first["spm"].get(side), ckpt["spm"].get(side)
             if (a is None) != (b is None) or (a is not None and not torch.equal(a, b)):
                 raise CheckpointError(f"{path}: its {side} sentencepiece model differs from {paths[0]}'s")
+        if first["spm"].get("factors", []) != ckpt["spm"].get("factors", []):
+            raise CheckpointError(f"{path}: its source factor vocabularies differ from {paths[0]}'s")
         diff = differences(first["config"], ckpt["config"], affects_model)
         if diff:
             key, mine, theirs = diff[0]
@@ -304,31 +316,7 @@ def average_checkpoints(paths: Sequence[str]) -> Dict:
                            **({"shortlist": first["shortlist"]} if "shortlist" in first else {}))
 
 
-# ---- step checkpoints and RNG state --------------------------------------------------------------
-
-def remove_partial_checkpoints(directory: str) -> List[str]:
-    """Delete the temporary files an interrupted save left in ``directory`` (``atomic_output``'s
-    ``.NAME.pt.*.part``, and ``NAME.pt.tmp.PID`` of links and of earlier versions); call it only while
-    holding the run's lock. Returns what it removed."""
-    partial = re.compile(r"(\..+\.pt\..+" + re.escape(PARTIAL_SUFFIX) + r"|.+\.pt\.tmp\.\d+)")
-    removed = []
-    for name in os.listdir(directory) if os.path.isdir(directory) else []:
-        if partial.fullmatch(name):
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(directory, name))
-                removed.append(name)
-    if removed:
-        logging.getLogger("nmt.train").info("removed %d partial checkpoint file(s) left by an interrupted save: %s",
-                                             len(removed), ", ".join(removed))
-    return removed
-
-
-def prune(paths: RunPaths, keep: int) -> None:
-    """Delete all but the newest ``keep`` step checkpoints of a run."""
-    steps = paths.steps()
-    for path in steps[: max(0, len(steps) - keep)]:
-        os.remove(path)
-
+# ---- RNG state --------------------------------------------------------------
 
 def rng_state() -> Dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}

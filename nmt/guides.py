@@ -29,6 +29,11 @@ CONSTRAINTS = GuideInput(
     f"allocation; none, or up to {MAX_PHRASES}); a line whose translation could not hold them all is warned about "
     f"(jsonl records and the server's: \"constraints_met\": false)")
 
+FACTORS = GuideInput(
+    "factors", "--src-factors",
+    "the values of the model's source factors (data.src_factors), each factor one line per input line holding one "
+    "value per source word (whitespace-separated)")
+
 
 def _check_spelled(tok: Tokenizer, text: str, ids: Sequence[int], where: str, verb: str) -> None:
     """Target text the vocabulary cannot spell (a character it has no piece for) is refused, named by

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Named
 from .backends import backend_for
 from .config import InferenceSettings, Precision
 from .data.corpus import with_prefix
+from .data.factors import batch_tokens, row_tokens
 from .data.spm import WORD_START, Tokenizer
 from .errors import ConfigError
 from .guides import Side, check_guides, guides_of, split_phrases, warn_unmet
+from .resources import search_batch_limit
 from .search import Hypothesis, SearchOptions, beam_search, greedy_search, sample_search
 from .search.alignment import pharaoh, word_alignment, word_attention
 from .search.arrays import ops_for
@@ -41,28 +43,6 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: i
     if current:
         batches.append(current)
     return batches
-
-
-# Bytes the search holds per hypothesis and target-vocabulary entry: the output layer's logits,
-# their normaliser and the top-k workspace, in fp32.
-_BYTES_PER_LOGIT = 12
-
-
-def search_batch_limit(options: SearchOptions, vocab: int, memory: Optional[int] = None) -> int:
-    """The most sentences one search batch may hold so that its hypotheses' logits (sentences x beam
-    x target vocabulary) fit in a quarter of the available memory; a beam wider than the vocabulary,
-    or one sentence that cannot fit at all, is refused with the setting named."""
-    from .resources import available_memory, gib
-    beam = options.beam_size if options.strategy is Strategy.beam else 1
-    if beam > vocab:
-        raise ConfigError(f"beam size {beam} is wider than the target vocabulary ({vocab} pieces): lower the beam")
-    memory = available_memory() if memory is None else memory
-    per_sentence = beam * vocab * _BYTES_PER_LOGIT
-    if per_sentence > memory // 2:
-        raise ConfigError(f"beam size {beam} needs about {gib(per_sentence)} per sentence (beam x {vocab} target "
-                          f"pieces x {_BYTES_PER_LOGIT} bytes) but {gib(memory)} of memory is available: lower "
-                          f"the beam")
-    return max(1, (memory // 4) // per_sentence)
 
 
 def result_record(hyps: Sequence[Hypothesis], texts: Sequence[str], nbest: int,
@@ -119,7 +99,8 @@ class Translator:
         self.model, self.tok, self.options, self.shortlist = model, tokenizer, options, shortlist
         self.backend = backend_for(model, precision)
         self.src_prefix = src_prefix or None
-        self.batch_size = min(batch_size, search_batch_limit(options, self.backend.tgt_vocab_size))
+        beam = options.beam_size if options.strategy is Strategy.beam else 1
+        self.batch_size = min(batch_size, search_batch_limit(beam, self.backend.tgt_vocab_size))
         self.max_tokens, self.precision = max_tokens, precision
         self.max_src_len, self.warn = max_src_len, warn or _warn
         self.generator = self.backend.generator(options.seed)
@@ -130,7 +111,7 @@ class Translator:
         if self.shortlist is not None:  # search over the batch's candidate tokens, then map back to ids
             from .search.shortlist import Shortlisted, candidates
             required = None if phrases is None else [[t for p in ps for t in p] for ps in phrases]
-            model = Shortlisted(self.model, *candidates(self.shortlist, src, required))
+            model = Shortlisted(self.model, *candidates(self.shortlist, batch_tokens(src), required))
             if phrases is not None:  # constraint pieces, as candidate positions
                 phrases = [[model.positions(p) for p in ps] for ps in phrases]
         if o.strategy is Strategy.greedy:
@@ -189,26 +170,41 @@ class Translator:
             on_batch(len(src_ids) - len(todo))
         return [r if r is not None else [Hypothesis([], 0.0)] for r in results]
 
-    def encode_lines(self, lines: Sequence[str], first_line: int = 1) -> List[List[int]]:
+    def encode_lines(self, lines: Sequence[str], first_line: int = 1,
+                     factors: Optional[Sequence[Sequence[str]]] = None, factor_names: Sequence[str] = (),
+                     where: Callable[[str, int], str] = lambda name, number: f"{name} line {number}",
+                     input_name: str = "input") -> List[Any]:
         """Source ids per line; blank lines give []; a line over ``max_src_len`` pieces is cut to it
-        with a warning naming its number (``first_line``: the number of ``lines[0]``)."""
+        with a warning naming its number (``first_line``: the number of ``lines[0]``). A model with
+        source factors needs ``factors``: per factor (the tokenizer's order), one line of values per
+        input line, one value per word, checked (``where(name, number)`` names a bad line, with
+        ``factor_names`` for the factors and ``input_name`` for the input);
+        each line's ids are then a (len, 1 + factors) array (``data.src_factors``)."""
         encoded = iter(self.tok.encode_src(with_prefix([line for line in lines if line.strip()], self.src_prefix)))
-        ids = [next(encoded) if line.strip() else [] for line in lines]
+        ids: List[Any] = [next(encoded) if line.strip() else [] for line in lines]
         if self.max_src_len:
             for k, ids_k in enumerate(ids):
                 if len(ids_k) > self.max_src_len:
                     self.warn(f"line {first_line + k}: {len(ids_k)} pieces, truncated to {self.max_src_len}")
                     ids[k] = ids_k[:self.max_src_len]
-        return ids
+        vocabs = getattr(self.tok, "factors", ())  # a test's stand-in tokenizer may lack them
+        if not vocabs and factors is None:
+            return ids
+        from .data.factors import source_rows
+        return source_rows(vocabs, ids, lines, factors, self.tok.src_word_start,
+                           len(self.src_prefix.split()) if self.src_prefix else 0, first_line, factor_names, where,
+                           input_name)
 
     def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None,
-                  constraints: Optional[Sequence[Sequence[str]]] = None) -> List[List[Tuple[str, float]]]:
+                  constraints: Optional[Sequence[Sequence[str]]] = None,
+                  factors: Optional[Sequence[Sequence[str]]] = None) -> List[List[Tuple[str, float]]]:
         """Raw text in, n-best lists of (detokenized text, score) out, in input order; with
         ``prefixes``, each translation starts with its line's prefix; with ``constraints``, it contains
-        each of its line's phrases (a line where search could not is warned about)."""
+        each of its line's phrases (a line where search could not is warned about); ``factors``: the
+        source factors' values (``encode_lines``)."""
         out = []
-        results = self.translate_ids(self.encode_lines(lines), guides=guides_of(self.tok, len(lines), prefixes,
-                                                                                constraints))
+        results = self.translate_ids(self.encode_lines(lines, factors=factors),
+                                     guides=guides_of(self.tok, len(lines), prefixes, constraints))
         warn_unmet(results, self.warn)
         for hyps in results:
             texts = self.tok.decode_tgt([h.tokens for h in hyps])
@@ -218,23 +214,28 @@ class Translator:
     def translate_stream(self, lines: Iterable[str], chunk_size: int = 4000,
                          prefixes: Optional[Iterable[str]] = None, prefix_name: str = "the prefixes",
                          alignment: bool = False, on_batch: Optional[Callable[[int], None]] = None,
-                         constraints: Optional[Iterable[str]] = None, constraint_name: str = "the constraints"
-                         ) -> Iterator[Chunk]:
+                         constraints: Optional[Iterable[str]] = None, constraint_name: str = "the constraints",
+                         factors: Optional[Sequence[Iterable[str]]] = None, factor_names: Sequence[str] = (),
+                         input_name: str = "the input") -> Iterator[Chunk]:
         """Translate a long input (a file, stdin) ``chunk_size`` lines at a time: each chunk is read,
         sorted into batches and translated before the next is read, so memory stays bounded and
         output can follow input. ``prefixes``: one target prefix per input line (blank: none);
         ``constraints``: one line of tab-separated phrases per input line (blank: none); each read
         alongside, a different line count refused, naming ``prefix_name`` / ``constraint_name``.
-        ``alignment``: word alignments of every hypothesis (``alignments``)."""
+        ``alignment``: word alignments of every hypothesis (``alignments``). ``factors``: per source
+        factor, one line of values per input line, read alongside (``factor_names``: their files,
+        ``input_name``: the input's, for errors)."""
         lines = iter(lines)
-        sides = [Side(prefixes, prefix_name), Side(constraints, constraint_name)]
+        factor_sides = [Side(f, n) for f, n in zip(factors or [], factor_names or [""] * len(factors or []))]
+        sides = [Side(prefixes, prefix_name), Side(constraints, constraint_name), *factor_sides]
         first = 0
         while chunk := list(itertools.islice(lines, chunk_size)):
-            prefix_texts, constraint_lines = (side.next(len(chunk), first) for side in sides)
+            prefix_texts, constraint_lines, *factor_texts = (side.next(len(chunk), first) for side in sides)
             guides = guides_of(self.tok, len(chunk), prefix_texts,
                                None if constraint_lines is None else [split_phrases(c) for c in constraint_lines],
                                first=first + 1)
-            ids = self.encode_lines(chunk, first_line=first + 1)
+            ids = self.encode_lines(chunk, first + 1, None if factors is None else cast(List[List[str]], factor_texts),
+                                    factor_names, lambda name, number: f"{name}:{number}", input_name)
             results = self.translate_ids(ids, on_batch=on_batch, guides=guides)
             warn_unmet(results, self.warn, first + 1)
             yield Chunk(first, chunk, ids, results, self.alignments(ids, results) if alignment else None)
@@ -267,12 +268,12 @@ class Translator:
         see ``search.alignment``), with ``weights`` also ``{"attention": {"source": words, "target":
         words, "weights": rows of target words}}``. A model without attention gets an empty
         alignment and no weights."""
-        pairs = [(i, k) for i, n in enumerate(hyps) for k in range(len(n)) if src_ids[i] and n[k].tokens]
+        pairs = [(i, k) for i, n in enumerate(hyps) for k in range(len(n)) if len(src_ids[i]) and n[k].tokens]
         tag = len(self.src_prefix.split()) if self.src_prefix else 0  # the tag's words come first
         out: List[List[dict]] = [[{"alignment": ""} for _ in n] for n in hyps]
         attention = self._forced_attention([(src_ids[i], hyps[i][k].tokens) for i, k in pairs])
         for (i, k), att in zip(pairs, attention or []):
-            src_pieces = self.tok.src_id_pieces(src_ids[i])
+            src_pieces = self.tok.src_id_pieces(row_tokens(src_ids[i]))
             tgt_pieces = self.tok.tgt_pieces(hyps[i][k].tokens)
             record: dict[str, Any] = {"alignment": pharaoh([(s - tag, t) for s, t in
                                                            word_alignment(att, src_pieces, tgt_pieces) if s >= tag])}
@@ -290,14 +291,14 @@ class Translator:
         (source pieces + "</s>", target pieces + "</s>", weights (target + 1, source + 1), as
         ``_forced_attention`` gives them); None for a blank source. None altogether for a model
         without attention."""
-        todo = [k for k, ids in enumerate(src_ids) if ids]
+        todo = [k for k, ids in enumerate(src_ids) if len(ids)]
         attention = self._forced_attention([(src_ids[k], hyps[k].tokens) for k in todo])
         if attention is None:
             return None
         maps: List[Optional[Tuple[List[str], List[str], torch.Tensor]]] = [None] * len(src_ids)
         for k, att in zip(todo, attention):
-            maps[k] = (self.tok.src_id_pieces(src_ids[k]) + ["</s>"], self.tok.tgt_pieces(hyps[k].tokens) + ["</s>"],
-                       att)
+            maps[k] = (self.tok.src_id_pieces(row_tokens(src_ids[k])) + ["</s>"],
+                       self.tok.tgt_pieces(hyps[k].tokens) + ["</s>"], att)
         return maps
 
     def _forced_attention(self, pairs: Sequence[Tuple[Sequence[int], Sequence[int]]]
@@ -320,17 +321,21 @@ class Translator:
                     out[g] = att[row, :len(pairs[g][1]) + 1, :len(pairs[g][0]) + 1]
         return cast("List[torch.Tensor]", out)  # every pair filled
 
-    def score(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[Tuple[float, int]]:
-        """Raw text pairs in, (log-probability, tokens) out; see ``score_ids``."""
-        return self.score_ids(*self._pairs(sources, targets, first_line))
+    def score(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1,
+              factors: Optional[Sequence[Sequence[str]]] = None) -> List[Tuple[float, int]]:
+        """Raw text pairs in, (log-probability, tokens) out; see ``score_ids`` (``factors``: the
+        sources' factor values, as ``encode_lines`` takes them)."""
+        return self.score_ids(*self._pairs(sources, targets, first_line, factors))
 
-    def align(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1) -> List[str]:
+    def align(self, sources: Sequence[str], targets: Sequence[str], first_line: int = 1,
+              factors: Optional[Sequence[Sequence[str]]] = None) -> List[str]:
         """Raw text pairs in, their word alignment out (Pharaoh, per pair; see ``alignments``): what the
         model attends to while it is fed each given translation."""
-        src_ids, tgt_ids = self._pairs(sources, targets, first_line)
+        src_ids, tgt_ids = self._pairs(sources, targets, first_line, factors)
         return [n[0]["alignment"] for n in self.alignments(src_ids, [[Hypothesis(ids, 0.0)] for ids in tgt_ids])]
 
-    def _pairs(self, sources: Sequence[str], targets: Sequence[str], first_line: int):
+    def _pairs(self, sources: Sequence[str], targets: Sequence[str], first_line: int,
+               factors: Optional[Sequence[Sequence[str]]] = None):
         """Given pairs as ids: sources cut as ``encode_lines`` says; a target longer than any output
         (``MAX_OUTPUT_LEN`` pieces) refused, naming its line (a cut one would get another's score)."""
         tgt_ids = self.tok.encode_tgt(targets)
@@ -338,4 +343,4 @@ class Translator:
             if len(ids) > MAX_OUTPUT_LEN:
                 raise ConfigError(f"target line {first_line + k}: {len(ids)} pieces, longer than any translation "
                                   f"({MAX_OUTPUT_LEN}); split it or leave it out")
-        return self.encode_lines(sources, first_line), tgt_ids
+        return self.encode_lines(sources, first_line, factors), tgt_ids

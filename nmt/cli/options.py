@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from typing import Optional
+from typing import Dict, List, Optional
 
 from ..config import FROM_CHECKPOINT, INFERENCE_PRECISIONS, InferenceSettings  # every loading default
+from ..data.corpus import CorpusError
+from ..guides import FACTORS
 from ..search.options import PENALTIES
 from ..search.options import SearchOptions as D  # every decoding default and choice
 
@@ -131,3 +133,20 @@ def threads_and_device(paths, threads: int, device: str):
         return pick_threads(threads, torch_threads=False), device
     from ..runtime import pick_device
     return pick_threads(threads), pick_device(device, key="--device")
+
+
+def add_factors_flag(p) -> None:
+    p.add_argument(FACTORS.flag, nargs="+", metavar="NAME=FILE", help=f"{FACTORS.help}; FILE per factor NAME")
+
+
+def factor_files(values: Optional[List[str]]) -> Dict[str, str]:
+    """``--src-factors NAME=FILE ...`` as {name: file}."""
+    files: Dict[str, str] = {}
+    for value in values or []:
+        name, eq, path = value.partition("=")
+        if not eq or not name or not path:
+            raise CorpusError(f"{FACTORS.flag} {value}: give NAME=FILE for each source factor (e.g. case=input.case)")
+        if name in files:
+            raise CorpusError(f"{FACTORS.flag}: factor {name!r} given twice")
+        files[name] = path
+    return files

@@ -5,8 +5,9 @@ import argparse
 import sys
 
 from ..config import InferenceSettings
+from ..guides import FACTORS
 from . import prepare_process, reported, work_signals
-from .options import add_batch_flags, add_threads_flag, threads_and_device
+from .options import add_batch_flags, add_factors_flag, add_threads_flag, factor_files, threads_and_device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a fourth column: the pair's word alignment from attention while the model reads the "
                         "given translation (Pharaoh 'src-tgt', whitespace words from 0; as nmt-translate --alignment "
                         "gives for its own output)")
+    add_factors_flag(p)
     add_batch_flags(p)
     p.add_argument("--device", default=InferenceSettings.device, help="cpu, cuda or auto (default %(default)s)")
     add_threads_flag(p)
@@ -33,13 +35,15 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     from ..api import load
     from ..data.corpus import CorpusError, iter_lines
+    from ..data.factors import factor_columns, read_factor_lines
     from ..deploy.bundle import model_files
     from ..outputs import atomic_output, check_output
     from ..translator import Translator
     with reported("nmt-score", "" if args.output == "-" else f"{args.output} not written"):
         if args.source == "-" and args.target == "-":
             raise CorpusError("--source and --target cannot both be stdin")
-        check_output(args.output, [args.source, args.target, *model_files(args.checkpoint)])
+        factors = factor_files(args.src_factors)
+        check_output(args.output, [args.source, args.target, *factors.values(), *model_files(args.checkpoint)])
         sources, targets = list(iter_lines(args.source)), list(iter_lines(args.target))
         if len(sources) != len(targets):
             raise CorpusError(f"line counts differ: {args.source} has {len(sources)} lines, {args.target} has "
@@ -50,8 +54,10 @@ def main(argv=None) -> None:
                                 max_tokens=args.max_tokens, precision=loaded.precision, src_prefix=loaded.src_prefix,
                                 max_src_len=loaded.max_src_len,
                                 warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr))
-        scores = translator.score(sources, targets)
-        links = translator.align(sources, targets) if args.alignment else None
+        files = factor_columns(loaded.tokenizer.factors, factors, FACTORS.flag, f"{FACTORS.flag} NAME=FILE per factor")
+        texts = None if files is None else read_factor_lines(files, args.source, sources)
+        scores = translator.score(sources, targets, factors=texts)
+        links = translator.align(sources, targets, factors=texts) if args.alignment else None
         with work_signals(), atomic_output(args.output) as f:
             f.write("".join(f"{lp:.6f}\t{lp / max(n, 1):.6f}\t{n}" + (f"\t{links[k]}" if links is not None else "")
                             + "\n" for k, (lp, n) in enumerate(scores)))

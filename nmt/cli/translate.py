@@ -8,13 +8,24 @@ import os
 import sys
 from typing import IO, List, Optional
 
-from ..data.corpus import STDIN, CorpusError, iter_lines
+from ..data.corpus import STDIN, CorpusError, display_name, iter_lines
+from ..data.factors import factor_columns
 from ..deploy.bundle import model_files
-from ..guides import CONSTRAINTS, PREFIX
+from ..guides import CONSTRAINTS, FACTORS, PREFIX
 from ..outputs import atomic_output, check_output
 from ..search.options import SearchOptions as D  # every decoding default and choice
 from . import prepare_process, reported, work_signals
-from .options import add_batch_flags, add_model_flags, add_search_flags, integer, load_model, real, search_flag_values
+from .options import (
+    add_batch_flags,
+    add_factors_flag,
+    add_model_flags,
+    add_search_flags,
+    factor_files,
+    integer,
+    load_model,
+    real,
+    search_flag_values,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(PREFIX.flag, metavar="FILE", help=f"one line per input line: {PREFIX.help}")
     s.add_argument(CONSTRAINTS.flag, metavar="FILE",
                    help=f"one line per input line, its phrases separated by tabs: {CONSTRAINTS.help}")
+    add_factors_flag(s)
     s.add_argument("--top-k", type=integer(0), default=D.top_k, help="sample among the k most probable tokens (0: all)")
     s.add_argument("--top-p", type=real(0, 1, above=0), default=D.top_p,
                    help="nucleus sampling: among the fewest most probable tokens whose probability reaches p (1: all)")
@@ -158,10 +170,13 @@ def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
         progress = tqdm(total=total, unit="sent", file=sys.stderr, desc="translating", dynamic_ncols=True)
     kept: Optional[List[str]] = [] if args.ref else None
     heatmaps = args.attention_plot_count if args.attention_plot else 0
+    factors = factor_columns(tok.factors, factor_files(args.src_factors), FACTORS.flag,
+                             f"{FACTORS.flag} NAME=FILE per factor")
     chunks = translator.translate_stream(
         iter_lines(args.input), args.chunk_size, iter_lines(args.prefix_file) if args.prefix_file else None,
         f"{PREFIX.flag} {args.prefix_file}", args.alignment, None if progress is None else progress.update,
-        iter_lines(args.constraints) if args.constraints else None, f"{CONSTRAINTS.flag} {args.constraints}")
+        iter_lines(args.constraints) if args.constraints else None, f"{CONSTRAINTS.flag} {args.constraints}",
+        None if factors is None else [iter_lines(f) for f in factors], factors or (), display_name(args.input))
     for chunk in chunks:
         firsts = write_results(out, args.output_format, args.nbest, chunk.first, chunk.results, tok, chunk.aligned)
         if kept is not None:
@@ -181,8 +196,9 @@ def main(argv=None) -> None:
     with reported("nmt-translate", "" if args.output == "-" else f"{args.output} not written"):
         if args.alignment and (args.output_format == "text" and args.nbest == 1):
             raise CorpusError("--alignment needs --output-format jsonl or tsv (text output has no room for it)")
-        sides = {flag: path for flag, path in ((PREFIX.flag, args.prefix_file), (CONSTRAINTS.flag, args.constraints))
-                 if path}
+        sides = {flag: path for flag, path in ((PREFIX.flag, args.prefix_file), (CONSTRAINTS.flag, args.constraints),
+                                               *((f"{FACTORS.flag} {n}=", f)
+                                                 for n, f in factor_files(args.src_factors).items())) if path}
         inputs = [args.input, *(args.ref or []), *sides.values(),
                   *(f for c in args.checkpoints for f in model_files(c))]
         check_output(args.output, inputs)

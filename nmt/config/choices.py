@@ -38,6 +38,11 @@ class BridgeKind(Choice):
     bridge = "bridge"
 
 
+class FactorCombine(Choice):
+    concat = "concat"
+    sum = "sum"
+
+
 class Init(Choice):
     uniform = "uniform"
     xavier = "xavier"

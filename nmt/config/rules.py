@@ -91,6 +91,9 @@ def _check_data(p: _Problems, cfg: Config) -> None:
     p.check(all(s and not any(c.isspace() for c in s) for s in d.spm.user_symbols), "data.spm.user_symbols",
             "tokens without whitespace")
     p.check(d.max_len_ratio == 0 or d.max_len_ratio >= 1, "data.max_len_ratio", "0 (off) or >= 1")
+    p.check(all(isinstance(n, str) and n.strip() and not any(c.isspace() or c in "/\\" for c in n)
+                for n in d.src_factors) and len(set(d.src_factors)) == len(d.src_factors), "data.src_factors",
+            "distinct factor names without whitespace or slashes (each read from PREFIX.SRC_LANG.NAME)")
     p.add(*spm_rules(d.spm))
     p.check(d.src_lang != d.tgt_lang or d.src_lang == "", "data.tgt_lang", "different from data.src_lang")
 
@@ -119,6 +122,7 @@ def _check_model(p: _Problems, cfg: Config) -> None:
         p.check(m.hidden_size >= 1, f"{name}.hidden_size", ">= 1")
         p.check(m.num_layers >= 1, f"{name}.num_layers", ">= 1")
         p.check(0 <= m.dropout < 1, f"{name}.dropout", "in [0, 1)")
+    p.check(e.factor_embed_size >= 1, "encoder.factor_embed_size", ">= 1")
     p.check(a.hidden_size >= 0, "attention.hidden_size", ">= 0")
     p.check(a.kind != AttentionKind.final or dec.bridge != BridgeKind.zeros, "decoder.bridge",
             "last or bridge with attention=final (the initial state is the decoder's only view of the source)")

@@ -10,6 +10,7 @@ from .choices import (
     BridgeKind,
     Cell,
     Device,
+    FactorCombine,
     Feed,
     Generate,
     Init,
@@ -73,6 +74,9 @@ class DataConfig:
     alignments: Optional[str] = opt(None, "word alignments of the training corpus (Pharaoh: 'i-j' per link, one "
                                           "line per pair) for train.guided_alignment_weight; with several "
                                           "corpora, each corpus's own 'alignments' key")
+    src_factors: List[str] = opt([], "source factors: names of word-level streams read from PREFIX.SRC_LANG.NAME "
+                                     "beside every split (one value per source word), embedded into the encoder's "
+                                     "input, e.g. \"data.src_factors=[case]\"; nmt-translate --src-factors NAME=FILE")
     generate: Optional[Generate] = opt(None, "toy: write the embedded corpus to its default place if absent")
     cache_dir: Optional[str] = opt(None, "where the encoded training corpus is cached (null: RUN_DIR/cache)")
     spm: SpmConfig = group(SpmConfig, "sentencepiece")
@@ -87,6 +91,10 @@ class EncoderConfig:
     bidirectional: bool = opt(True, "bidirectional layers")
     dropout: float = opt(0.3, "dropout on embeddings and between layers [0, 1)")
     residual: bool = opt(False, "residual connections from layer 2 upward")
+    factor_embed_size: int = opt(16, "embedding size of each source factor (data.src_factors) with "
+                                     "factor_combine=concat; sum uses embed_size")
+    factor_combine: FactorCombine = opt(FactorCombine.concat, "source factor embeddings: concat (after the piece "
+                                        "embedding) | sum (added to it)")
 
 
 @dataclass

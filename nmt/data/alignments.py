@@ -13,7 +13,6 @@ sentencepiece's word-start marker, so the mapping holds for any segmentation (su
 from __future__ import annotations
 
 import itertools
-import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set, Tuple
@@ -22,7 +21,7 @@ import numpy as np
 
 from .batching import ragged_positions
 from .corpus import CorpusError, iter_lines, iter_parallel, resolve
-from .spm import EOS, PAD, WORD_START
+from .spm import EOS, PAD
 
 if TYPE_CHECKING:
     import torch
@@ -135,13 +134,6 @@ class Guide:
         return torch.from_numpy(self.targets_array(np.asarray(pairs, dtype=np.int64), src.numpy(), tgt_out.numpy()))
 
 
-def word_starts(sp) -> np.ndarray:
-    """(vocab,) bool: the pieces of sentencepiece processor ``sp`` that begin a word (they carry the
-    word-start marker)."""
-    return np.array([sp.id_to_piece(i).startswith(WORD_START) and not sp.is_control(i)
-                     for i in range(sp.get_piece_size())], dtype=bool)
-
-
 def alignment_error_rate(hypotheses: Sequence[Set[Tuple[int, int]]],
                          references: Sequence[Tuple[Set[Tuple[int, int]], Set[Tuple[int, int]]]]) -> float:
     """AER (Och & Ney 2003) in percent: 1 - (|A∩S| + |A∩P|) / (|A| + |S|) over a corpus, with
@@ -169,7 +161,7 @@ def links_of(text: str, where: str = "") -> Set[Tuple[int, int]]:
     return {(i, j) for i, j, _ in parse_links(text, where)}
 
 
-def guide_for(links: Links, cache_dir: str, tok, tag: Optional[str]) -> Guide:
-    """The ``Guide`` of a corpus encoded into ``cache_dir`` (its ``lines.idx``), with source tag ``tag``."""
-    lines = np.fromfile(os.path.join(cache_dir, "lines.idx"), dtype=np.int64)
-    return Guide(links, lines, word_starts(tok.src), word_starts(tok.tgt), 1 if tag else 0)
+def guide_for(links: Links, lines: np.ndarray, tok, tag: Optional[str]) -> Guide:
+    """The ``Guide`` of an encoded corpus whose pairs come from corpus lines ``lines``, with source
+    tag ``tag``."""
+    return Guide(links, lines, tok.src_word_start, tok.tgt_word_start, 1 if tag else 0)

@@ -58,14 +58,16 @@ def pad_flat(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool
 def pad_flat_array(tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray, bos: bool = False,
                    eos: bool = False) -> np.ndarray:
     """(len(starts), width) int64 array whose row r is ``[BOS] + tokens[starts[r]:starts[r] + lens[r]] + [EOS]``
-    (BOS and EOS where asked), PAD-padded on the right."""
+    (BOS and EOS where asked), PAD-padded on the right. Tokens of shape (total, columns) (sources with
+    factors) give (len(starts), width, columns), BOS/EOS/PAD in every column."""
     starts, lens = np.asarray(starts, dtype=np.int64), np.asarray(lens, dtype=np.int64)  # (b,), (b,)
     cols = np.arange(int(lens.max()) if len(lens) else 0)  # (w,)
     inside = cols[None, :] < lens[:, None]  # (b, w): real tokens, not padding
-    out = np.full((len(lens), len(cols) + bos + eos), PAD, dtype=np.int64)  # (b, w + bos + eos)
+    out = np.full((len(lens), len(cols) + bos + eos, *tokens.shape[1:]), PAD, dtype=np.int64)  # (b, w + bos + eos, ...)
     if tokens.size and cols.size:
         gather = np.where(inside, starts[:, None] + cols[None, :], 0)  # (b, w) positions in tokens
-        out[:, int(bos):int(bos) + len(cols)] = np.where(inside, tokens[gather], PAD)
+        real = inside.reshape(inside.shape + (1,) * (tokens.ndim - 1))  # (b, w[, 1])
+        out[:, int(bos):int(bos) + len(cols)] = np.where(real, tokens[gather], PAD)
     if bos:
         out[:, 0] = BOS
     if eos:
@@ -90,7 +92,10 @@ class TokenArrays:
 
     @classmethod
     def from_lists(cls, seqs: Sequence[Sequence[int]]) -> TokenArrays:
+        """From lists of ids, or from (len, columns) arrays (sources with factors)."""
         lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        if len(seqs) and getattr(seqs[0], "ndim", 1) == 2:
+            return cls(np.concatenate([np.asarray(s, dtype=np.int32) for s in seqs]), lens)
         tokens = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(lens.sum()))
         return cls(tokens, lens)
 

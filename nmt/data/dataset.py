@@ -36,6 +36,7 @@ from .corpus import (
     resolve,
     with_prefix,
 )
+from .factors import CorpusFactors, WordFactors, iter_factor_values
 from .spm import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class EncodedCorpus:
     fingerprint: Optional[str] = None  # content hash of the files it was encoded from (training corpora)
     directory: Optional[str] = None  # its cache entry (training corpora)
     guide: Optional[Guide] = None  # its word alignments, for guided alignment (training corpora)
+    factors: Optional[CorpusFactors] = None  # its source factors (data.src_factors)
+    src_factor_text: Optional[List[List[str]]] = None  # per factor, its lines (validation corpora)
 
     def __len__(self) -> int:
         return len(self.src)
@@ -67,10 +70,13 @@ class EncodedCorpus:
 
     def batch(self, idx: Iterable[int]) -> Batch:
         """Pairs ``idx`` as padded tensors: source + EOS, BOS + target, target + EOS (and the
-        attention the alignments ask for, where the corpus has them)."""
+        attention the alignments ask for, where the corpus has them; the source's factor ids after
+        each piece's id, where it has factors)."""
         batch = make_batch(self.src, self.tgt, idx)
         if self.guide is not None:
             batch.align = self.guide.targets(idx, batch.src, batch.tgt_out)
+        if self.factors is not None:
+            batch.src = self.factors.attach(idx, batch.src)  # (batch, src_len, 1 + factors)
         return batch
 
 
@@ -128,11 +134,21 @@ def read_split(prefix: Optional[str], name: str, src_lang: str, tgt_lang: str):
     return read_parallel(require(prefix, name, src_lang, tgt_lang), src_lang, tgt_lang)
 
 
-def encode(corpus, tok: Tokenizer, src_prefix: Optional[str] = None) -> EncodedCorpus:
+def encode(corpus, tok: Tokenizer, src_prefix: Optional[str] = None,
+           factor_texts: Optional[List[List[str]]] = None) -> EncodedCorpus:
     """A (small) corpus encoded in memory (sources tagged with ``src_prefix``), its text kept as
-    given: validation data."""
-    return EncodedCorpus(TokenArrays.from_lists(tok.encode_src(with_prefix(corpus.src, src_prefix))),
-                         TokenArrays.from_lists(tok.encode_tgt(corpus.tgt)), corpus.src, corpus.tgt)
+    given: validation data. With source factors (``tok.factors``), ``factor_texts`` are their lines
+    (``factors.read_factor_texts``)."""
+    out = EncodedCorpus(TokenArrays.from_lists(tok.encode_src(with_prefix(corpus.src, src_prefix))),
+                        TokenArrays.from_lists(tok.encode_tgt(corpus.tgt)), corpus.src, corpus.tgt)
+    if tok.factors:
+        assert factor_texts is not None, "a model with source factors validates on data with them"
+        rows = iter_factor_values(corpus.src, [iter(t) for t in factor_texts], [v.name for v in tok.factors],
+                                  corpus.src_path)
+        out.factors = CorpusFactors(WordFactors.of(rows, tok.factors), np.arange(len(corpus), dtype=np.int64),
+                                    tok.src_word_start, 1 if src_prefix else 0)
+        out.src_factor_text = factor_texts
+    return out
 
 
 def corpus_fingerprint(prefix: str, src_lang: str, tgt_lang: str) -> str:
@@ -159,6 +175,11 @@ def cache_key(prefix: str, src_lang: str, tgt_lang: str, tok: Tokenizer, max_len
     h.update(tok.src_proto)
     h.update(tok.tgt_proto)
     return h.hexdigest()[:20]
+
+
+def kept_lines(directory: str) -> np.ndarray:
+    """(pairs,) int64: the corpus line of each pair a cache entry kept."""
+    return np.fromfile(os.path.join(directory, "lines.idx"), dtype=np.int64)
 
 
 def load_cached(directory: str) -> EncodedCorpus:

@@ -80,7 +80,7 @@ class TrainingData:
         if [len(p) for p in parts] != self.sizes.tolist():
             raise ValueError("a resegmentation holds the same pairs")
         for new, old in zip(parts, self.parts):
-            new.fingerprint, new.guide = old.fingerprint, old.guide
+            new.fingerprint, new.guide, new.factors = old.fingerprint, old.guide, old.factors
         return TrainingData(parts, self.specs)
 
     @property
@@ -115,9 +115,10 @@ class TrainingData:
             rows.append(mine)
         back = torch.from_numpy(np.argsort(np.concatenate(rows)))  # (b,) row of each pair in the cat
 
-        def join(tensors: List[torch.Tensor]) -> torch.Tensor:  # each (b_k, w_k) -> (b, max w_k), PAD right
+        def join(tensors: List[torch.Tensor]) -> torch.Tensor:  # each (b_k, w_k[, c]) -> (b, max w_k[, c]), PAD right
             width = max(t.size(1) for t in tensors)
-            return torch.cat([torch.nn.functional.pad(t, (0, width - t.size(1)), value=PAD) for t in tensors])[back]
+            return torch.cat([torch.nn.functional.pad(t, (0, 0) * (t.dim() - 2) + (0, width - t.size(1)), value=PAD)
+                              for t in tensors])[back]
 
         batch = Batch(src=join([p.src for p in pieces]), src_lens=torch.cat([p.src_lens for p in pieces])[back],
                       tgt_in=join([p.tgt_in for p in pieces]), tgt_out=join([p.tgt_out for p in pieces]))

@@ -4,6 +4,7 @@ Ids are fixed across the toolkit: pad 0, unk 1, bos 2, eos 3.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -16,11 +17,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
+import numpy as np
 import sentencepiece as spm
 
 from ..config import SpmType
+
+if TYPE_CHECKING:
+    from .factors import FactorVocab
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,10 +54,19 @@ def train_spm(sentences: Sequence[str], vocab_size: int, model_type: SpmType = S
     return buffer.getvalue()
 
 
-class Tokenizer:
-    """Source and target sentencepiece models (the same object when joint)."""
+def word_starts(sp) -> np.ndarray:
+    """(vocab,) bool: the pieces of sentencepiece processor ``sp`` that begin a word (they carry the
+    word-start marker)."""
+    return np.array([sp.id_to_piece(i).startswith(WORD_START) and not sp.is_control(i)
+                     for i in range(sp.get_piece_size())], dtype=bool)
 
-    def __init__(self, src_proto: bytes, tgt_proto: Optional[bytes] = None):
+
+class Tokenizer:
+    """Source and target sentencepiece models (the same object when joint), and the vocabularies of
+    the source factors, in ``data.src_factors`` order."""
+
+    def __init__(self, src_proto: bytes, tgt_proto: Optional[bytes] = None, factors: Sequence[FactorVocab] = ()):
+        self.factors: Tuple[FactorVocab, ...] = tuple(factors)
         self.src_proto = src_proto
         self.tgt_proto = tgt_proto if tgt_proto is not None else src_proto
         self.src = spm.SentencePieceProcessor(model_proto=self.src_proto)
@@ -66,6 +80,20 @@ class Tokenizer:
     @property
     def joint(self) -> bool:
         return self.src is self.tgt
+
+    @functools.cached_property
+    def src_word_start(self) -> np.ndarray:
+        """(src vocab,) bool: the source pieces that begin a word (``word_starts``)."""
+        return word_starts(self.src)
+
+    @functools.cached_property
+    def tgt_word_start(self) -> np.ndarray:
+        return word_starts(self.tgt)
+
+    @property
+    def factor_sizes(self) -> Tuple[int, ...]:
+        """The vocabulary size of each source factor."""
+        return tuple(len(f) for f in self.factors)
 
     @property
     def src_vocab_size(self) -> int:

@@ -1,13 +1,13 @@
 """Recurrent encoder over packed sequences, and the bridge to the decoder's initial state."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..config import BridgeKind, Cell
+from ..config import BridgeKind, Cell, FactorCombine
 from .rnn import make_rnn
 
 
@@ -22,24 +22,46 @@ class Encoder(nn.Module):
 
     Layers run one by one on the packed sequence, so padding never enters the recurrence and
     dropout and residual connections (layer 2 upward) apply between them without unpacking.
+
+    With source factors (``factor_vocab_sizes``: one vocabulary size per factor), a source is
+    (batch, src_len, 1 + factors) ids and each factor has its own embedding, concatenated after the
+    piece embedding (``factor_embed_size`` each) or added to it (``factor_combine=sum``).
     """
 
     def __init__(self, vocab_size: int, pad_id: int, cell: Cell = Cell.gru, embed_size: int = 256,
                  hidden_size: int = 256, num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.0, residual: bool = False):
+                 dropout: float = 0.0, residual: bool = False, factor_embed_size: int = 16,
+                 factor_combine: FactorCombine = FactorCombine.concat, factor_vocab_sizes: Sequence[int] = ()):
         super().__init__()
         self.cell, self.num_layers, self.residual = Cell(cell), num_layers, residual
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.directions
         self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=pad_id)
+        self.factor_sum = FactorCombine(factor_combine) is FactorCombine.sum
+        factor_size = embed_size if self.factor_sum else factor_embed_size
+        self.factor_embeds = nn.ModuleList(nn.Embedding(n, factor_size, padding_idx=pad_id)
+                                           for n in factor_vocab_sizes)
+        input_size = embed_size + (0 if self.factor_sum else factor_size * len(factor_vocab_sizes))
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
-            make_rnn(cell, embed_size if i == 0 else self.output_size, hidden_size, bidirectional=bidirectional)
+            make_rnn(cell, input_size if i == 0 else self.output_size, hidden_size, bidirectional=bidirectional)
             for i in range(num_layers))
 
+    def embed_source(self, src: torch.Tensor) -> torch.Tensor:
+        """(batch, src_len, input size) embeddings of ``src``: (batch, src_len) ids, or (batch, src_len,
+        1 + factors) ids with factors."""
+        factors = src.size(2) - 1 if src.dim() == 3 else 0
+        if factors != len(self.factor_embeds):
+            raise ValueError(f"the source carries {factors} factors per piece but the model reads "
+                             f"{len(self.factor_embeds)}")
+        if not factors:
+            return self.embed(src)
+        parts = [self.embed(src[..., 0])] + [e(src[..., k + 1]) for k, e in enumerate(self.factor_embeds)]
+        return torch.stack(parts).sum(0) if self.factor_sum else torch.cat(parts, dim=-1)
+
     def forward(self, src: torch.Tensor, src_lens: torch.Tensor) -> EncoderOutput:
-        """src: (batch, src_len) ids; src_lens: (batch,) lengths on CPU."""
-        emb = self.dropout(self.embed(src))  # (batch, src_len, embed)
+        """src: (batch, src_len) ids (or (batch, src_len, 1 + factors)); src_lens: (batch,) lengths on CPU."""
+        emb = self.dropout(self.embed_source(src))  # (batch, src_len, input)
         x = pack_padded_sequence(emb, src_lens.cpu(), batch_first=True, enforce_sorted=False)
         finals = []
         for i, rnn in enumerate(self.layers):
@@ -57,7 +79,7 @@ class Encoder(nn.Module):
         """``forward`` with each layer packed and unpacked around its RNN, residual sums taken on the
         padded outputs (zero at padding either way): the same numbers (tested), in the pack/unpack
         pairs the ONNX exporter turns into recurrent ops with sequence lengths (``nmt-export``)."""
-        x = self.dropout(self.embed(src))  # (batch, src_len, embed)
+        x = self.dropout(self.embed_source(src))  # (batch, src_len, input)
         finals = []
         for i, rnn in enumerate(self.layers):
             if i > 0:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -86,11 +86,13 @@ def _init_weights(model: nn.Module, init: Init, scale: float, forget_bias: float
                         p[quarter:2 * quarter] = forget_bias if name.startswith("bias_ih") else 0.0
 
 
-def build_model(encoder, attention, decoder, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0) -> Seq2Seq:
+def build_model(encoder, attention, decoder, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0,
+                src_factor_sizes: Sequence[int] = ()) -> Seq2Seq:
     """Build the model from the three config dataclasses (``EncoderConfig``, ``AttentionConfig``,
-    ``DecoderConfig``); their fields are the constructors' keyword arguments."""
+    ``DecoderConfig``); their fields are the constructors' keyword arguments. ``src_factor_sizes``:
+    the vocabulary size of each source factor (``Tokenizer.factor_sizes``)."""
     enc_kw, att_kw, dec_kw = (asdict(c) for c in (encoder, attention, decoder))
-    enc = Encoder(src_vocab_size, pad_id, **enc_kw)
+    enc = Encoder(src_vocab_size, pad_id, **enc_kw, factor_vocab_sizes=src_factor_sizes)
     bridge_kind, init = dec_kw.pop("bridge"), dec_kw.pop("init")
     scale, forget_bias = dec_kw.pop("init_scale"), dec_kw.pop("forget_bias")
     attn = build_attention(att_kw["kind"], dec_kw["hidden_size"], enc.output_size, att_kw["hidden_size"])

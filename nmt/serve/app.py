@@ -1,7 +1,7 @@
 """The HTTP API (FastAPI) over one loaded model (or ensemble) and its dynamic batcher.
 
 ``POST /v1/translate``  ``{"text": [lines], "src_prefix"?, "prefix"?: [per line], "constraints"?: [[phrases]
-                        per line], "beam"?, "nbest"?,
+                        per line], "factors"?: {name: [per line]}, "beam"?, "nbest"?,
                         "alignment"?, "attention"?, and any of REQUEST_SEARCH}``
                         -> ``{"translations": [records]}``, each record
                         as ``nmt-translate --output-format jsonl`` writes it (plus ``alignment`` /
@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from ..data.factors import factor_columns
 from ..errors import NmtError
 from ..guides import check_guides, guides_of
 from ..runpaths import RunPaths
@@ -156,8 +157,9 @@ class Service:
         if req.src_prefix is not None and any(c.isspace() for c in req.src_prefix):
             raise HTTPException(422, f"src_prefix: {req.src_prefix!r} must be one token without whitespace "
                                      f"(\"\" for none)")
+        factors = {f"factors.{name}": [[v] for v in values] for name, values in (req.factors or {}).items()}
         for name, per_line in (("prefix", None if req.prefix is None else [[p] for p in req.prefix]),
-                               ("constraints", req.constraints)):
+                               ("constraints", req.constraints), *factors.items()):
             if per_line is not None:
                 check_per_line(name, per_line, len(req.text), limits.max_chars)
         beam = limits.beam if req.beam is None else req.beam
@@ -176,10 +178,14 @@ class Service:
     def submit(self, req: TranslateRequest):
         options = self.check(req)
         # tagged with the request's source tag and cut to the model's data.max_len, as nmt-translate does
-        ids = self.translator_for(options, self.tag(req.src_prefix)).encode_lines(req.text)
         prefix = req.prefix if req.prefix is not None and any(p.strip() for p in req.prefix) else None
         constraints = req.constraints if req.constraints is not None and any(req.constraints) else None
         try:
+            columns = factor_columns(self.model.tokenizer.factors, req.factors, "factors",
+                                     "\"factors\": {name: [one line of values per line of text]}")
+            ids = self.translator_for(options, self.tag(req.src_prefix)).encode_lines(
+                req.text, 0, columns, [f"factors.{v.name}" for v in self.model.tokenizer.factors],
+                lambda name, k: f"{name}[{k}]", "text")
             guides = guides_of(self.model.tokenizer, len(req.text), prefix, constraints, first=0,
                                prefix_where="prefix[{}]", constraint_where="constraints[{}]")
             if guides is not None:
@@ -218,7 +224,8 @@ async def _parse(request: Request) -> TranslateRequest:
         raise HTTPException(400, "invalid JSON: nested too deeply") from None
     except ValidationError as e:
         raise HTTPException(422, validation_message(e.errors())) from None
-    for name, values in (("text", req.text), ("prefix", req.prefix or []), ("src_prefix", [req.src_prefix or ""])):
+    for name, values in (("text", req.text), ("prefix", req.prefix or []), ("src_prefix", [req.src_prefix or ""]),
+                         *((f"factors.{n}", v) for n, v in (req.factors or {}).items())):
         for k, value in enumerate(values):
             try:
                 value.encode("utf-8")

@@ -2,13 +2,13 @@
 per-line fields, the body-size limit, and the shape of every refusal (``{"error": "..."}``)."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..guides import CONSTRAINTS, PREFIX
+from ..guides import CONSTRAINTS, FACTORS, PREFIX
 from ..search import SearchOptions
 
 # The search settings a request may choose besides beam and nbest, by their ``SearchOptions`` names
@@ -23,6 +23,7 @@ class TranslateRequest(BaseModel):
     src_prefix: Optional[str] = None  # the tag before every line (default: the model's; "" for none)
     prefix: Optional[List[str]] = Field(None, description=f"per line, {PREFIX.help}")
     constraints: Optional[List[List[str]]] = Field(None, description=f"per line, {CONSTRAINTS.help}")
+    factors: Optional[Dict[str, List[str]]] = Field(None, description=f"{{name: per line, its values}}: {FACTORS.help}")
     beam: Optional[int] = None
     nbest: int = SearchOptions.nbest
     alignment: bool = False

@@ -24,10 +24,12 @@ from ..data.dataset import (
     encode_cached,
     ensure_generated,
     is_cached,
+    kept_lines,
     open_cached,
     read_split,
     require,
 )
+from ..data.factors import CorpusFactors, FactorVocab, count_values, factor_file, read_factor_texts, read_word_factors
 from ..data.mixture import TrainingData, combined_fingerprint, quotas
 from ..data.spm import Tokenizer
 from ..data.subword import Sampling, SubwordSampler
@@ -82,7 +84,11 @@ def _tokenizer(cfg: Config, specs: List[CorpusSpec], ckpt: Optional[Dict], dist:
     rank 0 and sent to every rank (another machine needs neither the files nor the corpora's sample)."""
     d = cfg.data
     if ckpt is not None:
-        return tokenizer_of(ckpt)
+        tok = tokenizer_of(ckpt)
+        if [f.name for f in tok.factors] != list(d.src_factors):
+            raise ConfigError(f"data.src_factors={list(d.src_factors)}: the checkpoint's model reads "
+                              f"{[f.name for f in tok.factors]}; a model's source factors cannot change")
+        return tok
     protos = None
     if dist.main:
         if d.spm.model:
@@ -94,8 +100,12 @@ def _tokenizer(cfg: Config, specs: List[CorpusSpec], ckpt: Optional[Dict], dist:
                                             d.spm.vocab_size, d.spm.model_type, d.spm.joint,
                                             d.spm.character_coverage, d.spm.input_sentence_size,
                                             seed=cfg.train.seed, user_symbols=user_symbols(cfg))
-        protos = (tok.src_proto, None if tok.joint else tok.tgt_proto)
-    return Tokenizer(*dist.broadcast(protos))
+        factors = [v.to_dict() for v in count_values([s.path for s in specs], d.src_lang, d.src_factors)]
+        if factors:
+            log.info("source factors: %s", "; ".join(f"{f['name']}: {len(f['values'])} values" for f in factors))
+        protos = (tok.src_proto, None if tok.joint else tok.tgt_proto, factors)
+    src, tgt, factors = dist.broadcast(protos)
+    return Tokenizer(src, tgt, [FactorVocab.from_dict(f) for f in factors])
 
 
 def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_dir: str, dist: Dist,
@@ -135,12 +145,27 @@ def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_d
         parts = [open_cached(s.path, fingerprint=f, src_prefix=s.src_prefix, **common)
                  for s, f in zip(specs, fingerprints)]
     for part, spec in zip(parts, specs):
-        if spec.alignments:  # read and checked against the corpus by every rank (a few seconds per million pairs)
+        # alignments and factors: read and checked against the corpus by every rank (seconds per million pairs)
+        if spec.alignments:
             links = read_links(spec.alignments, spec.path, d.src_lang, d.tgt_lang)
-            part.guide = guide_for(links, cast(str, part.directory), tok, spec.src_prefix)  # a cache entry
+            part.guide = guide_for(links, kept_lines(cast(str, part.directory)), tok, spec.src_prefix)
             log.info("guided alignment: %s links over %s pairs of %s from %s", f"{len(links.src):,}",
                      f"{len(links):,}", spec.name, spec.alignments)
+        if tok.factors:
+            part.factors = CorpusFactors(read_word_factors(spec.path, d.src_lang, tok.factors),
+                                         kept_lines(cast(str, part.directory)), tok.src_word_start,
+                                         1 if spec.src_prefix else 0)
     return TrainingData(parts, specs)
+
+
+def check_factor_files(d, train: List[str]) -> None:
+    """Every split has a file per source factor (``data.src_factors``): fail at start-up."""
+    for prefix in [*train, d.valid, d.test]:
+        for name in d.src_factors if prefix else ():
+            try:
+                factor_file(prefix, d.src_lang, name)
+            except CorpusError as e:
+                raise CorpusError(f"data.src_factors: {e} (factor {name!r} of {prefix})") from None
 
 
 def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, resumed_corpus: Optional[str] = None):
@@ -162,6 +187,7 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, re
             raise CorpusError(f"alignments of {spec.path} not found: {spec.alignments}")
     for name in ("valid", "test"):
         check_exists(getattr(d, name), name, d.src_lang, d.tgt_lang)
+    check_factor_files(d, [s.path for s in specs])
     # read once (each corpus whole), on the first rank
     fingerprints = dist.broadcast([corpus_fingerprint(s.path, d.src_lang, d.tgt_lang) for s in specs]
                                   if dist.main else None)
@@ -178,7 +204,8 @@ def prepare_data(cfg: Config, ckpt: Optional[Dict], run_dir: str, dist: Dist, re
     if dist.main:
         tok.save(run_dir)
     train = _training_corpus(cfg, specs, tok, run_dir, dist, fingerprints)
-    valid = encode(valid, tok, d.src_prefix)
+    factor_texts = read_factor_texts(require(d.valid, "valid", d.src_lang, d.tgt_lang), d.src_lang, d.src_factors)
+    valid = encode(valid, tok, d.src_prefix, factor_texts)
     shortest = int(np.maximum(train.src_lens, train.tgt_lens).min()) + 1
     if cfg.train.max_tokens < shortest:
         raise CorpusError(f"train.max_tokens={cfg.train.max_tokens} is smaller than the shortest training pair "
@@ -211,7 +238,8 @@ def training_shortlist(train, tok: Tokenizer) -> Dict[str, torch.Tensor]:
 def build_training(cfg: Config, tok: Tokenizer, device, ckpt: Optional[Dict], init: Optional[Dict]):
     """Model, optimizer, LR schedule and train-state dict: restored from ``ckpt`` when resuming,
     weights from ``init`` (fresh optimizer and schedule) when fine-tuning."""
-    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size).to(device)
+    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size,
+                        src_factor_sizes=tok.factor_sizes).to(device)
     o = cfg.optim
     optimizer = build_optimizer(model.parameters(), o.name, o.lr, o.betas, o.momentum, o.weight_decay)
     scheduler = LRSchedule(optimizer, o.scheduler, o.warmup_steps, o.plateau_metric, o.plateau_factor,

@@ -59,7 +59,7 @@ def _unrolled_encoder(encoder, src: torch.Tensor, src_lens: torch.Tensor):
     """The encoder's computation (eval mode) with every top-layer state as a graph tensor.
 
     Returns EncoderOutput and the top layer's states per direction: [(states, reverse), ...]."""
-    x = encoder.embed(src)  # (batch, src_len, embed)
+    x = encoder.embed_source(src)  # (batch, src_len, input)
     finals_h: List[torch.Tensor] = []
     finals_c: List[torch.Tensor] = []
     top: List[Tuple[List[torch.Tensor], bool]] = []

@@ -18,7 +18,6 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 from omegaconf import OmegaConf
 
-from ..checkpoint import remove_partial_checkpoints
 from ..config import Config, to_dict
 from ..data.batching import make_batches, padding_fraction
 from ..launch import Launch
@@ -31,7 +30,7 @@ from .logs import draw_plots, log_update, record_grad_flow, setup_logging
 from .preflight import preflight
 from .run import Run
 from .rundir import RunLock, TrainingError, write_marker  # noqa: F401 (TrainingError: raised through fit)
-from .saving import resume_checkpoint, save_checkpoint
+from .saving import remove_partial_checkpoints, resume_checkpoint, save_checkpoint
 from .signals import StopSignal
 from .update import check_health, run_update
 from .validation import run_validation, translate_test, validate_final

@@ -2,9 +2,12 @@
 checkpoint a resume continues from, checked against the run's settings."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 from dataclasses import asdict
-from typing import Dict
+from typing import Dict, List
 
 from ..checkpoint import (
     CheckpointError,
@@ -15,11 +18,11 @@ from ..checkpoint import (
     first_nonfinite,
     is_resumable,
     load_checkpoint,
-    prune,
     rng_state,
     spm_entry,
 )
 from ..config import RESUMABLE_KEYS, Config, differences, to_dict
+from ..outputs import PARTIAL_SUFFIX
 from ..runpaths import RunPaths
 from .run import Run
 from .rundir import TrainingError, nothing_to_resume, read_marker
@@ -113,3 +116,27 @@ def check_resume_config(saved: Dict, current: Dict, path: str) -> None:
     if changed:
         raise TrainingError(f"cannot resume from {path}: these settings differ from the checkpoint's and may not "
                             f"change on resume: {changed}")
+
+
+def remove_partial_checkpoints(directory: str) -> List[str]:
+    """Delete the temporary files an interrupted save left in ``directory`` (``atomic_output``'s
+    ``.NAME.pt.*.part``, and ``NAME.pt.tmp.PID`` of links and of earlier versions); call it only while
+    holding the run's lock. Returns what it removed."""
+    partial = re.compile(r"(\..+\.pt\..+" + re.escape(PARTIAL_SUFFIX) + r"|.+\.pt\.tmp\.\d+)")
+    removed = []
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        if partial.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(directory, name))
+                removed.append(name)
+    if removed:
+        logging.getLogger("nmt.train").info("removed %d partial checkpoint file(s) left by an interrupted save: %s",
+                                             len(removed), ", ".join(removed))
+    return removed
+
+
+def prune(paths: RunPaths, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints of a run."""
+    steps = paths.steps()
+    for path in steps[: max(0, len(steps) - keep)]:
+        os.remove(path)

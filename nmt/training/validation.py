@@ -17,6 +17,7 @@ from ..checkpoint import load_model
 from ..config import Precision
 from ..data.batching import make_batches
 from ..data.dataset import EncodedCorpus, read_split
+from ..data.factors import read_factor_texts
 from ..data.spm import PAD
 from ..eval.bleu import score as sacre_score
 from ..precision import autocast, resolve_precision
@@ -56,7 +57,7 @@ def run_validation(run: Run) -> bool:
             loss = valid_loss(run.model, run.valid, run.device, t.max_tokens, t.precision)
             src_text, tgt_text = run.valid.src_text, run.valid.tgt_text
             assert src_text is not None and tgt_text is not None  # a validation corpus keeps its text
-            hyps = [h[0][0] for h in run.translator.translate(src_text)]
+            hyps = [h[0][0] for h in run.translator.translate(src_text, factors=run.valid.src_factor_text)]
         scores = sacre_score(hyps, [tgt_text])
         bleu = scores["bleu"]["score"]
         improved = s.validated(bleu)
@@ -117,7 +118,8 @@ def translate_test(run: Run) -> Optional[Dict]:
     loaded = load_model(best, run.device)
     translator = Translator(loaded.model, loaded.tokenizer, end_of_run_options(t),
                             precision=t.precision, src_prefix=d.src_prefix)
-    hyps = [n[0][0] for n in translator.translate(test.src)]
+    factors = read_factor_texts(d.test, d.src_lang, d.src_factors)
+    hyps = [n[0][0] for n in translator.translate(test.src, factors=factors)]
     scores = sacre_score(hyps, [test.tgt])
     os.makedirs(run.paths.test, exist_ok=True)
     with open(run.paths.test_hyp, "w", encoding="utf-8") as f:

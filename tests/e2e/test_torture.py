@@ -228,11 +228,10 @@ def test_a_beam_wider_than_the_vocabulary(work):
 
 
 def test_search_batches_are_bounded_by_memory():
-    from nmt.search import SearchOptions
-    from nmt.translator import search_batch_limit
-    assert search_batch_limit(SearchOptions(beam_size=100), 8000, memory=1 << 30) == (1 << 28) // (100 * 8000 * 12)
+    from nmt.resources import search_batch_limit
+    assert search_batch_limit(100, 8000, memory=1 << 30) == (1 << 28) // (100 * 8000 * 12)
     with pytest.raises(Exception, match="per sentence"):
-        search_batch_limit(SearchOptions(beam_size=8000), 8000, memory=1 << 30)
+        search_batch_limit(8000, 8000, memory=1 << 30)
 
 
 @pytest.mark.parametrize("program,args", [

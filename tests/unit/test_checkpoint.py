@@ -6,6 +6,7 @@ import torch
 
 from nmt import checkpoint as ck
 from nmt.runpaths import RunPaths
+from nmt.training import saving
 
 
 def _obj(v=1.0):
@@ -79,7 +80,7 @@ def test_links_and_pruning(tmp_path):
     for step in (1, 2, 3, 4):
         ck.atomic_save(_obj(float(step)), paths.last)
         ck.atomic_link(paths.last, paths.step(step))
-        ck.prune(paths, keep=2)
+        saving.prune(paths, keep=2)
     assert [os.path.basename(p) for p in paths.steps()] == ["step_3.pt", "step_4.pt"]
     assert torch.equal(ck.load_checkpoint(paths.step(3))["model"]["w"], torch.full((3,), 3.0))
 
