@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -38,7 +38,7 @@ import roofline  # noqa: E402 (scripts/roofline.py, beside this script)
 
 from nmt.checkpoint import load_checkpoint, load_model  # noqa: E402
 from nmt.config import register_configs  # noqa: E402
-from nmt.data.corpus import iter_lines  # noqa: E402
+from nmt.data.corpus import iter_lines, resolve  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
 from nmt.search import SearchOptions  # noqa: E402
@@ -206,11 +206,26 @@ def budget_summary(run_dir: str, minutes: float) -> dict:
             "best_valid_bleu": state["best_bleu"], "best_step": state["best_step"]}
 
 
+def source_factors(tok, src_path: str) -> Optional[List[List[str]]]:
+    """For a model with source factors, their lines beside ``src_path`` (PREFIX.SRC_LANG[.gz]:
+    PREFIX.SRC_LANG.NAME[.gz]); None otherwise."""
+    base = src_path.removesuffix(".gz")
+    return [list(iter_lines(resolve(base, f.name))) for f in tok.factors] if tok.factors else None
+
+
+def picked(factors: Optional[List[List[str]]], idx) -> Optional[List[List[str]]]:
+    """The factor lines of input lines ``idx`` (a slice or indices)."""
+    if factors is None:
+        return None
+    return [f[idx] if isinstance(idx, slice) else [f[i] for i in idx] for f in factors]
+
+
 def valid_bleu(ckpt: str, data_dir: str, src_lang: str, tgt_lang: str) -> float:
     model, tok, *_ = load_model(ckpt)
     src = list(iter_lines(f"{data_dir}/val.{src_lang}.gz"))
     ref = list(iter_lines(f"{data_dir}/val.{tgt_lang}.gz"))
-    hyps = [h[0][0] for h in Translator(model, tok, SearchOptions(strategy="greedy")).translate(src)]
+    factors = source_factors(tok, f"{data_dir}/val.{src_lang}.gz")
+    hyps = [h[0][0] for h in Translator(model, tok, SearchOptions(strategy="greedy")).translate(src, factors=factors)]
     return score(hyps, [ref], metrics=("bleu",))["bleu"]["score"]
 
 
@@ -252,17 +267,19 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights:
         stored = None
     src = list(iter_lines(src_path))
     ref = list(iter_lines(ref_path))
+    factors = source_factors(tok, src_path)
     results = {}
     beam5 = beam5_options(extra)
     for name, options in (("beam5", beam5), ("greedy", SearchOptions(strategy="greedy"))):
         tr = Translator(model, tok, options, batch_size=64, precision=extra.get("precision", "fp32"),
                         shortlist=stored)
-        tr.translate(src[:64])  # warm-up
+        tr.translate(src[:64], factors=picked(factors, slice(64)))  # warm-up
         start = time.perf_counter()
-        hyps = [h[0][0] for h in tr.translate(src)]
+        hyps = [h[0][0] for h in tr.translate(src, factors=factors)]
         seconds = time.perf_counter() - start
         s = score(hyps, [ref])
-        per_sentence = count_flops(lambda: tr.translate(src[:256])) / 256 if not weights else 0  # noqa: B023
+        per_sentence = count_flops(lambda: tr.translate(src[:256], factors=picked(factors, slice(256)))  # noqa: B023
+                                   ) / 256 if not weights else 0
         rate = len(src) / seconds
         results[name] = {"sentences_per_s": round(rate, 1), "decode_seconds": round(seconds, 2),
                          **({"gflop_per_sentence": round(per_sentence / 1e9, 5),
@@ -280,6 +297,9 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights:
                 cmd.append("--bf16")
             if shortlist:
                 cmd += ["--shortlist", str(shortlist[0]), "--shortlist-frequent", str(shortlist[1])]
+            if tok.factors:
+                base = src_path.removesuffix(".gz")
+                cmd += ["--src-factors", *(f"{f.name}={resolve(base, f.name)}" for f in tok.factors)]
             start = time.perf_counter()
             subprocess.run(cmd, check=True)
             results[name]["process_seconds"] = round(time.perf_counter() - start, 2)
@@ -296,16 +316,19 @@ def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: i
     model, tok, _, _, _ = load_model(ckpt)
     model = compress(model, weights)
     extra = extra or {}
-    lines = [line for line in iter_lines(src_path) if len(line.split()) == words][:sentences]
+    every = list(iter_lines(src_path))
+    chosen = [k for k, line in enumerate(every) if len(line.split()) == words][:sentences]
+    lines, factors = [every[k] for k in chosen], picked(source_factors(tok, src_path), chosen)
     tr = Translator(model, tok, beam5_options(extra),
                     batch_size=1, precision=extra.get("precision", "fp32"))
-    tr.translate(lines[:3])  # warm-up
+    tr.translate(lines[:3], factors=picked(factors, slice(3)))  # warm-up
     times = []
-    for line in lines:
+    for k, line in enumerate(lines):
         start = time.perf_counter()
-        tr.translate([line])
+        tr.translate([line], factors=picked(factors, [k]))
         times.append(1000 * (time.perf_counter() - start))
-    flops = count_flops(lambda: [tr.translate([line]) for line in lines]) / len(lines) if not weights else \
+    flops = count_flops(lambda: [tr.translate([line], factors=picked(factors, [k]))
+                                 for k, line in enumerate(lines)]) / len(lines) if not weights else \
         latency(ckpt, src_path, peak, words, 3, extra)["mflop_per_sentence"] * 1e6
     limit_ms = 1000 * flops / (peak * 1e9)
     median = statistics.median(times)

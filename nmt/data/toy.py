@@ -130,19 +130,34 @@ def pharaoh(links: List[Link]) -> str:
     return " ".join(f"{i}{'-' if sure else '?'}{j}" for i, j, sure in links)
 
 
+def pos_tagger(lex: Lexicon):
+    """A function from a source sentence to its words' parts of speech (DET, ADJ, NOUN, VERB, AUX,
+    NEG, ADP), one per whitespace word: the toy corpus's source factor ``pos``. Every source stem
+    belongs to one class and ends in one of "nrtlk", so inflected forms never collide."""
+    tags = {w: "DET" for w in _SRC_ARTICLES.values()} | {w: "ADP" for w in _PREPOSITIONS} | \
+        {w: "AUX" for w in ("did", "do", "does")} | {_NEG[0]: "NEG"} | {a: "ADJ" for a, _ in lex.adjectives}
+    for n, _, _ in lex.nouns:
+        tags[n] = tags[n + "s"] = "NOUN"
+    for v, _ in lex.verbs:
+        tags[v] = tags[v + "s"] = tags[v + "ed"] = "VERB"
+    return lambda sentence: " ".join(tags[w.rstrip(".")] for w in sentence.split())
+
+
 ALIGN = "align"  # the suffix of the toy corpus's gold alignment files (Pharaoh)
+POS = "pos"  # the toy corpus's source factor: each source word's part of speech (SPLIT.SRC_LANG.pos)
 DEFAULT_DIR = os.path.join("data", "toy")  # where the toy experiment reads it (relative to the working dir)
 SPLITS = ("train", "valid", "test")
 
 
-def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[str, Tuple[str, str, str]]:
-    """{split: (source text, target text, gold word alignments in Pharaoh format)}; splits hold
-    distinct sentences."""
+def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[str, Tuple[str, str, str, str]]:
+    """{split: (source text, target text, gold word alignments in Pharaoh format, the source words'
+    parts of speech)}; splits hold distinct sentences."""
     sizes = sizes or {"train": 20000, "valid": 500, "test": 500}
     lex = make_lexicon(seed)
     rng = random.Random(seed + 1)
     seen: set = set()
-    out: Dict[str, Tuple[str, str, str]] = {}
+    tag = pos_tagger(lex)
+    out: Dict[str, Tuple[str, str, str, str]] = {}
     for split, count in sizes.items():
         pairs: List[Tuple[str, str, str]] = []
         while len(pairs) < count:
@@ -151,14 +166,15 @@ def corpus_text(sizes: Optional[Dict[str, int]] = None, seed: int = 7) -> Dict[s
                 seen.add(src)
                 pairs.append((src, tgt, pharaoh(links)))
         src_text, tgt_text, links_text = ("".join(p[side] + "\n" for p in pairs) for side in range(3))
-        out[split] = (src_text, tgt_text, links_text)
+        out[split] = (src_text, tgt_text, links_text, "".join(tag(p[0]) + "\n" for p in pairs))
     return out
 
 
 def generate(out_dir: str, sizes: Optional[Dict[str, int]] = None, seed: int = 7,
              src_lang: str = "src", tgt_lang: str = "tgt") -> Dict[str, int]:
-    """Write ``{train,valid,test}.{src_lang,tgt_lang}`` and their gold word alignments
-    ``{train,valid,test}.align`` under ``out_dir``; returns the line counts.
+    """Write ``{train,valid,test}.{src_lang,tgt_lang}``, their gold word alignments
+    ``{train,valid,test}.align`` and the source words' parts of speech ``{train,valid,test}.{src_lang}.pos``
+    (a source factor) under ``out_dir``; returns the line counts.
 
     Never overwrites: a file that is already there must hold exactly what would be written (then it
     is left alone), else nothing is written and ``FileExistsError`` names it. Files are written to
@@ -166,7 +182,8 @@ def generate(out_dir: str, sizes: Optional[Dict[str, int]] = None, seed: int = 7
     """
     texts = corpus_text(sizes, seed)
     files = {os.path.join(out_dir, f"{split}.{lang}"): text[side]
-             for split, text in texts.items() for side, lang in ((0, src_lang), (1, tgt_lang), (2, ALIGN))}
+             for split, text in texts.items()
+             for side, lang in ((0, src_lang), (1, tgt_lang), (2, ALIGN), (3, f"{src_lang}.{POS}"))}
     for path, text in files.items():
         if os.path.lexists(path):
             with open(path, encoding="utf-8", errors="replace") as f:

@@ -47,6 +47,7 @@ class Manifest:
     opset: int = 17
     int8: bool = False  # weights quantized by ONNX Runtime's dynamic quantization
     specials: Dict[str, int] = field(default_factory=dict)  # pad, unk, bos, eos ids
+    src_factors: List[Dict] = field(default_factory=list)  # source factors' vocabularies: [{"name", "values"}]
     files: Dict[str, str] = field(default_factory=dict)  # every other file of the bundle -> its SHA-256
     max_logprob_diff: float = 0.0  # measured at export: the most a log-probability differs from the checkpoint's
     format_version: int = FORMAT_VERSION

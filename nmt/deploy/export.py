@@ -92,7 +92,7 @@ def export_graphs(model: Seq2Seq, directory: str) -> Tuple[List[str], bool]:
     """``encoder.onnx`` and ``step.onnx`` of ``model`` (eval mode, fp32, CPU) in ``directory``;
     returns the decoder state's tensor names and whether the step gives attention weights."""
     model = model.float().cpu().eval()
-    src = torch.tensor([[5, 6, 7, 8, EOS], [9, 10, EOS, PAD, PAD]])  # (rows 2, src_len 5)
+    src = with_factors(model, torch.tensor([[5, 6, 7, 8, EOS], [9, 10, EOS, PAD, PAD]]))  # (rows 2, src_len 5[, 1 + f])
     src_lens = torch.tensor([5, 3])
     with torch.no_grad():
         memory, state = model.encode(src, src_lens)
@@ -109,6 +109,16 @@ def export_graphs(model: Seq2Seq, directory: str) -> Tuple[List[str], bool]:
     _export(_Step(model, names).eval(), step_args, os.path.join(directory, STEP), ["prev", *names, *MEMORY],
             ["logprobs", *(f"{n}_out" for n in names), *(["weights"] if weights is not None else [])], step_axes)
     return names, weights is not None
+
+
+def with_factors(model: Seq2Seq, src: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``src`` (batch, src_len) with a column per source factor of ``model``: random values (PAD and
+    EOS where ``src`` has them), (batch, src_len, 1 + factors); ``src`` itself without factors."""
+    if not len(model.encoder.factor_embeds):
+        return src
+    columns = [torch.where(src <= EOS, src, torch.randint(4, e.num_embeddings, src.shape, generator=generator))
+               for e in model.encoder.factor_embeds]
+    return torch.stack([src, *columns], dim=-1)
 
 
 def write_topk(directory: str) -> None:
@@ -135,6 +145,7 @@ def verify(model: Seq2Seq, directory: str) -> float:
     g = torch.Generator().manual_seed(0)
     src, lens = source_tensor([torch.randint(4, model.encoder.embed.num_embeddings, (n,), generator=g).tolist()
                                for n in (9, 4, 1, 6)])
+    src = with_factors(model, src, g)
     beams = torch.arange(4).repeat_interleave(3)  # (12,) 3 beams per sentence
     worst = 0.0
     with torch.no_grad():
@@ -181,7 +192,8 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
         raise BundleError(f"{out}: exists and is not an exported model; give a new directory")
     ckpt = load_checkpoint(ckpt_path)
     cfg, tok = config_of(ckpt, ckpt_path), tokenizer_of(ckpt)
-    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size)
+    model = build_model(cfg.encoder, cfg.attention, cfg.decoder, tok.src_vocab_size, tok.tgt_vocab_size,
+                        src_factor_sizes=tok.factor_sizes)
     load_weights(model, ckpt["model"], ckpt_path)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
@@ -203,6 +215,7 @@ def export_bundle(path: str, out: str, int8: bool = False) -> Manifest:
             src_lang=cfg.data.src_lang, tgt_lang=cfg.data.tgt_lang, parameters=count_parameters(model),
             src_prefix=cfg.data.src_prefix or None, max_src_len=cfg.data.max_len, opset=OPSET, int8=int8,
             specials={"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS}, nmt_version=version("nmt"),
+            src_factors=[f.to_dict() for f in tok.factors],
             files={name: sha256(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))})
         manifest.write(tmp)
         manifest.max_logprob_diff = verify(model, tmp)

@@ -12,6 +12,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ..data.factors import FactorVocab
 from ..data.spm import Tokenizer
 from ..search.arrays import NumpyOps
 from .bundle import ENCODER, MEMORY, STATE_AXIS, STEP, TOPK, BundleError, Manifest
@@ -72,7 +73,9 @@ class OnnxModel:
 
     def tokenizer(self) -> Tokenizer:
         files = [os.path.join(self.directory, name) for name in self.manifest.spm]
-        return Tokenizer.load(files[0], files[1] if len(files) > 1 else None)
+        tok = Tokenizer.load(files[0], files[1] if len(files) > 1 else None)
+        tok.factors = tuple(FactorVocab.from_dict(f) for f in self.manifest.src_factors)
+        return tok
 
     def encode(self, src: np.ndarray, src_lens: np.ndarray) -> Tuple[MemoryArrays, State]:
         out = self.encoder.run(None, {"src": src.astype(np.int64), "src_lens": src_lens.astype(np.int64)})
@@ -114,6 +117,9 @@ class OnnxEnsemble:
                         or len(first.manifest.spm) != len(other.manifest.spm):
                     raise BundleError(f"{other.directory}: its vocabulary (sentencepiece model) differs from "
                                       f"{first.directory}'s; ensemble members must share it")
+            if first.manifest.src_factors != other.manifest.src_factors:
+                raise BundleError(f"{other.directory}: its source factors differ from {first.directory}'s; ensemble "
+                                  f"members must share them")
         self.members, self.manifest, self.ops = list(members), first.manifest, first.ops
 
     def tokenizer(self) -> Tokenizer:

@@ -63,12 +63,14 @@ class Settings:
 
 def model_info(model) -> dict:
     """What ``GET /v1/model`` reports: languages, architecture, size, training step and scores (an
-    exported model: what its manifest says)."""
+    exported model: what its manifest says); a model with source factors, their values by name."""
+    factors = {"source_factors": {f.name: list(f.values) for f in model.tokenizer.factors}} \
+        if model.tokenizer.factors else {}
     if model.config is None:
         m = model.model.manifest
         info = {"checkpoint": os.path.basename(m.checkpoint), "exported": True, "source_language": m.src_lang,
                 "target_language": m.tgt_lang, "architecture": m.model, "parameters": m.parameters,
-                "precision": "int8" if m.int8 else "fp32"}
+                "precision": "int8" if m.int8 else "fp32", **factors}
         if len(model.paths) > 1:
             info["ensemble"] = [os.path.basename(p) for p in model.paths]
         return info
@@ -81,7 +83,7 @@ def model_info(model) -> dict:
     info = {"checkpoint": ", ".join(os.path.basename(p) for p in paths),
             "source_language": cfg["data"]["src_lang"], "target_language": cfg["data"]["tgt_lang"],
             "architecture": {k: cfg[k] for k in ("encoder", "attention", "decoder")},
-            "parameters": count_parameters(model.model), "precision": str(model.precision)}
+            "parameters": count_parameters(model.model), "precision": str(model.precision), **factors}
     if len(paths) == 1 and os.path.isfile(paths[0]):
         state = load_checkpoint(paths[0]).get("train_state") or {}
         info["step"] = state.get("step")

@@ -60,13 +60,13 @@ def test_exported_steps_give_pytorchs_log_probabilities_within_1e_4(cell, attent
             prev = logits.argmax(-1)
 
 
-def _built(enc: dict, dec: dict):
+def _built(enc: dict, dec: dict, factors=()):
     from nmt.config import AttentionConfig, DecoderConfig, EncoderConfig
     from nmt.models import build_model
     torch.manual_seed(0)
     dec = {"embed_size": 8, "hidden_size": 12, "attentional_size": 12, "init": "uniform", "init_scale": 0.3, **dec}
     return build_model(EncoderConfig(embed_size=8, **enc), AttentionConfig(kind="luong_general"),
-                       DecoderConfig(**dec), 30, 30).eval()
+                       DecoderConfig(**dec), 30, 30, src_factor_sizes=factors).eval()
 
 
 ARCHITECTURES = {  # beyond cell x attention x feeding: layers, residual, directions, bridges, sizes, tying, dropout
@@ -79,15 +79,19 @@ ARCHITECTURES = {  # beyond cell x attention x feeding: layers, residual, direct
     "LSTM to LSTM, zero bridge": ({"cell": "lstm", "hidden_size": 6}, {"cell": "lstm", "bridge": "zeros"}),
     "tied embeddings": ({"cell": "gru", "hidden_size": 6}, {"tie_embeddings": True, "embed_size": 12}),
     "no attentional layer": ({"cell": "rnn", "hidden_size": 6}, {"attentional_size": 0}),
+    "two source factors, concatenated": ({"cell": "gru", "hidden_size": 6, "factor_embed_size": 3}, {}, (6, 9)),
+    "a source factor, summed": ({"cell": "lstm", "hidden_size": 6, "factor_combine": "sum"}, {}, (7,)),
 }
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_every_architecture_exports_equal_and_stays_in_eval_mode(name, tmp_path):
+    from nmt.deploy.export import with_factors
     model = _built(*ARCHITECTURES[name])
     onnx = _bundle(model, tmp_path)
     assert not any(m.training for m in model.modules())  # exporting leaves the model as it was
     src, lens = _sources()
+    src = with_factors(model, src, torch.Generator().manual_seed(3))  # (batch, src_len[, 1 + factors])
     with torch.no_grad():
         ours, packed = model.encoder.padded_forward(src, lens), model.encoder(src, lens)
         assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(ours, packed))
