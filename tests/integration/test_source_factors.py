@@ -4,6 +4,8 @@ validation and test translation reading the factor files) to nmt-translate, the 
 import os
 import random
 
+import pytest
+
 import nmt
 from nmt.cli import score as score_cli
 from nmt.cli import translate as translate_cli
@@ -52,3 +54,17 @@ def test_a_factor_the_target_depends_on_is_learned_and_read_everywhere(toy_dir, 
     score_cli.main([run_dir, "-s", str(data / "test.src"), "-t", str(data / "test.tgt"), "-o", str(tmp_path / "sc"),
                     "--src-factors", f"mood={data / 'test.src.mood'}"])
     assert len(read_lines(str(tmp_path / "sc"))) == len(lines)
+
+    pytest.importorskip("fastapi", reason="nmt-serve needs the serve extra")
+    from fastapi.testclient import TestClient
+
+    from nmt.serve.app import create_app
+    with TestClient(create_app(model)) as client:
+        ok = client.post("/v1/translate", json={"text": lines[:2], "factors": {"mood": [EXCLAIM] * 2}})
+        assert ok.status_code == 422 and "factors.mood[0]" in ok.json()["error"]  # one value per word
+        moods = [" ".join([EXCLAIM] * len(s.split())) for s in lines[:2]]
+        ok = client.post("/v1/translate", json={"text": lines[:2], "factors": {"mood": moods}})
+        assert ok.status_code == 200 and len(ok.json()["translations"]) == 2
+        missing = client.post("/v1/translate", json={"text": lines[:2]})
+        assert missing.status_code == 422 and "mood not given" in missing.json()["error"]
+        assert set(client.get("/v1/model").json()["source_factors"]["mood"]) == {EXCLAIM, STATE}
