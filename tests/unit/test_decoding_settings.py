@@ -95,7 +95,8 @@ def test_every_inference_setting_is_a_flag_and_an_api_default_with_the_same_valu
 
 def test_the_per_line_inputs_are_declared_once_for_the_cli_the_api_and_the_server():
     pytest.importorskip("fastapi")
-    from nmt.guides import CONSTRAINTS, PREFIX
+    from nmt.cli import score as score_cli
+    from nmt.guides import CONSTRAINTS, FACTORS, PREFIX
     from nmt.serve.app import TranslateRequest
     actions = _actions(translate_cli)
     params = inspect.signature(Model.translate).parameters
@@ -103,3 +104,7 @@ def test_the_per_line_inputs_are_declared_once_for_the_cli_the_api_and_the_serve
         assert actions[given.flag].help.endswith(given.help)
         assert given.name in params and given.help in " ".join(Model.translate.__doc__.split())
         assert TranslateRequest.model_fields[given.name].description == f"per line, {given.help}"
+    for program in (translate_cli, score_cli):  # source factors: NAME=FILE per factor
+        assert _actions(program)[FACTORS.flag].help.startswith(FACTORS.help)
+    assert FACTORS.name in params and FACTORS.help in " ".join(Model.translate.__doc__.split())
+    assert FACTORS.help in TranslateRequest.model_fields[FACTORS.name].description
