@@ -87,7 +87,7 @@ def test_a_missing_factor_file_is_refused_before_anything_is_read(tmp_path, corp
 
 def test_pieces_take_their_words_value_and_specials_outside_the_words(tok):
     vocab = FactorVocab("case", ("A", "B", "C"))
-    lines = ["<2xx> sleeps dog", "house"]
+    lines = ["<2xx> sleeps dog", "<2xx> house"]  # every line of a corpus carries its tag
     ids = [tok.encode_src([line])[0] for line in lines]
     words = WordFactors.of(iter([[["A", "B"]], [["C"]]]), [vocab])  # the tag is not a word of the line
     padded = pad_array(ids, eos=True)  # (2, width)
@@ -97,8 +97,9 @@ def test_pieces_take_their_words_value_and_specials_outside_the_words(tok):
     tag = len(ids[0]) - sleeps - dog
     a, b = vocab.ids(["A", "B"])
     assert out[0, :len(ids[0])].tolist() == [BOS] * tag + [a] * sleeps + [b] * dog and out[0, len(ids[0])] == EOS
-    n = len(ids[1])
-    assert out[1, :n].tolist() == vocab.ids(["C"]) * n and out[1, n] == EOS and (out[1, n + 1:] == PAD).all()
+    n, house = len(ids[1]), len(tok.encode_src(["house"])[0])
+    assert out[1, :n].tolist() == [BOS] * tag + vocab.ids(["C"]) * house and out[1, n] == EOS
+    assert (out[1, n + 1:] == PAD).all()
 
 
 def test_sources_with_factor_columns_pad_and_end_alike_in_every_column():

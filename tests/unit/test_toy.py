@@ -52,7 +52,7 @@ def test_toy_corpus_only_written_into_its_own_empty_default_place(tmp_path, monk
     assert not (tmp_path / "data").exists()
     # the default place, empty: written
     assert ensure_generated("data/toy/train", "data/toy/valid", "data/toy/test", "toy", "src", "tgt")
-    assert len(os.listdir(tmp_path / "data" / "toy")) == 9  # three splits: source, target, gold alignments
+    assert len(os.listdir(tmp_path / "data" / "toy")) == 12  # three splits: source, target, alignments, pos
     # the default place holding some corpus files but not all: refused, nothing written
     os.remove(tmp_path / "data" / "toy" / "test.tgt")
     (tmp_path / "data" / "toy" / "train.src").write_text("mine\n")
