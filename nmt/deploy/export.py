@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, cast
 
 import torch
 from torch import nn
@@ -114,10 +114,11 @@ def export_graphs(model: Seq2Seq, directory: str) -> Tuple[List[str], bool]:
 def with_factors(model: Seq2Seq, src: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``src`` (batch, src_len) with a column per source factor of ``model``: random values (PAD and
     EOS where ``src`` has them), (batch, src_len, 1 + factors); ``src`` itself without factors."""
-    if not len(model.encoder.factor_embeds):
+    embeds = cast(nn.ModuleList, model.encoder.factor_embeds)
+    if not len(embeds):
         return src
-    columns = [torch.where(src <= EOS, src, torch.randint(4, e.num_embeddings, src.shape, generator=generator))
-               for e in model.encoder.factor_embeds]
+    sizes = [cast(nn.Embedding, e).num_embeddings for e in embeds]  # each factor's vocabulary
+    columns = [torch.where(src <= EOS, src, torch.randint(4, n, tuple(src.shape), generator=generator)) for n in sizes]
     return torch.stack([src, *columns], dim=-1)
 
 
