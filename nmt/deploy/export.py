@@ -114,7 +114,7 @@ def export_graphs(model: Seq2Seq, directory: str) -> Tuple[List[str], bool]:
 def with_factors(model: Seq2Seq, src: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``src`` (batch, src_len) with a column per source factor of ``model``: random values (PAD and
     EOS where ``src`` has them), (batch, src_len, 1 + factors); ``src`` itself without factors."""
-    embeds = cast(nn.ModuleList, model.encoder.factor_embeds)
+    embeds = model.encoder.factor_embeds
     if not len(embeds):
         return src
     sizes = [cast(nn.Embedding, e).num_embeddings for e in embeds]  # each factor's vocabulary
