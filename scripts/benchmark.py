@@ -453,8 +453,9 @@ def quality_table(results: str) -> str:
         lines.append(f"| {r['label']} | {seed} | {isa}: {r['peak_gemm_gflops']:.0f} GFLOP/s, {r['time'][:10]} | "
                      f"{b['minutes']:.1f} | {b['updates']:,} ({b['epochs']}) | {valid:.2f} ({b['scored']}) | "
                      f"{d['beam5']['bleu']:.2f} | {d['greedy']['bleu']:.2f} |")
+        data = Path(r.get("data", "multi30k")).name  # the corpus as given (earlier records: Multi30k itself)
         key = (tuple(sorted(o for o in r["overrides"] if not o.startswith("train.seed="))), isa, round(b["minutes"]),
-               b.get("processes", 1))
+               b.get("processes", 1), data)
         groups.setdefault(key, (f"{r['label']} ({isa}, {b['minutes']:.0f} min)", []))[1].append(
             (seed, d["beam5"]["bleu"]))
     lines += ["", "| run (the same overrides but the seed) | seeds of its runs | test BLEU, beam 5: mean (min - max) |",
@@ -598,7 +599,8 @@ def main() -> None:
         return
     cfg, overrides = compose(args.experiment, args.data, args.overrides)
     peak = peak_gemm_gflops()
-    out = {"experiment": args.experiment, "overrides": args.overrides, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    out = {"experiment": args.experiment, "data": args.data, "overrides": args.overrides,
+           "time": time.strftime("%Y-%m-%d %H:%M:%S"),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_flags(),
            "peak_gemm_gflops": round(peak, 1)}
     print(json.dumps({"peak_gemm_gflops": out["peak_gemm_gflops"], "threads": out["threads"]}), file=sys.stderr)
