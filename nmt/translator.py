@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Named
 
 from .backends import backend_for
 from .config import InferenceSettings, Precision
-from .data.corpus import with_prefix
+from .data.corpus import tag_words, with_prefix
 from .data.factors import batch_tokens, row_tokens
 from .data.spm import WORD_START, Tokenizer
 from .errors import ConfigError
@@ -192,7 +192,7 @@ class Translator:
             return ids
         from .data.factors import source_rows
         return source_rows(vocabs, ids, lines, factors, self.tok.src_word_start,
-                           len(self.src_prefix.split()) if self.src_prefix else 0, first_line, factor_names, where,
+                           tag_words(self.src_prefix), first_line, factor_names, where,
                            input_name)
 
     def translate(self, lines: Sequence[str], prefixes: Optional[Sequence[str]] = None,
@@ -269,7 +269,7 @@ class Translator:
         words, "weights": rows of target words}}``. A model without attention gets an empty
         alignment and no weights."""
         pairs = [(i, k) for i, n in enumerate(hyps) for k in range(len(n)) if len(src_ids[i]) and n[k].tokens]
-        tag = len(self.src_prefix.split()) if self.src_prefix else 0  # the tag's words come first
+        tag = tag_words(self.src_prefix)  # the tag's words come first
         out: List[List[dict]] = [[{"alignment": ""} for _ in n] for n in hyps]
         attention = self._forced_attention([(src_ids[i], hyps[i][k].tokens) for i, k in pairs])
         for (i, k), att in zip(pairs, attention or []):

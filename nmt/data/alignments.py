@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from .batching import ragged_positions
-from .corpus import CorpusError, iter_lines, iter_parallel, resolve
+from .corpus import CorpusError, iter_lines, iter_parallel, resolve, tag_words
 from .spm import EOS, PAD
 
 if TYPE_CHECKING:
@@ -164,4 +164,4 @@ def links_of(text: str, where: str = "") -> Set[Tuple[int, int]]:
 def guide_for(links: Links, lines: np.ndarray, tok, tag: Optional[str]) -> Guide:
     """The ``Guide`` of an encoded corpus whose pairs come from corpus lines ``lines``, with source
     tag ``tag``."""
-    return Guide(links, lines, tok.src_word_start, tok.tgt_word_start, 1 if tag else 0)
+    return Guide(links, lines, tok.src_word_start, tok.tgt_word_start, tag_words(tag))

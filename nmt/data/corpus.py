@@ -185,6 +185,11 @@ def with_prefix(lines: Sequence[str], prefix: Optional[str]) -> List[str]:
     return [f"{prefix} {line}" if line.strip() else line for line in lines]
 
 
+def tag_words(prefix: Optional[str]) -> int:
+    """How many words ``with_prefix`` puts before a line (word alignments and factors skip them)."""
+    return len(prefix.split()) if prefix else 0
+
+
 class SeenPairs:
     """Exact-duplicate detection over a streamed corpus: 8 bytes per kept pair (a sorted array of
     64-bit hashes), not a Python set, so millions of pairs stay cheap."""

@@ -34,6 +34,7 @@ from .corpus import (
     read_parallel,
     report_filtered,
     resolve,
+    tag_words,
     with_prefix,
 )
 from .factors import CorpusFactors, WordFactors, iter_factor_values
@@ -146,7 +147,7 @@ def encode(corpus, tok: Tokenizer, src_prefix: Optional[str] = None,
         rows = iter_factor_values(corpus.src, [iter(t) for t in factor_texts], [v.name for v in tok.factors],
                                   corpus.src_path)
         out.factors = CorpusFactors(WordFactors.of(rows, tok.factors), np.arange(len(corpus), dtype=np.int64),
-                                    tok.src_word_start, 1 if src_prefix else 0)
+                                    tok.src_word_start, tag_words(src_prefix))
         out.src_factor_text = factor_texts
     return out
 

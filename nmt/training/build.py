@@ -15,7 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..checkpoint import load_checkpoint, load_weights, set_rng_state, tokenizer_of
 from ..config import Config, CorpusSpec, to_dict, train_corpora
 from ..data.alignments import guide_for, read_links
-from ..data.corpus import Cleaning, CorpusError, resolve
+from ..data.corpus import Cleaning, CorpusError, resolve, tag_words
 from ..data.dataset import (
     EncodedCorpus,
     check_exists,
@@ -154,7 +154,7 @@ def _training_corpus(cfg: Config, specs: List[CorpusSpec], tok: Tokenizer, run_d
         if tok.factors:
             part.factors = CorpusFactors(read_word_factors(spec.path, d.src_lang, tok.factors),
                                          kept_lines(cast(str, part.directory)), tok.src_word_start,
-                                         1 if spec.src_prefix else 0)
+                                         tag_words(spec.src_prefix))
     return TrainingData(parts, specs)
 
 
