@@ -179,6 +179,13 @@ def piece_factors(ids: np.ndarray, words: WordFactors, lines: np.ndarray, word_s
     return np.where(inside[:, :, None], gathered, outside[:, :, None]).astype(np.int64)
 
 
+def with_factor_columns(ids: np.ndarray, words: WordFactors, lines: np.ndarray, word_start: np.ndarray,
+                        tag_words: int = 0) -> np.ndarray:
+    """(batch, len, 1 + factors): the pieces ``ids`` (batch, len) of ``words``'s lines ``lines``, each
+    followed by its factor ids (``piece_factors``): the layout of a source with factors."""
+    return np.concatenate([ids[:, :, None], piece_factors(ids, words, lines, word_start, tag_words)], axis=2)
+
+
 def batch_tokens(src):
     """The piece ids (batch, src_len) of a source batch (numpy or torch): ``src`` itself, or its
     first column when it carries factors (batch, src_len, 1 + factors)."""
@@ -204,10 +211,8 @@ class CorpusFactors:
     def attach(self, pairs, src: torch.Tensor) -> torch.Tensor:
         """(batch, src_len) ids of pairs ``pairs`` -> (batch, src_len, 1 + factors)."""
         import torch
-        ids = src.numpy()
-        extra = piece_factors(ids, self.words, self.lines[np.asarray(pairs, dtype=np.int64)], self.word_start,
-                              self.tag_words)
-        return torch.from_numpy(np.concatenate([ids[:, :, None], extra], axis=2))
+        lines = self.lines[np.asarray(pairs, dtype=np.int64)]  # (batch,)
+        return torch.from_numpy(with_factor_columns(src.numpy(), self.words, lines, self.word_start, self.tag_words))
 
 
 def read_factor_texts(prefix: str, src_lang: str, names: Sequence[str]) -> Optional[List[List[str]]]:
@@ -254,8 +259,7 @@ def factor_rows(ids: Sequence[Sequence[int]], words: WordFactors, word_start: np
     """Per source line (``words``'s line k for ``ids[k]``), its (len, 1 + factors) ids: each piece's
     id, then its factor ids."""
     padded = pad_array(ids, eos=True)  # (n, width + 1): the EOS keeps the width above 0
-    extra = piece_factors(padded, words, np.arange(len(ids)), word_start, tag_words)  # (n, width + 1, factors)
-    full = np.concatenate([padded[:, :, None], extra], axis=2)  # (n, width + 1, 1 + factors)
+    full = with_factor_columns(padded, words, np.arange(len(ids)), word_start, tag_words)  # (n, width + 1, 1 + f)
     return [full[k, :len(s)] for k, s in enumerate(ids)]
 
 
