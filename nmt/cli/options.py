@@ -139,6 +139,13 @@ def add_factors_flag(p) -> None:
     p.add_argument(FACTORS.flag, nargs="+", metavar="NAME=FILE", help=f"{FACTORS.help}; FILE per factor NAME")
 
 
+def factor_inputs(vocabs, values: Optional[List[str]]) -> Optional[List[str]]:
+    """The files of ``--src-factors NAME=FILE ...`` in the order of the model's factors (``vocabs``);
+    None for a model without factors; a missing or unknown factor refused, naming the flag."""
+    from ..data.factors import factor_columns
+    return factor_columns(vocabs, factor_files(values), FACTORS.flag, f"{FACTORS.flag} NAME=FILE per factor")
+
+
 def factor_files(values: Optional[List[str]]) -> Dict[str, str]:
     """``--src-factors NAME=FILE ...`` as {name: file}."""
     files: Dict[str, str] = {}

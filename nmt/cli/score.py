@@ -5,9 +5,15 @@ import argparse
 import sys
 
 from ..config import InferenceSettings
-from ..guides import FACTORS
 from . import prepare_process, reported, work_signals
-from .options import add_batch_flags, add_factors_flag, add_threads_flag, factor_files, threads_and_device
+from .options import (
+    add_batch_flags,
+    add_factors_flag,
+    add_threads_flag,
+    factor_files,
+    factor_inputs,
+    threads_and_device,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +41,7 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     from ..api import load
     from ..data.corpus import CorpusError, iter_lines
-    from ..data.factors import factor_columns, read_factor_lines
+    from ..data.factors import read_factor_lines
     from ..deploy.bundle import model_files
     from ..outputs import atomic_output, check_output
     from ..translator import Translator
@@ -54,7 +60,7 @@ def main(argv=None) -> None:
                                 max_tokens=args.max_tokens, precision=loaded.precision, src_prefix=loaded.src_prefix,
                                 max_src_len=loaded.max_src_len,
                                 warn=lambda m: print(f"nmt-score: warning: {args.source}: {m}", file=sys.stderr))
-        files = factor_columns(loaded.tokenizer.factors, factors, FACTORS.flag, f"{FACTORS.flag} NAME=FILE per factor")
+        files = factor_inputs(loaded.tokenizer.factors, args.src_factors)
         texts = None if files is None else read_factor_lines(files, args.source, sources)
         scores = translator.score(sources, targets, factors=texts)
         links = translator.align(sources, targets, factors=texts) if args.alignment else None

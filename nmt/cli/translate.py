@@ -9,7 +9,6 @@ import sys
 from typing import IO, List, Optional
 
 from ..data.corpus import STDIN, CorpusError, display_name, iter_lines
-from ..data.factors import factor_columns
 from ..deploy.bundle import model_files
 from ..guides import CONSTRAINTS, FACTORS, PREFIX
 from ..outputs import atomic_output, check_output
@@ -21,6 +20,7 @@ from .options import (
     add_model_flags,
     add_search_flags,
     factor_files,
+    factor_inputs,
     integer,
     load_model,
     real,
@@ -170,8 +170,7 @@ def run(args: argparse.Namespace, out: IO, inputs=()) -> Optional[List[str]]:
         progress = tqdm(total=total, unit="sent", file=sys.stderr, desc="translating", dynamic_ncols=True)
     kept: Optional[List[str]] = [] if args.ref else None
     heatmaps = args.attention_plot_count if args.attention_plot else 0
-    factors = factor_columns(tok.factors, factor_files(args.src_factors), FACTORS.flag,
-                             f"{FACTORS.flag} NAME=FILE per factor")
+    factors = factor_inputs(tok.factors, args.src_factors)
     chunks = translator.translate_stream(
         iter_lines(args.input), args.chunk_size, iter_lines(args.prefix_file) if args.prefix_file else None,
         f"{PREFIX.flag} {args.prefix_file}", args.alignment, None if progress is None else progress.update,
