@@ -37,10 +37,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import roofline  # noqa: E402 (scripts/roofline.py, beside this script)
 
 from nmt.checkpoint import load_checkpoint, load_model  # noqa: E402
-from nmt.config import register_configs  # noqa: E402
+from nmt.config import Precision, register_configs  # noqa: E402
 from nmt.data.corpus import iter_lines, resolve  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
+from nmt.precision import resolve_precision  # noqa: E402
 from nmt.search import SearchOptions  # noqa: E402
 from nmt.training.build import build_run  # noqa: E402
 from nmt.training.distributed import Dist  # noqa: E402
@@ -49,9 +50,9 @@ from nmt.training.update import run_update  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 
 
-def peak_gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """The machine's limit: the best rate of large fp32 matmuls with the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def peak_gemm_gflops(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """The machine's limit: the best rate of large ``dtype`` matmuls with the current thread count."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     best = 0.0
     for _ in range(repeats):
@@ -59,6 +60,36 @@ def peak_gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
         torch.mm(a, b)
         best = max(best, 2 * n ** 3 / (time.perf_counter() - start))
     return best / 1e9
+
+
+class Peaks:
+    """The peak GEMM rate at each precision a run computes in, each measured once when first asked:
+    the limit of a run is its matmul FLOPs at the rate of the precision it runs at (``auto`` resolved
+    on this machine: bf16 only where the CPU computes it natively, ``nmt.precision``)."""
+
+    DTYPES = {Precision.fp32: torch.float32, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
+
+    def __init__(self):
+        self.rates: dict = {}
+
+    def __call__(self, precision) -> float:
+        """GFLOP/s of ``precision`` (a ``Precision`` or its name; ``auto`` as this machine resolves it)."""
+        p = self.resolved(precision)
+        if p not in self.rates:  # an emulated precision (hundreds of times slower) on a smaller product
+            fast = p is Precision.fp32 or p is self.resolved(Precision.auto)
+            self.rates[p] = peak_gemm_gflops(2048 if fast else 512, 5 if fast else 2, dtype=self.DTYPES[p])
+        return self.rates[p]
+
+    @staticmethod
+    def resolved(precision) -> Precision:
+        return resolve_precision(Precision(str(precision)), torch.device("cpu"))
+
+    def record(self) -> dict:
+        """The fields every record carries: the fp32 peak (``peak_gemm_gflops``), the bf16 one and
+        whether bf16 is native here."""
+        return {"peak_gemm_gflops": round(self(Precision.fp32), 1),
+                "peak_gemm_gflops_bf16": round(self(Precision.bf16), 1),
+                "bf16_native": self.resolved(Precision.auto) is Precision.bf16}
 
 
 def beam5_options(extra: dict) -> SearchOptions:
@@ -82,7 +113,7 @@ def print_profile(step, updates: int) -> None:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(updates):
             step()
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30), file=sys.stderr)
 
 
 def compose(experiment: str, data_dir: str, overrides):
@@ -116,12 +147,14 @@ def peak_rss_mb(children=False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024.0
 
 
-def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profile: int = 0,
+def train_speed(cfg, warmup: int, updates: int, run_dir: str, peaks: Peaks, profile: int = 0,
                 roofline_updates: int = 0) -> dict:
     """Target tokens/s and sentences/s of ``updates`` timed updates after ``warmup`` ones, run by
     training's own code (``build_run``, ``epoch_updates``, ``run_update``: the same batches, teacher
     forcing and schedule as ``nmt-train``), and the limit: matmul FLOPs per sentence counted on the
-    real model and batches, against the peak GEMM rate."""
+    real model and batches, against the peak GEMM rate of the precision the run computes in."""
+    precision = Peaks.resolved(cfg.train.precision)
+    peak = peaks(precision)
     os.makedirs(run_dir, exist_ok=True)
     run = build_run(cfg, run_dir, torch.device("cpu"), Dist())
 
@@ -158,7 +191,8 @@ def train_speed(cfg, warmup: int, updates: int, run_dir: str, peak: float, profi
             "sentences_per_update": round(sents / updates, 1), "parameters": count_parameters(run.model),
             "gflop_per_sentence": round(per_sentence / 1e9, 4), "limit_sentences_per_s": round(limit, 1),
             "share_of_limit": round(rate / limit, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "precision": str(cfg.train.precision), **({"roofline": roof} if roofline_updates else {})}
+            "precision": str(cfg.train.precision), "limit_precision": str(precision),
+            "limit_peak_gflops": round(peak, 1), **({"roofline": roof} if roofline_updates else {})}
 
 
 # minutes of a budget run that training leaves for start-up (~0.1) and the final validation and save
@@ -385,15 +419,20 @@ def speed_table(results: str) -> str:
               and r.get("decode_split", "test_2016_flickr") == "test_2016_flickr"]
     used = list(train.values()) + decode[-1:]
     peaks = sorted({r["peak_gemm_gflops"] for r in used if "peak_gemm_gflops" in r})
+    bf16 = sorted({r["peak_gemm_gflops_bf16"] for r in used if "peak_gemm_gflops_bf16" in r})
     r0 = used[-1] if used else records[-1]
+    native = "native" if r0.get("bf16_native") else "emulated: `precision=auto` computes in fp32 here"
     lines = [f"Machine: {cpu} ({', '.join(r0['cpu']['flags'])}), {r0['threads']} threads, torch {r0['torch']}; "
-             f"peak fp32 GEMM measured at {', '.join(f'{p:.1f}' for p in peaks)} GFLOP/s.", "",
+             f"peak fp32 GEMM measured at {', '.join(f'{p:.1f}' for p in peaks)} GFLOP/s"
+             + (f", bf16 at {', '.join(f'{p:.1f}' for p in bf16)} ({native})" if bf16 else "")
+             + ". Each row's limit is at the precision it computes in.", "",
              "| | sentences/s | limit (sentences/s) | share of the limit | FLOPs per sentence | BLEU |",
              "|---|---|---|---|---|---|"]
     for name, r in sorted(train.items()):
         t = r["train"]
         lines.append(f"| {name} training ({t['sentences_per_update']:.0f} sentences per update, "
-                     f"{t['parameters'] / 1e6:.1f}M parameters) | {t['sentences_per_s']:.1f} | "
+                     f"{t['parameters'] / 1e6:.1f}M parameters, {t.get('limit_precision', 'fp32')}) | "
+                     f"{t['sentences_per_s']:.1f} | "
                      f"{t['limit_sentences_per_s']:.1f} | {100 * t['share_of_limit']:.0f}% | "
                      f"{t['gflop_per_sentence']:.3f} GFLOP | |")
     if decode:
@@ -481,12 +520,15 @@ def roofline_table(results: str) -> str:
     """The per-class tables of the latest update and decoding rooflines in ``results``."""
     records = [json.loads(line) for line in open(results) if line.strip()]
     rows: List[str] = []
-    for name, get in (("a training update", lambda r: r.get("train", {}).get("roofline")),
-                      ("beam 5 over 64 sentences", lambda r: r.get("roofline_decode"))):
+    train = lambda r: r.get("train", {}).get("roofline")  # noqa: E731
+    experiments = list(dict.fromkeys(r["experiment"] for r in records if train(r)))  # each one's latest
+    for name, get in [("a training update", lambda r, e=e: r["experiment"] == e and train(r)) for e in experiments] + \
+            [("beam 5 over 64 sentences", lambda r: r.get("roofline_decode"))]:
         latest = next((r for r in reversed(records) if get(r)), None)
         if latest is not None:
             what = latest.get("label") if "roofline_decode" in latest and latest.get("label") else latest["experiment"]
-            where = f"{what}, {latest['time'][:10]}, peak {latest['peak_gemm_gflops']} GFLOP/s"
+            peak = get(latest).get("peak_gflops", latest["peak_gemm_gflops"])  # earlier records: fp32's
+            where = f"{what}, {latest['time'][:10]}, peak {peak} GFLOP/s"
             rows += ([""] if rows else []) + roofline.table(f"{name} ({where})", get(latest))
     return "\n".join(rows)
 
@@ -598,15 +640,15 @@ def main() -> None:
             f.write(line + "\n")
         return
     cfg, overrides = compose(args.experiment, args.data, args.overrides)
-    peak = peak_gemm_gflops()
+    peaks = Peaks()
     out = {"experiment": args.experiment, "data": args.data, "overrides": args.overrides,
            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_flags(),
-           "peak_gemm_gflops": round(peak, 1)}
-    print(json.dumps({"peak_gemm_gflops": out["peak_gemm_gflops"], "threads": out["threads"]}), file=sys.stderr)
+           **peaks.record()}
+    print(json.dumps({**peaks.record(), "threads": out["threads"]}), file=sys.stderr)
     if args.train_updates and not args.checkpoint:
         out["train"] = train_speed(cfg, args.warmup, args.train_updates, f"{args.run_dir}-speed-{int(time.time())}",
-                                   peak, args.profile, args.roofline)
+                                   peaks, args.profile, args.roofline)
         print(json.dumps({"train": out["train"]}), file=sys.stderr)
     ckpt = args.checkpoint
     if args.budget_minutes and not ckpt:
@@ -631,6 +673,7 @@ def main() -> None:
         out["decode_split"] = args.decode_split
         extra = {"precision": "bf16"} if args.decode_bf16 else {}
         extra["alpha"] = args.alpha
+        peak = peaks(extra.get("precision", "fp32"))  # the precision decoding computes in
         if args.coverage_penalty:
             extra["coverage_penalty"] = out["coverage_penalty"] = args.coverage_penalty
         out["checkpoint"] = ckpt

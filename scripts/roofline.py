@@ -73,6 +73,7 @@ def measure(fn: Callable[[], object], repeats: int, flops: float, peak_gflops: f
     # the profiler's own recording inflates the wall clock a little; its per-op shares are what matter
     classes[REST] = max(0.0, wall - sum(classes.values()))
     return {"ms": round(wall, 2), "limit_ms": round(flops / (peak_gflops * 1e9) * 1e3, 2),
+            "peak_gflops": round(peak_gflops, 1),
             "gflop": round(flops / 1e9, 3), "classes": {k: round(v, 2) for k, v in classes.items()}}
 
 

@@ -131,3 +131,39 @@ def test_the_constraints_table_gives_each_beam_with_and_without_and_the_speed_ra
     assert module.holds("A man rides a bicycle.", "bicycle") and not module.holds("Two bicycles.", "bicycle")
     terms = module.draw_terms(["A black dog runs fast."], ["A dog runs."])
     assert terms[0] and all(t.split()[0] in ("black", "fast") for t in terms[0])
+
+
+def test_each_run_is_held_to_the_peak_of_the_precision_it_computes_in(monkeypatch):
+    bm = _benchmark()
+    measured = []
+
+    def fake_peak(n=2048, repeats=5, dtype=None):  # noqa: ARG001
+        measured.append(dtype)
+        return {"torch.float32": 100.0, "torch.bfloat16": 300.0, "torch.float16": 50.0}[str(dtype)]
+
+    monkeypatch.setattr(bm, "peak_gemm_gflops", fake_peak)
+    for native, auto_rate in ((False, 100.0), (True, 300.0)):
+        monkeypatch.setattr(bm, "resolve_precision", lambda p, device, native=native: p if str(p) != "auto" else
+                            (bm.Precision.bf16 if native else bm.Precision.fp32))
+        peaks = bm.Peaks()
+        assert peaks("auto") == auto_rate and peaks("fp32") == 100.0 and peaks("bf16") == 300.0
+        assert peaks.record() == {"peak_gemm_gflops": 100.0, "peak_gemm_gflops_bf16": 300.0, "bf16_native": native}
+    assert len(measured) == 4  # each precision measured once per Peaks, not once per question
+
+
+def test_the_speed_table_names_both_peaks_and_each_rows_precision(tmp_path):
+    train = {"sentences_per_update": 64, "parameters": 11.2e6, "sentences_per_s": 120.0, "limit_sentences_per_s": 200.0,
+             "share_of_limit": 0.6, "gflop_per_sentence": 0.61, "limit_precision": "fp32"}
+    base = {"time": "2026-12-07 10:00:00", "cpu": {"model": "AMD EPYC", "flags": ["avx2"]}, "threads": 2,
+            "torch": "2.13.0", "peak_gemm_gflops": 150.0, "peak_gemm_gflops_bf16": 30.0, "bf16_native": False,
+            "overrides": []}
+    roof = {"ms": 100.0, "limit_ms": 50.0, "gflop": 7.5, "peak_gflops": 150.0, "classes": {"GEMM": 60.0}}
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps({**base, "experiment": e, "train": {**train, "roofline": roof}}) + "\n"
+                            for e in ("bench_reference", "multi30k_de_en")))
+    bm = _benchmark()
+    table = bm.speed_table(str(path))
+    assert "peak fp32 GEMM measured at 150.0 GFLOP/s, bf16 at 30.0 (emulated" in table
+    assert table.count("M parameters, fp32) | 120.0 | 200.0 | 60% |") == 2
+    roofs = bm.roofline_table(str(path))  # the latest update of each experiment
+    assert "a training update (bench_reference" in roofs and "a training update (multi30k_de_en" in roofs
