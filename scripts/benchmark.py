@@ -341,13 +341,38 @@ def decode(ckpt: str, src_path: str, ref_path: str, extra, peak: float, weights:
     return results
 
 
+def memory_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
+    """The machine's memory bandwidth: the best rate of copying ``mb`` MB into another buffer (bytes
+    read and written), with the current thread count."""
+    a = torch.ones(mb << 18)  # mb MB of fp32
+    b = torch.empty_like(a)
+    b.copy_(a)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        b.copy_(a)
+        best = max(best, 2 * a.numel() * 4 / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def weight_bytes(model) -> tuple:
+    """(bytes the encoder reads once per sentence, bytes every decoding step reads): every weight but
+    the embedding tables, of which a step reads a few rows."""
+    def size(module, skip):
+        return sum(p.numel() * p.element_size() for n, p in module.named_parameters() if not n.startswith(skip))
+    return size(model.encoder, ("embed", "factor_embeds")) + size(model.bridge, ()), size(model.decoder, ("embed.",))
+
+
 def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: int = 40, extra=None,
             weights: str = "") -> dict:
     """One sentence at a time (batch 1, beam 5), as a server or a person typing sees it: the first
     ``sentences`` source lines of ``words`` words, each translated alone; milliseconds per sentence
     (median, 90th percentile) beside the limit (its matmul FLOPs at the peak GEMM rate; with
-    ``weights`` "int8" or "fp16" (compressed weights), the fp32 model's)."""
+    ``weights`` "int8" or "fp16" (compressed weights), the fp32 model's) and the bandwidth bound:
+    the fp32 weights read once per decoding step (and the encoder's once) at the measured memory
+    bandwidth, for the steps the search took."""
     model, tok, _, _, _ = load_model(ckpt)
+    encoder_bytes, step_bytes = weight_bytes(model)
     model = compress(model, weights)
     extra = extra or {}
     every = list(iter_lines(src_path))
@@ -357,10 +382,22 @@ def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: i
                     batch_size=1, precision=extra.get("precision", "fp32"))
     tr.translate(lines[:3], factors=picked(factors, slice(3)))  # warm-up
     times = []
+    steps = 0
+    step = model.step
+
+    def counted(*args, **kwargs):  # decoding steps of the timed sentences
+        nonlocal steps
+        steps += 1
+        return step(*args, **kwargs)
+
+    model.step = counted
     for k, line in enumerate(lines):
         start = time.perf_counter()
         tr.translate([line], factors=picked(factors, [k]))
         times.append(1000 * (time.perf_counter() - start))
+    del model.step
+    bandwidth = memory_bandwidth_gbs()
+    bound_ms = 1000 * (encoder_bytes + steps / len(lines) * step_bytes) / (bandwidth * 1e9)
     flops = count_flops(lambda: [tr.translate([line], factors=picked(factors, [k]))
                                  for k, line in enumerate(lines)]) / len(lines) if not weights else \
         latency(ckpt, src_path, peak, words, 3, extra)["mflop_per_sentence"] * 1e6
@@ -369,7 +406,9 @@ def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: i
     return {"words": words, "sentences": len(lines), "ms_median": round(median, 2),
             "ms_p90": round(sorted(times)[int(0.9 * (len(times) - 1))], 2),
             "mflop_per_sentence": round(flops / 1e6, 2), "limit_ms": round(limit_ms, 3),
-            "share_of_limit": round(limit_ms / median, 4)}
+            "share_of_limit": round(limit_ms / median, 4), "steps_per_sentence": round(steps / len(lines), 1),
+            "bandwidth_gbs": round(bandwidth, 1), "bandwidth_bound_ms": round(bound_ms, 2),
+            "times_bandwidth_bound": round(median / bound_ms, 2)}
 
 
 def busy_core_cost(args) -> list:
@@ -454,8 +493,11 @@ def speed_table(results: str) -> str:
         for key, how in (("latency", "exact"), ("latency_fp16w", "fp16 weights"), ("latency_int8", "int8 weights")):
             lat = r.get(key)
             if lat:
+                bound = (f"; the fp32 weights' bandwidth bound {lat['bandwidth_bound_ms']:.1f} ms "
+                         f"({lat['steps_per_sentence']:.0f} steps at {lat['bandwidth_gbs']:.0f} GB/s): "
+                         f"{lat['times_bandwidth_bound']:.1f}x it") if "bandwidth_bound_ms" in lat else ""
                 lines.append(f"| one sentence at a time ({lat['words']} words, batch 1, beam 5, {how}): ms per "
-                             f"sentence, median of {lat['sentences']} (90th percentile {lat['ms_p90']:.1f}) | "
+                             f"sentence, median of {lat['sentences']} (90th percentile {lat['ms_p90']:.1f}){bound} | "
                              f"{lat['ms_median']:.1f} ms | {lat['limit_ms']:.2f} ms | "
                              f"{100 * lat['share_of_limit']:.1f}% | {lat['mflop_per_sentence']:.1f} MFLOP | |")
     if busy:

@@ -1,15 +1,21 @@
 """The training objective: token-level cross-entropy with label smoothing.
 
-The output layer and the loss run over all real (non-PAD) target positions, in chunks of rows whose
-logits (rows x vocab floats) stay under glibc malloc's largest mmap threshold (``HEAP_BLOCK_MAX``).
-Larger blocks are always mapped fresh and handed back on free, so the logits, their softmax and
-their gradient would arrive as new pages that the kernel zero-fills on first touch, every update:
-an exp over 1,150 x 8,000 floats took 18.5 ms into a new tensor and 5.3 ms into a reused one (2
-AVX2 cores). Under the threshold, glibc keeps freed blocks for reuse (docs/benchmarks.md).
+The output layer and the loss are one function (``LinearCrossEntropy``): over all real (non-PAD)
+target positions, chunk by chunk, it computes the logits, the loss and, in the same pass, the
+gradient of the summed loss with respect to the logits, and turns it at once into the gradients of
+the features, the weight and the bias. The logits never outlive their chunk, so the loss holds one
+chunk of logits and the gradients, where the generic graph kept every row's log-probabilities for
+backward: 4,096 target tokens over a 32,000-piece vocabulary grew the process by 815 MB that way
+and by 185-216 MB this way, at the same speed (and level on a whole update of the recipe: paired
+A/B, docs/benchmarks.md). Chunks stay under glibc malloc's largest mmap threshold
+(``HEAP_BLOCK_MAX``): larger blocks are mapped fresh and handed back on free, so they would arrive
+as new pages that the kernel zero-fills on first touch, every update (an exp over 1,150 x 8,000
+floats took 18.5 ms into a new tensor and 5.3 ms into a reused one on 2 AVX2 cores); under it,
+glibc keeps freed blocks for reuse (docs/benchmarks.md).
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 from torch import nn
@@ -22,42 +28,76 @@ from ..models.seq2seq import Seq2Seq
 HEAP_BLOCK_MAX = 32 << 20
 
 
-class SmoothedCrossEntropy(torch.autograd.Function):
-    """Per row, (label-smoothed cross-entropy, plain cross-entropy) of ``logits`` (rows, vocab) against
-    ``target`` (rows,): ``(1 - e) * nll + e * mean over the vocabulary of -log p``, as
-    ``F.cross_entropy(label_smoothing=e)`` computes it, with the plain nll read off the same
-    log-softmax (no gradient).
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would run a linear layer in here (``t``'s own without autocast)."""
+    kind = t.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else t.dtype
 
-    Written out because the generic graph's backward (the mean's and the gather's gradients filled
-    in, added, then the log-softmax backward) passes over the (rows, vocab) tensor several times;
-    here it is ``softmax - (1 - e) onehot - e / vocab`` scaled per row: the saved log-probabilities'
-    exponential, a multiply and a subtract in place (by scalars when every row has the same upstream
-    gradient, as under a sum)."""
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """Sums over rows of (label-smoothed cross-entropy, plain cross-entropy) of the logits
+    ``feats W^T + b`` (rows, vocab) against ``target`` (rows,): per row ``(1 - e) * nll + e * mean
+    over the vocabulary of -log p``, as ``F.cross_entropy(label_smoothing=e)`` computes it; the
+    plain nll carries no gradient.
+
+    Forward runs ``chunk_rows`` rows at a time. Each chunk's logits (fp32; the product itself at
+    autocast's precision, as ``nn.Linear`` would run it) give the log-normalizer, the target's
+    logit and the loss; the vocabulary mean of the logits needs no pass over them (``feats
+    mean_v(W) + mean_v(b)``). Where a gradient is wanted, the logits become in place the gradient of
+    the summed loss, ``softmax - (1 - e) onehot - e / vocab``, which two GEMMs turn into the chunk's
+    feature gradient and its share of the weight gradient; backward scales them by the upstream
+    gradient (a scalar: the outputs are sums), into new tensors, so the graph may be walked again."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, target: torch.Tensor, smoothing: float):
-        logp = torch.log_softmax(logits, dim=-1)  # (rows, vocab)
-        nll = -logp.gather(1, target[:, None]).squeeze(1)  # (rows,)
-        loss = nll.clone() if smoothing == 0 else (1 - smoothing) * nll - smoothing * logp.mean(-1)
-        ctx.save_for_backward(logp, target)
-        ctx.smoothing = smoothing
+    def forward(ctx, feats, weight, bias, target, smoothing: float, chunk_rows: int):
+        e, vocab = smoothing, weight.size(0)
+        want_grad = any(ctx.needs_input_grad[:3])
+        dtype = _compute_dtype(feats)
+        acc = torch.promote_types(dtype, torch.float32)  # the softmax and the sums: fp32 at least
+        with torch.autocast(feats.device.type, enabled=False):  # the dtypes are chosen here
+            f, w = feats.to(dtype), weight.to(dtype)
+            b = None if bias is None else bias.to(dtype)
+            mean_logit = feats.to(acc) @ weight.to(acc).mean(0)  # (rows,)
+            if bias is not None:
+                mean_logit += bias.to(acc).mean()
+            loss = feats.new_zeros((), dtype=acc)
+            nll = feats.new_zeros((), dtype=acc)
+            grad_f = torch.empty(f.shape, dtype=acc, device=f.device) if want_grad else None
+            grad_w = grad_b = None
+            for start in range(0, f.size(0), chunk_rows):
+                rows = slice(start, start + chunk_rows)
+                fc, tc = f[rows], target[rows]
+                logits = (fc.mm(w.t()) if b is None else torch.addmm(b, fc, w.t())).to(acc)  # (chunk, vocab)
+                lse = torch.logsumexp(logits, 1)  # (chunk,)
+                token_nll = lse - logits.gather(1, tc[:, None]).squeeze(1)  # (chunk,)
+                nll += token_nll.sum()
+                loss += token_nll.sum() if e == 0 else ((1 - e) * token_nll + e * (lse - mean_logit[rows])).sum()
+                if not want_grad:
+                    continue
+                grad = logits.sub_(lse[:, None]).exp_()  # (chunk, vocab): the softmax, in place
+                if e:
+                    grad.sub_(e / vocab)
+                grad.scatter_add_(1, tc[:, None], grad.new_full((tc.numel(), 1), -(1 - e)))
+                g = grad.to(dtype)
+                grad_f[rows] = g.mm(w)  # (chunk, size)
+                if grad_w is None:
+                    grad_w = g.t().mm(fc).to(acc)  # (vocab, size)
+                elif dtype == acc:
+                    grad_w.addmm_(g.t(), fc)  # in place: no (vocab, size) temporary per chunk
+                else:
+                    grad_w.add_(g.t().mm(fc))
+                if b is not None:
+                    grad_b = grad.sum(0) if grad_b is None else grad_b.add_(grad.sum(0))
+        ctx.grads = (grad_f, grad_w, grad_b)
         ctx.mark_non_differentiable(nll)
         return loss, nll
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, _grad_nll):
-        logp, target = ctx.saved_tensors
-        e, vocab = ctx.smoothing, logp.size(-1)
-        g: Union[float, torch.Tensor]
-        if grad_loss.stride(0) == 0:  # one upstream gradient for every row (the loss was summed)
-            g = float(grad_loss[0])
-            grad = logp.exp().mul_(g).sub_(g * e / vocab)  # (rows, vocab)
-            grad.scatter_add_(1, target[:, None], logp.new_full((target.numel(), 1), -(1 - e) * g))
-        else:
-            g = grad_loss[:, None]  # (rows, 1)
-            grad = logp.exp().mul_(g).sub_(g * (e / vocab))
-            grad.scatter_add_(1, target[:, None], -(1 - e) * g)
-        return grad, None, None
+        grad_f, grad_w, grad_b = ctx.grads
+        if grad_w is None:  # empty target: no chunk ran
+            return None, None, None, None, None, None
+        return grad_f * grad_loss, grad_w * grad_loss, None if grad_b is None else grad_b * grad_loss, None, None, None
 
 
 def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
@@ -67,7 +107,7 @@ def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor
     with the validation loss.
 
     features: (batch, tgt_len, size); target: (batch, tgt_len) with PAD at padding. ``chunk_rows``:
-    rows per output-layer call, 0 for as many as keep the fp32 logits under ``HEAP_BLOCK_MAX``.
+    rows per chunk, 0 for as many as keep the fp32 logits under ``HEAP_BLOCK_MAX``.
     """
     if chunk_rows <= 0:
         chunk_rows = max(1, (HEAP_BLOCK_MAX - 4096) // (4 * output.out_features))
@@ -76,13 +116,7 @@ def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor
     keep = tgt != PAD
     if not bool(keep.all()):
         feats, tgt = feats[keep], tgt[keep]  # padding never reaches the output layer
-    total = feats.new_zeros((), dtype=torch.float)
-    nll = torch.zeros((), dtype=torch.float, device=feats.device)
-    for f, t in zip(feats.split(chunk_rows), tgt.split(chunk_rows)):
-        logits = output(f).float()  # (rows, vocab)
-        token_loss, token_nll = SmoothedCrossEntropy.apply(logits, t, float(label_smoothing))  # (rows,), (rows,)
-        total = total + token_loss.sum()
-        nll = nll + token_nll.sum()
+    total, nll = LinearCrossEntropy.apply(feats, output.weight, output.bias, tgt, float(label_smoothing), chunk_rows)
     n = max(int(tgt.numel()), 1)
     return total / n, nll / n
 

@@ -158,12 +158,20 @@ def test_the_speed_table_names_both_peaks_and_each_rows_precision(tmp_path):
             "torch": "2.13.0", "peak_gemm_gflops": 150.0, "peak_gemm_gflops_bf16": 30.0, "bf16_native": False,
             "overrides": []}
     roof = {"ms": 100.0, "limit_ms": 50.0, "gflop": 7.5, "peak_gflops": 150.0, "classes": {"GEMM": 60.0}}
+    latency = {"words": 15, "sentences": 40, "ms_median": 120.0, "ms_p90": 130.0, "mflop_per_sentence": 700.0,
+               "limit_ms": 5.0, "share_of_limit": 0.04, "steps_per_sentence": 17.0, "bandwidth_gbs": 20.0,
+               "bandwidth_bound_ms": 24.0, "times_bandwidth_bound": 5.0}
+    decode = {"beam5": {"sentences_per_s": 90.0, "limit_sentences_per_s": 300.0, "share_of_limit": 0.3,
+                        "gflop_per_sentence": 0.6, "bleu": 41.0}}
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps({**base, "experiment": e, "train": {**train, "roofline": roof}}) + "\n"
-                            for e in ("bench_reference", "multi30k_de_en")))
+                            for e in ("bench_reference", "multi30k_de_en"))
+                    + json.dumps({**base, "experiment": "multi30k_de_en", "checkpoint": "best.pt", "decode": decode,
+                                  "latency": latency}) + "\n")
     bm = _benchmark()
     table = bm.speed_table(str(path))
     assert "peak fp32 GEMM measured at 150.0 GFLOP/s, bf16 at 30.0 (emulated" in table
     assert table.count("M parameters, fp32) | 120.0 | 200.0 | 60% |") == 2
+    assert "bandwidth bound 24.0 ms (17 steps at 20 GB/s): 5.0x it | 120.0 ms |" in table
     roofs = bm.roofline_table(str(path))  # the latest update of each experiment
     assert "a training update (bench_reference" in roofs and "a training update (multi30k_de_en" in roofs

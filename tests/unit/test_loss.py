@@ -31,14 +31,15 @@ def test_chunked_loss_and_gradients_equal_plain_cross_entropy(smoothing, chunk_r
     assert torch.all(g_feats[2, 1:] == 0)  # padding gets no gradient
 
 
-def test_the_default_chunks_keep_the_logits_under_mallocs_heap_limit():
+def test_the_default_chunks_keep_the_logits_under_mallocs_heap_limit(monkeypatch):
     """The default chunking keeps each fp32 logits block under HEAP_BLOCK_MAX (blocks above it are
     mapped fresh by malloc on every update) and still covers every real target once."""
     from nmt.training.loss import HEAP_BLOCK_MAX
     vocab = 40_000  # 160 KB per row: 209 rows per chunk
     out = torch.nn.Linear(4, vocab)
     rows = []
-    out.register_forward_hook(lambda _m, args, _o: rows.append(args[0].shape[0]))
+    real = torch.logsumexp
+    monkeypatch.setattr(torch, "logsumexp", lambda x, dim: rows.append(x.shape[0]) or real(x, dim))
     target = torch.randint(4, vocab, (50, 12))
     target[:, 10:] = PAD
     loss_and_nll(torch.randn(50, 12, 4), out, target)
@@ -47,23 +48,40 @@ def test_the_default_chunks_keep_the_logits_under_mallocs_heap_limit():
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
-def test_the_written_out_backward_is_the_gradient(smoothing):
-    """SmoothedCrossEntropy's hand-written backward against finite differences (double precision),
-    with a different upstream gradient per row; the nll output carries no gradient."""
-    from nmt.training.loss import SmoothedCrossEntropy
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_written_out_gradients_are_the_gradient(smoothing, bias):
+    """LinearCrossEntropy's gradients (computed in forward, scaled by the upstream one in backward)
+    against finite differences in double precision, over several chunks; the nll carries none."""
+    from nmt.training.loss import LinearCrossEntropy
     torch.manual_seed(1)
-    logits = torch.randn(7, 13, dtype=torch.double, requires_grad=True)
+    feats = torch.randn(7, 5, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(13, 5, dtype=torch.double, requires_grad=True)
+    b = torch.randn(13, dtype=torch.double, requires_grad=True) if bias else None
     target = torch.randint(0, 13, (7,))
-    weights = torch.rand(7, dtype=torch.double)
-    assert torch.autograd.gradcheck(lambda z: (SmoothedCrossEntropy.apply(z, target, smoothing)[0] * weights).sum(),
-                                    (logits,))
-    assert torch.autograd.gradcheck(lambda z: SmoothedCrossEntropy.apply(z, target, smoothing)[0].sum() / 3,
-                                    (logits,))  # one upstream gradient for every row: the scalar path
-    loss, nll = SmoothedCrossEntropy.apply(logits, target, smoothing)
-    ref = F.cross_entropy(logits, target, reduction="none", label_smoothing=smoothing)
-    torch.testing.assert_close(loss, ref)
-    torch.testing.assert_close(nll, F.cross_entropy(logits, target, reduction="none"))
+    inputs = (feats, weight, b) if bias else (feats, weight)
+    assert torch.autograd.gradcheck(
+        lambda f, w, *rest: LinearCrossEntropy.apply(f, w, rest[0] if rest else None, target, smoothing, 3)[0] / 3,
+        inputs)
+    loss, nll = LinearCrossEntropy.apply(feats, weight, b, target, smoothing, 3)
+    logits = F.linear(feats, weight, b)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, target, reduction="sum", label_smoothing=smoothing))
+    torch.testing.assert_close(nll, F.cross_entropy(logits, target, reduction="sum"))
     assert not nll.requires_grad
+
+
+def test_the_loss_under_autocast_runs_the_products_in_its_dtype_and_the_rest_in_fp32():
+    torch.manual_seed(0)
+    out = torch.nn.Linear(16, 50)
+    feats = torch.randn(4, 6, 16, requires_grad=True)
+    target = torch.randint(4, 50, (4, 6))
+    ref = F.cross_entropy(out(feats).flatten(0, 1), target.flatten(), label_smoothing=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, nll = loss_and_nll(feats, out, target, 0.1)
+    assert loss.dtype == torch.float32 and nll.dtype == torch.float32
+    torch.testing.assert_close(loss, ref, atol=0.05, rtol=0.02)  # bf16 products: close, not equal
+    loss.backward()
+    assert feats.grad.dtype == torch.float32 and out.weight.grad.dtype == torch.float32
+    assert torch.isfinite(out.weight.grad).all() and out.bias.grad.abs().sum() > 0
 
 
 def test_objective_is_the_mean_token_loss_of_the_model():
@@ -95,3 +113,16 @@ def test_precision_names():
     with pytest.raises(ValueError, match="not a valid Precision"):
         resolve_precision("fp8", cpu)
 
+
+
+def test_the_loss_keeps_no_logits_for_backward():
+    """What the loss keeps for backward is the gradients (rows x size, vocab x size, vocab), never a
+    (rows x vocab) tensor: the logits live one chunk at a time."""
+    torch.manual_seed(0)
+    out = torch.nn.Linear(8, 300)
+    feats = torch.randn(2, 40, 8, requires_grad=True)
+    target = torch.randint(4, 300, (2, 40))
+    loss, _ = loss_and_nll(feats, out, target, 0.1, chunk_rows=16)
+    kept = [t for t in loss.grad_fn.next_functions[0][0].grads if t is not None]  # the division's input
+    assert sorted(tuple(t.shape) for t in kept) == [(80, 8), (300,), (300, 8)]
+    assert not any(300 in t.shape and 80 in t.shape for t in kept)
