@@ -77,6 +77,11 @@ def measure(fn: Callable[[], object], repeats: int, flops: float, peak_gflops: f
             "gflop": round(flops / 1e9, 3), "classes": {k: round(v, 2) for k, v in classes.items()}}
 
 
+def at_peak(r: Dict, peak_gflops: float) -> Dict:
+    """``r`` (a ``measure`` result) with its limit at another peak rate."""
+    return {**r, "limit_ms": round(r["gflop"] / peak_gflops * 1e3, 2), "peak_gflops": round(peak_gflops, 1)}
+
+
 def table(name: str, r: Dict) -> List[str]:
     """Markdown rows: class, ms per call, share of the call, share of the gap to the limit."""
     gap = max(r["ms"] - r["limit_ms"], 1e-9)
