@@ -46,12 +46,13 @@ class LinearCrossEntropy(torch.autograd.Function):
     mean_v(W) + mean_v(b)``). Where a gradient is wanted, the logits become in place the gradient of
     the summed loss, ``softmax - (1 - e) onehot - e / vocab``, which two GEMMs turn into the chunk's
     feature gradient and its share of the weight gradient; backward scales them by the upstream
-    gradient (a scalar: the outputs are sums), into new tensors, so the graph may be walked again."""
+    gradient (a scalar: the outputs are sums), into new tensors, so the graph may be walked again.
+    ``want_grad`` False (the caller's grad mode is off: ``needs_input_grad`` cannot tell inside
+    forward) computes the loss alone."""
 
     @staticmethod
-    def forward(ctx, feats, weight, bias, target, smoothing: float, chunk_rows: int):
+    def forward(ctx, feats, weight, bias, target, smoothing: float, chunk_rows: int, want_grad: bool = True):
         e, vocab = smoothing, weight.size(0)
-        want_grad = any(ctx.needs_input_grad[:3])
         dtype = _compute_dtype(feats)
         acc = torch.promote_types(dtype, torch.float32)  # the softmax and the sums: fp32 at least
         with torch.autocast(feats.device.type, enabled=False):  # the dtypes are chosen here
@@ -96,8 +97,9 @@ class LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor, _grad_nll):
         grad_f, grad_w, grad_b = ctx.grads
         if grad_w is None:  # empty target: no chunk ran
-            return None, None, None, None, None, None
-        return grad_f * grad_loss, grad_w * grad_loss, None if grad_b is None else grad_b * grad_loss, None, None, None
+            return None, None, None, None, None, None, None
+        return (grad_f * grad_loss, grad_w * grad_loss, None if grad_b is None else grad_b * grad_loss,
+                None, None, None, None)
 
 
 def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
@@ -116,7 +118,10 @@ def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor
     keep = tgt != PAD
     if not bool(keep.all()):
         feats, tgt = feats[keep], tgt[keep]  # padding never reaches the output layer
-    total, nll = LinearCrossEntropy.apply(feats, output.weight, output.bias, tgt, float(label_smoothing), chunk_rows)
+    want_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                                for t in (feats, output.weight, output.bias))
+    total, nll = LinearCrossEntropy.apply(feats, output.weight, output.bias, tgt, float(label_smoothing), chunk_rows,
+                                          want_grad)  # validation (no_grad): the loss alone
     n = max(int(tgt.numel()), 1)
     return total / n, nll / n
 

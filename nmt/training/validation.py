@@ -11,19 +11,18 @@ import time
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import load_model
 from ..config import Precision
 from ..data.batching import make_batches
 from ..data.dataset import EncodedCorpus, read_split
 from ..data.factors import read_factor_texts
-from ..data.spm import PAD
 from ..eval.bleu import score as sacre_score
 from ..precision import autocast, resolve_precision
 from ..search import end_of_run_options
 from ..translator import Translator
 from .logs import draw_plots
+from .loss import loss_and_nll
 from .run import Run
 from .saving import save_checkpoint
 
@@ -38,9 +37,9 @@ def valid_loss(model, data: EncodedCorpus, device, max_tokens: int, precision: P
     for idx in make_batches(data.src_lens, data.tgt_lens, max_tokens, shuffle=False):
         b = data.batch(idx).to(device)
         with autocast(device, precision):
-            logits, _ = model(b.src, b.src_lens, b.tgt_in)
-        total += float(F.cross_entropy(logits.float().flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD,
-                                       reduction="sum"))
+            feats, _ = model.features(b.src, b.src_lens, b.tgt_in)
+            _, nll = loss_and_nll(feats, model.decoder.output, b.tgt_out)  # the training loss's own nll
+        total += float(nll) * b.num_tgt_tokens
         tokens += b.num_tgt_tokens
     return total / max(tokens, 1)
 

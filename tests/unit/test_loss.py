@@ -126,3 +126,37 @@ def test_the_loss_keeps_no_logits_for_backward():
     kept = [t for t in loss.grad_fn.next_functions[0][0].grads if t is not None]  # the division's input
     assert sorted(tuple(t.shape) for t in kept) == [(80, 8), (300,), (300, 8)]
     assert not any(300 in t.shape and 80 in t.shape for t in kept)
+
+
+def test_without_grad_mode_the_loss_computes_no_gradients(monkeypatch):
+    """Validation's loss (under no_grad) is the loss alone: the gradient's in-place steps never run,
+    though the parameters require gradients."""
+    torch.manual_seed(0)
+    out = torch.nn.Linear(6, 20)
+    feats = torch.randn(2, 5, 6)
+    target = torch.randint(4, 20, (2, 5))
+    with_grad = loss_and_nll(feats, out, target, 0.1)[0]
+    monkeypatch.setattr(torch.Tensor, "scatter_add_", lambda *a, **k: pytest.fail("a gradient was computed"))
+    with torch.no_grad():
+        loss, nll = loss_and_nll(feats, out, target, 0.1)
+    torch.testing.assert_close(loss, with_grad.detach())
+
+
+def test_the_validation_loss_is_the_per_token_cross_entropy_of_the_model():
+    """``valid_loss`` reads the training loss's own nll (chunked, no smoothing): the per-token
+    cross-entropy of the gold targets over a whole corpus of several batches."""
+    from nmt.data.batching import TokenArrays
+    from nmt.data.dataset import EncodedCorpus
+    from nmt.training.validation import valid_loss
+    torch.manual_seed(0)
+    model = tiny_model()
+    src = [[5, 6, 7], [8, 9], [10, 11, 12, 13], [6, 6]]
+    tgt = [[10, 11], [12], [13, 14, 15], [9, 8, 7]]
+    data = EncodedCorpus(TokenArrays.from_lists(src), TokenArrays.from_lists(tgt))
+    got = valid_loss(model, data, torch.device("cpu"), max_tokens=6, precision="fp32")
+    b = collate(src, tgt, list(range(len(src))))
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(b.src, b.src_lens, b.tgt_in)
+    ref = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD)
+    assert abs(got - ref.item()) < 1e-5
