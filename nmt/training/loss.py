@@ -73,7 +73,7 @@ class LinearCrossEntropy(torch.autograd.Function):
                 token_nll = lse - logits.gather(1, tc[:, None]).squeeze(1)  # (chunk,)
                 nll += token_nll.sum()
                 loss += token_nll.sum() if e == 0 else ((1 - e) * token_nll + e * (lse - mean_logit[rows])).sum()
-                if not want_grad:
+                if grad_f is None:  # no gradient wanted
                     continue
                 grad = logits.sub_(lse[:, None]).exp_()  # (chunk, vocab): the softmax, in place
                 if e:
