@@ -59,8 +59,8 @@ def test_batch_size_does_not_change_output(trained, toy_dir):
     one = run(*args, "--batch-size", "1").stdout.splitlines()
     many = run(*args, "--batch-size", "64").stdout.splitlines()
     assert [l.split("\t")[::2] for l in one] == [l.split("\t")[::2] for l in many]
-    for a, b in zip(one, many):
-        assert abs(float(a.split("\t")[1]) - float(b.split("\t")[1])) < 1e-4
+    for a, b in zip(one, many):  # printed with 4 decimals: within one unit of the last digit
+        assert abs(float(a.split("\t")[1]) - float(b.split("\t")[1])) < 1.5e-4
 
 
 def test_line_count_preserved_with_blank_lines_and_truncation(trained, toy_dir):
