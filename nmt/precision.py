@@ -28,12 +28,12 @@ def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     return Precision.bf16 if native else Precision.fp32
 
 
-_AUTOCAST = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
+AUTOCAST_DTYPES = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}  # what each autocasts to
 
 
 def autocast(device: torch.device, precision: Precision):
     """A context manager: bf16 or fp16 autocast, or nothing for fp32."""
-    dtype = _AUTOCAST.get(resolve_precision(precision, device))
+    dtype = AUTOCAST_DTYPES.get(resolve_precision(precision, device))
     return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 

@@ -41,7 +41,7 @@ from nmt.config import Precision, register_configs  # noqa: E402
 from nmt.data.corpus import iter_lines, resolve  # noqa: E402
 from nmt.eval.bleu import score  # noqa: E402
 from nmt.models.seq2seq import count_parameters  # noqa: E402
-from nmt.precision import resolve_precision  # noqa: E402
+from nmt.precision import AUTOCAST_DTYPES, resolve_precision  # noqa: E402
 from nmt.search import SearchOptions  # noqa: E402
 from nmt.training.build import build_run  # noqa: E402
 from nmt.training.distributed import Dist  # noqa: E402
@@ -67,7 +67,7 @@ class Peaks:
     the limit of a run is its matmul FLOPs at the rate of the precision it runs at (``auto`` resolved
     on this machine: bf16 only where the CPU computes it natively, ``nmt.precision``)."""
 
-    DTYPES = {Precision.fp32: torch.float32, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
+    DTYPES = {Precision.fp32: torch.float32, **AUTOCAST_DTYPES}
 
     def __init__(self):
         self.rates: dict = {}
