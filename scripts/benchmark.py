@@ -75,9 +75,8 @@ class Peaks:
     def __call__(self, precision) -> float:
         """GFLOP/s of ``precision`` (a ``Precision`` or its name; ``auto`` as this machine resolves it)."""
         p = self.resolved(precision)
-        if p not in self.rates:  # an emulated precision (hundreds of times slower) on a smaller product
-            fast = p is Precision.fp32 or p is self.resolved(Precision.auto)
-            self.rates[p] = peak_gemm_gflops(2048 if fast else 512, 5 if fast else 2, dtype=self.DTYPES[p])
+        if p not in self.rates:
+            self.rates[p] = self._measure(p)
         return self.rates[p]
 
     @staticmethod
@@ -89,10 +88,12 @@ class Peaks:
         GEMM rate moves by tens of percent within minutes, and a limit taken at a slow moment would
         put the work it bounds above it."""
         p = self.resolved(precision)
-        rate = self(p)
-        del self.rates[p]
-        self.rates[p] = max(rate, self(p))
+        self.rates[p] = max(self(p), self._measure(p))
         return self.rates[p]
+
+    def _measure(self, p: Precision) -> float:
+        fast = p is Precision.fp32 or p is self.resolved(Precision.auto)  # emulated: a smaller product
+        return peak_gemm_gflops(2048 if fast else 512, 5 if fast else 2, dtype=self.DTYPES[p])
 
     def record(self) -> dict:
         """The fields every record carries: the fp32 peak (``peak_gemm_gflops``), the bf16 one and
@@ -370,10 +371,15 @@ def memory_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
 
 def weight_bytes(model) -> tuple:
     """(bytes the encoder reads once per sentence, bytes every decoding step reads): every weight but
-    the embedding tables, of which a step reads a few rows."""
-    def size(module, skip):
-        return sum(p.numel() * p.element_size() for n, p in module.named_parameters() if not n.startswith(skip))
-    return size(model.encoder, ("embed", "factor_embeds")) + size(model.bridge, ()), size(model.decoder, ("embed.",))
+    the embedding tables, of which a step reads a few rows (a target embedding tied to the output
+    layer is read whole, as the output layer)."""
+    def size(modules, tables) -> int:
+        weights = {id(p): p for m in modules for p in m.parameters()}  # a shared tensor once
+        return sum(p.numel() * p.element_size() for k, p in weights.items() if k not in tables)
+    enc = model.encoder
+    source_tables = {id(e.weight) for e in [enc.embed, *enc.factor_embeds]}
+    target_table = {id(model.decoder.embed.weight)} - {id(model.decoder.output.weight)}
+    return size([enc, model.bridge], source_tables), size([model.decoder], target_table)
 
 
 def latency(ckpt: str, src_path: str, peak: float, words: int = 15, sentences: int = 40, extra=None,

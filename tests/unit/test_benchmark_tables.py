@@ -179,3 +179,16 @@ def test_the_speed_table_names_both_peaks_and_each_rows_precision(tmp_path):
     assert "bandwidth bound 24.0 ms (17 steps at 20 GB/s): 5.0x it | 120.0 ms |" in table
     roofs = bm.roofline_table(str(path))  # the latest update of each experiment
     assert "a training update (bench_reference" in roofs and "a training update (multi30k_de_en" in roofs
+
+
+def test_the_bandwidth_bound_counts_a_tied_output_layer_and_skips_the_embedding_tables():
+    from .helpers import tiny_model
+    bm = _benchmark()
+    for tied in (False, True):
+        model = tiny_model(tie=tied)
+        d = model.decoder
+        encoder, step = bm.weight_bytes(model)
+        per_step = sum(p.numel() * 4 for n, p in d.named_parameters() if not n.startswith("embed."))
+        assert step == per_step + (d.output.weight.numel() * 4 if tied else 0)  # tied: named embed.weight
+        assert encoder == 4 * (sum(p.numel() for n, p in model.encoder.named_parameters() if "embed" not in n)
+                               + sum(p.numel() for p in model.bridge.parameters()))
