@@ -158,7 +158,7 @@ def _check_optim(p: _Problems, cfg: Config) -> None:
 def _check_train(p: _Problems, cfg: Config) -> None:
     t = cfg.train
     for key in ("max_steps", "max_epochs", "max_sentences", "patience", "keep_last", "threads",
-                "grad_flow_every"):
+                "grad_flow_every", "softmax_samples"):
         p.check(getattr(t, key) >= 0, f"train.{key}", ">= 0")
     for key in ("accum_steps", "valid_every", "valid_beam", "valid_batch_size", "test_beam", "log_every",
                 "max_nonfinite", "max_blowups"):

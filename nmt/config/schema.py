@@ -160,6 +160,8 @@ class TrainConfig:
     clip_grad_norm: float = opt(1.0, "clip the global gradient norm to this (0: off)")
     clip_grad_value: float = opt(0.0, "clip each gradient value to +-this (0: off)")
     label_smoothing: float = opt(0.0, "label smoothing [0, 1)")
+    softmax_samples: int = opt(0, "train the output layer on a sampled softmax: each batch's target pieces and this "
+                                  "many others drawn uniformly (0: the full vocabulary; validation is always full)")
     guided_alignment_weight: float = opt(0.0, "weight of the cross-entropy between attention and data.alignments "
                                               "added to the loss (0: off; e.g. 0.1)")
     guided_alignment_decay_steps: int = opt(0, "the guided alignment weight falls linearly to 0 at this update "

@@ -276,7 +276,7 @@ def build_run(cfg: Config, run_dir: str, device, dist: Dist, ckpt: Optional[dict
                  state.step, state.epoch + 1)
     log.info("model: %s parameters", f"{count_parameters(model):,}")
     from .loss import Objective
-    objective = Objective(model, cfg.train.label_smoothing)
+    objective = Objective(model, cfg.train.label_smoothing, cfg.train.softmax_samples)
     t = cfg.train
     ema = None
     if t.ema_decay:

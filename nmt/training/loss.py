@@ -15,6 +15,7 @@ glibc keeps freed blocks for reuse (docs/benchmarks.md).
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -51,16 +52,20 @@ class LinearCrossEntropy(torch.autograd.Function):
     forward) computes the loss alone."""
 
     @staticmethod
-    def forward(ctx, feats, weight, bias, target, smoothing: float, chunk_rows: int, want_grad: bool = True):
+    def forward(ctx, feats, weight, bias, target, smoothing: float, chunk_rows: int, want_grad: bool = True,
+                cand: Optional[torch.Tensor] = None, shift: Optional[torch.Tensor] = None):
         e, vocab = smoothing, weight.size(0)
         dtype = _compute_dtype(feats)
         acc = torch.promote_types(dtype, torch.float32)  # the softmax and the sums: fp32 at least
         with torch.autocast(feats.device.type, enabled=False):  # the dtypes are chosen here
             f, w = feats.to(dtype), weight.to(dtype)
             b = None if bias is None else bias.to(dtype)
-            mean_logit = feats.to(acc) @ weight.to(acc).mean(0)  # (rows,)
+            mean_w = weight.to(acc).mean(0)  # (size,): the vocabulary mean of the logits is feats . mean_w
+            mean_logit = feats.to(acc) @ mean_w  # (rows,)
             if bias is not None:
                 mean_logit += bias.to(acc).mean()
+            if cand is not None:  # the softmax runs over these columns only: (cands, size), (cands,)
+                w, b = w.index_select(0, cand), None if b is None else b.index_select(0, cand)
             loss = feats.new_zeros((), dtype=acc)
             nll = feats.new_zeros((), dtype=acc)
             grad_f = torch.empty(f.shape, dtype=acc, device=f.device) if want_grad else None
@@ -68,27 +73,37 @@ class LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, f.size(0), chunk_rows):
                 rows = slice(start, start + chunk_rows)
                 fc, tc = f[rows], target[rows]
-                logits = (fc.mm(w.t()) if b is None else torch.addmm(b, fc, w.t())).to(acc)  # (chunk, vocab)
+                logits = (fc.mm(w.t()) if b is None else torch.addmm(b, fc, w.t())).to(acc)  # (chunk, columns)
+                if shift is not None:
+                    logits += shift  # a sampled column stands for (rest / samples) columns
                 lse = torch.logsumexp(logits, 1)  # (chunk,)
                 token_nll = lse - logits.gather(1, tc[:, None]).squeeze(1)  # (chunk,)
                 nll += token_nll.sum()
                 loss += token_nll.sum() if e == 0 else ((1 - e) * token_nll + e * (lse - mean_logit[rows])).sum()
                 if grad_f is None:  # no gradient wanted
                     continue
-                grad = logits.sub_(lse[:, None]).exp_()  # (chunk, vocab): the softmax, in place
-                if e:
-                    grad.sub_(e / vocab)
+                grad = logits.sub_(lse[:, None]).exp_()  # (chunk, columns): the softmax, in place
+                if e and cand is None:
+                    grad.sub_(e / vocab)  # the smoothing's mean over the vocabulary (sampled: added below)
                 grad.scatter_add_(1, tc[:, None], grad.new_full((tc.numel(), 1), -(1 - e)))
                 g = grad.to(dtype)
                 grad_f[rows] = g.mm(w)  # (chunk, size)
                 if grad_w is None:
-                    grad_w = g.t().mm(fc).to(acc)  # (vocab, size)
+                    grad_w = g.t().mm(fc).to(acc)  # (columns, size)
                 elif dtype == acc:
-                    grad_w.addmm_(g.t(), fc)  # in place: no (vocab, size) temporary per chunk
+                    grad_w.addmm_(g.t(), fc)  # in place: no (columns, size) temporary per chunk
                 else:
                     grad_w.add_(g.t().mm(fc))
                 if b is not None:
                     grad_b = grad.sum(0) if grad_b is None else grad_b.add_(grad.sum(0))
+            if cand is not None and grad_w is not None:  # back to the whole vocabulary
+                grad_w = grad_w.new_zeros((vocab, w.size(1))).index_add_(0, cand, grad_w)  # (vocab, size)
+                grad_b = None if grad_b is None else grad_b.new_zeros(vocab).index_add_(0, cand, grad_b)
+                if e:  # d(-e * mean logit) / d(logit) = -e / vocab for every column of every row
+                    grad_f -= e * mean_w
+                    grad_w -= (e / vocab) * f.to(acc).sum(0)
+                    if grad_b is not None:
+                        grad_b -= e * f.size(0) / vocab
         ctx.grads = (grad_f, grad_w, grad_b)
         ctx.mark_non_differentiable(nll)
         return loss, nll
@@ -97,22 +112,48 @@ class LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor, _grad_nll):
         grad_f, grad_w, grad_b = ctx.grads
         if grad_w is None:  # empty target: no chunk ran
-            return None, None, None, None, None, None, None
+            return None, None, None, None, None, None, None, None, None
         return (grad_f * grad_loss, grad_w * grad_loss, None if grad_b is None else grad_b * grad_loss,
-                None, None, None, None)
+                None, None, None, None, None, None)
+
+
+def sample_columns(target: torch.Tensor, vocab: int, samples: int):
+    """The output columns a sampled softmax computes: every piece ``target`` holds, and ``samples``
+    others drawn uniformly without replacement (from the global generator: resume replays them).
+    Returns (cand (n,), shift (n,), target as positions in cand): ``shift`` is 0 for a target's
+    own columns and log(others / samples) for a sampled one, so its exp stands for the columns it
+    was drawn from and the log-normalizer over cand estimates the full vocabulary's (Jean et al.
+    2015's target set, with the usual log-proposal correction for the sampled part). None where
+    the sample would cover the whole vocabulary."""
+    pos = target.unique()  # (p,) sorted
+    present = torch.zeros(vocab, dtype=torch.bool, device=target.device)
+    present[pos] = True
+    rest = (~present).nonzero().squeeze(1)  # (vocab - p,)
+    if samples >= rest.numel():
+        return None
+    pick = rest[torch.randperm(rest.numel(), device=target.device)[:samples]]  # (samples,)
+    cand = torch.cat([pos, pick])
+    shift = torch.cat([torch.zeros(pos.numel()), torch.full((samples,), math.log(rest.numel() / samples))])
+    where = torch.empty(vocab, dtype=torch.long, device=target.device)
+    where[pos] = torch.arange(pos.numel(), device=target.device)
+    return cand, shift.to(target.device), where[target]
 
 
 def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
-                 label_smoothing: float = 0.0, chunk_rows: int = 0):
+                 label_smoothing: float = 0.0, chunk_rows: int = 0, softmax_samples: int = 0):
     """(loss, nll): the mean over non-PAD targets of CE(output(features), target) with label
     smoothing, and the plain cross-entropy (no smoothing, no gradient), the number that compares
     with the validation loss.
 
     features: (batch, tgt_len, size); target: (batch, tgt_len) with PAD at padding. ``chunk_rows``:
     rows per chunk, 0 for as many as keep the fp32 logits under ``HEAP_BLOCK_MAX``.
+    ``softmax_samples`` > 0 (training only: where a gradient is wanted): the softmax runs over the
+    batch's target pieces and that many others sampled uniformly (``sample_columns``), and both
+    numbers are that estimate; the smoothing's vocabulary mean stays exact.
     """
+    vocab = output.out_features
     if chunk_rows <= 0:
-        chunk_rows = max(1, (HEAP_BLOCK_MAX - 4096) // (4 * output.out_features))
+        chunk_rows = max(1, (HEAP_BLOCK_MAX - 4096) // (4 * vocab))
     feats = features.flatten(0, 1)  # (batch*tgt_len, size)
     tgt = target.flatten()  # (batch*tgt_len,)
     keep = tgt != PAD
@@ -120,8 +161,13 @@ def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor
         feats, tgt = feats[keep], tgt[keep]  # padding never reaches the output layer
     want_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                                 for t in (feats, output.weight, output.bias))
+    cand = shift = None
+    if softmax_samples > 0 and want_grad and tgt.numel():
+        sampled = sample_columns(tgt, vocab, softmax_samples)
+        if sampled is not None:
+            cand, shift, tgt = sampled
     total, nll = LinearCrossEntropy.apply(feats, output.weight, output.bias, tgt, float(label_smoothing), chunk_rows,
-                                          want_grad)  # validation (no_grad): the loss alone
+                                          want_grad, cand, shift)  # validation (no_grad): the loss alone
     n = max(int(tgt.numel()), 1)
     return total / n, nll / n
 
@@ -140,9 +186,9 @@ def guided_alignment_loss(weights: torch.Tensor, align: torch.Tensor) -> torch.T
 class Objective(nn.Module):
     """Wraps the model so that DistributedDataParallel sees the whole loss computation as forward."""
 
-    def __init__(self, model: Seq2Seq, label_smoothing: float = 0.0):
+    def __init__(self, model: Seq2Seq, label_smoothing: float = 0.0, softmax_samples: int = 0):
         super().__init__()
-        self.model, self.label_smoothing = model, label_smoothing
+        self.model, self.label_smoothing, self.softmax_samples = model, label_smoothing, softmax_samples
 
     def forward(self, src, src_lens, tgt_in, tgt_out, tf_ratio: float = 1.0, feed: Feed = Feed.argmax,
                 align: Optional[torch.Tensor] = None, align_weight: float = 0.0):
@@ -151,7 +197,8 @@ class Objective(nn.Module):
         ``align_weight`` > 0, the loss adds ``align_weight`` times ``guided_alignment_loss``; the
         third value is that cross-entropy (0 without it)."""
         feats, weights = self.model.features(src, src_lens, tgt_in, tf_ratio=tf_ratio, feed=feed)
-        loss, nll = loss_and_nll(feats, self.model.decoder.output, tgt_out, self.label_smoothing)
+        loss, nll = loss_and_nll(feats, self.model.decoder.output, tgt_out, self.label_smoothing,
+                                 softmax_samples=self.softmax_samples)
         if align is None or align_weight <= 0 or weights is None:
             return loss, nll, loss.new_zeros(())
         guided = guided_alignment_loss(weights, align)

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -160,3 +162,86 @@ def test_the_validation_loss_is_the_per_token_cross_entropy_of_the_model():
         logits, _ = model(b.src, b.src_lens, b.tgt_in)
     ref = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD)
     assert abs(got - ref.item()) < 1e-5
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_sampled_softmax_is_its_formula_and_its_gradient(smoothing, bias):
+    """Over the sampled columns (each shifted by its log-proposal correction) the loss is (1 - e)
+    nll + e (log-normalizer - the *whole* vocabulary's mean logit), and the written-out gradients
+    (scattered back to the whole vocabulary, the smoothing's mean included) are that formula's
+    gradient: against autograd on it and against finite differences, over several chunks."""
+    from nmt.training.loss import LinearCrossEntropy, sample_columns
+    torch.manual_seed(2)
+    vocab, e = 30, smoothing
+    feats = torch.randn(9, 5, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(vocab, 5, dtype=torch.double, requires_grad=True)
+    b = torch.randn(vocab, dtype=torch.double, requires_grad=True) if bias else None
+    target = torch.randint(4, 12, (9,))
+    cand, shift, at = sample_columns(target, vocab, 6)
+    shift = shift.double()
+    params = (feats, weight) if b is None else (feats, weight, b)
+
+    def loss_of(f, w, bb=None):
+        return LinearCrossEntropy.apply(f, w, bb, at, e, 4, True, cand, shift)[0]
+
+    logits = feats @ weight[cand].t() + (0 if b is None else b[cand]) + shift  # (rows, columns)
+    lse = logits.logsumexp(1)
+    nll = lse - logits.gather(1, at[:, None]).squeeze(1)
+    mean_logit = (feats @ weight.t() + (0 if b is None else b)).mean(1)  # over the whole vocabulary
+    ref = ((1 - e) * nll + e * (lse - mean_logit)).sum()
+    torch.testing.assert_close(loss_of(*params), ref)
+    for got, want in zip(torch.autograd.grad(loss_of(*params), params), torch.autograd.grad(ref, params)):
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(loss_of, params)
+
+
+def test_sampled_columns_hold_every_target_and_distinct_draws():
+    from nmt.training.loss import sample_columns
+    torch.manual_seed(3)
+    target = torch.tensor([5, 9, 5, 17, 9, 40])
+    cand, shift, at = sample_columns(target, 50, 10)
+    assert torch.equal(cand[at], target)  # each target reads its own column
+    assert cand.unique().numel() == cand.numel() == 4 + 10
+    assert torch.equal(cand[:4], torch.tensor([5, 9, 17, 40])) and torch.all(shift[:4] == 0)
+    assert torch.allclose(shift[4:], torch.full((10,), math.log(46 / 10)))  # 46 others, 10 drawn
+    assert sample_columns(target, 50, 46) is None  # the draw would be the whole vocabulary
+
+
+def test_the_sampled_normalizer_estimates_the_full_one_without_bias():
+    """exp of the log-normalizer over the target's columns and a uniform draw (shifted by
+    log(others / samples)) is an unbiased estimate of the full softmax's normalizer."""
+    from nmt.training.loss import LinearCrossEntropy, sample_columns
+    torch.manual_seed(4)
+    vocab = 200
+    feats, weight = torch.randn(1, 8, dtype=torch.double), torch.randn(vocab, 8, dtype=torch.double) * 0.5
+    target = torch.tensor([7])
+    full = (feats @ weight.t()).logsumexp(1).exp().item()
+    draws = []
+    for _ in range(3000):
+        cand, shift, at = sample_columns(target, vocab, 20)
+        nll = LinearCrossEntropy.apply(feats, weight, None, at, 0.0, 8, False, cand, shift.double())[1]
+        draws.append((nll + feats @ weight[7]).exp().item())  # the estimated normalizer
+    draws = torch.tensor(draws)
+    assert abs(draws.mean().item() - full) < 4 * draws.std().item() / len(draws) ** 0.5
+    assert draws.std().item() > 0  # the draws differ: it is an estimate
+
+
+def test_sampled_softmax_trains_only_and_covering_the_vocabulary_is_the_full_one():
+    torch.manual_seed(5)
+    out = torch.nn.Linear(6, 11)
+    feats = torch.randn(3, 5, 6, requires_grad=True)
+    target = torch.randint(4, 11, (3, 5))
+    target[2, 2:] = PAD
+    full = loss_and_nll(feats, out, target, 0.1)
+    full[0].backward()
+    g_full = feats.grad.clone()
+    feats.grad = None
+    covering = loss_and_nll(feats, out, target, 0.1, softmax_samples=11)  # every other column drawn
+    covering[0].backward()
+    torch.testing.assert_close(covering[0], full[0])
+    torch.testing.assert_close(feats.grad, g_full)
+    with torch.no_grad():  # validation: the full softmax whatever the setting
+        torch.testing.assert_close(loss_and_nll(feats, out, target, 0.1, softmax_samples=2)[0], full[0])
+    sampled = loss_and_nll(feats, out, target, 0.1, softmax_samples=2)[0]
+    assert not torch.allclose(sampled, full[0])  # two of the other columns: an estimate
