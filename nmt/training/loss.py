@@ -12,6 +12,9 @@ A/B, docs/benchmarks.md). Chunks stay under glibc malloc's largest mmap threshol
 as new pages that the kernel zero-fills on first touch, every update (an exp over 1,150 x 8,000
 floats took 18.5 ms into a new tensor and 5.3 ms into a reused one on 2 AVX2 cores); under it,
 glibc keeps freed blocks for reuse (docs/benchmarks.md).
+
+Training may run the softmax over a sample of the columns instead of the whole vocabulary
+(``sample_columns``, ``train.softmax_samples``): each batch's target pieces and N others.
 """
 from __future__ import annotations
 
@@ -49,7 +52,10 @@ class LinearCrossEntropy(torch.autograd.Function):
     feature gradient and its share of the weight gradient; backward scales them by the upstream
     gradient (a scalar: the outputs are sums), into new tensors, so the graph may be walked again.
     ``want_grad`` False (the caller's grad mode is off: ``needs_input_grad`` cannot tell inside
-    forward) computes the loss alone."""
+    forward) computes the loss alone. With ``cand`` (columns,) and ``shift`` (columns,) from
+    ``sample_columns`` (``target`` then indexes ``cand``), the softmax runs over those columns only,
+    each logit plus its shift; the smoothing's vocabulary mean stays the whole vocabulary's, and the
+    weight and bias gradients come back whole-vocabulary sized."""
 
     @staticmethod
     def forward(ctx, feats, weight, bias, target, smoothing: float, chunk_rows: int, want_grad: bool = True,

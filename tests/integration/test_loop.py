@@ -20,7 +20,7 @@ def cfg_for(toy_dir, *extra):
 
 
 RANDOMNESS = ["encoder.dropout=0.2", "decoder.dropout=0.2", "teacher_forcing=linear",
-              "teacher_forcing.decay_steps=20", "teacher_forcing.feed=sample"]
+              "teacher_forcing.decay_steps=20", "teacher_forcing.feed=sample", "train.softmax_samples=64"]
 
 
 def params(run_dir, name="last.pt"):
@@ -29,8 +29,8 @@ def params(run_dir, name="last.pt"):
 
 def test_resume_continues_exactly(toy_dir, tmp_path):
     """A run cut mid-epoch, off the validation grid, and resumed across an epoch's end equals the
-    uninterrupted one: raw and averaged (EMA) weights, with dropout, scheduled sampling drawn from the
-    RNG and a teacher-forcing schedule; the log continues without gaps or repeats."""
+    uninterrupted one: raw and averaged (EMA) weights, with dropout, scheduled sampling and a sampled
+    softmax drawn from the RNG and a teacher-forcing schedule; the log continues without gaps or repeats."""
     whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
     ema = "train.ema_decay=0.99"
     summary = fit(cfg_for(toy_dir, "train.max_steps=24", ema, *RANDOMNESS), whole)
