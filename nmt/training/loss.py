@@ -131,18 +131,16 @@ def sample_columns(target: torch.Tensor, vocab: int, samples: int):
     was drawn from and the log-normalizer over cand estimates the full vocabulary's (Jean et al.
     2015's target set, with the usual log-proposal correction for the sampled part). None where
     the sample would cover the whole vocabulary."""
-    pos = target.unique()  # (p,) sorted
+    pos, at = target.unique(return_inverse=True)  # (p,) sorted; target's positions in it
     present = torch.zeros(vocab, dtype=torch.bool, device=target.device)
     present[pos] = True
     rest = (~present).nonzero().squeeze(1)  # (vocab - p,)
     if samples >= rest.numel():
         return None
     pick = rest[torch.randperm(rest.numel(), device=target.device)[:samples]]  # (samples,)
-    cand = torch.cat([pos, pick])
-    shift = torch.cat([torch.zeros(pos.numel()), torch.full((samples,), math.log(rest.numel() / samples))])
-    where = torch.empty(vocab, dtype=torch.long, device=target.device)
-    where[pos] = torch.arange(pos.numel(), device=target.device)
-    return cand, shift.to(target.device), where[target]
+    shift = torch.zeros(pos.numel() + samples, device=target.device)
+    shift[pos.numel():] = math.log(rest.numel() / samples)
+    return torch.cat([pos, pick]), shift, at
 
 
 def loss_and_nll(features: torch.Tensor, output: nn.Linear, target: torch.Tensor,
